@@ -1,0 +1,240 @@
+//! One `SdkConfig` built from the global flags, clients made from it, region
+//! discovery, and SDK errors turned into `code: message`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::hinted;
+
+pub mod regions;
+
+/// The AWS-facing part of the global flags, after parsing.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    /// As typed: region names, or `all`. Empty means "the configured region".
+    pub regions: Vec<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// Loads the shared SDK configuration the way the AWS CLI does: the standard
+/// credential chain (env, profile, SSO, IMDS, assume-role), `AWS_*` variables,
+/// then the flags on top.
+pub async fn load_config(opts: &AwsOptions) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        // Adaptive retry backs off on throttling across every call of a client,
+        // which is what a fan-out over thousands of keys needs. AWS_MAX_ATTEMPTS
+        // still sets the attempts, as it does for the CLI.
+        .retry_config(RetryConfig::adaptive().with_max_attempts(max_attempts()))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        );
+    if let Some(profile) = &opts.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    // A concrete region given on the command line also seeds the default
+    // region, so single-region runs work without a profile.
+    if let Some(first) = opts.regions.iter().find(|r| r.as_str() != "all") {
+        loader = loader.region(Region::new(first.clone()));
+    }
+    loader.load().await
+}
+
+fn max_attempts() -> u32 {
+    std::env::var("AWS_MAX_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(5)
+}
+
+/// The configured default region, or an error telling the user how to set one.
+pub fn default_region(config: &SdkConfig) -> Result<String> {
+    config.region().map(|r| r.to_string()).ok_or_else(|| {
+        hinted(
+            "no AWS region is configured",
+            "pass --region REGION (repeatable, or `all`), or set AWS_REGION or a region in your profile",
+        )
+    })
+}
+
+/// A per-region copy of the shared configuration.
+pub fn for_region(config: &SdkConfig, region: &str) -> SdkConfig {
+    config
+        .to_builder()
+        .region(Region::new(region.to_string()))
+        .build()
+}
+
+pub fn kms(config: &SdkConfig, region: &str) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&for_region(config, region))
+}
+
+pub fn cloudtrail(config: &SdkConfig, region: &str) -> aws_sdk_cloudtrail::Client {
+    aws_sdk_cloudtrail::Client::new(&for_region(config, region))
+}
+
+pub fn sts(config: &SdkConfig) -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::new(config)
+}
+
+/// S3 client. With a custom endpoint (an emulator, a VPC endpoint, MinIO) use
+/// path-style addressing, since such endpoints rarely serve bucket subdomains.
+pub fn s3(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
+    let regional = for_region(config, region);
+    let mut builder = aws_sdk_s3::config::Builder::from(&regional);
+    if regional.endpoint_url().is_some() {
+        builder = builder.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// An AWS failure reduced to what a user and a coverage file need.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorInfo {
+    /// The service's error code (`AccessDeniedException`), or the SDK's class
+    /// of failure (`DispatchFailure`, `TimeoutError`, `ResponseError`).
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ErrorInfo {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorInfo {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn from_sdk<E, R>(err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match err {
+            SdkError::ServiceError(e) => {
+                let inner = e.err();
+                ErrorInfo::new(
+                    inner.code().unwrap_or("UnknownError"),
+                    inner.message().unwrap_or("the service gave no message"),
+                )
+            }
+            SdkError::TimeoutError(_) => ErrorInfo::new("TimeoutError", "the request timed out"),
+            SdkError::DispatchFailure(e) => {
+                ErrorInfo::new("DispatchFailure", source_chain(err, &format!("{e:?}")))
+            }
+            SdkError::ResponseError(_) => {
+                ErrorInfo::new("ResponseError", source_chain(err, "unreadable response"))
+            }
+            SdkError::ConstructionFailure(_) => {
+                ErrorInfo::new("ConstructionFailure", source_chain(err, "bad request"))
+            }
+            _ => ErrorInfo::new("UnknownError", source_chain(err, "unknown failure")),
+        }
+    }
+
+    /// Access denials come back under several codes depending on the layer
+    /// (IAM, SCP, key policy) and the service.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
+        )
+    }
+
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+        )
+    }
+}
+
+/// The innermost useful message of an error chain, for failures that have no
+/// service code. Credentials never appear in these messages.
+fn source_chain(err: &dyn std::error::Error, fallback: &str) -> String {
+    let mut deepest = None;
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        deepest = Some(e.to_string());
+        cur = e.source();
+    }
+    deepest.unwrap_or_else(|| fallback.to_string())
+}
+
+/// Who the credentials belong to (STS GetCallerIdentity).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
+pub async fn caller_identity(config: &SdkConfig) -> Result<CallerIdentity> {
+    let out = sts(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(ErrorInfo::from_sdk(&e).to_string()))
+        .context("STS GetCallerIdentity failed")
+        .map_err(|e| {
+            e.context(crate::error::Hinted {
+                message: "could not identify the caller".into(),
+                hint: "check your credentials: `aws sts get-caller-identity` should work with the same profile and region".into(),
+            })
+        })?;
+    Ok(CallerIdentity {
+        account: out.account().unwrap_or_default().to_string(),
+        arn: out.arn().unwrap_or_default().to_string(),
+        user_id: out.user_id().unwrap_or_default().to_string(),
+    })
+}
+
+/// The account id inside an ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|s| !s.is_empty())
+}
+
+/// The region inside an ARN.
+pub fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|s| !s.is_empty())
+}
+
+/// The partition inside an ARN (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn arn_partition(arn: &str) -> Option<&str> {
+    arn.split(':').nth(1).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arn_parts() {
+        let arn = "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/1234abcd";
+        assert_eq!(arn_partition(arn), Some("aws-us-gov"));
+        assert_eq!(arn_region(arn), Some("us-gov-west-1"));
+        assert_eq!(arn_account(arn), Some("111122223333"));
+        assert_eq!(arn_account("garbage"), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! Command-line surface: global flags and the subcommand list. Each
+//! subcommand's own flags live at the top of its file in `commands/`.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::aws::AwsOptions;
+use crate::commands;
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kmsrot",
+    version,
+    about = "Proves, and where a person approves, fixes AWS KMS key rotation",
+    long_about = "Proves, and where a person approves, fixes AWS KMS key rotation.\n\n\
+Data goes to stdout and files; progress, logs (RUST_LOG) and errors go to stderr.\n\
+Exit codes: 0 complete, 1 findings at or above --fail-on, 2 usage or fatal error, \
+3 partial coverage (stderr says what is missing).",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that work with every subcommand, named as in the AWS CLI.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Named profile from ~/.aws/config (otherwise AWS_PROFILE, then `default`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Region to read; repeat it, or give `all` for every region enabled in the
+    /// account. Defaults to the configured region (AWS_REGION or the profile).
+    #[arg(long = "region", global = true, value_name = "REGION")]
+    pub regions: Vec<String>,
+
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint).
+    /// AWS_ENDPOINT_URL works too.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// How rows printed to stdout are formatted.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+
+    /// Never draw progress bars, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+impl GlobalArgs {
+    pub fn aws(&self) -> AwsOptions {
+        AwsOptions {
+            profile: self.profile.clone(),
+            regions: self.regions.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every KMS key with its rotation status, history and eligibility.
+    Inventory(commands::inventory::Args),
+}

@@ -1,0 +1,28 @@
+//! One file per subcommand. Each opens with its usage text and `Args`, then
+//! one `run`. Only these files and `main.rs` see the command line.
+
+use std::io::IsTerminal;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::Outcome;
+
+pub mod inventory;
+
+/// What every command receives besides its own arguments.
+pub struct Ctx {
+    pub global: GlobalArgs,
+}
+
+impl Ctx {
+    /// Progress bars only when a person watches stderr.
+    pub fn progress(&self) -> bool {
+        !self.global.no_progress && std::io::stderr().is_terminal()
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let ctx = Ctx { global: cli.global };
+    match cli.command {
+        Command::Inventory(args) => inventory::run(&ctx, args).await,
+    }
+}

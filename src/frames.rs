@@ -1,0 +1,392 @@
+//! Every frame's name, columns and types, declared once.
+//!
+//! Other modules name columns through the constants in [`col`] and build frames
+//! through [`FrameBuilder`], so a schema change happens here and nowhere else.
+//! The on-disk forms (Parquet, CSV, JSON) are written by [`crate::output`] from
+//! these same declarations, which is what keeps the three files in agreement.
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use polars::prelude::{
+    DataFrame, DataType, IntoColumn, NamedFrom, PlSmallStr, Series, TimeUnit, TimeZone,
+};
+
+/// How a column is typed in the frame and rendered in CSV/JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+    /// UTC instant, millisecond precision; RFC 3339 in CSV and JSON.
+    Time,
+    /// List of strings in Parquet and JSON; joined with `;` in CSV.
+    StrList,
+    /// A JSON document kept as text in the frame; embedded as JSON in `.json`.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Schema {
+    /// File stem: `keys` → keys.parquet, keys.csv, keys.json.
+    pub name: &'static str,
+    pub columns: &'static [Column],
+}
+
+impl Schema {
+    pub fn names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|c| c.name).collect()
+    }
+
+    pub fn kind_of(&self, name: &str) -> Option<Kind> {
+        self.columns.iter().find(|c| c.name == name).map(|c| c.kind)
+    }
+
+    /// An empty frame with the right dtypes; rules are tested against these.
+    pub fn empty(&self) -> Result<DataFrame> {
+        FrameBuilder::new(*self).finish()
+    }
+}
+
+/// Column names. Grouped by frame where a name is frame-specific; shared names
+/// (account_id, region...) are declared once and reused.
+pub mod col {
+    pub const ACCOUNT_ID: &str = "account_id";
+    pub const REGION: &str = "region";
+    pub const KEY_ID: &str = "key_id";
+    pub const ARN: &str = "arn";
+    pub const ALIASES: &str = "aliases";
+    pub const DESCRIPTION: &str = "description";
+    pub const KEY_MANAGER: &str = "key_manager";
+    pub const KEY_SPEC: &str = "key_spec";
+    pub const KEY_USAGE: &str = "key_usage";
+    pub const ORIGIN: &str = "origin";
+    pub const KEY_STATE: &str = "key_state";
+    pub const CREATION_DATE: &str = "creation_date";
+    pub const DELETION_DATE: &str = "deletion_date";
+    pub const MULTI_REGION: &str = "multi_region";
+    pub const MULTI_REGION_ROLE: &str = "multi_region_role";
+    pub const PRIMARY_KEY_ARN: &str = "primary_key_arn";
+    pub const CUSTOM_KEY_STORE_ID: &str = "custom_key_store_id";
+    pub const TAGS: &str = "tags";
+    pub const ROTATION_ENABLED: &str = "rotation_enabled";
+    pub const ROTATION_PERIOD_DAYS: &str = "rotation_period_days";
+    pub const NEXT_ROTATION_DATE: &str = "next_rotation_date";
+    pub const ON_DEMAND_ROTATION_START_DATE: &str = "on_demand_rotation_start_date";
+    pub const LAST_ROTATION_DATE: &str = "last_rotation_date";
+    pub const ROTATION_COUNT: &str = "rotation_count";
+    pub const ELIGIBILITY: &str = "eligibility";
+    pub const ELIGIBILITY_REASON: &str = "eligibility_reason";
+    pub const STATUS_ERROR: &str = "status_error";
+
+    pub const KEY_ARN: &str = "key_arn";
+    pub const ROTATION_DATE: &str = "rotation_date";
+    pub const ROTATION_TYPE: &str = "rotation_type";
+
+    pub const EVENT_ID: &str = "event_id";
+    pub const EVENT_TIME: &str = "event_time";
+    pub const EVENT_NAME: &str = "event_name";
+    pub const EVENT_TYPE: &str = "event_type";
+    pub const EVENT_SOURCE: &str = "event_source";
+    pub const AWS_REGION: &str = "aws_region";
+    pub const PRINCIPAL_ARN: &str = "principal_arn";
+    pub const PRINCIPAL_TYPE: &str = "principal_type";
+    pub const INVOKED_BY: &str = "invoked_by";
+    pub const SOURCE_IP: &str = "source_ip";
+    pub const USER_AGENT: &str = "user_agent";
+    pub const ERROR_CODE: &str = "error_code";
+    pub const ERROR_MESSAGE: &str = "error_message";
+    pub const REQUEST_ID: &str = "request_id";
+    pub const SOURCE: &str = "source";
+}
+
+const fn c(name: &'static str, kind: Kind) -> Column {
+    Column { name, kind }
+}
+
+/// One row per KMS key (issue 2).
+pub const KEYS: Schema = Schema {
+    name: "keys",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ID, Kind::Str),
+        c(col::ARN, Kind::Str),
+        c(col::ALIASES, Kind::StrList),
+        c(col::DESCRIPTION, Kind::Str),
+        c(col::KEY_MANAGER, Kind::Str),
+        c(col::KEY_SPEC, Kind::Str),
+        c(col::KEY_USAGE, Kind::Str),
+        c(col::ORIGIN, Kind::Str),
+        c(col::KEY_STATE, Kind::Str),
+        c(col::CREATION_DATE, Kind::Time),
+        c(col::DELETION_DATE, Kind::Time),
+        c(col::MULTI_REGION, Kind::Bool),
+        c(col::MULTI_REGION_ROLE, Kind::Str),
+        c(col::PRIMARY_KEY_ARN, Kind::Str),
+        c(col::CUSTOM_KEY_STORE_ID, Kind::Str),
+        c(col::TAGS, Kind::Json),
+        c(col::ROTATION_ENABLED, Kind::Bool),
+        c(col::ROTATION_PERIOD_DAYS, Kind::Int),
+        c(col::NEXT_ROTATION_DATE, Kind::Time),
+        c(col::ON_DEMAND_ROTATION_START_DATE, Kind::Time),
+        c(col::LAST_ROTATION_DATE, Kind::Time),
+        c(col::ROTATION_COUNT, Kind::Int),
+        c(col::ELIGIBILITY, Kind::Str),
+        c(col::ELIGIBILITY_REASON, Kind::Str),
+        c(col::STATUS_ERROR, Kind::Str),
+    ],
+};
+
+/// One row per completed rotation reported by ListKeyRotations.
+pub const ROTATIONS: Schema = Schema {
+    name: "rotations",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ID, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::ROTATION_DATE, Kind::Time),
+        c(col::ROTATION_TYPE, Kind::Str),
+    ],
+};
+
+/// One row per kept CloudTrail event (issue 3).
+pub const EVENTS: Schema = Schema {
+    name: "events",
+    columns: &[
+        c(col::EVENT_ID, Kind::Str),
+        c(col::EVENT_TIME, Kind::Time),
+        c(col::EVENT_NAME, Kind::Str),
+        c(col::EVENT_TYPE, Kind::Str),
+        c(col::EVENT_SOURCE, Kind::Str),
+        c(col::AWS_REGION, Kind::Str),
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::KEY_ID, Kind::Str),
+        c(col::PRINCIPAL_ARN, Kind::Str),
+        c(col::PRINCIPAL_TYPE, Kind::Str),
+        c(col::INVOKED_BY, Kind::Str),
+        c(col::SOURCE_IP, Kind::Str),
+        c(col::USER_AGENT, Kind::Str),
+        c(col::ERROR_CODE, Kind::Str),
+        c(col::ERROR_MESSAGE, Kind::Str),
+        c(col::ROTATION_TYPE, Kind::Str),
+        c(col::ROTATION_PERIOD_DAYS, Kind::Int),
+        c(col::REQUEST_ID, Kind::Str),
+        c(col::SOURCE, Kind::Str),
+    ],
+};
+
+/// One cell of a row handed to [`FrameBuilder::push`]; its variant must match
+/// the column's [`Kind`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Str(Option<String>),
+    Bool(Option<bool>),
+    Int(Option<i64>),
+    Time(Option<DateTime<Utc>>),
+    StrList(Vec<String>),
+    Json(Option<String>),
+}
+
+impl Cell {
+    pub fn str(v: impl Into<String>) -> Cell {
+        Cell::Str(Some(v.into()))
+    }
+    pub fn opt_str<S: Into<String>>(v: Option<S>) -> Cell {
+        Cell::Str(v.map(Into::into))
+    }
+}
+
+enum ColumnData {
+    Str(Vec<Option<String>>),
+    Bool(Vec<Option<bool>>),
+    Int(Vec<Option<i64>>),
+    Time(Vec<Option<i64>>),
+    StrList(Vec<Vec<String>>),
+}
+
+/// Builds a frame of one [`Schema`] row by row, checking each cell's type.
+pub struct FrameBuilder {
+    schema: Schema,
+    data: Vec<ColumnData>,
+    rows: usize,
+}
+
+impl FrameBuilder {
+    pub fn new(schema: Schema) -> Self {
+        let data = schema
+            .columns
+            .iter()
+            .map(|c| match c.kind {
+                Kind::Str | Kind::Json => ColumnData::Str(Vec::new()),
+                Kind::Bool => ColumnData::Bool(Vec::new()),
+                Kind::Int => ColumnData::Int(Vec::new()),
+                Kind::Time => ColumnData::Time(Vec::new()),
+                Kind::StrList => ColumnData::StrList(Vec::new()),
+            })
+            .collect();
+        FrameBuilder {
+            schema,
+            data,
+            rows: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one row; `row` lists the cells in schema order.
+    pub fn push(&mut self, row: Vec<Cell>) -> Result<()> {
+        if row.len() != self.schema.columns.len() {
+            bail!(
+                "internal: {} row has {} cells, schema has {} columns",
+                self.schema.name,
+                row.len(),
+                self.schema.columns.len()
+            );
+        }
+        // Check every cell before touching any column so a bad row leaves the
+        // builder consistent.
+        for (cell, column) in row.iter().zip(self.schema.columns) {
+            let ok = matches!(
+                (cell, column.kind),
+                (Cell::Str(_), Kind::Str)
+                    | (Cell::Json(_), Kind::Json)
+                    | (Cell::Bool(_), Kind::Bool)
+                    | (Cell::Int(_), Kind::Int)
+                    | (Cell::Time(_), Kind::Time)
+                    | (Cell::StrList(_), Kind::StrList)
+            );
+            if !ok {
+                bail!(
+                    "internal: {}.{} is {:?}, got {:?}",
+                    self.schema.name,
+                    column.name,
+                    column.kind,
+                    cell
+                );
+            }
+        }
+        for (cell, data) in row.into_iter().zip(self.data.iter_mut()) {
+            match (cell, data) {
+                (Cell::Str(v) | Cell::Json(v), ColumnData::Str(d)) => d.push(v),
+                (Cell::Bool(v), ColumnData::Bool(d)) => d.push(v),
+                (Cell::Int(v), ColumnData::Int(d)) => d.push(v),
+                (Cell::Time(v), ColumnData::Time(d)) => d.push(v.map(|t| t.timestamp_millis())),
+                (Cell::StrList(v), ColumnData::StrList(d)) => d.push(v),
+                _ => unreachable!("cell kinds were checked above"),
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<DataFrame> {
+        let mut columns = Vec::with_capacity(self.data.len());
+        for (column, data) in self.schema.columns.iter().zip(self.data) {
+            let name = PlSmallStr::from_static(column.name);
+            let series = match data {
+                ColumnData::Str(v) => Series::new(name, v),
+                ColumnData::Bool(v) => Series::new(name, v),
+                ColumnData::Int(v) => Series::new(name, v),
+                ColumnData::Time(v) => Series::new(name, v)
+                    .cast(&time_dtype())
+                    .context("building a datetime column")?,
+                ColumnData::StrList(v) => {
+                    let inner: Vec<Series> = v
+                        .into_iter()
+                        .map(|items| Series::new(PlSmallStr::EMPTY, items))
+                        .collect();
+                    let mut s = Series::new(name.clone(), inner);
+                    if s.dtype() != &DataType::List(Box::new(DataType::String)) {
+                        // An all-empty list column comes out as List(Null).
+                        s = s.cast(&DataType::List(Box::new(DataType::String)))?;
+                    }
+                    s
+                }
+            };
+            columns.push(series.into_column());
+        }
+        DataFrame::new(self.rows, columns).context("assembling frame")
+    }
+}
+
+/// The dtype of every [`Kind::Time`] column.
+pub fn time_dtype() -> DataType {
+    DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+}
+
+/// Checks that `df` has exactly the schema's columns, in order.
+pub fn check_columns(df: &DataFrame, schema: &Schema) -> Result<()> {
+    let got: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
+    let want = schema.names();
+    if got != want {
+        bail!(
+            "{} frame has columns {:?}, expected {:?}",
+            schema.name,
+            got,
+            want
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_frames_have_their_columns() {
+        for schema in [KEYS, ROTATIONS, EVENTS] {
+            let df = schema.empty().unwrap();
+            check_columns(&df, &schema).unwrap();
+            assert_eq!(df.height(), 0);
+        }
+    }
+
+    #[test]
+    fn keys_columns_are_the_contract() {
+        assert_eq!(
+            KEYS.names().join(","),
+            "account_id,region,key_id,arn,aliases,description,key_manager,key_spec,key_usage,\
+origin,key_state,creation_date,deletion_date,multi_region,multi_region_role,primary_key_arn,\
+custom_key_store_id,tags,rotation_enabled,rotation_period_days,next_rotation_date,\
+on_demand_rotation_start_date,last_rotation_date,rotation_count,eligibility,eligibility_reason,status_error"
+        );
+        assert_eq!(
+            EVENTS.names().join(","),
+            "event_id,event_time,event_name,event_type,event_source,aws_region,account_id,key_arn,\
+key_id,principal_arn,principal_type,invoked_by,source_ip,user_agent,error_code,error_message,\
+rotation_type,rotation_period_days,request_id,source"
+        );
+    }
+
+    #[test]
+    fn a_mistyped_cell_is_refused() {
+        let mut b = FrameBuilder::new(ROTATIONS);
+        let err = b
+            .push(vec![
+                Cell::str("1"),
+                Cell::str("r"),
+                Cell::str("k"),
+                Cell::str("a"),
+                Cell::Str(None),
+                Cell::str("AUTOMATIC"),
+            ])
+            .unwrap_err();
+        assert!(err.to_string().contains("rotation_date"));
+        assert!(b.is_empty());
+    }
+}

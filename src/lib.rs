@@ -1,0 +1,15 @@
+//! kmsrot: proves, and where a person approves, fixes AWS KMS key rotation.
+//!
+//! Data flows one way: sources (`aws`, `inventory`, `trail`) → frames
+//! (`frames`) → rules → actions → reports (`output`). `cli` and `commands`
+//! are the only modules that know about the command line.
+
+pub mod aws;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod frames;
+pub mod inventory;
+pub mod output;
+pub mod progress;
+pub mod trail;

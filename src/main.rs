@@ -1,0 +1,51 @@
+//! `kmsrot`: parse, run one command, map its outcome to an exit code.
+
+use clap::Parser;
+
+use kmsrot::cli::Cli;
+use kmsrot::error::{render, EXIT_FATAL};
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(EXIT_FATAL);
+        }
+    };
+    let code = match runtime.block_on(kmsrot::commands::run(cli)) {
+        Ok(outcome) => outcome.exit_code(),
+        // `kmsrot ... | head` closing the pipe is not an error.
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprintln!("{}", render(&e));
+            EXIT_FATAL
+        }
+    };
+    // Drop the runtime before exiting so buffered files are flushed and
+    // in-flight tasks are cancelled rather than killed mid-write.
+    drop(runtime);
+    std::process::exit(code);
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,372 @@
+//! Writers: a frame to Parquet + CSV + JSON files, and small result tables to
+//! stdout as a text table, JSON or CSV.
+//!
+//! CSV and JSON are rendered from the frame's own cells, following the
+//! [`Kind`] declared in [`crate::frames`], so the three files agree row for row.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use polars::prelude::{DataFrame, DataType, ParquetReader, ParquetWriter, SerReader};
+use serde_json::{Map, Value};
+
+use crate::frames::{check_columns, Kind, Schema};
+
+/// `--output` for commands that print rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+/// Formats a UTC instant the way every file of ours does: RFC 3339, `Z`,
+/// with fractional seconds only when there are any.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn millis_to_rfc3339(ms: i64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp_millis(ms).map(rfc3339)
+}
+
+/// The files [`write_frame`] produces for a schema inside `dir`.
+pub fn frame_paths(dir: &Path, schema: &Schema) -> [PathBuf; 3] {
+    [
+        dir.join(format!("{}.parquet", schema.name)),
+        dir.join(format!("{}.csv", schema.name)),
+        dir.join(format!("{}.json", schema.name)),
+    ]
+}
+
+/// Writes `df` as `<name>.parquet`, `<name>.csv` and `<name>.json` in `dir`.
+pub fn write_frame(dir: &Path, schema: &Schema, df: &mut DataFrame) -> Result<Vec<PathBuf>> {
+    check_columns(df, schema)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let [parquet, csv, json] = frame_paths(dir, schema);
+
+    let file = File::create(&parquet).with_context(|| format!("creating {}", parquet.display()))?;
+    ParquetWriter::new(file)
+        .finish(df)
+        .with_context(|| format!("writing {}", parquet.display()))?;
+
+    let rows = render_rows(df, schema)?;
+    write_csv(&csv, schema, &rows)?;
+    write_json(&json, schema, &rows)?;
+    Ok(vec![parquet, csv, json])
+}
+
+/// Reads `<name>.parquet` from `dir` and checks its columns.
+pub fn read_frame(dir: &Path, schema: &Schema) -> Result<DataFrame> {
+    let path = dir.join(format!("{}.parquet", schema.name));
+    let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+    check_columns(&df, schema).with_context(|| format!("{}", path.display()))?;
+    Ok(df)
+}
+
+/// A cell rendered once, then written to both CSV and JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rendered {
+    Null,
+    Text(String),
+    Bool(bool),
+    Int(i64),
+    List(Vec<String>),
+    /// A JSON document (from a [`Kind::Json`] column).
+    Json(String),
+}
+
+impl Rendered {
+    fn csv(&self) -> String {
+        match self {
+            Rendered::Null => String::new(),
+            Rendered::Text(s) | Rendered::Json(s) => s.clone(),
+            Rendered::Bool(b) => b.to_string(),
+            Rendered::Int(i) => i.to_string(),
+            Rendered::List(items) => items.join(";"),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Rendered::Null => Value::Null,
+            Rendered::Text(s) => Value::String(s.clone()),
+            Rendered::Bool(b) => Value::Bool(*b),
+            Rendered::Int(i) => Value::from(*i),
+            Rendered::List(items) => {
+                Value::Array(items.iter().cloned().map(Value::String).collect())
+            }
+            // A malformed document is kept as text rather than dropped.
+            Rendered::Json(s) => {
+                serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+            }
+        }
+    }
+}
+
+/// Renders every cell of `df` by its schema kind.
+pub fn render_rows(df: &DataFrame, schema: &Schema) -> Result<Vec<Vec<Rendered>>> {
+    let height = df.height();
+    let mut out: Vec<Vec<Rendered>> = (0..height)
+        .map(|_| Vec::with_capacity(schema.columns.len()))
+        .collect();
+    for column in schema.columns {
+        let series = df
+            .column(column.name)
+            .with_context(|| format!("{} frame lacks {}", schema.name, column.name))?
+            .as_materialized_series()
+            .clone();
+        match column.kind {
+            Kind::Str | Kind::Json => {
+                let ca = series.str()?;
+                for (row, v) in out.iter_mut().zip(ca.iter()) {
+                    row.push(match v {
+                        None => Rendered::Null,
+                        Some(s) if column.kind == Kind::Json => Rendered::Json(s.to_string()),
+                        Some(s) => Rendered::Text(s.to_string()),
+                    });
+                }
+            }
+            Kind::Bool => {
+                let ca = series.bool()?;
+                for (row, v) in out.iter_mut().zip(ca.iter()) {
+                    row.push(v.map_or(Rendered::Null, Rendered::Bool));
+                }
+            }
+            Kind::Int => {
+                let s = series.cast(&DataType::Int64)?;
+                let ca = s.i64()?;
+                for (row, v) in out.iter_mut().zip(ca.iter()) {
+                    row.push(v.map_or(Rendered::Null, Rendered::Int));
+                }
+            }
+            Kind::Time => {
+                let s = series
+                    .cast(&crate::frames::time_dtype())?
+                    .cast(&DataType::Int64)?;
+                let ca = s.i64()?;
+                for (row, v) in out.iter_mut().zip(ca.iter()) {
+                    row.push(
+                        v.and_then(millis_to_rfc3339)
+                            .map_or(Rendered::Null, Rendered::Text),
+                    );
+                }
+            }
+            Kind::StrList => {
+                let ca = series.list()?;
+                for (i, row) in out.iter_mut().enumerate() {
+                    let items = match ca.get_as_series(i) {
+                        None => Vec::new(),
+                        Some(inner) => inner.str()?.iter().flatten().map(str::to_string).collect(),
+                    };
+                    row.push(Rendered::List(items));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn write_csv(path: &Path, schema: &Schema, rows: &[Vec<Rendered>]) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(BufWriter::new(file));
+    w.write_record(schema.names())?;
+    for row in rows {
+        w.write_record(row.iter().map(Rendered::csv))?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The JSON objects of a frame, keys in schema order.
+pub fn json_rows(schema: &Schema, rows: &[Vec<Rendered>]) -> Vec<Value> {
+    rows.iter()
+        .map(|row| {
+            let mut obj = Map::with_capacity(schema.columns.len());
+            for (column, cell) in schema.columns.iter().zip(row) {
+                obj.insert(column.name.to_string(), cell.json());
+            }
+            Value::Object(obj)
+        })
+        .collect()
+}
+
+fn write_json(path: &Path, schema: &Schema, rows: &[Vec<Rendered>]) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    // One object per line inside the array: diffable and still one JSON document.
+    w.write_all(b"[")?;
+    for (i, value) in json_rows(schema, rows).into_iter().enumerate() {
+        w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut w, &value)?;
+    }
+    w.write_all(b"\n]\n")?;
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes a JSON value to a file, pretty-printed, ending in a newline.
+pub fn write_json_file(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut w, value)?;
+    w.write_all(b"\n")?;
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A small table of results printed to stdout in the chosen format.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Table {
+            headers: headers.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row<S: ToString>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows
+            .push(cells.into_iter().map(|c| c.to_string()).collect());
+    }
+
+    pub fn print(&self, format: Format, out: &mut impl Write) -> Result<()> {
+        match format {
+            Format::Table => self.print_text(out),
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(&self.headers)?;
+                for row in &self.rows {
+                    w.write_record(row)?;
+                }
+                w.flush()?;
+                Ok(())
+            }
+            Format::Json => {
+                let values: Vec<Value> = self
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        let mut obj = Map::new();
+                        for (h, cell) in self.headers.iter().zip(row) {
+                            // Counts print as numbers so scripts need not parse them.
+                            let v = cell
+                                .parse::<i64>()
+                                .map(Value::from)
+                                .unwrap_or_else(|_| Value::String(cell.clone()));
+                            obj.insert(h.clone(), v);
+                        }
+                        Value::Object(obj)
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut *out, &values)?;
+                writeln!(out)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn print_text(&self, out: &mut impl Write) -> Result<()> {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| -> String {
+            let parts: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (cell, w))| {
+                    // Text left, numbers right, like every accountant's table.
+                    if i > 0 && cell.parse::<f64>().is_ok() {
+                        format!("{cell:>w$}")
+                    } else {
+                        format!("{cell:<w$}")
+                    }
+                })
+                .collect();
+            parts.join("  ").trim_end().to_string()
+        };
+        writeln!(out, "{}", line(&self.headers))?;
+        for row in &self.rows {
+            writeln!(out, "{}", line(row))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::{Cell, FrameBuilder, KEYS, ROTATIONS};
+    use chrono::TimeZone;
+
+    #[test]
+    fn three_files_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = FrameBuilder::new(ROTATIONS);
+        let t = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+        b.push(vec![
+            Cell::str("111122223333"),
+            Cell::str("us-east-1"),
+            Cell::str("k1"),
+            Cell::str("arn:aws:kms:us-east-1:111122223333:key/k1"),
+            Cell::Time(Some(t)),
+            Cell::str("AUTOMATIC"),
+        ])
+        .unwrap();
+        let mut df = b.finish().unwrap();
+        write_frame(dir.path(), &ROTATIONS, &mut df).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("rotations.csv")).unwrap();
+        assert!(csv.contains("2025-03-01T12:00:00Z"), "{csv}");
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("rotations.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json[0]["rotation_date"], "2025-03-01T12:00:00Z");
+        let back = read_frame(dir.path(), &ROTATIONS).unwrap();
+        assert_eq!(back.height(), 1);
+    }
+
+    #[test]
+    fn lists_and_json_columns_render_per_format() {
+        let mut cells: Vec<Cell> = KEYS
+            .columns
+            .iter()
+            .map(|c| match c.kind {
+                Kind::Str => Cell::Str(None),
+                Kind::Json => Cell::Json(Some(r#"{"team":"pay"}"#.into())),
+                Kind::Bool => Cell::Bool(None),
+                Kind::Int => Cell::Int(None),
+                Kind::Time => Cell::Time(None),
+                Kind::StrList => Cell::StrList(vec!["alias/a".into(), "alias/b".into()]),
+            })
+            .collect();
+        cells[0] = Cell::str("1");
+        let mut b = FrameBuilder::new(KEYS);
+        b.push(cells).unwrap();
+        let df = b.finish().unwrap();
+        let rows = render_rows(&df, &KEYS).unwrap();
+        let aliases = KEYS.names().iter().position(|n| *n == "aliases").unwrap();
+        assert_eq!(rows[0][aliases].csv(), "alias/a;alias/b");
+        let tags = KEYS.names().iter().position(|n| *n == "tags").unwrap();
+        assert_eq!(rows[0][tags].json()["team"], "pay");
+    }
+}

@@ -1,0 +1,5 @@
+//! All integration tests, in one binary so the tree is linked once.
+
+mod support;
+
+mod inventory;
