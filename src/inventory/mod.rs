@@ -669,7 +669,8 @@ pub struct RegionSummary {
     pub keys: usize,
     pub customer_managed: usize,
     pub eligible: usize,
-    /// Among eligible keys: rotation on, off, or not known (status unreadable).
+    /// Among eligible keys: rotation on, off; `unknown` also counts keys whose
+    /// status or metadata could not be read.
     pub rotation_on: usize,
     pub rotation_off: usize,
     pub unknown: usize,
@@ -697,13 +698,19 @@ pub fn summarize(inv: &Inventory) -> Vec<RegionSummary> {
         {
             s.customer_managed += 1;
         }
-        if k.eligibility == Some(Eligibility::Eligible) {
-            s.eligible += 1;
-            match k.rotation_enabled {
-                Some(true) => s.rotation_on += 1,
-                Some(false) => s.rotation_off += 1,
-                None => s.unknown += 1,
+        match k.eligibility {
+            Some(Eligibility::Eligible) => {
+                s.eligible += 1;
+                match k.rotation_enabled {
+                    Some(true) => s.rotation_on += 1,
+                    Some(false) => s.rotation_off += 1,
+                    None => s.unknown += 1,
+                }
             }
+            // A key that could not be described may be eligible with rotation
+            // off; it is counted as unknown, never as fine.
+            None => s.unknown += 1,
+            Some(_) => {}
         }
     }
     by_region.into_values().collect()
