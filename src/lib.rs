@@ -11,5 +11,7 @@ pub mod error;
 pub mod frames;
 pub mod inventory;
 pub mod output;
+pub mod policy;
 pub mod progress;
+pub mod rules;
 pub mod trail;

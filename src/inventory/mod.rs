@@ -58,6 +58,8 @@ pub struct KeyRecord {
     pub eligibility_reason: Option<String>,
     /// `Operation: Code: message` for each call about this key that failed.
     pub status_error: Option<String>,
+    /// The key policy document (GetKeyPolicy, policy name `default`).
+    pub key_policy: Option<String>,
 }
 
 /// One completed rotation from ListKeyRotations.
@@ -534,6 +536,22 @@ async fn read_key(
         }
     }
 
+    // The key policy is the layer IAM cannot override: a Deny there blocks
+    // rotation changes whatever the caller's IAM policy says.
+    if elig != Eligibility::AwsManaged {
+        calls.bump("GetKeyPolicy");
+        match client
+            .get_key_policy()
+            .key_id(arn)
+            .policy_name("default")
+            .send()
+            .await
+        {
+            Ok(out) => key.key_policy = out.policy().map(str::to_string),
+            Err(e) => fail(&mut key, "GetKeyPolicy", ErrorInfo::from_sdk(&e)),
+        }
+    }
+
     if elig.reads_rotation_status() {
         calls.bump("GetKeyRotationStatus");
         match client.get_key_rotation_status().key_id(arn).send().await {
@@ -657,6 +675,7 @@ pub fn keys_frame(keys: &[KeyRecord]) -> Result<polars::prelude::DataFrame> {
             Cell::opt_str(k.eligibility.map(|e| e.as_str())),
             Cell::opt_str(k.eligibility_reason.clone()),
             Cell::opt_str(k.status_error.clone()),
+            Cell::Json(k.key_policy.clone()),
         ])?;
     }
     b.finish()
