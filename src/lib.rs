@@ -5,6 +5,7 @@
 //! are the only modules that know about the command line.
 
 pub mod aws;
+pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod error;

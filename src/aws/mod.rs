@@ -183,7 +183,7 @@ fn source_chain(err: &dyn std::error::Error, fallback: &str) -> String {
 }
 
 /// Who the credentials belong to (STS GetCallerIdentity).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallerIdentity {
     pub account: String,
     pub arn: String,

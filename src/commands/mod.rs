@@ -6,7 +6,9 @@ use std::io::IsTerminal;
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::Outcome;
 
+pub mod assess;
 pub mod inventory;
+pub mod verify_bundle;
 
 /// What every command receives besides its own arguments.
 pub struct Ctx {
@@ -24,5 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Inventory(args) => inventory::run(&ctx, args).await,
+        Command::Assess(args) => assess::run(&ctx, args).await,
+        Command::VerifyBundle(args) => verify_bundle::run(&ctx, args).await,
     }
 }
