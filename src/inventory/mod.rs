@@ -170,19 +170,24 @@ impl Default for Limits {
     }
 }
 
-/// Reads every key of every planned region.
+/// Reads every key of every planned region. With a recorder, every answer is
+/// also kept for the bundle's `raw/` folder.
 pub async fn read(
     config: &SdkConfig,
     plan: RegionPlan,
     limits: Limits,
     progress: &Progress,
+    recorder: Option<&aws::raw::RawRecorder>,
 ) -> Result<Inventory> {
     let calls = Arc::new(CallCounter::default());
     let bar = progress.bar("keys", 0);
     let described = Arc::new(AtomicU64::new(0));
     let results: Vec<RegionResult> = stream::iter(plan.regions.clone())
         .map(|region| {
-            let client = aws::kms(config, &region);
+            let client = match recorder {
+                Some(r) => aws::kms_recorded(config, &region, r),
+                None => aws::kms(config, &region),
+            };
             let calls = calls.clone();
             let bar = bar.clone();
             let described = described.clone();
