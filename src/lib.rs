@@ -8,6 +8,7 @@ pub mod aws;
 pub mod bundle;
 pub mod cli;
 pub mod commands;
+pub mod diagnose;
 pub mod error;
 pub mod frames;
 pub mod inventory;

@@ -7,6 +7,8 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::Outcome;
 
 pub mod assess;
+pub mod collect;
+pub mod diagnose;
 pub mod inventory;
 pub mod verify_bundle;
 
@@ -26,7 +28,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Inventory(args) => inventory::run(&ctx, args).await,
+        Command::Collect(args) => collect::run(&ctx, args).await,
         Command::Assess(args) => assess::run(&ctx, args).await,
+        Command::Diagnose(args) => diagnose::run(&ctx, args).await,
         Command::VerifyBundle(args) => verify_bundle::run(&ctx, args).await,
     }
 }

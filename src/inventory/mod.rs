@@ -47,6 +47,7 @@ pub struct KeyRecord {
     pub custom_key_store_id: Option<String>,
     /// Tag key → value. `None` when the tags could not be read (or are not
     /// readable for this kind of key), as opposed to `Some(empty)`.
+    #[serde(default, deserialize_with = "tags_from_map_or_text")]
     pub tags: Option<BTreeMap<String, String>>,
     pub rotation_enabled: Option<bool>,
     pub rotation_period_days: Option<i64>,
@@ -60,6 +61,24 @@ pub struct KeyRecord {
     pub status_error: Option<String>,
     /// The key policy document (GetKeyPolicy, policy name `default`).
     pub key_policy: Option<String>,
+}
+
+/// Tags come back from a frame as JSON text, and from `keys.json` as an object.
+fn tags_from_map_or_text<'de, D>(d: D) -> Result<Option<BTreeMap<String, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        Map(BTreeMap<String, String>),
+        Text(String),
+    }
+    match Option::<Tags>::deserialize(d)? {
+        None => Ok(None),
+        Some(Tags::Map(m)) => Ok(Some(m)),
+        Some(Tags::Text(t)) => serde_json::from_str(&t).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// One completed rotation from ListKeyRotations.
@@ -614,6 +633,41 @@ async fn read_key(
         }
     }
     finish(key, rotations, errors)
+}
+
+/// Reads one key, named by id, ARN or alias, as the inventory would.
+pub async fn read_one(
+    client: &aws_sdk_kms::Client,
+    region: &str,
+    key: &str,
+) -> Result<(KeyRecord, Vec<RotationRecord>, Vec<KeyError>), ErrorInfo> {
+    let described = client
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|e| ErrorInfo::from_sdk(&e))?;
+    let meta = described
+        .key_metadata()
+        .ok_or_else(|| ErrorInfo::new("EmptyResponse", "no KeyMetadata in the answer"))?;
+    let id = meta.key_id().to_string();
+    let arn = meta.arn().unwrap_or(key).to_string();
+    let mut aliases = Vec::new();
+    let mut aliases_known = true;
+    let mut pages = client.list_aliases().key_id(&id).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(p) => aliases.extend(p.aliases().iter().filter_map(|a| a.alias_name().map(str::to_string))),
+            Err(_) => {
+                aliases_known = false;
+                break;
+            }
+        }
+    }
+    aliases.sort();
+    let calls = CallCounter::default();
+    let r = read_key(client, region, &id, &arn, aliases, aliases_known, &calls).await;
+    Ok((r.key, r.rotations, r.errors))
 }
 
 fn finish(key: KeyRecord, rotations: Vec<RotationRecord>, errors: Vec<KeyError>) -> KeyResult {
