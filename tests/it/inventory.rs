@@ -300,11 +300,15 @@ async fn pagination_follows_every_marker() {
     const N: usize = 120;
     let moto = Moto::start();
     let kms = moto.kms(HOME).await;
-    let keys = seed::plain_keys(&kms, HOME, "page", N, true, 8)
+    // Signing keys seed fast in moto (see seed::signing_keys); paging does
+    // not depend on the key type.
+    let keys = seed::signing_keys(&kms, HOME, "page", N, true, 8)
         .await
         .unwrap();
-    // One key with more tags and rotations than a page holds.
-    let busy = &keys[0];
+    // One eligible key with more tags and rotations than a page holds.
+    let busy = &seed::plain_keys(&kms, HOME, "busy", 1, true, 1)
+        .await
+        .unwrap()[0];
     for i in 0..5 {
         kms.tag_resource()
             .key_id(&busy.key_id)
@@ -333,7 +337,7 @@ async fn pagination_follows_every_marker() {
     // Without the proxy: moto's single page holds everything.
     let direct = inventory(&moto.url, &[HOME], &[], &[]);
     assert_eq!(direct.code, 0, "{}", direct.context());
-    assert_eq!(direct.keys().len(), N);
+    assert_eq!(direct.keys().len(), N + 1);
 
     const PAGE: usize = 50;
     let proxy = Proxy::start(
@@ -346,8 +350,8 @@ async fn pagination_follows_every_marker() {
     let r = inventory(&proxy.url, &[HOME], &[], &[]);
     assert_eq!(r.code, 0, "{}", r.context());
     let rows = r.keys();
-    assert_eq!(rows.len(), N, "every key across {} pages", N.div_ceil(PAGE));
-    for k in &keys {
+    assert_eq!(rows.len(), N + 1, "every key across {} pages", (N + 1).div_ceil(PAGE));
+    for k in keys.iter().chain([busy]) {
         let row = r.key(&k.arn);
         assert_eq!(
             row["aliases"],
@@ -357,13 +361,13 @@ async fn pagination_follows_every_marker() {
         );
     }
     let at_proxy = proxy.requests();
-    assert_eq!(at_proxy["ListKeys"], N.div_ceil(PAGE) as u64);
+    assert_eq!(at_proxy["ListKeys"], (N + 1).div_ceil(PAGE) as u64);
     assert_eq!(at_proxy["ListAliases"], total_aliases.div_ceil(PAGE) as u64);
     assert_eq!(r.api_calls("ListKeys"), at_proxy["ListKeys"]);
     assert_eq!(r.api_calls("ListAliases"), at_proxy["ListAliases"]);
 
     let row = r.key(&busy.arn);
-    // 6 tags (bench + t0..t4) in pages of 2; 5 rotations in pages of 2.
+    // 6 tags (set + t0..t4) in pages of 2; 5 rotations in pages of 2.
     assert_eq!(row["tags"].as_object().map(|t| t.len()), Some(6), "{row}");
     assert_eq!(row["rotation_count"], 5, "{row}");
     assert_eq!(proxy.calls_about("ListKeyRotations", &busy.arn), 3);

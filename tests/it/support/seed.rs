@@ -337,19 +337,52 @@ pub async fn plain_keys(
     aliases: bool,
     concurrency: usize,
 ) -> Result<Vec<SeededKey>> {
+    many(kms, region, prefix, n, aliases, concurrency, false).await
+}
+
+/// `n` ECC signing keys (`unsupported_spec`), for tests that need many keys
+/// quickly: moto generates an RSA-2048 private key for every symmetric or
+/// RSA key it creates, which makes a hundred of them take seconds, while
+/// an ECC key is near-instant.
+pub async fn signing_keys(
+    kms: &Client,
+    region: &str,
+    prefix: &str,
+    n: usize,
+    aliases: bool,
+    concurrency: usize,
+) -> Result<Vec<SeededKey>> {
+    many(kms, region, prefix, n, aliases, concurrency, true).await
+}
+
+async fn many(
+    kms: &Client,
+    region: &str,
+    prefix: &str,
+    n: usize,
+    aliases: bool,
+    concurrency: usize,
+    signing: bool,
+) -> Result<Vec<SeededKey>> {
     stream::iter(0..n)
         .map(|i| async move {
             let name = format!("{prefix}-{i:05}");
-            let mut k = KeySpecification::symmetric(&name).tag("bench", prefix);
+            let mut k = KeySpecification::symmetric(&name).tag("set", prefix);
+            if signing {
+                k = k.spec(KeySpec::EccNistP256, KeyUsageType::SignVerify);
+            }
             if aliases {
                 k = k.alias(&format!("alias/{name}"));
             }
             let (id, arn) = create(kms, &k).await?;
+            if signing {
+                return Ok::<_, anyhow::Error>(seeded(region, id, arn, &name, "unsupported_spec", None));
+            }
             let on = i % 2 == 0;
             if on {
                 enable_rotation(kms, &id, None).await?;
             }
-            Ok::<_, anyhow::Error>(seeded(region, id, arn, &name, "eligible", Some(on)))
+            Ok(seeded(region, id, arn, &name, "eligible", Some(on)))
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
