@@ -191,7 +191,10 @@ fn main() {
             delivered.format("%Y/%m/%d")
         ));
         fs::create_dir_all(&dir).expect("creating the corpus folder");
-        let name = format!("{account}_CloudTrail_{region}_{stamp}_{}.json.gz", rng.alnum(16));
+        let name = format!(
+            "{account}_CloudTrail_{region}_{stamp}_{}.json.gz",
+            rng.alnum(16)
+        );
         let mut gz = vec![0u8; comp.gzip_compress_bound(body.len())];
         let len = comp.gzip_compress(&body, &mut gz).expect("gzip");
         fs::File::create(dir.join(name))

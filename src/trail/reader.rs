@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::gz;
 use super::record::{day_of, Record};
-use super::scan::{self, ArrayElements, ObjectMembers, ScanError};
+use super::scan::{self, ArrayElements, ScanError};
 use super::{EventRow, Scope, Window};
 
 /// The KMS event names kept by default, one per line in
@@ -438,16 +438,71 @@ enum TopObject {
     Other(Vec<String>),
 }
 
-fn classify_object(buf: &[u8], start: usize) -> Result<(TopObject, usize), ScanError> {
-    let mut members = ObjectMembers::new(buf, start);
+/// Walks a top-level object's members. With a sink, the elements of an
+/// array under `Records` or `Events` are handed over as they are found, so a
+/// file cut short still yields the records before the cut.
+fn walk_object(
+    buf: &[u8],
+    start: usize,
+    mut sink: Option<(&mut FileState, &mut FileScan)>,
+) -> Result<(TopObject, usize), ScanError> {
     let mut records = None;
     let mut events = None;
     let mut keys = Vec::new();
     let mut digest = false;
     let mut single = false;
-    for m in members.by_ref() {
-        let (key, vs, _) = m?;
-        let key = decode_key(key);
+    let mut i = start + 1;
+    let mut first = true;
+    let end = loop {
+        i = scan::skip_ws(buf, i);
+        match buf.get(i) {
+            Some(b'}') if first => break i + 1,
+            Some(b'"') => {}
+            Some(_) => {
+                return Err(ScanError {
+                    at: i,
+                    what: "expected a quoted key",
+                })
+            }
+            None => {
+                return Err(ScanError {
+                    at: i,
+                    what: "unexpected end of input in an object",
+                })
+            }
+        }
+        let key_end = scan::skip_string(buf, i)?;
+        let key = decode_key(&buf[i + 1..key_end - 1]);
+        i = scan::skip_ws(buf, key_end);
+        if buf.get(i) != Some(&b':') {
+            return Err(ScanError {
+                at: i,
+                what: "expected a colon after a key",
+            });
+        }
+        let vs = scan::skip_ws(buf, i + 1);
+        let is_records = key == "Records";
+        let is_events = key == "Events";
+        let ve = match &mut sink {
+            Some((st, out)) if (is_records || is_events) && buf.get(vs) == Some(&b'[') => {
+                let mut it = ArrayElements::new(buf, vs);
+                for el in it.by_ref() {
+                    let (s, e) = el?;
+                    if !is_records {
+                        st.element(&buf[s..e], s, out);
+                    } else if buf[s] == b'{' {
+                        st.record(&buf[s..e], s, out);
+                    } else {
+                        out.records_read += 1;
+                        st.note_bad(format!(
+                            "wrong shape: Records element at byte {s} is not an object"
+                        ));
+                    }
+                }
+                it.end()
+            }
+            _ => scan::skip_value(buf, vs)?,
+        };
         match key.as_ref() {
             "Records" => records = Some(vs),
             "Events" => events = Some(vs),
@@ -462,8 +517,27 @@ fn classify_object(buf: &[u8], start: usize) -> Result<(TopObject, usize), ScanE
         if keys.len() < 5 {
             keys.push(key.into_owned());
         }
-    }
-    let end = members.end();
+        i = scan::skip_ws(buf, ve);
+        match buf.get(i) {
+            Some(b',') => {
+                i += 1;
+                first = false;
+            }
+            Some(b'}') => break i + 1,
+            Some(_) => {
+                return Err(ScanError {
+                    at: i,
+                    what: "expected a comma or a closing brace",
+                })
+            }
+            None => {
+                return Err(ScanError {
+                    at: i,
+                    what: "unexpected end of input in an object",
+                })
+            }
+        }
+    };
     let kind = if let Some(vs) = records {
         TopObject::Records(vs)
     } else if let Some(vs) = events {
@@ -533,7 +607,7 @@ fn scan_text(
         return;
     };
     match first {
-        b'{' => match classify_object(buf, i) {
+        b'{' => match walk_object(buf, i, Some((&mut st, &mut *out))) {
             Err(e) => {
                 out.verdict = Verdict::Corrupt(structural(&e, out));
                 return;
@@ -567,7 +641,7 @@ fn scan_text(
                             "unexpected data at byte {j} after a JSON object"
                         ));
                     } else {
-                        match classify_object(buf, j) {
+                        match walk_object(buf, j, Some((&mut st, &mut *out))) {
                             Ok((kind, end)) => {
                                 if !top_object(buf, j, end, kind, &mut st, out) {
                                     break;
@@ -599,7 +673,7 @@ fn scan_text(
                             Verdict::Skipped("not CloudTrail: a JSON array of non-objects".into());
                         return;
                     }
-                    match classify_object(buf, s) {
+                    match walk_object(buf, s, None) {
                         Ok((TopObject::Single, _)) => {}
                         Ok((kind, _)) => {
                             out.verdict = not_cloudtrail(&kind, "first element");
@@ -653,34 +727,16 @@ fn top_object(
     out: &mut FileScan,
 ) -> bool {
     match kind {
-        TopObject::Records(vs) => {
+        // Their elements were handed over while walking the object.
+        TopObject::Records(vs) | TopObject::Events(vs) => {
             if buf[vs] != b'[' {
-                out.verdict = Verdict::Corrupt("wrong shape: \"Records\" is not an array".into());
-                return true;
+                let key = if matches!(kind, TopObject::Records(_)) {
+                    "Records"
+                } else {
+                    "Events"
+                };
+                out.verdict = Verdict::Corrupt(format!("wrong shape: \"{key}\" is not an array"));
             }
-            for el in ArrayElements::new(buf, vs) {
-                match el {
-                    Ok((s, e)) if buf[s] == b'{' => st.record(&buf[s..e], s, out),
-                    Ok((s, _)) => {
-                        out.records_read += 1;
-                        st.note_bad(format!(
-                            "wrong shape: Records element at byte {s} is not an object"
-                        ));
-                    }
-                    Err(e) => {
-                        out.verdict = Verdict::Corrupt(structural(&e, out));
-                        break;
-                    }
-                }
-            }
-            true
-        }
-        TopObject::Events(vs) => {
-            if buf[vs] != b'[' {
-                out.verdict = Verdict::Corrupt("wrong shape: \"Events\" is not an array".into());
-                return true;
-            }
-            elements(buf, vs, st, out);
             true
         }
         TopObject::Single => {
