@@ -268,6 +268,75 @@ fn needles() -> &'static Needles {
     })
 }
 
+/// Sorted offsets of one needle in a whole buffer, walked forward as the
+/// records go by: one `memmem` pass per file instead of one per record.
+struct Hits {
+    at: Vec<usize>,
+    next: usize,
+    len: usize,
+}
+
+impl Hits {
+    fn new(finder: &memmem::Finder<'_>, buf: &[u8]) -> Self {
+        Hits {
+            at: finder.find_iter(buf).collect(),
+            next: 0,
+            len: finder.needle().len(),
+        }
+    }
+
+    /// The hits wholly inside `[s, e)`. Calls come with increasing `s`.
+    fn within(&mut self, s: usize, e: usize) -> &[usize] {
+        while self.next < self.at.len() && self.at[self.next] < s {
+            self.next += 1;
+        }
+        let from = self.next;
+        let mut to = from;
+        while to < self.at.len() && self.at[to] + self.len <= e {
+            to += 1;
+        }
+        &self.at[from..to]
+    }
+}
+
+/// The needles found in a whole file's text.
+struct FileHits {
+    unicode_escape: Hits,
+    kms: Hits,
+    error_code: Hits,
+    event_name: Hits,
+}
+
+impl FileHits {
+    fn new(buf: &[u8]) -> Self {
+        let n = needles();
+        FileHits {
+            unicode_escape: Hits::new(&n.unicode_escape, buf),
+            kms: Hits::new(&n.kms, buf),
+            error_code: Hits::new(&n.error_code, buf),
+            event_name: Hits::new(&n.event_name, buf),
+        }
+    }
+
+    /// [`may_be_kept`] for the record at `buf[s..e]`, from the file's hits.
+    fn may_be_kept(&mut self, buf: &[u8], s: usize, e: usize, opts: &ReadOptions) -> bool {
+        if !self.unicode_escape.within(s, e).is_empty() {
+            return true;
+        }
+        if self.kms.within(s, e).is_empty() {
+            return false;
+        }
+        if opts.include_data_events || !self.error_code.within(s, e).is_empty() {
+            return true;
+        }
+        let rec = &buf[..e];
+        self.event_name
+            .within(s, e)
+            .iter()
+            .any(|&at| names_kept_event(rec, at, opts))
+    }
+}
+
 /// Could these record bytes hold a kept event? False only when they surely
 /// cannot. Without a `\u` escape the bytes spell keys and values literally
 /// (JSON's other escapes cannot produce letters or dots), so a KMS record
@@ -284,25 +353,28 @@ fn may_be_kept(rec: &[u8], opts: &ReadOptions) -> bool {
     if opts.include_data_events || n.error_code.find(rec).is_some() {
         return true;
     }
-    for at in n.event_name.find_iter(rec) {
-        let mut i = scan::skip_ws(rec, at + b"\"eventName\"".len());
-        if rec.get(i) != Some(&b':') {
-            continue;
-        }
-        i = scan::skip_ws(rec, i + 1);
-        if rec.get(i) != Some(&b'"') {
-            continue;
-        }
-        let v = &rec[i + 1..];
-        match memchr::memchr2(b'"', b'\\', v) {
-            Some(e) if v[e] == b'"' && opts.keeps_name_bytes(&v[..e]) => return true,
-            Some(e) if v[e] == b'"' => {}
-            // An escaped name: let the parser decide.
-            Some(_) => return true,
-            None => {}
-        }
+    n.event_name
+        .find_iter(rec)
+        .any(|at| names_kept_event(rec, at, opts))
+}
+
+/// Does the `"eventName"` at `at` name a kept event (or an escaped name the
+/// parser must decide on)?
+fn names_kept_event(rec: &[u8], at: usize, opts: &ReadOptions) -> bool {
+    let mut i = scan::skip_ws(rec, at + b"\"eventName\"".len());
+    if rec.get(i) != Some(&b':') {
+        return false;
     }
-    false
+    i = scan::skip_ws(rec, i + 1);
+    if rec.get(i) != Some(&b'"') {
+        return false;
+    }
+    let v = &rec[i + 1..];
+    match memchr::memchr2(b'"', b'\\', v) {
+        Some(e) if v[e] == b'"' => opts.keeps_name_bytes(&v[..e]),
+        Some(_) => true,
+        None => false,
+    }
 }
 
 /// The fields a file's days are read from, for files not named by AWS.
@@ -345,6 +417,8 @@ struct FileState<'o> {
     /// First record-level problem; later records are still read.
     first_bad: Option<String>,
     bad_records: u64,
+    /// Needle offsets in the file's text, for records given by offset.
+    hits: FileHits,
 }
 
 impl FileState<'_> {
@@ -372,9 +446,17 @@ impl FileState<'_> {
     }
 
     /// One CloudTrail record's bytes.
-    fn record(&mut self, bytes: &[u8], at: usize, out: &mut FileScan) {
+    /// The record at `buf[s..e]` of the file's text.
+    fn record(&mut self, buf: &[u8], s: usize, e: usize, out: &mut FileScan) {
+        let candidate = self.hits.may_be_kept(buf, s, e, self.opts);
+        self.record_bytes(&buf[s..e], s, candidate, out);
+    }
+
+    /// One CloudTrail record's bytes; `candidate` says whether they could
+    /// hold a kept event.
+    fn record_bytes(&mut self, bytes: &[u8], at: usize, candidate: bool, out: &mut FileScan) {
         out.records_read += 1;
-        if may_be_kept(bytes, self.opts) {
+        if candidate {
             match serde_json::from_slice::<Record>(bytes) {
                 Ok(rec) => {
                     if self.want_days {
@@ -410,7 +492,8 @@ impl FileState<'_> {
 
     /// An element of an array, NDJSON line or Events[]: a LookupEvents event
     /// (record inside `CloudTrailEvent`) or a record itself.
-    fn element(&mut self, bytes: &[u8], at: usize, out: &mut FileScan) {
+    fn element(&mut self, buf: &[u8], at: usize, end: usize, out: &mut FileScan) {
+        let bytes = &buf[at..end];
         if bytes.first() != Some(&b'{') {
             out.records_read += 1;
             self.note_bad(format!("element at byte {at} is not a JSON object"));
@@ -421,11 +504,12 @@ impl FileState<'_> {
                 cloudtrail_event: Some(inner),
             }) = serde_json::from_slice::<LookupEvent>(bytes)
             {
-                self.record(inner.as_bytes(), at, out);
+                let candidate = may_be_kept(inner.as_bytes(), self.opts);
+                self.record_bytes(inner.as_bytes(), at, candidate, out);
                 return;
             }
         }
-        self.record(bytes, at, out);
+        self.record(buf, at, end, out);
     }
 }
 
@@ -489,9 +573,9 @@ fn walk_object(
                 for el in it.by_ref() {
                     let (s, e) = el?;
                     if !is_records {
-                        st.element(&buf[s..e], s, out);
+                        st.element(buf, s, e, out);
                     } else if buf[s] == b'{' {
-                        st.record(&buf[s..e], s, out);
+                        st.record(buf, s, e, out);
                     } else {
                         out.records_read += 1;
                         st.note_bad(format!(
@@ -590,6 +674,7 @@ fn scan_text(
         days: Vec::new(),
         first_bad: None,
         bad_records: 0,
+        hits: FileHits::new(buf),
     };
     // A UTF-8 byte order mark is what some Windows tools write first.
     let mut i = if buf.starts_with(b"\xEF\xBB\xBF") {
@@ -625,7 +710,7 @@ fn scan_text(
                         // One event a line: no need to look at its keys twice.
                         match scan::skip_value(buf, j) {
                             Ok(ve) if buf[j] == b'{' => {
-                                st.element(&buf[j..ve], j, out);
+                                st.element(buf, j, ve, out);
                                 j = scan::skip_ws(buf, ve);
                             }
                             Ok(_) => {
@@ -740,7 +825,7 @@ fn top_object(
             true
         }
         TopObject::Single => {
-            st.element(&buf[start..end], start, out);
+            st.element(buf, start, end, out);
             true
         }
         TopObject::Digest | TopObject::Other(_) => {
@@ -759,7 +844,7 @@ fn elements_end(buf: &[u8], start: usize) -> usize {
 fn elements(buf: &[u8], start: usize, st: &mut FileState, out: &mut FileScan) {
     for el in ArrayElements::new(buf, start) {
         match el {
-            Ok((s, e)) => st.element(&buf[s..e], s, out),
+            Ok((s, e)) => st.element(buf, s, e, out),
             Err(e) => {
                 out.verdict = Verdict::Corrupt(structural(&e, out));
                 break;
