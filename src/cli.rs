@@ -73,59 +73,14 @@ pub enum Command {
     Diagnose(commands::diagnose::Args),
     /// Check every file of a bundle against its manifest.
     VerifyBundle(commands::verify_bundle::Args),
+    /// CloudTrail evidence of rotation: files, the S3 archive, LookupEvents.
+    #[command(subcommand)]
+    Trail(TrailCommand),
 }
 
-/// Parses `--since`-style times: RFC 3339, or a date meaning its first second (UTC).
-pub fn parse_start(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    parse_when(s, false)
-}
-
-/// Parses `--until`/`--as-of`-style times: RFC 3339, or a date meaning its last second (UTC).
-pub fn parse_end(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    parse_when(s, true)
-}
-
-fn parse_when(s: &str, end_of_day: bool) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    use chrono::{DateTime, NaiveDate, Utc};
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let t = if end_of_day {
-            d.and_hms_opt(23, 59, 59)
-        } else {
-            d.and_hms_opt(0, 0, 0)
-        };
-        if let Some(t) = t {
-            return Ok(t.and_utc());
-        }
-    }
-    Err(format!(
-        "{s:?} is not a date (2025-01-31) or an RFC 3339 time (2025-01-31T12:00:00Z)"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_as_dates_or_instants() {
-        assert_eq!(
-            parse_start("2025-01-31").unwrap().to_rfc3339(),
-            "2025-01-31T00:00:00+00:00"
-        );
-        assert_eq!(
-            parse_end("2025-01-31").unwrap().to_rfc3339(),
-            "2025-01-31T23:59:59+00:00"
-        );
-        assert_eq!(
-            parse_start("2025-01-31T12:00:00+02:00")
-                .unwrap()
-                .to_rfc3339(),
-            "2025-01-31T10:00:00+00:00"
-        );
-        assert!(parse_start("last tuesday").is_err());
-    }
+/// `kmsrot trail ...`
+#[derive(Debug, Subcommand)]
+pub enum TrailCommand {
+    /// Reads CloudTrail and keeps the KMS rotation and key-lifecycle events.
+    Scan(commands::trail_scan::Args),
 }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use crate::bundle::{self, AssessmentEntry, Manifest};
-use crate::cli::parse_end;
+use super::trail_scan::parse_until as parse_end;
 use crate::error::Outcome;
 use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
 use crate::output::{read_frame, write_frame, Table};

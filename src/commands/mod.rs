@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, TrailCommand};
 use crate::error::Outcome;
 
 pub mod assess;
@@ -11,6 +11,7 @@ pub mod collect;
 pub mod diagnose;
 pub mod inventory;
 pub mod verify_bundle;
+pub mod trail_scan;
 
 /// What every command receives besides its own arguments.
 pub struct Ctx {
@@ -32,5 +33,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Assess(args) => assess::run(&ctx, args).await,
         Command::Diagnose(args) => diagnose::run(&ctx, args).await,
         Command::VerifyBundle(args) => verify_bundle::run(&ctx, args).await,
+        Command::Trail(TrailCommand::Scan(args)) => trail_scan::run(&ctx, args).await,
     }
 }

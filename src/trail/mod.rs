@@ -5,6 +5,12 @@
 //! Every source feeds one [`Collector`], which de-duplicates on eventID (real
 //! archives deliver some events twice) and keeps the coverage ledger.
 
+pub mod gz;
+pub mod local;
+pub mod reader;
+pub mod record;
+pub mod scan;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use anyhow::Result;
