@@ -140,7 +140,7 @@ pub async fn scan(
         }
     };
 
-    let attributes = lookup_attributes(opts.include_data_events);
+    let attributes = lookup_attributes(opts);
     let bar = progress.bar("lookup", (regions.len() * attributes.len()) as u64);
     let mut results = stream::iter(regions)
         .map(|region| scan_region(config, region, &attributes, &span, opts, &bar))
@@ -167,16 +167,22 @@ pub async fn scan(
 }
 
 /// The lookups to run in each region.
-fn lookup_attributes(include_data_events: bool) -> Vec<(LookupAttributeKey, String)> {
-    if include_data_events {
+fn lookup_attributes(opts: &ReadOptions) -> Vec<(LookupAttributeKey, String)> {
+    if opts.include_data_events {
         return vec![(
             LookupAttributeKey::EventSource,
             "kms.amazonaws.com".to_string(),
         )];
     }
-    reader::kept_event_names()
-        .iter()
-        .map(|n| (LookupAttributeKey::EventName, n.to_string()))
+    let mut names = reader::parse_event_list(reader::DEFAULT_EVENTS_FILE);
+    for extra in &opts.extra_events {
+        if !names.contains(extra) {
+            names.push(extra.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| (LookupAttributeKey::EventName, n))
         .collect()
 }
 

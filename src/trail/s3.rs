@@ -22,7 +22,8 @@ use chrono::{Duration, NaiveDate};
 use futures::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
 
-use super::reader::{self, FileScan, ReadOptions, Verdict};
+use super::reader::{self, FileScan, ReadOptions};
+use super::reader::add_scan;
 use super::{Collector, FileIssue, Window};
 use crate::aws::{self, ErrorInfo};
 use crate::error::hinted;
@@ -292,25 +293,10 @@ pub async fn scan(
         bar.inc(1);
         match d {
             Done::Scanned(obj, scan) => {
+                // The key's folders say which account, region and day this
+                // file logs, even when none of its events is kept.
                 collector.note_log_day(&obj.account, &obj.region, obj.day);
-                let label = format!("s3://{bucket}/{}", obj.key);
-                let src = collector.source_mut(idx);
-                src.bytes_read += scan.bytes;
-                src.records_read += scan.records_read;
-                match scan.verdict {
-                    Verdict::Read => src.files_read += 1,
-                    Verdict::Skipped(reason) => src.files_skipped.push(FileIssue {
-                        path: label,
-                        reason,
-                    }),
-                    Verdict::Corrupt(reason) => src.files_corrupt.push(FileIssue {
-                        path: label,
-                        reason,
-                    }),
-                }
-                // Rows parsed before a file turned out corrupt are still
-                // evidence; the corrupt entry says the file was cut short.
-                collector.add_rows(idx, scan.rows);
+                add_scan(collector, idx, &format!("s3://{bucket}/{}", obj.key), scan);
             }
             Done::FetchFailed(obj, e) => {
                 collector.note_log_day(&obj.account, &obj.region, obj.day);

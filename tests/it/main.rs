@@ -3,3 +3,5 @@
 mod support;
 
 mod inventory;
+mod trail_lookup;
+mod trail_s3;
