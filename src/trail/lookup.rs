@@ -213,7 +213,7 @@ async fn scan_region(
         errors: Vec::new(),
     };
     let label = format!("lookup:{region}");
-    for (key, value) in attributes {
+    for (n, (key, value)) in attributes.iter().enumerate() {
         let attribute = match LookupAttribute::builder()
             .attribute_key(key.clone())
             .attribute_value(value)
@@ -230,6 +230,16 @@ async fn scan_region(
             let page = fetch_page(&client, &mut pacer, &attribute, span, token.as_deref()).await;
             let page = match page {
                 Ok(p) => p,
+                Err(e) if denies_region(&e) => {
+                    // A denial or an unusable region answers every lookup
+                    // the same way: say it once and leave the region.
+                    let skipped = attributes.len() - n - 1;
+                    out.errors.push(format!(
+                        "LookupEvents {region}: {e} ({skipped} remaining lookups in {region} not sent)"
+                    ));
+                    bar.inc(skipped as u64 + 1);
+                    return out;
+                }
                 Err(e) => {
                     out.errors
                         .push(format!("LookupEvents {region} {key}={value}: {e}"));
@@ -313,6 +323,20 @@ async fn fetch_page(
         backoff = (backoff * 2).min(StdDuration::from_secs(20));
         attempt += 1;
     }
+}
+
+/// Errors about the caller or the region rather than the lookup.
+fn denies_region(e: &ErrorInfo) -> bool {
+    e.is_access_denied()
+        || matches!(
+            e.code.as_str(),
+            "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "AuthFailure"
+                | "OptInRequired"
+                | "ExpiredTokenException"
+                | "DispatchFailure"
+        )
 }
 
 fn is_transient(e: &ErrorInfo) -> bool {

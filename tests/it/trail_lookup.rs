@@ -130,6 +130,7 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
             // Three RotateKey events in us-east-1 take two pages.
             page_size: 2,
             throttle_once: vec![("us-east-1".into(), "EnableKeyRotation".into())],
+            deny_regions: vec![],
         },
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -259,6 +260,7 @@ fn lookup_with_data_events_asks_once_per_region_by_event_source() {
             account: ACCOUNT.into(),
             page_size: 50,
             throttle_once: vec![],
+            deny_regions: vec![],
         },
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -298,4 +300,72 @@ fn lookup_with_data_events_asks_once_per_region_by_event_source() {
     );
     let cov = trail_coverage(&out);
     assert_eq!(cov["complete"], true, "{cov:#}");
+}
+
+#[test]
+fn a_denied_region_is_recorded_once_and_the_others_are_read() {
+    let now = Utc::now();
+    let h = history(now);
+    let fixture = CloudTrailFixture::start(
+        h.events,
+        FixtureOptions {
+            account: ACCOUNT.into(),
+            page_size: 50,
+            throttle_once: vec![],
+            deny_regions: vec!["eu-west-1".into()],
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("lookup");
+    let since = (now - Duration::days(7)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    // A closed window, so a region without evidence shows each of its days.
+    let until = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut cmd = kmsrot();
+    cmd.args(["--endpoint-url", &fixture.url])
+        .args(["--region", "us-east-1", "--region", "eu-west-1"])
+        .args(["trail", "scan", "lookup", "--since", &since, "--until", &until])
+        .arg("--out")
+        .arg(&out);
+    let (code, _stdout, stderr) = run(&mut cmd);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("AccessDeniedException"), "{stderr}");
+
+    let requests = fixture.requests();
+    assert_eq!(
+        by_region(&requests, "eu-west-1").len(),
+        1,
+        "a denial stops the region's lookups"
+    );
+    assert_eq!(
+        by_region(&requests, "us-east-1")
+            .iter()
+            .filter(|r| r.next_token.is_none())
+            .count(),
+        kept_names().len()
+    );
+
+    // us-east-1's events of the last 7 days are still there.
+    let events = read_json(&out.join("events.json"));
+    let mut names: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event_name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ListKeyRotations"]);
+
+    let cov = trail_coverage(&out);
+    let errors = cov["sources"][0]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = errors[0].as_str().unwrap();
+    assert!(e.contains("eu-west-1") && e.contains("AccessDeniedException"), "{e}");
+    let euw1 = cov["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["region"] == "eu-west-1")
+        .expect("eu-west-1 has a day ledger");
+    assert!(euw1["days_with_logs"].as_array().unwrap().is_empty());
+    assert_eq!(euw1["days_missing"].as_array().unwrap().len(), 8);
 }

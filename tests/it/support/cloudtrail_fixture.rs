@@ -35,6 +35,9 @@ pub struct FixtureOptions {
     pub page_size: usize,
     /// (region, attribute value) pairs whose first request is throttled.
     pub throttle_once: Vec<(String, String)>,
+    /// Regions whose LookupEvents answers AccessDeniedException, as an SCP
+    /// or a missing cloudtrail:LookupEvents permission does.
+    pub deny_regions: Vec<String>,
 }
 
 /// One LookupEvents request as received.
@@ -198,6 +201,14 @@ fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
         throttled: false,
         events_returned: 0,
     };
+    if state.opts.deny_regions.iter().any(|r| r == region) {
+        state.requests.lock().expect("fixture log").push(record);
+        return json_error(
+            400,
+            "AccessDeniedException",
+            &format!("User: arn:aws:iam::{}:user/Alice is not authorized to perform: cloudtrail:LookupEvents with an explicit deny in a service control policy", state.opts.account),
+        );
+    }
     let pair = (region.to_string(), value.clone());
     if state.opts.throttle_once.contains(&pair)
         && state.throttled.lock().expect("fixture").insert(pair)
