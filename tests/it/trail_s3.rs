@@ -13,7 +13,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 
-use crate::support::counting_proxy::{CountingProxy, Seen};
+use crate::support::counting_proxy::{CountingProxy, Failure, Seen};
 use crate::support::{fixtures, kmsrot, read_json, run, Moto};
 
 const BUCKET: &str = "org-trail-archive";
@@ -439,4 +439,96 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
         .map(|r| r["event_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [event_id(11)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_prefix_and_a_failed_get_are_recorded_and_the_rest_is_read() {
+    let moto = Moto::start();
+    let (files, kept) = archive();
+    upload(&moto, &files).await;
+    let proxy = CountingProxy::start(moto.port);
+    // An SCP or bucket policy that denies one account's folder, and an
+    // object whose KMS key the reader may not use.
+    proxy.fail(Failure {
+        target_contains: format!("{ACCOUNT_B}%2FCloudTrail%2F"),
+        status: 403,
+        code: "AccessDenied".into(),
+    });
+    let denied = files
+        .iter()
+        .find(|f| f.records.iter().any(|r| r["eventID"] == event_id(8)))
+        .unwrap()
+        .key();
+    proxy.fail(Failure {
+        target_contains: denied.rsplit('/').next().unwrap().to_string(),
+        status: 403,
+        code: "AccessDenied".into(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("faults");
+    let (code, _stdout, stderr) = scan(&proxy, &out, &[]);
+    assert_eq!(code, 3, "{stderr}");
+
+    let cov = trail_coverage(&out);
+    let src = &cov["sources"][0];
+    let errors: Vec<&str> = src["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        errors,
+        [format!(
+            "ListObjectsV2 s3://{BUCKET}/{PREFIX}/AWSLogs/{ORG}/{ACCOUNT_B}/CloudTrail/: AccessDenied: injected by the test proxy"
+        )]
+    );
+    let corrupt: Vec<(String, String)> = src["files_corrupt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        corrupt.contains(&(
+            format!("s3://{BUCKET}/{denied}"),
+            "GetObject failed: AccessDenied: injected by the test proxy".to_string()
+        )),
+        "{corrupt:?}"
+    );
+
+    // Everything else of account A is still read.
+    let events = read_json(&out.join("events.json"));
+    let got: BTreeSet<String> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = kept
+        .keys()
+        .filter(|id| ![8, 11].contains(*id))
+        .map(|id| event_id(*id))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_malformed_url_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(kmsrot()
+        .args(["trail", "scan", "s3://Not_A_Bucket!/x", "--out"])
+        .arg(tmp.path()));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.starts_with("error: s3://Not_A_Bucket!/x: not a valid bucket name"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
 }

@@ -4,7 +4,9 @@
 //!
 //! kmsrot only reads from S3, so every request it sends through the proxy
 //! has a head and a Content-Length body at most; the proxy frames requests
-//! by that and copies responses back untouched.
+//! by that and copies responses back untouched. It can also answer chosen
+//! requests itself with an S3 error, to stand for a denied prefix or a
+//! failed GET (clients do not pipeline, so answers stay in order).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -41,9 +43,21 @@ impl Seen {
     }
 }
 
+/// A canned failure: requests whose target contains `target_contains`
+/// get `status` with S3's XML error body for `code`.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub target_contains: String,
+    pub status: u16,
+    pub code: String,
+}
+
+type Failures = Arc<Mutex<Vec<Failure>>>;
+
 pub struct CountingProxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    failures: Failures,
 }
 
 impl CountingProxy {
@@ -52,18 +66,24 @@ impl CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
+        let failures: Failures = Arc::new(Mutex::new(Vec::new()));
+        let (log, fail) = (seen.clone(), failures.clone());
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let log = log.clone();
-                thread::spawn(move || relay(client, upstream_port, log));
+                let (log, fail) = (log.clone(), fail.clone());
+                thread::spawn(move || relay(client, upstream_port, log, fail));
             }
         });
         CountingProxy {
             url: format!("http://127.0.0.1:{port}"),
             seen,
+            failures,
         }
+    }
+
+    pub fn fail(&self, failure: Failure) {
+        self.failures.lock().expect("proxy failures").push(failure);
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -75,7 +95,7 @@ impl CountingProxy {
     }
 }
 
-fn relay(mut client: TcpStream, upstream_port: u16, log: Arc<Mutex<Vec<Seen>>>) {
+fn relay(mut client: TcpStream, upstream_port: u16, log: Arc<Mutex<Vec<Seen>>>, failures: Failures) {
     let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
         let _ = client.shutdown(Shutdown::Both);
         return;
@@ -84,47 +104,66 @@ fn relay(mut client: TcpStream, upstream_port: u16, log: Arc<Mutex<Vec<Seen>>>) 
     else {
         return;
     };
+    let Ok(mut answer) = client.try_clone() else {
+        return;
+    };
     let back = thread::spawn(move || {
         let _ = std::io::copy(&mut up_read, &mut client_write);
         let _ = client_write.shutdown(Shutdown::Both);
     });
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
-    // Bytes of a request body still to pass through before the next head.
-    let mut body_left = 0usize;
-    loop {
+    'conn: loop {
         let n = match client.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if upstream.write_all(&chunk[..n]).is_err() {
-            break;
-        }
         buf.extend_from_slice(&chunk[..n]);
+        // Every complete request in the buffer: forwarded, or answered here.
         loop {
-            if body_left > 0 {
-                let skip = body_left.min(buf.len());
-                buf.drain(..skip);
-                body_left -= skip;
-                if body_left > 0 {
-                    break;
-                }
-            }
             let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
                 break;
             };
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            buf.drain(..end + 4);
             let mut lines = head.lines();
             let mut parts = lines.next().unwrap_or("").split(' ');
             let method = parts.next().unwrap_or("").to_string();
             let target = parts.next().unwrap_or("").to_string();
-            body_left = lines
+            let body_len: usize = lines
                 .filter_map(|l| l.split_once(':'))
                 .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
                 .and_then(|(_, v)| v.trim().parse().ok())
                 .unwrap_or(0);
+            let total = end + 4 + body_len;
+            if buf.len() < total {
+                break;
+            }
+            let request: Vec<u8> = buf.drain(..total).collect();
+            let failure = failures
+                .lock()
+                .expect("proxy failures")
+                .iter()
+                .find(|f| target.contains(&f.target_contains))
+                .cloned();
             log.lock().expect("proxy log").push(Seen { method, target });
+            let sent = match failure {
+                Some(f) => {
+                    let body = format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>injected by the test proxy</Message><RequestId>PROXY</RequestId></Error>",
+                        f.code
+                    );
+                    let response = format!(
+                        "HTTP/1.1 {} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                        f.status,
+                        body.len()
+                    );
+                    answer.write_all(response.as_bytes())
+                }
+                None => upstream.write_all(&request),
+            };
+            if sent.is_err() {
+                break 'conn;
+            }
         }
     }
     let _ = upstream.shutdown(Shutdown::Write);
