@@ -416,7 +416,9 @@ async fn expand(
 
     // Levels that need no listing.
     match node.level {
-        Level::Service => {
+        // An account the user named is read even if its folder is absent,
+        // so that its days show as missing rather than vanish.
+        Level::Service if fixed.is_some() || !opts.scope.accounts.is_empty() => {
             let used = node.fixed_used + usize::from(fixed.is_some());
             return (vec![child("CloudTrail", Level::Region, used)], vec![], None);
         }
@@ -480,16 +482,35 @@ async fn expand(
     };
     let mut children = Vec::new();
     let mut days = Vec::new();
+    if node.level == Level::Top && !opts.scope.accounts.is_empty() {
+        // Named accounts: those found here, or all of them when there is no
+        // organization folder that could hold them instead.
+        let has_org = names.iter().any(|n| n.starts_with("o-"));
+        for a in &opts.scope.accounts {
+            if !has_org || names.contains(a) {
+                let mut c = child(a, Level::Service, node.fixed_used);
+                c.account = Some(a.clone());
+                children.push(c);
+            }
+        }
+    }
     for name in names {
         match node.level {
             Level::Top if name.starts_with("o-") => {
                 children.push(child(&name, Level::OrgAccount, node.fixed_used));
             }
             Level::Top | Level::OrgAccount => {
-                if opts.scope.wants_account(&name) {
+                // Other services (Config, ELB) log under AWSLogs/ too; only
+                // 12-digit account folders can hold CloudTrail.
+                if opts.scope.accounts.is_empty() && is_account_id(&name) {
                     let mut c = child(&name, Level::Service, node.fixed_used);
                     c.account = Some(name);
                     children.push(c);
+                }
+            }
+            Level::Service => {
+                if name == "CloudTrail" {
+                    children.push(child(&name, Level::Region, node.fixed_used));
                 }
             }
             Level::Region => {
@@ -533,7 +554,6 @@ async fn expand(
                     }
                 }
             }
-            Level::Service => {}
         }
     }
     (children, days, None)
@@ -612,6 +632,10 @@ async fn list_day(client: &aws_sdk_s3::Client, bucket: &str, day: DayFolder) -> 
         }
     }
     items
+}
+
+fn is_account_id(name: &str) -> bool {
+    name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_digest(key: &str) -> bool {
