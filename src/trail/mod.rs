@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::frames::{Cell, FrameBuilder, EVENTS};
 use crate::output::rfc3339;
 
+pub mod lake;
 pub mod lookup;
 pub mod s3;
 
