@@ -3,5 +3,6 @@
 mod support;
 
 mod inventory;
+mod trail_lake;
 mod trail_lookup;
 mod trail_s3;

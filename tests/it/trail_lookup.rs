@@ -130,7 +130,7 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
             // Three RotateKey events in us-east-1 take two pages.
             page_size: 2,
             throttle_once: vec![("us-east-1".into(), "EnableKeyRotation".into())],
-            deny_regions: vec![],
+            ..FixtureOptions::default()
         },
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -258,9 +258,7 @@ fn lookup_with_data_events_asks_once_per_region_by_event_source() {
         h.events,
         FixtureOptions {
             account: ACCOUNT.into(),
-            page_size: 50,
-            throttle_once: vec![],
-            deny_regions: vec![],
+            ..FixtureOptions::default()
         },
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -310,9 +308,8 @@ fn a_denied_region_is_recorded_once_and_the_others_are_read() {
         h.events,
         FixtureOptions {
             account: ACCOUNT.into(),
-            page_size: 50,
-            throttle_once: vec![],
             deny_regions: vec!["eu-west-1".into()],
+            ..FixtureOptions::default()
         },
     );
     let tmp = tempfile::tempdir().unwrap();

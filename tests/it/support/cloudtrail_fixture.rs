@@ -7,7 +7,11 @@
 //! ThrottlingException once per lookup, and records every request with its
 //! arrival time and signing region so a test can check the request pattern.
 //! It also answers STS GetCallerIdentity (query protocol), which kmsrot asks
-//! to know whose event history it read.
+//! to know whose event history it read, and CloudTrail Lake's StartQuery and
+//! GetQueryResults: it does not run SQL, it answers as Lake would for the
+//! two queries kmsrot sends (kept KMS events in the window; distinct days
+//! per account and region), from the same events, and records each
+//! statement so the test can check what was pushed down.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -38,6 +42,34 @@ pub struct FixtureOptions {
     /// Regions whose LookupEvents answers AccessDeniedException, as an SCP
     /// or a missing cloudtrail:LookupEvents permission does.
     pub deny_regions: Vec<String>,
+    /// Lake: GetQueryResults answers RUNNING this many times per query
+    /// before FINISHED, and pages rows by `page_size`.
+    pub lake_running_polls: usize,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        FixtureOptions {
+            account: "111122223333".into(),
+            page_size: 50,
+            throttle_once: vec![],
+            deny_regions: vec![],
+            lake_running_polls: 0,
+        }
+    }
+}
+
+/// One CloudTrail Lake call as received.
+#[derive(Debug, Clone)]
+pub struct LakeRequest {
+    pub at: Instant,
+    /// `StartQuery` or `GetQueryResults`.
+    pub operation: String,
+    pub query_id: String,
+    pub statement: Option<String>,
+    pub next_token: Option<String>,
+    pub status: String,
+    pub rows_returned: usize,
 }
 
 /// One LookupEvents request as received.
@@ -61,6 +93,9 @@ struct State {
     opts: FixtureOptions,
     throttled: Mutex<HashSet<(String, String)>>,
     requests: Mutex<Vec<LookupRequest>>,
+    /// Lake queries started: statement and GetQueryResults calls so far.
+    queries: Mutex<Vec<(String, usize)>>,
+    lake: Mutex<Vec<LakeRequest>>,
 }
 
 pub struct CloudTrailFixture {
@@ -77,6 +112,8 @@ impl CloudTrailFixture {
             opts,
             throttled: Mutex::new(HashSet::new()),
             requests: Mutex::new(Vec::new()),
+            queries: Mutex::new(Vec::new()),
+            lake: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
         thread::spawn(move || {
@@ -94,6 +131,10 @@ impl CloudTrailFixture {
 
     pub fn requests(&self) -> Vec<LookupRequest> {
         self.state.requests.lock().expect("fixture log").clone()
+    }
+
+    pub fn lake_requests(&self) -> Vec<LakeRequest> {
+        self.state.lake.lock().expect("fixture log").clone()
     }
 }
 
@@ -139,6 +180,8 @@ fn serve(conn: TcpStream, state: &State) {
             .unwrap_or_default();
         let (status, content_type, extra, payload) = match header("x-amz-target") {
             Some(t) if t.ends_with(".LookupEvents") => lookup(state, &region, &body),
+            Some(t) if t.ends_with(".StartQuery") => start_query(state, &body),
+            Some(t) if t.ends_with(".GetQueryResults") => get_query_results(state, &body),
             Some(t) => json_error(400, "UnknownOperationException", &format!("fixture: {t}")),
             None if String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") => (
                 200,
@@ -304,4 +347,170 @@ fn caller_identity(account: &str) -> Vec<u8> {
 </GetCallerIdentityResponse>"
     )
     .into_bytes()
+}
+
+fn json_ok(v: Value) -> Answer {
+    (
+        200,
+        "application/x-amz-json-1.1",
+        None,
+        v.to_string().into_bytes(),
+    )
+}
+
+fn start_query(state: &State, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let statement = req["QueryStatement"].as_str().unwrap_or("").to_string();
+    let mut queries = state.queries.lock().expect("fixture");
+    queries.push((statement.clone(), 0));
+    let id = format!("fixture-query-{}", queries.len());
+    state.lake.lock().expect("fixture log").push(LakeRequest {
+        at: Instant::now(),
+        operation: "StartQuery".into(),
+        query_id: id.clone(),
+        statement: Some(statement),
+        next_token: None,
+        status: "QUEUED".into(),
+        rows_returned: 0,
+    });
+    json_ok(json!({ "QueryId": id }))
+}
+
+/// `eventtime >= 'YYYY-MM-DD HH:MM:SS'` and `<=` bounds in a statement.
+fn bound(statement: &str, op: &str) -> Option<f64> {
+    let at = statement.find(&format!("eventtime {op} '"))? + op.len() + 12;
+    let text = statement.get(at..at + 19)?;
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp() as f64)
+}
+
+/// A record as Lake returns it for kmsrot's events query: one single-entry
+/// map per selected column, strings only, NULL columns left out.
+fn lake_row(r: &Value) -> Vec<Value> {
+    let time = chrono::DateTime::parse_from_rfc3339(r["eventTime"].as_str().unwrap_or(""))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_default();
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let cols: Vec<(&str, Option<String>)> = vec![
+        ("eventid", text(&r["eventID"])),
+        ("eventtime", Some(time)),
+        ("eventname", text(&r["eventName"])),
+        ("eventtype", text(&r["eventType"])),
+        ("eventsource", text(&r["eventSource"])),
+        ("awsregion", text(&r["awsRegion"])),
+        ("recipientaccountid", text(&r["recipientAccountId"])),
+        ("principal_arn", text(&r["userIdentity"]["arn"])),
+        ("principal_type", text(&r["userIdentity"]["type"])),
+        ("invoked_by", text(&r["userIdentity"]["invokedBy"])),
+        ("sourceipaddress", text(&r["sourceIPAddress"])),
+        ("useragent", text(&r["userAgent"])),
+        ("errorcode", text(&r["errorCode"])),
+        ("errormessage", text(&r["errorMessage"])),
+        ("request_key_id", text(&r["requestParameters"]["keyId"])),
+        (
+            "rotation_period_in_days",
+            text(&r["requestParameters"]["rotationPeriodInDays"]),
+        ),
+        ("service_key_id", text(&r["serviceEventDetails"]["keyId"])),
+        ("rotation_type", text(&r["serviceEventDetails"]["rotationType"])),
+        ("resource_arn", text(&r["resources"][0]["ARN"])),
+        ("requestid", text(&r["requestID"])),
+    ];
+    cols.into_iter()
+        .filter_map(|(k, v)| v.map(|v| json!({ k: v })))
+        .collect()
+}
+
+fn get_query_results(state: &State, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let id = req["QueryId"].as_str().unwrap_or("").to_string();
+    let next_token = req["NextToken"].as_str().map(str::to_string);
+    let n: usize = id
+        .strip_prefix("fixture-query-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let (statement, polls) = {
+        let mut queries = state.queries.lock().expect("fixture");
+        let Some(q) = n.checked_sub(1).and_then(|i| queries.get_mut(i)) else {
+            return json_error(400, "QueryIdNotFoundException", "fixture: unknown query");
+        };
+        q.1 += 1;
+        q.clone()
+    };
+    let mut log = LakeRequest {
+        at: Instant::now(),
+        operation: "GetQueryResults".into(),
+        query_id: id,
+        statement: None,
+        next_token: next_token.clone(),
+        status: "RUNNING".into(),
+        rows_returned: 0,
+    };
+    if polls <= state.opts.lake_running_polls {
+        state.lake.lock().expect("fixture log").push(log);
+        return json_ok(json!({ "QueryStatus": "RUNNING", "QueryResultRows": [] }));
+    }
+    let (since, until) = (bound(&statement, ">="), bound(&statement, "<="));
+    let in_window = |r: &Value| {
+        let t = event_time(r);
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+    };
+    let records = state.events.iter().map(|e| &e.record).filter(|r| in_window(r));
+    let rows: Vec<Value> = if statement.contains("SELECT DISTINCT") {
+        let mut days: Vec<(String, String, String)> = records
+            .map(|r| {
+                (
+                    r["recipientAccountId"].as_str().unwrap_or("").to_string(),
+                    r["awsRegion"].as_str().unwrap_or("").to_string(),
+                    r["eventTime"].as_str().unwrap_or("").get(..10).unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        days.sort();
+        days.dedup();
+        days.into_iter()
+            .map(|(a, r, d)| json!([{ "recipientaccountid": a }, { "awsregion": r }, { "day": d }]))
+            .collect()
+    } else {
+        records
+            .filter(|r| r["eventSource"] == "kms.amazonaws.com")
+            .filter(|r| {
+                r["errorCode"].is_string()
+                    || statement.contains(&format!("'{}'", r["eventName"].as_str().unwrap_or("")))
+            })
+            .map(|r| Value::Array(lake_row(r)))
+            .collect()
+    };
+    let offset: usize = next_token
+        .as_deref()
+        .and_then(|t| t.strip_prefix("fixture-rows-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let size = state.opts.page_size.max(1);
+    let page: Vec<Value> = rows.iter().skip(offset).take(size).cloned().collect();
+    log.status = "FINISHED".into();
+    log.rows_returned = page.len();
+    state.lake.lock().expect("fixture log").push(log);
+    let mut answer = json!({
+        "QueryStatus": "FINISHED",
+        "QueryStatistics": {
+            "ResultsCount": page.len(),
+            "TotalResultsCount": rows.len(),
+            "BytesScanned": 1000
+        },
+        "QueryResultRows": page,
+    });
+    if offset + size < rows.len() {
+        answer["NextToken"] = json!(format!("fixture-rows-{}", offset + size));
+    }
+    json_ok(answer)
 }
