@@ -76,7 +76,10 @@ pub fn failures(events: &[EventRow]) -> Vec<FailureGroup> {
         if !ROTATION_APIS.contains(&name) {
             continue;
         }
-        let principal = e.principal_arn.clone().unwrap_or_else(|| "unknown principal".into());
+        let principal = e
+            .principal_arn
+            .clone()
+            .unwrap_or_else(|| "unknown principal".into());
         let g = groups
             .entry((principal.clone(), name.to_string(), code.to_string()))
             .or_insert_with(|| FailureGroup {
@@ -112,7 +115,11 @@ pub fn deny_statements(policy: Option<&str>) -> Result<Vec<DenyStatement>, Strin
         .filter(|s| !s.denied_rotation_actions.is_empty())
         .map(|s| DenyStatement {
             sid: s.sid,
-            denies: s.denied_rotation_actions.iter().map(|a| a.to_string()).collect(),
+            denies: s
+                .denied_rotation_actions
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             principal: s.principal,
             condition: s.condition,
         })
@@ -134,7 +141,9 @@ pub fn build(
         .filter(|e| {
             matches!(
                 e.event_name.as_deref(),
-                Some("RotateKey" | "RotateKeyOnDemand" | "EnableKeyRotation" | "DisableKeyRotation")
+                Some(
+                    "RotateKey" | "RotateKeyOnDemand" | "EnableKeyRotation" | "DisableKeyRotation"
+                )
             )
         })
         .cloned()
@@ -337,17 +346,28 @@ pub fn render_text(r: &Report) -> String {
     ));
     s.push_str(&format!(
         "Rotation   enabled={} period={} next={} on-demand-started={}\n",
-        k.rotation_enabled.map_or("unknown".into(), |b| b.to_string()),
+        k.rotation_enabled
+            .map_or("unknown".into(), |b| b.to_string()),
         k.rotation_period_days
             .map_or("unknown".into(), |d| format!("{d}d")),
         time(k.next_rotation_date),
         time(k.on_demand_rotation_start_date)
     ));
-    s.push_str(&format!("\nRotation history (ListKeyRotations): {}\n", r.rotations.len()));
+    s.push_str(&format!(
+        "\nRotation history (ListKeyRotations): {}\n",
+        r.rotations.len()
+    ));
     for rot in &r.rotations {
-        s.push_str(&format!("  {}  {}\n", time(rot.rotation_date), opt(&rot.rotation_type)));
+        s.push_str(&format!(
+            "  {}  {}\n",
+            time(rot.rotation_date),
+            opt(&rot.rotation_type)
+        ));
     }
-    s.push_str(&format!("\nRotation events (CloudTrail): {}\n", r.rotation_events.len()));
+    s.push_str(&format!(
+        "\nRotation events (CloudTrail): {}\n",
+        r.rotation_events.len()
+    ));
     for e in &r.rotation_events {
         s.push_str(&format!(
             "  {}  {:<20} {}{}\n",
@@ -360,7 +380,10 @@ pub fn render_text(r: &Report) -> String {
                 .unwrap_or_default()
         ));
     }
-    s.push_str(&format!("\nRotation failures by principal: {}\n", r.failures.len()));
+    s.push_str(&format!(
+        "\nRotation failures by principal: {}\n",
+        r.failures.len()
+    ));
     for f in &r.failures {
         s.push_str(&format!(
             "  {} {} {} x{} ({} .. {}): {}\n",
@@ -373,7 +396,10 @@ pub fn render_text(r: &Report) -> String {
             f.message.as_deref().unwrap_or("-")
         ));
     }
-    s.push_str(&format!("\nKey policy statements denying rotation: {}\n", r.deny_statements.len()));
+    s.push_str(&format!(
+        "\nKey policy statements denying rotation: {}\n",
+        r.deny_statements.len()
+    ));
     for d in &r.deny_statements {
         s.push_str(&format!(
             "  {}: Deny {} to {}{}\n",

@@ -216,7 +216,10 @@ fn write_json(path: &Path, schema: &Schema, rows: &[Vec<Rendered>]) -> Result<()
 
 /// Reads a frame back into records, one per row: each column becomes the
 /// field of the same name; JSON-kind columns arrive as their text.
-pub fn frame_records<T: serde::de::DeserializeOwned>(df: &DataFrame, schema: &Schema) -> Result<Vec<T>> {
+pub fn frame_records<T: serde::de::DeserializeOwned>(
+    df: &DataFrame,
+    schema: &Schema,
+) -> Result<Vec<T>> {
     let rows = render_rows(df, schema)?;
     rows.iter()
         .enumerate()

@@ -19,9 +19,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use super::trail_scan::parse_until as parse_end;
 use super::Ctx;
 use crate::bundle::{self, AssessmentEntry, Manifest};
-use super::trail_scan::parse_until as parse_end;
 use crate::error::Outcome;
 use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
 use crate::output::{read_frame, write_frame, Table};

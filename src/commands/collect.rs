@@ -142,7 +142,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let (rows, trail_cov) = if args.trails.is_empty() {
         (Vec::new(), None)
     } else {
-        let (rows, cov) = trail::scan_sources(&config, &args.trails, &read_opts, &progress).await?;
+        let (rows, cov) =
+            trail::sources::scan_sources(&config, &args.trails, &regions, &read_opts, &progress)
+                .await?;
         (rows, Some(cov))
     };
 
@@ -154,7 +156,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let coverage = Coverage::new(Some(inv.coverage.clone()), trail_cov.clone());
     write_json_file(&out.join(COVERAGE), &coverage)?;
 
-    let mut accounts: Vec<String> = inv.keys.iter().filter_map(|k| k.account_id.clone()).collect();
+    let mut accounts: Vec<String> = inv
+        .keys
+        .iter()
+        .filter_map(|k| k.account_id.clone())
+        .collect();
     if let Some(c) = &caller {
         accounts.push(c.account.clone());
     }
@@ -204,7 +210,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         caller,
         accounts,
         regions,
-        audit_window: AuditWindow { start: since, end: until },
+        audit_window: AuditWindow {
+            start: since,
+            end: until,
+        },
         sources,
         simulated,
         assessment: None,

@@ -53,7 +53,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             serde_json::to_writer_pretty(&mut stdout, &report)?;
             writeln!(stdout)?;
         }
-        Format::Table | Format::Csv => stdout.write_all(diagnose::render_text(&report).as_bytes())?,
+        Format::Table | Format::Csv => {
+            stdout.write_all(diagnose::render_text(&report).as_bytes())?
+        }
     }
     stdout.flush()?;
     Ok(Outcome::Complete)
@@ -72,10 +74,11 @@ fn from_bundle(dir: &std::path::Path, wanted: &str) -> Result<diagnose::Report> 
             "give the key's id, ARN or alias as it appears in keys.csv",
         ));
     };
-    let rotations: Vec<RotationRecord> = frame_records::<RotationRecord>(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?
-        .into_iter()
-        .filter(|r| r.key_arn == key.arn)
-        .collect();
+    let rotations: Vec<RotationRecord> =
+        frame_records::<RotationRecord>(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?
+            .into_iter()
+            .filter(|r| r.key_arn == key.arn)
+            .collect();
     let events: Vec<EventRow> = frame_records::<EventRow>(&read_frame(dir, &EVENTS)?, &EVENTS)?
         .into_iter()
         .filter(|e| e.key_arn.as_deref() == Some(key.arn.as_str()))
@@ -83,9 +86,15 @@ fn from_bundle(dir: &std::path::Path, wanted: &str) -> Result<diagnose::Report> 
     let coverage = crate::bundle::read_coverage(dir)?;
     let mut gaps = Vec::new();
     if coverage.trail.is_none() {
-        gaps.push("the bundle holds no CloudTrail source: failures and rotation events are unknown".into());
+        gaps.push(
+            "the bundle holds no CloudTrail source: failures and rotation events are unknown"
+                .into(),
+        );
     }
-    let as_of = manifest.assessment.as_ref().map_or(manifest.collected_at, |a| a.as_of);
+    let as_of = manifest
+        .assessment
+        .as_ref()
+        .map_or(manifest.collected_at, |a| a.as_of);
     Ok(diagnose::build(key, rotations, events, None, gaps, as_of))
 }
 
@@ -119,10 +128,16 @@ async fn live(ctx: &Ctx, wanted: &str) -> Result<diagnose::Report> {
     let mut pages = kms.list_grants().key_id(&key.arn).into_paginator().send();
     while let Some(page) = pages.next().await {
         match page {
-            Ok(p) => grants.extend(p.grants().iter().map(|g| Grant {
-                grant_id: g.grant_id().unwrap_or("-").to_string(),
-                grantee: g.grantee_principal().map(str::to_string),
-                operations: g.operations().iter().map(|o| o.as_str().to_string()).collect(),
+            Ok(p) => grants.extend(p.grants().iter().map(|g| {
+                Grant {
+                    grant_id: g.grant_id().unwrap_or("-").to_string(),
+                    grantee: g.grantee_principal().map(str::to_string),
+                    operations: g
+                        .operations()
+                        .iter()
+                        .map(|o| o.as_str().to_string())
+                        .collect(),
+                }
             })),
             Err(e) => {
                 gaps.push(format!("ListGrants failed: {}", ErrorInfo::from_sdk(&e)));
@@ -179,7 +194,9 @@ async fn lookup_events(
     let mut pages = client
         .lookup_events()
         .lookup_attributes(attr)
-        .start_time(aws_smithy_types::DateTime::from_secs((now - Duration::days(90)).timestamp()))
+        .start_time(aws_smithy_types::DateTime::from_secs(
+            (now - Duration::days(90)).timestamp(),
+        ))
         .end_time(aws_smithy_types::DateTime::from_secs(now.timestamp()))
         .max_results(50)
         .into_paginator()
@@ -189,7 +206,9 @@ async fn lookup_events(
             Ok(p) => {
                 for e in p.events() {
                     if let Some(json) = e.cloud_trail_event() {
-                        if let Ok(Some(row)) = crate::trail::reader::parse_record(json, "LookupEvents", &opts) {
+                        if let Ok(Some(row)) =
+                            crate::trail::reader::parse_record(json, "LookupEvents", &opts)
+                        {
                             out.push(row);
                         }
                     }

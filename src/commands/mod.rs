@@ -10,8 +10,8 @@ pub mod assess;
 pub mod collect;
 pub mod diagnose;
 pub mod inventory;
-pub mod verify_bundle;
 pub mod trail_scan;
+pub mod verify_bundle;
 
 /// What every command receives besides its own arguments.
 pub struct Ctx {

@@ -77,7 +77,9 @@ where
     match Option::<Tags>::deserialize(d)? {
         None => Ok(None),
         Some(Tags::Map(m)) => Ok(Some(m)),
-        Some(Tags::Text(t)) => serde_json::from_str(&t).map(Some).map_err(serde::de::Error::custom),
+        Some(Tags::Text(t)) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -657,7 +659,11 @@ pub async fn read_one(
     let mut pages = client.list_aliases().key_id(&id).into_paginator().send();
     while let Some(page) = pages.next().await {
         match page {
-            Ok(p) => aliases.extend(p.aliases().iter().filter_map(|a| a.alias_name().map(str::to_string))),
+            Ok(p) => aliases.extend(
+                p.aliases()
+                    .iter()
+                    .filter_map(|a| a.alias_name().map(str::to_string)),
+            ),
             Err(_) => {
                 aliases_known = false;
                 break;

@@ -10,6 +10,7 @@ pub mod local;
 pub mod reader;
 pub mod record;
 pub mod scan;
+pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -19,6 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::frames::{Cell, FrameBuilder, EVENTS};
 use crate::output::rfc3339;
+
+pub mod lake;
+pub mod lookup;
+pub mod s3;
 
 /// The time window asked for; either end may be open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +212,14 @@ impl Collector {
             .entry((account.to_string(), region.to_string()))
             .or_default()
             .insert(day);
+    }
+
+    /// Opens the day ledger of an account and region that a source was asked
+    /// to read, so that one with no log file at all shows every day missing.
+    pub fn note_scope(&mut self, account: &str, region: &str) {
+        self.days
+            .entry((account.to_string(), region.to_string()))
+            .or_default();
     }
 
     /// Closes the scan: rows sorted by time then id, and the coverage ledger

@@ -27,7 +27,6 @@ struct Keys {
     doomed: String,
     guarded: String,
     primary: String,
-    replica: String,
     eu_data: String,
 }
 
@@ -55,17 +54,34 @@ async fn seed_keys(moto: &Moto) -> Keys {
     let alias = |name: &'static str, id: String| {
         let us = us.clone();
         async move {
-            us.create_alias().alias_name(name).target_key_id(id).send().await.unwrap();
+            us.create_alias()
+                .alias_name(name)
+                .target_key_id(id)
+                .send()
+                .await
+                .unwrap();
         }
     };
     let payments = create("card payments").await;
     alias("alias/payments", payments.clone()).await;
-    us.enable_key_rotation().key_id(&payments).send().await.unwrap();
-    us.rotate_key_on_demand().key_id(&payments).send().await.unwrap();
+    us.enable_key_rotation()
+        .key_id(&payments)
+        .send()
+        .await
+        .unwrap();
+    us.rotate_key_on_demand()
+        .key_id(&payments)
+        .send()
+        .await
+        .unwrap();
 
     let orders = create("order history").await;
     alias("alias/orders", orders.clone()).await;
-    us.enable_key_rotation().key_id(&orders).send().await.unwrap();
+    us.enable_key_rotation()
+        .key_id(&orders)
+        .send()
+        .await
+        .unwrap();
 
     let ledger = create("general ledger").await;
     alias("alias/ledger", ledger.clone()).await;
@@ -118,7 +134,11 @@ async fn seed_keys(moto: &Moto) -> Keys {
         .to_string();
     alias("alias/guarded", guarded.clone()).await;
     // moto does not evaluate key policies, so rotation can be turned on here.
-    us.enable_key_rotation().key_id(&guarded).send().await.unwrap();
+    us.enable_key_rotation()
+        .key_id(&guarded)
+        .send()
+        .await
+        .unwrap();
 
     let primary = us
         .create_key()
@@ -131,15 +151,17 @@ async fn seed_keys(moto: &Moto) -> Keys {
         .unwrap()
         .key_id()
         .to_string();
-    us.enable_key_rotation().key_id(&primary).send().await.unwrap();
+    us.enable_key_rotation()
+        .key_id(&primary)
+        .send()
+        .await
+        .unwrap();
     us.replicate_key()
         .key_id(&primary)
         .replica_region("eu-west-1")
         .send()
         .await
         .unwrap();
-    let replica = primary.clone();
-
     let eu_data = eu
         .create_key()
         .description("eu customer data")
@@ -150,7 +172,11 @@ async fn seed_keys(moto: &Moto) -> Keys {
         .unwrap()
         .key_id()
         .to_string();
-    eu.enable_key_rotation().key_id(&eu_data).send().await.unwrap();
+    eu.enable_key_rotation()
+        .key_id(&eu_data)
+        .send()
+        .await
+        .unwrap();
 
     Keys {
         payments,
@@ -161,7 +187,6 @@ async fn seed_keys(moto: &Moto) -> Keys {
         doomed,
         guarded,
         primary,
-        replica,
         eu_data,
     }
 }
@@ -201,8 +226,13 @@ fn record(
         r["serviceEventDetails"] = json!({"keyId": key_id, "rotationType": "AUTOMATIC"});
     } else {
         let p = principal.unwrap_or("arn:aws:iam::123456789012:user/alice");
-        let kind = if p.contains(":assumed-role/") { "AssumedRole" } else { "IAMUser" };
-        r["userIdentity"] = json!({"type": kind, "arn": p, "accountId": ACCOUNT, "principalId": "AIDAEXAMPLE"});
+        let kind = if p.contains(":assumed-role/") {
+            "AssumedRole"
+        } else {
+            "IAMUser"
+        };
+        r["userIdentity"] =
+            json!({"type": kind, "arn": p, "accountId": ACCOUNT, "principalId": "AIDAEXAMPLE"});
     }
     if let Some((code, message)) = error {
         r["errorCode"] = json!(code);
@@ -213,7 +243,14 @@ fn record(
 
 /// Data-plane noise, as real archives are mostly made of.
 fn decrypt(region: &str, key_id: &str, at: DateTime<Utc>) -> Value {
-    let mut r = record("Decrypt", region, key_id, at, Some("arn:aws:sts::123456789012:assumed-role/app/i-0abc"), None);
+    let mut r = record(
+        "Decrypt",
+        region,
+        key_id,
+        at,
+        Some("arn:aws:sts::123456789012:assumed-role/app/i-0abc"),
+        None,
+    );
     r["readOnly"] = json!(true);
     r
 }
@@ -248,7 +285,18 @@ async fn seed_archive(moto: &Moto, keys: &Keys, now: DateTime<Utc>, missing: &[i
             Some(("DisabledException", "arn:aws:kms:us-east-1:123456789012:key/... is disabled.")))),
     ];
     // The on-demand rotation moto recorded "now" is in CloudTrail too.
-    events.push((0, "us-east-1", record("RotateKeyOnDemand", "us-east-1", &keys.payments, now - Duration::minutes(5), Some(alice), None)));
+    events.push((
+        0,
+        "us-east-1",
+        record(
+            "RotateKeyOnDemand",
+            "us-east-1",
+            &keys.payments,
+            now - Duration::minutes(5),
+            Some(alice),
+            None,
+        ),
+    ));
     for n in 0..=400 {
         events.push((n, "us-east-1", decrypt("us-east-1", &keys.payments, day(n))));
         events.push((n, "eu-west-1", decrypt("eu-west-1", &keys.eu_data, day(n))));
@@ -273,7 +321,10 @@ async fn seed_archive(moto: &Moto, keys: &Keys, now: DateTime<Utc>, missing: &[i
             s3.put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap();
         }
     });
-    futures::stream::iter(puts).buffer_unordered(16).collect::<Vec<_>>().await;
+    futures::stream::iter(puts)
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
 }
 
 use futures::StreamExt;
@@ -294,7 +345,11 @@ fn short(rule_and_key: &Value, keys: &Keys) -> String {
         return format!("region:{}", rule_and_key["region"].as_str().unwrap_or("?"));
     }
     if arn.ends_with(&keys.primary) {
-        return if arn.contains("eu-west-1") { "replica".into() } else { "primary".into() };
+        return if arn.contains("eu-west-1") {
+            "replica".into()
+        } else {
+            "primary".into()
+        };
     }
     names
         .iter()
@@ -344,7 +399,14 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
 
     let (code, stdout, stderr) = run(moto
         .kmsrot()
-        .args(["--region", "us-east-1", "--region", "eu-west-1", "collect", "--out"])
+        .args([
+            "--region",
+            "us-east-1",
+            "--region",
+            "eu-west-1",
+            "collect",
+            "--out",
+        ])
         .arg(&bundle)
         .args(["--trail", &format!("s3://{BUCKET}/"), "--policy"])
         .arg(&policy));
@@ -353,17 +415,28 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
     assert!(stderr.contains("eu-west-1"), "{stderr}");
     let manifest = read_json(&bundle.join("manifest.json"));
     assert_eq!(manifest["caller"]["account"], ACCOUNT);
-    assert!(manifest["simulated"].as_str().unwrap().contains("not from AWS"));
+    assert!(manifest["simulated"]
+        .as_str()
+        .unwrap()
+        .contains("not from AWS"));
     assert_eq!(manifest["regions"], json!(["us-east-1", "eu-west-1"]));
-    for f in ["keys.parquet", "rotations.csv", "events.json", "coverage.json", "raw/index.json"] {
-        assert!(manifest["files"][f].is_string(), "{f} not hashed in the manifest");
+    for f in [
+        "keys.parquet",
+        "rotations.csv",
+        "events.json",
+        "coverage.json",
+        "raw/index.json",
+    ] {
+        assert!(
+            manifest["files"][f].is_string(),
+            "{f} not hashed in the manifest"
+        );
     }
     let index = read_json(&bundle.join("raw/index.json"));
-    assert!(index
-        .as_array()
+    assert!(index.as_array().unwrap().iter().any(|c| c["cli"]
+        .as_str()
         .unwrap()
-        .iter()
-        .any(|c| c["cli"].as_str().unwrap().starts_with("aws kms describe-key --region us-east-1 --key-id")));
+        .starts_with("aws kms describe-key --region us-east-1 --key-id")));
 
     let (code, stdout, stderr) = run(moto
         .kmsrot()
@@ -371,7 +444,10 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         .arg(&bundle)
         .arg("--policy")
         .arg(&policy));
-    assert_eq!(code, 1, "open high findings exit 1\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        code, 1,
+        "open high findings exit 1\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let findings = read_json(&bundle.join("findings.json"));
     let got: BTreeSet<(String, String)> = findings
         .as_array()
@@ -410,10 +486,22 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
     };
     assert_eq!(by("rotation_off_disabled_key")["status"], "exempted");
     assert_eq!(by("ineligible_key_type")["status"], "open");
-    assert!(by("permission_failure")["detail"].as_str().unwrap().contains("ci-deployer"));
-    assert!(by("permission_failure")["detail"].as_str().unwrap().contains("2 time(s)"));
-    assert!(by("rotation_disabled_event")["detail"].as_str().unwrap().contains("user/alice"));
-    assert!(by("evidence_gap")["detail"].as_str().unwrap().contains("3 of"));
+    assert!(by("permission_failure")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("ci-deployer"));
+    assert!(by("permission_failure")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("2 time(s)"));
+    assert!(by("rotation_disabled_event")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("user/alice"));
+    assert!(by("evidence_gap")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("3 of"));
 
     // The same bundle, judged a year earlier, no longer has the missed cycle.
     let earlier = (now - Duration::days(365)).format("%Y-%m-%d").to_string();
@@ -425,7 +513,11 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         .arg(&policy)
         .args(["--as-of", &earlier]));
     let findings = read_json(&bundle.join("findings.json"));
-    assert!(!findings.as_array().unwrap().iter().any(|f| f["rule_id"] == "missed_cycle"));
+    assert!(!findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule_id"] == "missed_cycle"));
 
     let (code, _, stderr) = run(moto.kmsrot().arg("verify-bundle").arg(&bundle));
     assert_eq!(code, 0, "{stderr}");
@@ -434,7 +526,10 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
     std::fs::write(&csv, text.replace("true", "false")).unwrap();
     let (code, stdout, _) = run(moto.kmsrot().arg("verify-bundle").arg(&bundle));
     assert_eq!(code, 1);
-    assert!(stdout.contains("changed") && stdout.contains("keys.csv"), "{stdout}");
+    assert!(
+        stdout.contains("changed") && stdout.contains("keys.csv"),
+        "{stdout}"
+    );
 
     let (code, stdout, stderr) = run(moto
         .kmsrot()
@@ -443,12 +538,17 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("ci-deployer"), "{stdout}");
     assert!(stdout.contains("AccessDeniedException x2"), "{stdout}");
-    assert!(stdout.contains("turned off by arn:aws:iam::123456789012:user/alice"), "{stdout}");
+    assert!(
+        stdout.contains("turned off by arn:aws:iam::123456789012:user/alice"),
+        "{stdout}"
+    );
 
-    let (code, stdout, stderr) = run(moto
-        .kmsrot()
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .args(["--region", "us-east-1", "diagnose", "alias/guarded"]));
+    let (code, stdout, stderr) = run(moto.kmsrot().env("AWS_MAX_ATTEMPTS", "1").args([
+        "--region",
+        "us-east-1",
+        "diagnose",
+        "alias/guarded",
+    ]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("FreezeRotation"), "{stdout}");
 }
