@@ -6,7 +6,6 @@
 //! cannot be read is recorded in [`InventoryCoverage`] and the run goes on.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -202,7 +201,6 @@ pub async fn read(
 ) -> Result<Inventory> {
     let calls = Arc::new(CallCounter::default());
     let bar = progress.bar("keys", 0);
-    let described = Arc::new(AtomicU64::new(0));
     let results: Vec<RegionResult> = stream::iter(plan.regions.clone())
         .map(|region| {
             let client = match recorder {
@@ -211,18 +209,7 @@ pub async fn read(
             };
             let calls = calls.clone();
             let bar = bar.clone();
-            let described = described.clone();
-            async move {
-                read_region(
-                    client,
-                    region,
-                    limits.keys_per_region,
-                    calls,
-                    bar,
-                    described,
-                )
-                .await
-            }
+            async move { read_region(client, region, limits.keys_per_region, calls, bar).await }
         })
         .buffer_unordered(limits.regions.max(1))
         .collect()
@@ -290,7 +277,6 @@ async fn read_region(
     concurrency: usize,
     calls: Arc<CallCounter>,
     bar: indicatif::ProgressBar,
-    described: Arc<AtomicU64>,
 ) -> RegionResult {
     let failed = |error: ErrorInfo, listed: usize| RegionResult {
         keys: Vec::new(),
@@ -360,7 +346,6 @@ async fn read_region(
         .map(|(id, arn)| {
             let key_aliases = aliases.get(&id).cloned().unwrap_or_default();
             let bar = bar.clone();
-            let described = described.clone();
             async move {
                 let r = read_key(
                     client,
@@ -373,7 +358,6 @@ async fn read_region(
                 )
                 .await;
                 bar.inc(1);
-                described.fetch_add(1, Ordering::Relaxed);
                 r
             }
         })
