@@ -329,6 +329,23 @@ async fn seed_archive(moto: &Moto, keys: &Keys, now: DateTime<Utc>, missing: &[i
 
 use futures::StreamExt;
 
+/// Key ids, times and ages change from run to run; what the user reads does not.
+fn user_facing_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[KEY_ID]",
+        ),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
+        (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
+        (r"\d+ days ago", "[N] days ago"),
+        (
+            r"build-1187 is not authorized",
+            "build-1187 is not authorized",
+        ),
+    ]
+}
+
 fn short(rule_and_key: &Value, keys: &Keys) -> String {
     let arn = rule_and_key["key_arn"].as_str().unwrap_or("");
     let names = [
@@ -448,6 +465,7 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         code, 1,
         "open high findings exit 1\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    insta::assert_snapshot!("assess_summary", stdout);
     let findings = read_json(&bundle.join("findings.json"));
     let got: BTreeSet<(String, String)> = findings
         .as_array()
@@ -542,6 +560,9 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         stdout.contains("turned off by arn:aws:iam::123456789012:user/alice"),
         "{stdout}"
     );
+    insta::with_settings!({filters => user_facing_filters()}, {
+        insta::assert_snapshot!("diagnose_ledger_from_bundle", stdout);
+    });
 
     let (code, stdout, stderr) = run(moto.kmsrot().env("AWS_MAX_ATTEMPTS", "1").args([
         "--region",
