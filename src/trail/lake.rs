@@ -100,7 +100,11 @@ fn conditions(opts: &ReadOptions) -> Result<Vec<String>> {
     }
     if !opts.scope.regions.is_empty() {
         for r in &opts.scope.regions {
-            if r.is_empty() || !r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            if r.is_empty()
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
                 return Err(hinted(
                     format!("--region {r}: not a region name"),
                     "give region names such as us-east-1",
@@ -238,7 +242,10 @@ fn record(row: &HashMap<&str, &str>) -> Value {
     if !details.is_empty() {
         put("serviceEventDetails", Some(Value::Object(details)));
     }
-    put("resources", get("resource_arn").map(|a| json!([{ "ARN": a }])));
+    put(
+        "resources",
+        get("resource_arn").map(|a| json!([{ "ARN": a }])),
+    );
     Value::Object(rec)
 }
 
@@ -394,10 +401,10 @@ pub async fn scan(
     .await
     {
         Ok(bytes) => collector.source_mut(idx).bytes_read += bytes,
-        Err(e) => collector
-            .source_mut(idx)
-            .errors
-            .push(format!("CloudTrail Lake day-coverage query on {}: {e}", store.id)),
+        Err(e) => collector.source_mut(idx).errors.push(format!(
+            "CloudTrail Lake day-coverage query on {}: {e}",
+            store.id
+        )),
     }
     for a in &opts.scope.accounts {
         for r in &opts.scope.regions {
@@ -449,7 +456,13 @@ mod tests {
         assert_eq!(s.id, "EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE");
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
         assert_eq!(parse_store("lake:abc-123").unwrap().region, None);
-        for bad in ["lake:", "lake:a b", "lake:x;DROP", "lake:arn:aws:s3:::bucket", "s3://b"] {
+        for bad in [
+            "lake:",
+            "lake:a b",
+            "lake:x;DROP",
+            "lake:arn:aws:s3:::bucket",
+            "s3://b",
+        ] {
             assert!(parse_store(bad).is_err(), "{bad}");
         }
     }
@@ -469,11 +482,22 @@ mod tests {
         };
         let store = parse_store("lake:eds1").unwrap();
         let sql = events_sql(&store, &opts).unwrap();
-        assert!(sql.contains("FROM eds1 WHERE eventsource = 'kms.amazonaws.com'"), "{sql}");
+        assert!(
+            sql.contains("FROM eds1 WHERE eventsource = 'kms.amazonaws.com'"),
+            "{sql}"
+        );
         assert!(sql.contains("'RotateKey', 'RotateKeyOnDemand'"), "{sql}");
         assert!(sql.contains("OR errorcode IS NOT NULL"), "{sql}");
-        assert!(sql.contains("eventtime >= '2025-03-02 00:00:00' AND eventtime <= '2025-03-04 23:59:59'"), "{sql}");
-        assert!(sql.contains("recipientaccountid IN ('111122223333') AND awsregion IN ('us-east-1')"), "{sql}");
+        assert!(
+            sql.contains(
+                "eventtime >= '2025-03-02 00:00:00' AND eventtime <= '2025-03-04 23:59:59'"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("recipientaccountid IN ('111122223333') AND awsregion IN ('us-east-1')"),
+            "{sql}"
+        );
 
         let bad = ReadOptions {
             scope: Scope {
@@ -502,7 +526,10 @@ mod tests {
         let rec = record(&row);
         assert_eq!(rec["eventTime"], "2025-03-02T12:01:00Z");
         assert_eq!(rec["requestParameters"]["rotationPeriodInDays"], 180);
-        assert_eq!(rec["userIdentity"]["arn"], "arn:aws:iam::111122223333:user/Alice");
+        assert_eq!(
+            rec["userIdentity"]["arn"],
+            "arn:aws:iam::111122223333:user/Alice"
+        );
         assert!(rec.get("errorCode").is_none());
     }
 }

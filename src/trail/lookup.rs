@@ -293,7 +293,9 @@ async fn fetch_page(
         let result = client
             .lookup_events()
             .lookup_attributes(attribute.clone())
-            .start_time(aws_smithy_types::DateTime::from_secs(span.start.timestamp()))
+            .start_time(aws_smithy_types::DateTime::from_secs(
+                span.start.timestamp(),
+            ))
             .end_time(aws_smithy_types::DateTime::from_secs(span.end.timestamp()))
             .max_results(50)
             .set_next_token(token.map(str::to_string))

@@ -22,8 +22,8 @@ use chrono::{Duration, NaiveDate};
 use futures::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
 
-use super::reader::{self, FileScan, ReadOptions};
 use super::reader::add_scan;
+use super::reader::{self, FileScan, ReadOptions};
 use super::{Collector, FileIssue, Window};
 use crate::aws::{self, ErrorInfo};
 use crate::error::hinted;
@@ -251,7 +251,10 @@ pub async fn scan(
                 .region()
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "us-east-1".to_string());
-            tracing::warn!("s3://{}: region unknown ({e}); using {fallback}", archive.bucket);
+            tracing::warn!(
+                "s3://{}: region unknown ({e}); using {fallback}",
+                archive.bucket
+            );
             aws::s3(config, &fallback)
         }
     };
@@ -342,7 +345,12 @@ async fn bucket_region(config: &SdkConfig, bucket: &str) -> Result<String, Strin
             .raw_response()
             .and_then(|r| r.headers().get("x-amz-bucket-region"))
             .map(str::to_string)
-            .ok_or_else(|| format!("GetBucketLocation: {location_err}; HeadBucket: {}", ErrorInfo::from_sdk(&e))),
+            .ok_or_else(|| {
+                format!(
+                    "GetBucketLocation: {location_err}; HeadBucket: {}",
+                    ErrorInfo::from_sdk(&e)
+                )
+            }),
     }
 }
 
@@ -391,9 +399,8 @@ async fn walk_layout(
             walk.errors.extend(err);
         }
     }
-    walk.days.sort_by(|a, b| {
-        (a.day, &a.account, &a.region).cmp(&(b.day, &b.account, &b.region))
-    });
+    walk.days
+        .sort_by(|a, b| (a.day, &a.account, &a.region).cmp(&(b.day, &b.account, &b.region)));
     walk
 }
 
@@ -655,7 +662,13 @@ async fn process(
         Listed::Skipped(issue) => return Done::Skipped(issue),
         Listed::Error(e) => return Done::Error(e),
     };
-    let body = match client.get_object().bucket(bucket).key(&obj.key).send().await {
+    let body = match client
+        .get_object()
+        .bucket(bucket)
+        .key(&obj.key)
+        .send()
+        .await
+    {
         Ok(out) => match out.body.collect().await {
             Ok(b) => b.into_bytes(),
             Err(e) => return Done::FetchFailed(obj, format!("reading the body: {e}")),

@@ -32,12 +32,37 @@ fn placed(name: &str, id: u32, region: &str, at: &str) -> FixtureEvent {
 #[test]
 fn lake_pushes_the_filter_down_polls_pages_and_records_days() {
     let events = vec![
-        placed("current-docs.ct-rotatekey.1.json", 1, "us-east-1", "2025-03-02T10:00:00Z"),
-        placed("current-docs.ct-enablekeyrotation.1.json", 2, "us-east-1", "2025-03-03T11:00:00Z"),
-        placed("kms-dev-guide.ct-decrypt.5.json", 3, "us-east-1", "2025-03-03T12:00:00Z"),
-        placed("kms-dev-guide.ct-rotatekey.1.json", 4, "eu-west-1", "2025-03-04T13:00:00Z"),
+        placed(
+            "current-docs.ct-rotatekey.1.json",
+            1,
+            "us-east-1",
+            "2025-03-02T10:00:00Z",
+        ),
+        placed(
+            "current-docs.ct-enablekeyrotation.1.json",
+            2,
+            "us-east-1",
+            "2025-03-03T11:00:00Z",
+        ),
+        placed(
+            "kms-dev-guide.ct-decrypt.5.json",
+            3,
+            "us-east-1",
+            "2025-03-03T12:00:00Z",
+        ),
+        placed(
+            "kms-dev-guide.ct-rotatekey.1.json",
+            4,
+            "eu-west-1",
+            "2025-03-04T13:00:00Z",
+        ),
         // Outside the window: Lake's WHERE leaves it out.
-        placed("kms-dev-guide.ct-disable-key-rotation.1.json", 5, "us-east-1", "2025-02-20T09:00:00Z"),
+        placed(
+            "kms-dev-guide.ct-disable-key-rotation.1.json",
+            5,
+            "us-east-1",
+            "2025-02-20T09:00:00Z",
+        ),
     ];
     let fixture = CloudTrailFixture::start(
         events,
@@ -54,32 +79,53 @@ fn lake_pushes_the_filter_down_polls_pages_and_records_days() {
     let mut cmd = kmsrot();
     cmd.args(["--endpoint-url", &fixture.url])
         .args(["trail", "scan", &source])
-        .args(["--since", "2025-03-01T00:00:00Z", "--until", "2025-03-05T23:59:59Z"])
+        .args([
+            "--since",
+            "2025-03-01T00:00:00Z",
+            "--until",
+            "2025-03-05T23:59:59Z",
+        ])
         .arg("--out")
         .arg(&out);
     let (code, _stdout, stderr) = run(&mut cmd);
-    assert_eq!(code, 3, "days without events make the scan partial\n{stderr}");
+    assert_eq!(
+        code, 3,
+        "days without events make the scan partial\n{stderr}"
+    );
 
     let lake = fixture.lake_requests();
-    let statements: Vec<&str> = lake
-        .iter()
-        .filter_map(|r| r.statement.as_deref())
-        .collect();
+    let statements: Vec<&str> = lake.iter().filter_map(|r| r.statement.as_deref()).collect();
     assert_eq!(statements.len(), 2, "{statements:#?}");
     let events_sql = statements[0];
     assert!(
-        events_sql.contains(&format!("FROM {STORE} WHERE eventsource = 'kms.amazonaws.com'")),
+        events_sql.contains(&format!(
+            "FROM {STORE} WHERE eventsource = 'kms.amazonaws.com'"
+        )),
         "{events_sql}"
     );
-    for name in ["RotateKey", "EnableKeyRotation", "DisableKeyRotation", "CreateGrant"] {
-        assert!(events_sql.contains(&format!("'{name}'")), "{name}: {events_sql}");
+    for name in [
+        "RotateKey",
+        "EnableKeyRotation",
+        "DisableKeyRotation",
+        "CreateGrant",
+    ] {
+        assert!(
+            events_sql.contains(&format!("'{name}'")),
+            "{name}: {events_sql}"
+        );
     }
-    assert!(events_sql.contains("OR errorcode IS NOT NULL"), "{events_sql}");
     assert!(
-        events_sql.contains("eventtime >= '2025-03-01 00:00:00' AND eventtime <= '2025-03-05 23:59:59'"),
+        events_sql.contains("OR errorcode IS NOT NULL"),
         "{events_sql}"
     );
-    assert!(statements[1].starts_with("SELECT DISTINCT recipientaccountid, awsregion, date(eventtime)"));
+    assert!(
+        events_sql
+            .contains("eventtime >= '2025-03-01 00:00:00' AND eventtime <= '2025-03-05 23:59:59'"),
+        "{events_sql}"
+    );
+    assert!(
+        statements[1].starts_with("SELECT DISTINCT recipientaccountid, awsregion, date(eventtime)")
+    );
 
     // Each query was polled while running, then paged to the end.
     let results: Vec<_> = lake
@@ -108,10 +154,34 @@ fn lake_pushes_the_filter_down_polls_pages_and_records_days() {
         })
         .collect();
     let want: BTreeMap<String, (String, Value, Value, Value)> = [
-        ("00000001", "RotateKey", json!("AUTOMATIC"), Value::Null, Value::Null),
-        ("00000002", "EnableKeyRotation", Value::Null, json!(180), Value::Null),
-        ("00000003", "Decrypt", Value::Null, Value::Null, json!("KMSInvalidStateException")),
-        ("00000004", "RotateKey", Value::Null, Value::Null, Value::Null),
+        (
+            "00000001",
+            "RotateKey",
+            json!("AUTOMATIC"),
+            Value::Null,
+            Value::Null,
+        ),
+        (
+            "00000002",
+            "EnableKeyRotation",
+            Value::Null,
+            json!(180),
+            Value::Null,
+        ),
+        (
+            "00000003",
+            "Decrypt",
+            Value::Null,
+            Value::Null,
+            json!("KMSInvalidStateException"),
+        ),
+        (
+            "00000004",
+            "RotateKey",
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ),
     ]
     .into_iter()
     .map(|(id, n, rt, p, e)| (id.to_string(), (n.to_string(), rt, p, e)))
@@ -122,7 +192,11 @@ fn lake_pushes_the_filter_down_polls_pages_and_records_days() {
     }
 
     let cov = read_json(&out.join("coverage.json"));
-    let cov = if cov.get("trail").is_some() { cov["trail"].clone() } else { cov };
+    let cov = if cov.get("trail").is_some() {
+        cov["trail"].clone()
+    } else {
+        cov
+    };
     let src = &cov["sources"][0];
     assert_eq!(src["kind"], "lake");
     assert_eq!(src["records_read"], 4);

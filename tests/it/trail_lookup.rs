@@ -72,7 +72,12 @@ fn history(now: DateTime<Utc>) -> History {
         placed("current-docs.ct-rotatekey.1.json", 3, use1, ago(10)),
         placed("current-docs.ct-rotatekeyondemand.1.json", 4, use1, ago(9)),
         placed("current-docs.ct-enablekeyrotation.1.json", 5, use1, ago(40)),
-        placed("kms-dev-guide.ct-disable-key-rotation.1.json", 6, use1, ago(35)),
+        placed(
+            "kms-dev-guide.ct-disable-key-rotation.1.json",
+            6,
+            use1,
+            ago(35),
+        ),
         placed("current-docs.ct-listkeyrotations.1.json", 7, use1, ago(5)),
         placed("kms-dev-guide.ct-createkey.1.json", 8, use1, ago(60)),
         // Older than event history keeps: the API never returns it.
@@ -80,7 +85,12 @@ fn history(now: DateTime<Utc>) -> History {
         // Decrypt is not a looked-up name.
         placed("kms-dev-guide.ct-decrypt.5.json", 10, use1, ago(3)),
         placed("current-docs.ct-rotatekey.2.json", 11, euw1, ago(14)),
-        placed("current-docs.ct-enablekeyrotation.1.json", 12, euw1, ago(30)),
+        placed(
+            "current-docs.ct-enablekeyrotation.1.json",
+            12,
+            euw1,
+            ago(30),
+        ),
     ];
     let kept = [
         (1, "RotateKey"),
@@ -136,7 +146,9 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("lookup");
     // The window starts 200 days back: LookupEvents can only give 90.
-    let since = (now - Duration::days(200)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let since = (now - Duration::days(200))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let mut cmd = kmsrot();
     cmd.args(["--endpoint-url", &fixture.url])
         .args(["--region", "us-east-1", "--region", "eu-west-1"])
@@ -178,7 +190,11 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
         let asked: BTreeSet<String> = first_pages.keys().cloned().collect();
         assert_eq!(asked, names, "{region}: one lookup per kept event name");
         for (name, n) in &first_pages {
-            let want = if region == "us-east-1" && name == "EnableKeyRotation" { 2 } else { 1 };
+            let want = if region == "us-east-1" && name == "EnableKeyRotation" {
+                2
+            } else {
+                1
+            };
             assert_eq!(*n, want, "{region} {name}");
         }
 
@@ -186,9 +202,15 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
         let earliest = (now - Duration::days(90)).timestamp() as f64;
         for r in &reqs {
             let start = r.start_time.expect("StartTime sent");
-            assert!((start - earliest).abs() < 120.0, "{region}: StartTime {start}");
+            assert!(
+                (start - earliest).abs() < 120.0,
+                "{region}: StartTime {start}"
+            );
             let end = r.end_time.expect("EndTime sent");
-            assert!((end - now.timestamp() as f64).abs() < 120.0, "{region}: EndTime {end}");
+            assert!(
+                (end - now.timestamp() as f64).abs() < 120.0,
+                "{region}: EndTime {end}"
+            );
         }
 
         // At most 2 requests in any second.
@@ -245,7 +267,11 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
         let missing = d["days_missing"].as_array().unwrap();
         let with = d["days_with_logs"].as_array().unwrap();
         // 200 days asked, the last 90 (and today) covered.
-        assert!((109..=111).contains(&missing.len()), "{region}: {}", missing.len());
+        assert!(
+            (109..=111).contains(&missing.len()),
+            "{region}: {}",
+            missing.len()
+        );
         assert!((90..=92).contains(&with.len()), "{region}: {}", with.len());
     }
 }
@@ -263,14 +289,19 @@ fn lookup_with_data_events_asks_once_per_region_by_event_source() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("lookup");
-    let since = (now - Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let since = (now - Duration::days(30))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let mut cmd = kmsrot();
     cmd.args(["--endpoint-url", &fixture.url, "--region", "us-east-1"])
         .args(["trail", "scan", "lookup", "--include-data-events"])
         .args(["--since", &since, "--out"])
         .arg(&out);
     let (code, _stdout, stderr) = run(&mut cmd);
-    assert_eq!(code, 0, "the last 30 days are whole in event history\n{stderr}");
+    assert_eq!(
+        code, 0,
+        "the last 30 days are whole in event history\n{stderr}"
+    );
 
     let requests = fixture.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
@@ -314,13 +345,17 @@ fn a_denied_region_is_recorded_once_and_the_others_are_read() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("lookup");
-    let since = (now - Duration::days(7)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let since = (now - Duration::days(7))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     // A closed window, so a region without evidence shows each of its days.
     let until = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mut cmd = kmsrot();
     cmd.args(["--endpoint-url", &fixture.url])
         .args(["--region", "us-east-1", "--region", "eu-west-1"])
-        .args(["trail", "scan", "lookup", "--since", &since, "--until", &until])
+        .args([
+            "trail", "scan", "lookup", "--since", &since, "--until", &until,
+        ])
         .arg("--out")
         .arg(&out);
     let (code, _stdout, stderr) = run(&mut cmd);
@@ -356,7 +391,10 @@ fn a_denied_region_is_recorded_once_and_the_others_are_read() {
     let errors = cov["sources"][0]["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{errors:?}");
     let e = errors[0].as_str().unwrap();
-    assert!(e.contains("eu-west-1") && e.contains("AccessDeniedException"), "{e}");
+    assert!(
+        e.contains("eu-west-1") && e.contains("AccessDeniedException"),
+        "{e}"
+    );
     let euw1 = cov["days"]
         .as_array()
         .unwrap()

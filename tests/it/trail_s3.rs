@@ -56,9 +56,9 @@ fn unique(records: &[Value], corrupt: bool) -> String {
         .iter()
         .filter_map(|r| r["eventID"].as_str())
         .collect();
-    let h = ids
-        .bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let h = ids.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     format!("{:016x}", h ^ u64::from(corrupt))
 }
 
@@ -97,10 +97,22 @@ fn t(day: u32, h: u32, m: u32) -> DateTime<Utc> {
 }
 
 /// Noise records (data plane and other services) moved to `at`.
-fn noise_at(name: &str, first_id: u32, at: DateTime<Utc>, account: &str, region: &str) -> Vec<Value> {
+fn noise_at(
+    name: &str,
+    first_id: u32,
+    at: DateTime<Utc>,
+    account: &str,
+    region: &str,
+) -> Vec<Value> {
     let mut out = noise(name);
     for (i, r) in out.iter_mut().enumerate() {
-        retarget(r, first_id + i as u32, at - Duration::minutes(i as i64), account, region);
+        retarget(
+            r,
+            first_id + i as u32,
+            at - Duration::minutes(i as i64),
+            account,
+            region,
+        );
     }
     out
 }
@@ -140,7 +152,19 @@ fn archive() -> (Vec<LogFile>, BTreeMap<u32, &'static str>) {
     };
 
     // Account A, us-east-1. Day 03-03 has no file at all.
-    file(a, use1, t(27, 0, 0) - Duration::days(28), vec![place(ROTATE_OLD, 1, t(1, 0, 0) - Duration::days(2), a, use1)], false);
+    file(
+        a,
+        use1,
+        t(27, 0, 0) - Duration::days(28),
+        vec![place(
+            ROTATE_OLD,
+            1,
+            t(1, 0, 0) - Duration::days(2),
+            a,
+            use1,
+        )],
+        false,
+    );
     let mut d1 = noise_at(NOISE_1, 100, t(1, 23, 40), a, use1);
     // Delivered on the widened day, but its event falls before the window.
     d1.push(place(ENABLE, 2, t(1, 23, 50), a, use1));
@@ -160,11 +184,29 @@ fn archive() -> (Vec<LogFile>, BTreeMap<u32, &'static str>) {
     kept.insert(5, "DisableKeyRotation");
     kept.insert(6, "Decrypt");
     file(a, use1, t(4, 9, 5), d4, false);
-    file(a, use1, t(4, 10, 0), vec![place(LIST, 7, t(4, 9, 55), a, use1)], true);
+    file(
+        a,
+        use1,
+        t(4, 10, 0),
+        vec![place(LIST, 7, t(4, 9, 55), a, use1)],
+        true,
+    );
     // Delivered after midnight, but its event is inside the window.
-    file(a, use1, t(5, 0, 5), vec![place(ON_DEMAND, 8, t(4, 23, 58), a, use1)], false);
+    file(
+        a,
+        use1,
+        t(5, 0, 5),
+        vec![place(ON_DEMAND, 8, t(4, 23, 58), a, use1)],
+        false,
+    );
     kept.insert(8, "RotateKeyOnDemand");
-    file(a, use1, t(6, 0, 5), vec![place(LIST, 9, t(6, 0, 1), a, use1)], false);
+    file(
+        a,
+        use1,
+        t(6, 0, 5),
+        vec![place(LIST, 9, t(6, 0, 1), a, use1)],
+        false,
+    );
 
     // Account A, eu-west-1: every day has a file.
     for day in 1..=5 {
@@ -320,23 +362,33 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
     // 1. Everything under the prefix, discovered from the layout.
     let out = tmp.path().join("all");
     let (code, _stdout, stderr) = scan(&proxy, &out, &[]);
-    assert_eq!(code, 3, "a corrupt object and a day without logs make the scan partial\n{stderr}");
+    assert_eq!(
+        code, 3,
+        "a corrupt object and a day without logs make the scan partial\n{stderr}"
+    );
 
-    let widened = NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()..=NaiveDate::from_ymd_opt(2025, 3, 5).unwrap();
+    let widened =
+        NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()..=NaiveDate::from_ymd_opt(2025, 3, 5).unwrap();
     let expected: BTreeSet<String> = files
         .iter()
         .filter(|f| widened.contains(&f.day()))
         .map(LogFile::key)
         .collect();
     let requests = proxy.requests();
-    assert_eq!(fetched(&requests), expected, "GETs are exactly the objects of the widened window");
+    assert_eq!(
+        fetched(&requests),
+        expected,
+        "GETs are exactly the objects of the widened window"
+    );
     let gets = requests
         .iter()
         .filter(|r| r.query("x-id").as_deref() == Some("GetObject"))
         .count();
     assert_eq!(gets, expected.len(), "each object is fetched once");
     assert!(
-        requests.iter().all(|r| !r.target.contains("CloudTrail-Digest")),
+        requests
+            .iter()
+            .all(|r| !r.target.contains("CloudTrail-Digest")),
         "digest folders are never listed or fetched"
     );
     for prefix in object_listings(&requests) {
@@ -345,9 +397,13 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
             .rsplitn(4, '/')
             .take(3)
             .collect::<Vec<_>>();
-        let date = NaiveDate::parse_from_str(&format!("{}-{}-{}", day[2], day[1], day[0]), "%Y-%m-%d")
-            .unwrap_or_else(|_| panic!("objects listed outside a day folder: {prefix}"));
-        assert!(widened.contains(&date), "listed a day outside the window: {prefix}");
+        let date =
+            NaiveDate::parse_from_str(&format!("{}-{}-{}", day[2], day[1], day[0]), "%Y-%m-%d")
+                .unwrap_or_else(|_| panic!("objects listed outside a day folder: {prefix}"));
+        assert!(
+            widened.contains(&date),
+            "listed a day outside the window: {prefix}"
+        );
     }
 
     let events = read_json(&out.join("events.json"));
@@ -366,10 +422,17 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
         .map(|(id, name)| (event_id(*id), name.to_string()))
         .collect();
     assert_eq!(got, want);
-    assert_eq!(rows.len(), want.len(), "the twice-delivered RotateKey is one row");
+    assert_eq!(
+        rows.len(),
+        want.len(),
+        "the twice-delivered RotateKey is one row"
+    );
     for r in rows {
         let source = r["source"].as_str().unwrap();
-        assert!(source.starts_with(&format!("s3://{BUCKET}/{PREFIX}/AWSLogs/{ORG}/")), "{source}");
+        assert!(
+            source.starts_with(&format!("s3://{BUCKET}/{PREFIX}/AWSLogs/{ORG}/")),
+            "{source}"
+        );
     }
 
     let cov = trail_coverage(&out);
@@ -395,8 +458,14 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
     let (with, missing) = days_of(&cov, ACCOUNT_A, "us-east-1");
     assert_eq!(with, ["2025-03-02", "2025-03-04"]);
     assert_eq!(missing, ["2025-03-03"]);
-    assert_eq!(days_of(&cov, ACCOUNT_A, "eu-west-1").1, Vec::<String>::new());
-    assert_eq!(days_of(&cov, ACCOUNT_B, "us-east-1").1, Vec::<String>::new());
+    assert_eq!(
+        days_of(&cov, ACCOUNT_A, "eu-west-1").1,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        days_of(&cov, ACCOUNT_B, "us-east-1").1,
+        Vec::<String>::new()
+    );
     assert!(stderr.contains("2025-03-03"), "{stderr}");
 
     // 2. One account, two regions asked: account B has no eu-west-1 logs,
@@ -407,7 +476,15 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
     cmd.env("AWS_ENDPOINT_URL", &proxy.url)
         .args(["--region", "us-east-1", "--region", "eu-west-1"])
         .args(["trail", "scan", &format!("s3://{BUCKET}/{PREFIX}")])
-        .args(["--since", SINCE, "--until", UNTIL, "--account", ACCOUNT_B, "--out"])
+        .args([
+            "--since",
+            SINCE,
+            "--until",
+            UNTIL,
+            "--account",
+            ACCOUNT_B,
+            "--out",
+        ])
         .arg(&out);
     let (code, _stdout, stderr) = run(&mut cmd);
     assert_eq!(code, 3, "{stderr}");
@@ -423,12 +500,19 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
         "account A is never listed or fetched"
     );
     let cov = trail_coverage(&out);
-    assert_eq!(days_of(&cov, ACCOUNT_B, "us-east-1").1, Vec::<String>::new());
+    assert_eq!(
+        days_of(&cov, ACCOUNT_B, "us-east-1").1,
+        Vec::<String>::new()
+    );
     let (with, missing) = days_of(&cov, ACCOUNT_B, "eu-west-1");
     assert!(with.is_empty());
     assert_eq!(missing, ["2025-03-02", "2025-03-03", "2025-03-04"]);
     assert!(
-        cov["days"].as_array().unwrap().iter().all(|d| d["account_id"] == ACCOUNT_B),
+        cov["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["account_id"] == ACCOUNT_B),
         "{cov:#}"
     );
     let events = read_json(&out.join("events.json"));

@@ -140,7 +140,9 @@ impl CloudTrailFixture {
 
 /// Serves one keep-alive connection until the client closes it.
 fn serve(conn: TcpStream, state: &State) {
-    let Ok(mut out) = conn.try_clone() else { return };
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(conn);
     loop {
         let mut request_line = String::new();
@@ -183,12 +185,9 @@ fn serve(conn: TcpStream, state: &State) {
             Some(t) if t.ends_with(".StartQuery") => start_query(state, &body),
             Some(t) if t.ends_with(".GetQueryResults") => get_query_results(state, &body),
             Some(t) => json_error(400, "UnknownOperationException", &format!("fixture: {t}")),
-            None if String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") => (
-                200,
-                "text/xml",
-                None,
-                caller_identity(&state.opts.account),
-            ),
+            None if String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") => {
+                (200, "text/xml", None, caller_identity(&state.opts.account))
+            }
             None => json_error(400, "UnknownOperationException", "fixture: no target"),
         };
         let reason = if status == 200 { "OK" } else { "Bad Request" };
@@ -419,7 +418,10 @@ fn lake_row(r: &Value) -> Vec<Value> {
             text(&r["requestParameters"]["rotationPeriodInDays"]),
         ),
         ("service_key_id", text(&r["serviceEventDetails"]["keyId"])),
-        ("rotation_type", text(&r["serviceEventDetails"]["rotationType"])),
+        (
+            "rotation_type",
+            text(&r["serviceEventDetails"]["rotationType"]),
+        ),
         ("resource_arn", text(&r["resources"][0]["ARN"])),
         ("requestid", text(&r["requestID"])),
     ];
@@ -464,14 +466,23 @@ fn get_query_results(state: &State, body: &[u8]) -> Answer {
         let t = event_time(r);
         since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
     };
-    let records = state.events.iter().map(|e| &e.record).filter(|r| in_window(r));
+    let records = state
+        .events
+        .iter()
+        .map(|e| &e.record)
+        .filter(|r| in_window(r));
     let rows: Vec<Value> = if statement.contains("SELECT DISTINCT") {
         let mut days: Vec<(String, String, String)> = records
             .map(|r| {
                 (
                     r["recipientAccountId"].as_str().unwrap_or("").to_string(),
                     r["awsRegion"].as_str().unwrap_or("").to_string(),
-                    r["eventTime"].as_str().unwrap_or("").get(..10).unwrap_or("").to_string(),
+                    r["eventTime"]
+                        .as_str()
+                        .unwrap_or("")
+                        .get(..10)
+                        .unwrap_or("")
+                        .to_string(),
                 )
             })
             .collect();

@@ -95,13 +95,17 @@ impl CountingProxy {
     }
 }
 
-fn relay(mut client: TcpStream, upstream_port: u16, log: Arc<Mutex<Vec<Seen>>>, failures: Failures) {
+fn relay(
+    mut client: TcpStream,
+    upstream_port: u16,
+    log: Arc<Mutex<Vec<Seen>>>,
+    failures: Failures,
+) {
     let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
         let _ = client.shutdown(Shutdown::Both);
         return;
     };
-    let (Ok(mut up_read), Ok(mut client_write)) = (upstream.try_clone(), client.try_clone())
-    else {
+    let (Ok(mut up_read), Ok(mut client_write)) = (upstream.try_clone(), client.try_clone()) else {
         return;
     };
     let Ok(mut answer) = client.try_clone() else {
