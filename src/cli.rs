@@ -65,4 +65,14 @@ impl GlobalArgs {
 pub enum Command {
     /// Every KMS key with its rotation status, history and eligibility.
     Inventory(commands::inventory::Args),
+    /// CloudTrail evidence of rotation: files, the S3 archive, LookupEvents.
+    #[command(subcommand)]
+    Trail(TrailCommand),
+}
+
+/// `kmsrot trail ...`
+#[derive(Debug, Subcommand)]
+pub enum TrailCommand {
+    /// Reads CloudTrail and keeps the KMS rotation and key-lifecycle events.
+    Scan(commands::trail_scan::Args),
 }

@@ -3,10 +3,11 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, TrailCommand};
 use crate::error::Outcome;
 
 pub mod inventory;
+pub mod trail_scan;
 
 /// What every command receives besides its own arguments.
 pub struct Ctx {
@@ -24,5 +25,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Inventory(args) => inventory::run(&ctx, args).await,
+        Command::Trail(TrailCommand::Scan(args)) => trail_scan::run(&ctx, args).await,
     }
 }

@@ -22,7 +22,7 @@ use chrono::{Duration, NaiveDate};
 use futures::stream::{self, StreamExt};
 use tokio::sync::Semaphore;
 
-use super::reader::add_scan;
+use super::local::add_scan;
 use super::reader::{self, FileScan, ReadOptions};
 use super::{Collector, FileIssue, Window};
 use crate::aws::{self, ErrorInfo};

@@ -3,6 +3,7 @@
 mod support;
 
 mod inventory;
+mod trail;
 mod trail_lake;
 mod trail_lookup;
 mod trail_s3;
