@@ -361,7 +361,11 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
 
     // 1. Everything under the prefix, discovered from the layout.
     let out = tmp.path().join("all");
-    let (code, _stdout, stderr) = scan(&proxy, &out, &[]);
+    let (code, stdout, stderr) = scan(&proxy, &out, &[]);
+    insta::assert_snapshot!(format!(
+        "exit: {code}\n--- stdout\n{stdout}--- stderr\n{}",
+        stderr.replace(&tmp.path().display().to_string(), "[TEMP_DIR]")
+    ));
     assert_eq!(
         code, 3,
         "a corrupt object and a day without logs make the scan partial\n{stderr}"
