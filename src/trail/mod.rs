@@ -14,6 +14,7 @@ pub mod reader;
 pub mod record;
 pub mod s3;
 pub mod scan;
+pub mod sources;
 
 pub use model::{EventRow, Scope, Window};
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod assess;
 mod inventory;
 mod trail;
 mod trail_lake;

@@ -8,6 +8,8 @@
 
 pub mod cloudtrail_fixture;
 pub mod counting_proxy;
+pub mod proxy;
+pub mod seed;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
