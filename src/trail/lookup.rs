@@ -150,8 +150,15 @@ pub async fn scan(
             collector.note_scope(account, &r.region);
             // A region whose lookups all answered is covered for every day
             // of the span: event history is kept whether or not a trail is.
-            if r.errors.is_empty() {
-                for day in days(span.start.date_naive(), span.end.date_naive()) {
+            // When the 90 days cut the window, their first day is only partly
+            // kept, so it does not count.
+            let first = if span.clamped {
+                span.start.date_naive().succ_opt()
+            } else {
+                Some(span.start.date_naive())
+            };
+            if let (true, Some(first)) = (r.errors.is_empty(), first) {
+                for day in days(first, span.end.date_naive()) {
                     collector.note_log_day(account, &r.region, day);
                 }
             }

@@ -266,13 +266,15 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
             .unwrap_or_else(|| panic!("no days for {region}: {cov:#}"));
         let missing = d["days_missing"].as_array().unwrap();
         let with = d["days_with_logs"].as_array().unwrap();
-        // 200 days asked, the last 90 (and today) covered.
+        // 200 days asked: the 89 full days before today and today are
+        // covered; the day the 90 days begin, only partly kept, is not
+        // (one either way in case the run crosses midnight).
         assert!(
-            (109..=111).contains(&missing.len()),
+            (110..=112).contains(&missing.len()),
             "{region}: {}",
             missing.len()
         );
-        assert!((90..=92).contains(&with.len()), "{region}: {}", with.len());
+        assert!((89..=91).contains(&with.len()), "{region}: {}", with.len());
     }
 }
 
