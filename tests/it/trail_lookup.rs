@@ -213,11 +213,13 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
             );
         }
 
-        // At most 2 requests in any second.
+        // At most 2 requests in any second. kmsrot sends them 500 ms apart;
+        // the margin is for arrival jitter on a loaded machine, far from the
+        // few milliseconds an unpaced client takes for three requests.
         for w in reqs.windows(3) {
             let span = w[2].at - w[0].at;
             assert!(
-                span >= StdDuration::from_millis(950),
+                span >= StdDuration::from_millis(800),
                 "{region}: 3 requests within {span:?}"
             );
         }
@@ -241,7 +243,7 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
     assert_eq!(enable.len(), 2);
     assert!(enable[0].throttled && !enable[1].throttled);
     assert!(
-        enable[1].at - enable[0].at >= StdDuration::from_millis(950),
+        enable[1].at - enable[0].at >= StdDuration::from_millis(800),
         "retried after {:?}",
         enable[1].at - enable[0].at
     );
