@@ -242,11 +242,15 @@ pub async fn scan(
     progress: &Progress,
 ) -> Result<()> {
     let archive = parse_url(url)?;
-    let idx = collector.begin_source(url, "s3");
-
     let client = match bucket_region(config, &archive.bucket).await {
         Ok(region) => aws::s3(config, &region),
-        Err(e) => {
+        Err(Locate::NoSuchBucket) => {
+            return Err(hinted(
+                format!("{url}: the bucket {} does not exist", archive.bucket),
+                "the trail's bucket is in `aws cloudtrail describe-trails --query 'trailList[].[Name,S3BucketName,S3KeyPrefix]'`",
+            ))
+        }
+        Err(Locate::Unknown(e)) => {
             let fallback = config
                 .region()
                 .map(|r| r.to_string())
@@ -258,13 +262,15 @@ pub async fn scan(
             aws::s3(config, &fallback)
         }
     };
+    let idx = collector.begin_source(url, "s3");
 
     let range = DayRange::from_window(&opts.window);
     let walk = walk_layout(&client, &archive, opts, range).await;
     for e in walk.errors {
         collector.source_mut(idx).errors.push(e);
     }
-    if walk.days.is_empty() && walk.scopes.is_empty() {
+    if walk.days.is_empty() && walk.scopes.is_empty() && collector.source_mut(idx).errors.is_empty()
+    {
         collector.source_mut(idx).errors.push(format!(
             "no CloudTrail event folders under s3://{}/{}",
             archive.bucket, archive.base
@@ -316,10 +322,16 @@ pub async fn scan(
     Ok(())
 }
 
+/// Why the bucket's region could not be found.
+enum Locate {
+    NoSuchBucket,
+    Unknown(String),
+}
+
 /// The bucket's region, so a bucket in another region than the default one
 /// works: GetBucketLocation, else HeadBucket's `x-amz-bucket-region`, which
 /// S3 also sends on a redirect or a denial.
-async fn bucket_region(config: &SdkConfig, bucket: &str) -> Result<String, String> {
+async fn bucket_region(config: &SdkConfig, bucket: &str) -> Result<String, Locate> {
     let home = config
         .region()
         .map(|r| r.to_string())
@@ -336,20 +348,23 @@ async fn bucket_region(config: &SdkConfig, bucket: &str) -> Result<String, Strin
         }
         Err(e) => ErrorInfo::from_sdk(&e),
     };
+    if location_err.code == "NoSuchBucket" {
+        return Err(Locate::NoSuchBucket);
+    }
     match client.head_bucket().bucket(bucket).send().await {
         Ok(out) => out
             .bucket_region()
             .map(str::to_string)
-            .ok_or_else(|| location_err.to_string()),
+            .ok_or_else(|| Locate::Unknown(location_err.to_string())),
         Err(e) => e
             .raw_response()
             .and_then(|r| r.headers().get("x-amz-bucket-region"))
             .map(str::to_string)
             .ok_or_else(|| {
-                format!(
+                Locate::Unknown(format!(
                     "GetBucketLocation: {location_err}; HeadBucket: {}",
                     ErrorInfo::from_sdk(&e)
-                )
+                ))
             }),
     }
 }

@@ -620,3 +620,22 @@ fn a_malformed_url_is_a_usage_error() {
     );
     assert!(stderr.contains("hint: "), "{stderr}");
 }
+
+#[test]
+fn a_bucket_that_does_not_exist_is_a_usage_error() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["trail", "scan", "s3://no-such-trail-bucket/logs", "--out"])
+        .arg(tmp.path()));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "error: s3://no-such-trail-bucket/logs: the bucket no-such-trail-bucket does not exist"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
+}
