@@ -7,6 +7,7 @@ use libfuzzer_sys::fuzz_target;
 include!("reader.rs");
 
 use trail::reader::{scan_bytes, ReadOptions, Verdict};
+use trail::scan::{skip_balanced, skip_value};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the options and the label, so the fuzzer also
@@ -22,6 +23,13 @@ fuzz_target!(|data: &[u8]| {
         2 => "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/d.json.gz",
         _ => "events.ndjson",
     };
+    // The fast record cutter must agree with the full structural scan on
+    // every value the full scan accepts.
+    if matches!(body.first(), Some(b'{') | Some(b'[')) {
+        if let Ok(end) = skip_value(body, 0) {
+            assert_eq!(skip_balanced(body, 0), Ok(end));
+        }
+    }
     let scan = scan_bytes(label, body, &opts);
     assert!(scan.records_read as usize <= body.len().max(1) * 1024);
     if let Verdict::Corrupt(reason) | Verdict::Skipped(reason) = &scan.verdict {
