@@ -170,6 +170,10 @@ pub async fn scan(
         collector.add_rows(idx, r.rows);
     }
     bar.finish_and_clear();
+    // Regions finish in any order; the ledger reads the same on every run.
+    let src = collector.source_mut(idx);
+    src.errors.sort();
+    src.files_corrupt.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(())
 }
 

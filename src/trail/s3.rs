@@ -232,8 +232,9 @@ enum Done {
 
 /// Reads the archive at `url` into `collector` as one source.
 ///
-/// Only a malformed URL is an error; listing and fetch failures are recorded
-/// in the source's coverage and the scan goes on.
+/// Only a malformed URL or a bucket that does not exist is an error;
+/// listing and fetch failures are recorded in the source's coverage and the
+/// scan goes on.
 pub async fn scan(
     config: &SdkConfig,
     url: &str,
@@ -307,8 +308,8 @@ pub async fn scan(
                 collector.note_log_day(&obj.account, &obj.region, obj.day);
                 add_scan(collector, idx, &format!("s3://{bucket}/{}", obj.key), scan);
             }
+            // A file that could not be fetched is no evidence for its day.
             Done::FetchFailed(obj, e) => {
-                collector.note_log_day(&obj.account, &obj.region, obj.day);
                 collector.source_mut(idx).files_corrupt.push(FileIssue {
                     path: format!("s3://{bucket}/{}", obj.key),
                     reason: format!("GetObject failed: {e}"),
@@ -319,6 +320,11 @@ pub async fn scan(
         }
     }
     bar.finish_and_clear();
+    // Fetches finish in any order; the ledger reads the same on every run.
+    let src = collector.source_mut(idx);
+    src.files_corrupt.sort_by(|a, b| a.path.cmp(&b.path));
+    src.files_skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    src.errors.sort();
     Ok(())
 }
 
