@@ -146,7 +146,7 @@ pub async fn scan(
         .map(|region| scan_region(config, region, &attributes, &span, opts, &bar))
         .buffer_unordered(REGION_CONCURRENCY);
     while let Some(r) = results.next().await {
-        if let Some(account) = &account {
+        if let Some(account) = account.as_ref().filter(|a| opts.scope.wants_account(a)) {
             collector.note_scope(account, &r.region);
             // A region whose lookups all answered is covered for every day
             // of the span: event history is kept whether or not a trail is.
