@@ -261,7 +261,7 @@ pub fn key_matches(wanted: &str, arn: &str, aliases: &[String]) -> bool {
         .split_once(":alias/")
         .map(|(_, a)| format!("alias/{a}"))
         .unwrap_or_else(|| wanted.to_string());
-    aliases.iter().any(|a| *a == alias)
+    aliases.contains(&alias)
 }
 
 fn aliases_by_arn(keys: &DataFrame) -> Result<HashMap<String, Vec<String>>> {
