@@ -146,12 +146,19 @@ pub async fn scan(
         .map(|region| scan_region(config, region, &attributes, &span, opts, &bar))
         .buffer_unordered(REGION_CONCURRENCY);
     while let Some(r) = results.next().await {
-        if let Some(account) = &account {
+        if let Some(account) = account.as_ref().filter(|a| opts.scope.wants_account(a)) {
             collector.note_scope(account, &r.region);
             // A region whose lookups all answered is covered for every day
             // of the span: event history is kept whether or not a trail is.
-            if r.errors.is_empty() {
-                for day in days(span.start.date_naive(), span.end.date_naive()) {
+            // When the 90 days cut the window, their first day is only partly
+            // kept, so it does not count.
+            let first = if span.clamped {
+                span.start.date_naive().succ_opt()
+            } else {
+                Some(span.start.date_naive())
+            };
+            if let (true, Some(first)) = (r.errors.is_empty(), first) {
+                for day in days(first, span.end.date_naive()) {
                     collector.note_log_day(account, &r.region, day);
                 }
             }
@@ -163,6 +170,10 @@ pub async fn scan(
         collector.add_rows(idx, r.rows);
     }
     bar.finish_and_clear();
+    // Regions finish in any order; the ledger reads the same on every run.
+    let src = collector.source_mut(idx);
+    src.errors.sort();
+    src.files_corrupt.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(())
 }
 

@@ -232,8 +232,9 @@ enum Done {
 
 /// Reads the archive at `url` into `collector` as one source.
 ///
-/// Only a malformed URL is an error; listing and fetch failures are recorded
-/// in the source's coverage and the scan goes on.
+/// Only a malformed URL or a bucket that does not exist is an error;
+/// listing and fetch failures are recorded in the source's coverage and the
+/// scan goes on.
 pub async fn scan(
     config: &SdkConfig,
     url: &str,
@@ -242,11 +243,15 @@ pub async fn scan(
     progress: &Progress,
 ) -> Result<()> {
     let archive = parse_url(url)?;
-    let idx = collector.begin_source(url, "s3");
-
     let client = match bucket_region(config, &archive.bucket).await {
         Ok(region) => aws::s3(config, &region),
-        Err(e) => {
+        Err(Locate::NoSuchBucket) => {
+            return Err(hinted(
+                format!("{url}: the bucket {} does not exist", archive.bucket),
+                "the trail's bucket is in `aws cloudtrail describe-trails --query 'trailList[].[Name,S3BucketName,S3KeyPrefix]'`",
+            ))
+        }
+        Err(Locate::Unknown(e)) => {
             let fallback = config
                 .region()
                 .map(|r| r.to_string())
@@ -258,13 +263,15 @@ pub async fn scan(
             aws::s3(config, &fallback)
         }
     };
+    let idx = collector.begin_source(url, "s3");
 
     let range = DayRange::from_window(&opts.window);
     let walk = walk_layout(&client, &archive, opts, range).await;
     for e in walk.errors {
         collector.source_mut(idx).errors.push(e);
     }
-    if walk.days.is_empty() && walk.scopes.is_empty() {
+    if walk.days.is_empty() && walk.scopes.is_empty() && collector.source_mut(idx).errors.is_empty()
+    {
         collector.source_mut(idx).errors.push(format!(
             "no CloudTrail event folders under s3://{}/{}",
             archive.bucket, archive.base
@@ -301,8 +308,8 @@ pub async fn scan(
                 collector.note_log_day(&obj.account, &obj.region, obj.day);
                 add_scan(collector, idx, &format!("s3://{bucket}/{}", obj.key), scan);
             }
+            // A file that could not be fetched is no evidence for its day.
             Done::FetchFailed(obj, e) => {
-                collector.note_log_day(&obj.account, &obj.region, obj.day);
                 collector.source_mut(idx).files_corrupt.push(FileIssue {
                     path: format!("s3://{bucket}/{}", obj.key),
                     reason: format!("GetObject failed: {e}"),
@@ -313,13 +320,24 @@ pub async fn scan(
         }
     }
     bar.finish_and_clear();
+    // Fetches finish in any order; the ledger reads the same on every run.
+    let src = collector.source_mut(idx);
+    src.files_corrupt.sort_by(|a, b| a.path.cmp(&b.path));
+    src.files_skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    src.errors.sort();
     Ok(())
+}
+
+/// Why the bucket's region could not be found.
+enum Locate {
+    NoSuchBucket,
+    Unknown(String),
 }
 
 /// The bucket's region, so a bucket in another region than the default one
 /// works: GetBucketLocation, else HeadBucket's `x-amz-bucket-region`, which
 /// S3 also sends on a redirect or a denial.
-async fn bucket_region(config: &SdkConfig, bucket: &str) -> Result<String, String> {
+async fn bucket_region(config: &SdkConfig, bucket: &str) -> Result<String, Locate> {
     let home = config
         .region()
         .map(|r| r.to_string())
@@ -336,20 +354,23 @@ async fn bucket_region(config: &SdkConfig, bucket: &str) -> Result<String, Strin
         }
         Err(e) => ErrorInfo::from_sdk(&e),
     };
+    if location_err.code == "NoSuchBucket" {
+        return Err(Locate::NoSuchBucket);
+    }
     match client.head_bucket().bucket(bucket).send().await {
         Ok(out) => out
             .bucket_region()
             .map(str::to_string)
-            .ok_or_else(|| location_err.to_string()),
+            .ok_or_else(|| Locate::Unknown(location_err.to_string())),
         Err(e) => e
             .raw_response()
             .and_then(|r| r.headers().get("x-amz-bucket-region"))
             .map(str::to_string)
             .ok_or_else(|| {
-                format!(
+                Locate::Unknown(format!(
                     "GetBucketLocation: {location_err}; HeadBucket: {}",
                     ErrorInfo::from_sdk(&e)
-                )
+                ))
             }),
     }
 }

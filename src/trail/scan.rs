@@ -200,6 +200,149 @@ fn skip_container(buf: &[u8], start: usize) -> ScanResult<usize> {
     }
 }
 
+/// Finds the end of the object or array at `start` by counting brackets
+/// outside strings, 16 bytes at a time. It checks less than [`skip_value`]
+/// (strings closed and brackets balanced, not separators or bracket kinds),
+/// which is enough to cut a record out of its file: a record that may be
+/// kept is parsed in full afterwards, and one that cannot be kept needs
+/// nothing more than its extent. On valid JSON both return the same end.
+pub fn skip_balanced(buf: &[u8], start: usize) -> ScanResult<usize> {
+    let mut st = Balance {
+        depth: 0,
+        in_string: false,
+        i: start,
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(end) = st.simd(buf) {
+            return Ok(end);
+        }
+    }
+    match st.scalar(buf, buf.len()) {
+        Some(end) => Ok(end),
+        None => err(
+            start,
+            "unexpected end of input inside a value that starts here",
+        ),
+    }
+}
+
+struct Balance {
+    depth: u64,
+    in_string: bool,
+    i: usize,
+}
+
+impl Balance {
+    /// Byte by byte up to `limit` (or one past it after a trailing escape);
+    /// Some(end) when the outermost bracket closes.
+    #[inline]
+    fn scalar(&mut self, buf: &[u8], limit: usize) -> Option<usize> {
+        while self.i < limit {
+            let b = buf[self.i];
+            if self.in_string {
+                match b {
+                    b'\\' => self.i += 2,
+                    b'"' => {
+                        self.in_string = false;
+                        self.i += 1;
+                    }
+                    _ => self.i += 1,
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    // A closer before any opener: not ours to end.
+                    if self.depth == 0 {
+                        return None;
+                    }
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Some(self.i + 1);
+                    }
+                }
+                _ => {}
+            }
+            self.i += 1;
+        }
+        None
+    }
+
+    /// 16-byte blocks with SSE2 (always present on x86_64). Blocks holding a
+    /// backslash go through [`Balance::scalar`], which knows escapes.
+    #[cfg(target_arch = "x86_64")]
+    fn simd(&mut self, buf: &[u8]) -> Option<usize> {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline; every load reads 16
+        // bytes at `i` with `i + 16 <= buf.len()`.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let open1 = _mm_set1_epi8(b'{' as i8);
+            let open2 = _mm_set1_epi8(b'[' as i8);
+            let close1 = _mm_set1_epi8(b'}' as i8);
+            let close2 = _mm_set1_epi8(b']' as i8);
+            while self.i + 16 <= buf.len() {
+                let v = _mm_loadu_si128(buf.as_ptr().add(self.i) as *const __m128i);
+                if _mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) != 0 {
+                    let limit = self.i + 16;
+                    if let Some(end) = self.scalar(buf, limit) {
+                        return Some(end);
+                    }
+                    continue;
+                }
+                let q = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u32;
+                let open = _mm_movemask_epi8(_mm_or_si128(
+                    _mm_cmpeq_epi8(v, open1),
+                    _mm_cmpeq_epi8(v, open2),
+                )) as u32;
+                let close = _mm_movemask_epi8(_mm_or_si128(
+                    _mm_cmpeq_epi8(v, close1),
+                    _mm_cmpeq_epi8(v, close2),
+                )) as u32;
+                // Bit k of `inside` is set when byte k lies inside a string
+                // (an odd number of quotes at or before it, counting the
+                // carried-in state); a closing quote itself is outside.
+                let mut inside = q;
+                inside ^= inside << 1;
+                inside ^= inside << 2;
+                inside ^= inside << 4;
+                inside ^= inside << 8;
+                if self.in_string {
+                    inside = !inside;
+                }
+                inside &= 0xFFFF;
+                let outside = !inside & 0xFFFF;
+                let mut brackets = (open | close) & outside;
+                while brackets != 0 {
+                    let k = brackets.trailing_zeros();
+                    if open & (1 << k) != 0 {
+                        self.depth += 1;
+                    } else {
+                        if self.depth == 0 {
+                            return None;
+                        }
+                        self.depth -= 1;
+                        if self.depth == 0 {
+                            return Some(self.i + k as usize + 1);
+                        }
+                    }
+                    brackets &= brackets - 1;
+                }
+                self.in_string = inside & 0x8000 != 0;
+                self.i += 16;
+            }
+        }
+        None
+    }
+}
+
 /// Iterates the members of the object at `start` (`buf[start] == b'{'`):
 /// yields (raw key bytes between the quotes, value start, value end).
 pub struct ObjectMembers<'a> {
@@ -331,7 +474,12 @@ impl Iterator for ArrayElements<'_> {
             }
             return None;
         }
-        let result = skip_value(buf, i).and_then(|ve| {
+        // Records are cut out by bracket balance (see skip_balanced).
+        let skipped = match buf.get(i) {
+            Some(b'{') | Some(b'[') => skip_balanced(buf, i),
+            _ => skip_value(buf, i),
+        };
+        let result = skipped.and_then(|ve| {
             let j = skip_ws(buf, ve);
             match buf.get(j) {
                 Some(b',') => {
@@ -399,6 +547,36 @@ mod tests {
         ] {
             assert!(whole(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn balanced_skip_agrees_with_the_full_scan() {
+        let mut cases: Vec<String> = vec![
+            r#"{"a":[1,2,{"b":"x\"}"}],"c":null}"#.into(),
+            r#"{"k":"\\","m":"}]{["}"#.into(),
+            r#"[{"a":"\u0022"},[[]],"]"]"#.into(),
+        ];
+        // Escapes and quotes at every offset around the 16-byte block edges.
+        for pad in 0..40 {
+            let p = "x".repeat(pad);
+            cases.push(format!(r#"{{"{p}":"a\"b{{","q":["\\",{{"r":"{p}\\"}}]}}"#));
+            cases.push(format!(r#"{{"{p}\"":"}}","z":"{p}"}}"#));
+        }
+        for c in &cases {
+            let b = c.as_bytes();
+            assert_eq!(skip_value(b, 0), Ok(b.len()), "full: {c}");
+            assert_eq!(skip_balanced(b, 0), Ok(b.len()), "balanced: {c}");
+            let mut longer = b.to_vec();
+            longer.extend_from_slice(b", {\"next\": 1}  ]");
+            assert_eq!(
+                skip_balanced(&longer, 0),
+                Ok(b.len()),
+                "balanced, followed: {c}"
+            );
+        }
+        assert!(skip_balanced(br#"{"a":"}"#, 0).is_err());
+        assert!(skip_balanced(br#"{"a":[1,2]"#, 0).is_err());
+        assert!(skip_balanced(b"{\"a\":\"b\\", 0).is_err());
     }
 
     #[test]

@@ -563,3 +563,81 @@ fn summary_snapshot_on_the_rotation_examples() {
         "exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"
     ));
 }
+
+#[test]
+fn gzipped_archive_layout_reads_whole_days_and_flags_a_truncated_file() {
+    // Two days of an S3-layout archive, each file gzipped as CloudTrail
+    // delivers it; the records keep their own times.
+    let src = ct("invictus-ir-aws_dataset/218007301253_CloudTrail_us-east-1_20230710T1205Z_nx9Yx1FyJdBaTqKj.json");
+    let plain = std::fs::read(&src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let day = |d: &str, name: &str, bytes: &[u8]| {
+        let p = dir.path().join(format!(
+            "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/{d}"
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join(name), bytes).unwrap();
+    };
+    day(
+        "10",
+        "218007301253_CloudTrail_us-east-1_20230710T1205Z_a.json.gz",
+        &gz(&plain),
+    );
+    day(
+        "11",
+        "218007301253_CloudTrail_us-east-1_20230711T0005Z_b.json.gz",
+        &gz(&plain),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let scan = || {
+        run(kmsrot()
+            .args([
+                "trail",
+                "scan",
+                "--include-data-events",
+                "--since",
+                "2023-07-10",
+                "--until",
+                "2023-07-11",
+                "--out",
+            ])
+            .arg(out.path())
+            .arg(dir.path()))
+    };
+    let (code, stdout, stderr) = scan();
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let cov = read_json(&out.path().join("coverage.json"));
+    assert_eq!(
+        cov["trail"]["days"][0]["days_with_logs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        cov["trail"]["duplicates"], 3,
+        "the same records were delivered twice"
+    );
+
+    let z = gz(&plain);
+    day(
+        "11",
+        "218007301253_CloudTrail_us-east-1_20230711T0010Z_c.json.gz",
+        &z[..z.len() / 2],
+    );
+    let (code, _, stderr) = scan();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("_c.json.gz: truncated or damaged gzip data"),
+        "{stderr}"
+    );
+    let cov = read_json(&out.path().join("coverage.json"));
+    assert_eq!(cov["trail"]["sources"][0]["files_read"], 2);
+    assert_eq!(
+        cov["trail"]["sources"][0]["files_corrupt"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

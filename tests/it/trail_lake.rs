@@ -175,10 +175,12 @@ fn lake_pushes_the_filter_down_polls_pages_and_records_days() {
             Value::Null,
             json!("KMSInvalidStateException"),
         ),
+        // The old shape has no rotationType; an AwsServiceEvent RotateKey
+        // without one is the automatic rotation.
         (
             "00000004",
             "RotateKey",
-            Value::Null,
+            json!("AUTOMATIC"),
             Value::Null,
             Value::Null,
         ),

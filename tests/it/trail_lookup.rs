@@ -213,11 +213,13 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
             );
         }
 
-        // At most 2 requests in any second.
+        // At most 2 requests in any second. kmsrot sends them 500 ms apart;
+        // the margin is for arrival jitter on a loaded machine, far from the
+        // few milliseconds an unpaced client takes for three requests.
         for w in reqs.windows(3) {
             let span = w[2].at - w[0].at;
             assert!(
-                span >= StdDuration::from_millis(950),
+                span >= StdDuration::from_millis(800),
                 "{region}: 3 requests within {span:?}"
             );
         }
@@ -241,7 +243,7 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
     assert_eq!(enable.len(), 2);
     assert!(enable[0].throttled && !enable[1].throttled);
     assert!(
-        enable[1].at - enable[0].at >= StdDuration::from_millis(950),
+        enable[1].at - enable[0].at >= StdDuration::from_millis(800),
         "retried after {:?}",
         enable[1].at - enable[0].at
     );
@@ -266,13 +268,15 @@ fn lookup_asks_each_kept_name_paced_paged_and_retried() {
             .unwrap_or_else(|| panic!("no days for {region}: {cov:#}"));
         let missing = d["days_missing"].as_array().unwrap();
         let with = d["days_with_logs"].as_array().unwrap();
-        // 200 days asked, the last 90 (and today) covered.
+        // 200 days asked: the 89 full days before today and today are
+        // covered; the day the 90 days begin, only partly kept, is not
+        // (one either way in case the run crosses midnight).
         assert!(
-            (109..=111).contains(&missing.len()),
+            (110..=112).contains(&missing.len()),
             "{region}: {}",
             missing.len()
         );
-        assert!((90..=92).contains(&with.len()), "{region}: {}", with.len());
+        assert!((89..=91).contains(&with.len()), "{region}: {}", with.len());
     }
 }
 

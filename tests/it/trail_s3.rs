@@ -361,7 +361,11 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
 
     // 1. Everything under the prefix, discovered from the layout.
     let out = tmp.path().join("all");
-    let (code, _stdout, stderr) = scan(&proxy, &out, &[]);
+    let (code, stdout, stderr) = scan(&proxy, &out, &[]);
+    insta::assert_snapshot!(format!(
+        "exit: {code}\n--- stdout\n{stdout}--- stderr\n{}",
+        stderr.replace(&tmp.path().display().to_string(), "[TEMP_DIR]")
+    ));
     assert_eq!(
         code, 3,
         "a corrupt object and a day without logs make the scan partial\n{stderr}"
@@ -612,6 +616,25 @@ fn a_malformed_url_is_a_usage_error() {
     assert!(stdout.is_empty());
     assert!(
         stderr.starts_with("error: s3://Not_A_Bucket!/x: not a valid bucket name"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
+}
+
+#[test]
+fn a_bucket_that_does_not_exist_is_a_usage_error() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["trail", "scan", "s3://no-such-trail-bucket/logs", "--out"])
+        .arg(tmp.path()));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "error: s3://no-such-trail-bucket/logs: the bucket no-such-trail-bucket does not exist"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("hint: "), "{stderr}");

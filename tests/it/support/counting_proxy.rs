@@ -124,10 +124,7 @@ fn relay(
         };
         buf.extend_from_slice(&chunk[..n]);
         // Every complete request in the buffer: forwarded, or answered here.
-        loop {
-            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                break;
-            };
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             let mut lines = head.lines();
             let mut parts = lines.next().unwrap_or("").split(' ');
