@@ -180,8 +180,11 @@ impl Collector {
                 .since
                 .map(|t| t.date_naive())
                 .or_else(|| seen.first().copied());
+            // A window open at the end runs to today: a trail that stopped
+            // delivering last month has missing days since, not none.
             let last = window
                 .until
+                .or(window.since.map(|_| Utc::now()))
                 .map(|t| t.date_naive())
                 .or_else(|| seen.last().copied());
             let mut missing = Vec::new();
