@@ -84,7 +84,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let config = aws::load_config(&ctx.global.aws()).await;
 
     let rows = if args.execute {
-        let journal = Journal::open(&journal_path, replay.torn_tail)?;
+        let journal = Journal::open(&journal_path, &replay)?;
         journal.append(&Line::Start {
             at: rfc3339(chrono::Utc::now()),
             approval: args.approval.display().to_string(),

@@ -92,6 +92,8 @@ pub struct Replay {
     pub in_flight: BTreeMap<String, String>,
     /// A torn last line (the process died mid-write) was ignored.
     pub torn_tail: bool,
+    /// Bytes up to the end of the last whole line.
+    pub valid_len: u64,
     pub runs: usize,
 }
 
@@ -118,7 +120,10 @@ pub fn replay(path: &Path) -> Result<Replay> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replay::default()),
         Err(e) => bail!("{}: cannot open the journal: {e}", path.display()),
     }
-    let mut r = Replay::default();
+    let mut r = Replay {
+        valid_len: text.len() as u64,
+        ..Replay::default()
+    };
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.split_terminator('\n').collect();
     for (i, raw) in lines.iter().enumerate() {
@@ -129,6 +134,7 @@ pub fn replay(path: &Path) -> Result<Replay> {
             Ok(l) => l,
             Err(_) if i + 1 == lines.len() && !complete => {
                 r.torn_tail = true;
+                r.valid_len = (text.len() - raw.len()) as u64;
                 break;
             }
             Err(e) => bail!(
@@ -187,17 +193,18 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (or creates) the journal for appending. A torn last line is
-    /// ended with a newline first, so the next line starts clean.
-    pub fn open(path: &Path, torn_tail: bool) -> Result<Journal> {
-        let mut file = OpenOptions::new()
+    /// cut off first: it is the one write that never completed, so removing
+    /// it loses nothing the journal had promised.
+    pub fn open(path: &Path, replay: &Replay) -> Result<Journal> {
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot open the journal for writing", path.display()))?;
-        if torn_tail {
-            file.write_all(b"\n")
+        if replay.torn_tail {
+            file.set_len(replay.valid_len)
                 .and_then(|_| file.sync_data())
-                .with_context(|| format!("{}: cannot write the journal", path.display()))?;
+                .with_context(|| format!("{}: cannot repair the journal's torn last line", path.display()))?;
         }
         Ok(Journal {
             path: path.to_path_buf(),
@@ -263,7 +270,7 @@ mod tests {
     fn replay_finds_done_and_in_flight_actions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let j = Journal::open(&path, false).unwrap();
+        let j = Journal::open(&path, &Replay::default()).unwrap();
         j.append(&attempt("a")).unwrap();
         j.append(&outcome("a")).unwrap();
         j.append(&attempt("b")).unwrap();
@@ -278,7 +285,7 @@ mod tests {
         assert!(r.outcome("b").is_none());
         assert!(r.in_flight.contains_key("b"));
 
-        let j = Journal::open(&path, true).unwrap();
+        let j = Journal::open(&path, &r).unwrap();
         j.append(&outcome("b")).unwrap();
         let r = replay(&path).unwrap();
         assert!(!r.torn_tail);
