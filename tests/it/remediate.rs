@@ -405,7 +405,13 @@ async fn remediate_failure_paths_access_denied_and_deleted_key() {
     let work = tempfile::tempdir().unwrap();
     let bundle = collect(&moto, work.path());
     let plan_path = work.path().join("plan.json");
-    plan(&moto, &bundle, &plan_path, &["--rotation-period-days", "180"]);
+    let p = plan(&moto, &bundle, &plan_path, &["--rotation-period-days", "180"]);
+    // payments rotates already; moto reports no period, so a period change is
+    // planned (AWS would report 365 and the plan would say so).
+    assert_eq!(
+        action_for(&p, &s.payments).unwrap()["action"],
+        "set_rotation_period"
+    );
     let approval = work.path().join("approval.json");
     let (code, _, err) = approve(&moto, &plan_path, &approval, &["--all"]);
     assert_eq!(code, 0, "{err}");
@@ -448,7 +454,7 @@ async fn remediate_failure_paths_access_denied_and_deleted_key() {
     assert_eq!(proxy.calls_about("EnableKeyRotation", &s.orders), 1);
     assert!(!rotation_states(&moto, &[&s.orders]).await[&s.orders]);
 
-    // verify: one requested action failed, one skipped, nothing enabled.
+    // verify: two actions failed (orders, payments), one skipped, none enabled.
     let validation = work.path().join("validation.json");
     let (code, _, stderr) = run(moto
         .kmsrot()
@@ -460,7 +466,7 @@ async fn remediate_failure_paths_access_denied_and_deleted_key() {
     let v = read_json(&validation);
     assert_eq!(
         (v["requested"].as_u64(), v["failed"].as_u64(), v["skipped"].as_u64()),
-        (Some(2), Some(1), Some(1))
+        (Some(3), Some(2), Some(1))
     );
     assert_eq!(v["failed_keys"][0]["error_code"], "AccessDeniedException");
 }
