@@ -56,7 +56,10 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let plan = Plan::read_checked(&args.plan)?;
     if plan.actions.is_empty() {
-        bail!("{}: the plan has no actions to approve", args.plan.display());
+        bail!(
+            "{}: the plan has no actions to approve",
+            args.plan.display()
+        );
     }
     let selected = if args.all || !args.keys.is_empty() {
         approval::select(&plan, args.all, &args.keys)?

@@ -101,7 +101,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         plan.plan_sha256
     );
     if !plan.findings_read {
-        eprintln!("note: the bundle has no findings (run `kmsrot assess`); actions list no finding ids");
+        eprintln!(
+            "note: the bundle has no findings (run `kmsrot assess`); actions list no finding ids"
+        );
     }
     Ok(Outcome::Complete)
 }

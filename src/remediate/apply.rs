@@ -286,7 +286,10 @@ pub async fn dry_run(config: &SdkConfig, actions: &[Action], journal: &Replay) -
                         row.detail = format!(
                             "the journal records it {}{}",
                             v.as_str(),
-                            reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                            reason
+                                .as_ref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
                         );
                         return row;
                     }
@@ -394,7 +397,10 @@ pub async fn execute(
                 r.outcome = v.as_str().into();
                 r.detail = format!(
                     "recorded by an earlier run{}",
-                    reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                    reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 );
                 rows.insert(i, r);
             }
@@ -431,7 +437,14 @@ async fn one(
         Ok(f) => f,
         Err(e) => {
             let reason = format!("re-check failed: {e}");
-            record(journal, a, Verdict::Failed, Some(reason.clone()), Some(&e), false)?;
+            record(
+                journal,
+                a,
+                Verdict::Failed,
+                Some(reason.clone()),
+                Some(&e),
+                false,
+            )?;
             row.outcome = "failed".into();
             row.detail = reason;
             return Ok(row);
@@ -439,13 +452,27 @@ async fn one(
     };
     let calls = match decide(a, &fresh, in_flight) {
         Decision::Skip(reason) => {
-            record(journal, a, Verdict::Skipped, Some(reason.clone()), None, false)?;
+            record(
+                journal,
+                a,
+                Verdict::Skipped,
+                Some(reason.clone()),
+                None,
+                false,
+            )?;
             row.outcome = "skipped".into();
             row.detail = reason;
             return Ok(row);
         }
         Decision::AlreadyDone(reason) => {
-            record(journal, a, Verdict::Enabled, Some(reason.clone()), None, true)?;
+            record(
+                journal,
+                a,
+                Verdict::Enabled,
+                Some(reason.clone()),
+                None,
+                true,
+            )?;
             row.outcome = "enabled".into();
             row.detail = reason;
             return Ok(row);
@@ -460,7 +487,10 @@ async fn one(
             key_arn: a.key_arn.clone(),
             call: match call {
                 Call::EnableKeyRotation => {
-                    format!("EnableKeyRotation(RotationPeriodInDays={})", a.rotation_period_days)
+                    format!(
+                        "EnableKeyRotation(RotationPeriodInDays={})",
+                        a.rotation_period_days
+                    )
                 }
                 other => other.name().to_string(),
             },
@@ -499,7 +529,10 @@ async fn one(
                 ),
                 "KMSInvalidStateException" => (
                     Verdict::Skipped,
-                    format!("{} refused: the key's state does not allow it ({e})", call.name()),
+                    format!(
+                        "{} refused: the key's state does not allow it ({e})",
+                        call.name()
+                    ),
                 ),
                 _ => (Verdict::Failed, format!("{} failed: {e}", call.name())),
             };
@@ -613,7 +646,12 @@ mod tests {
         );
         match decide(
             &en,
-            &fresh("PendingDeletion", Eligibility::PendingDeletion, Some(false), None),
+            &fresh(
+                "PendingDeletion",
+                Eligibility::PendingDeletion,
+                Some(false),
+                None,
+            ),
             false,
         ) {
             Decision::Skip(r) => assert!(r.starts_with("now pending deletion"), "{r}"),
@@ -662,6 +700,10 @@ mod tests {
             b.take().await;
         }
         // One token at start, then 10 more at 20/s: at least ~0.5 s.
-        assert!(start.elapsed() >= Duration::from_millis(450), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(450),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -108,9 +108,7 @@ impl Approval {
         if p.is_absolute() {
             p
         } else {
-            approval_path
-                .parent()
-                .map_or(p.clone(), |dir| dir.join(&p))
+            approval_path.parent().map_or(p.clone(), |dir| dir.join(&p))
         }
     }
 }

@@ -204,7 +204,12 @@ impl Journal {
         if replay.torn_tail {
             file.set_len(replay.valid_len)
                 .and_then(|_| file.sync_data())
-                .with_context(|| format!("{}: cannot repair the journal's torn last line", path.display()))?;
+                .with_context(|| {
+                    format!(
+                        "{}: cannot repair the journal's torn last line",
+                        path.display()
+                    )
+                })?;
         }
         Ok(Journal {
             path: path.to_path_buf(),
@@ -277,7 +282,8 @@ mod tests {
         drop(j);
         // A torn tail, as kill -9 mid-write leaves it.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"type":"outcome","action_id":"b","#).unwrap();
+        f.write_all(br#"{"type":"outcome","action_id":"b","#)
+            .unwrap();
         drop(f);
         let r = replay(&path).unwrap();
         assert!(r.torn_tail);

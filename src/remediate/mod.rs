@@ -99,8 +99,13 @@ pub fn read_json_doc<T: DeserializeOwned>(path: &Path, what: &str) -> Result<(T,
             short_error(&e)
         )
     })?;
-    let doc = serde_json::from_value(value.clone())
-        .map_err(|e| anyhow!("{}: not a valid {what}: {}", path.display(), short_error(&e)))?;
+    let doc = serde_json::from_value(value.clone()).map_err(|e| {
+        anyhow!(
+            "{}: not a valid {what}: {}",
+            path.display(),
+            short_error(&e)
+        )
+    })?;
     Ok((doc, value))
 }
 

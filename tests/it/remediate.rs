@@ -58,7 +58,9 @@ async fn seed_scenario(moto: &Moto) -> Scenario {
             .alias(alias)
             .tag("team", "t")
     };
-    let (orders, _) = seed::create(&kms, &mk("orders", "alias/orders")).await.unwrap();
+    let (orders, _) = seed::create(&kms, &mk("orders", "alias/orders"))
+        .await
+        .unwrap();
     let (billing, _) = seed::create(&kms, &mk("billing", "alias/billing"))
         .await
         .unwrap();
@@ -75,9 +77,13 @@ async fn seed_scenario(moto: &Moto) -> Scenario {
     )
     .await
     .unwrap();
-    let (legacy, _) = seed::create(&kms, &mk("legacy", "alias/legacy")).await.unwrap();
+    let (legacy, _) = seed::create(&kms, &mk("legacy", "alias/legacy"))
+        .await
+        .unwrap();
     seed::disable(&kms, &legacy).await.unwrap();
-    let (doomed, _) = seed::create(&kms, &mk("doomed", "alias/doomed")).await.unwrap();
+    let (doomed, _) = seed::create(&kms, &mk("doomed", "alias/doomed"))
+        .await
+        .unwrap();
     seed::schedule_deletion(&kms, &doomed).await.unwrap();
     Scenario {
         orders,
@@ -195,7 +201,10 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     want.sort();
     let mut got = planned.clone();
     got.sort();
-    assert_eq!(got, want, "only eligible keys with rotation off are actions");
+    assert_eq!(
+        got, want,
+        "only eligible keys with rotation off are actions"
+    );
     let orders = action_for(&p, &s.orders).unwrap();
     assert_eq!(orders["action"], "enable_rotation");
     assert_eq!(orders["rotation_period_days"], 365);
@@ -215,7 +224,13 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
         .iter()
         .map(|n| {
             (
-                n["key_arn"].as_str().unwrap().rsplit('/').next().unwrap().to_string(),
+                n["key_arn"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
                 n["category"].as_str().unwrap().to_string(),
             )
         })
@@ -233,7 +248,10 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     let (code, out, err) = approve(&moto, &plan_path, &approval, &["--key", "alias/orders"]);
     assert_eq!(code, 0, "approve:\n{out}\n{err}");
     let a = read_json(&approval);
-    assert_eq!(a["approved_actions"], serde_json::json!([orders["action_id"]]));
+    assert_eq!(
+        a["approved_actions"],
+        serde_json::json!([orders["action_id"]])
+    );
     assert_eq!(a["plan_sha256"], p["plan_sha256"]);
     assert_eq!(a["approver"], "alice@example.com");
     assert_eq!(a["note"], "CHG-42");
@@ -337,19 +355,22 @@ async fn remediate_tampered_plan_is_refused_and_the_recheck_skips_the_key() {
     forged["key_id"] = s.signing.clone().into();
     forged["key_arn"] = arn.clone().into();
     forged["aliases"] = serde_json::json!(["alias/signing"]);
-    forged["action_id"] = kmsrot::remediate::action_id(
-        kmsrot::remediate::ActionType::EnableRotation,
-        &arn,
-    )
-    .into();
-    edited["actions"].as_array_mut().unwrap().push(forged.clone());
+    forged["action_id"] =
+        kmsrot::remediate::action_id(kmsrot::remediate::ActionType::EnableRotation, &arn).into();
+    edited["actions"]
+        .as_array_mut()
+        .unwrap()
+        .push(forged.clone());
     std::fs::write(&plan_path, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
 
     let proxy = Proxy::start(&moto.url, vec![]);
     let (code, stdout, stderr) = apply(&moto, &proxy.url, &approval, &["--execute"]);
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains("plan.json: the plan was modified"), "{stderr}");
+    assert!(
+        stderr.contains("plan.json: the plan was modified"),
+        "{stderr}"
+    );
     let (code, _, stderr) = approve(&moto, &plan_path, &approval, &["--all"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("modified after it was made"), "{stderr}");
@@ -391,7 +412,10 @@ async fn remediate_tampered_plan_is_refused_and_the_recheck_skips_the_key() {
     let (code, _, stderr) = apply(&moto, &proxy.url, &bad, &[]);
     assert_eq!(code, 2);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("bad.json: not a valid approval"), "{stderr}");
+    assert!(
+        stderr.contains("bad.json: not a valid approval"),
+        "{stderr}"
+    );
     std::fs::write(&bad, "[1, 2]").unwrap();
     let (code, _, stderr) = approve(&moto, &bad, &approval, &["--all"]);
     assert_eq!(code, 2);
@@ -405,7 +429,12 @@ async fn remediate_failure_paths_access_denied_and_deleted_key() {
     let work = tempfile::tempdir().unwrap();
     let bundle = collect(&moto, work.path());
     let plan_path = work.path().join("plan.json");
-    let p = plan(&moto, &bundle, &plan_path, &["--rotation-period-days", "180"]);
+    let p = plan(
+        &moto,
+        &bundle,
+        &plan_path,
+        &["--rotation-period-days", "180"],
+    );
     // payments rotates already; moto reports no period, so a period change is
     // planned (AWS would report 365 and the plan would say so).
     assert_eq!(
@@ -420,12 +449,12 @@ async fn remediate_failure_paths_access_denied_and_deleted_key() {
     seed::schedule_deletion(&moto.kms(REGION).await, &s.billing)
         .await
         .unwrap();
-    let proxy = Proxy::start(
-        &moto.url,
-        vec![Rule::operation("EnableKeyRotation").deny()],
-    );
+    let proxy = Proxy::start(&moto.url, vec![Rule::operation("EnableKeyRotation").deny()]);
     let (code, stdout, stderr) = apply(&moto, &proxy.url, &approval, &["--execute"]);
-    assert_eq!(code, 3, "a failed action makes the run partial:\n{stdout}\n{stderr}");
+    assert_eq!(
+        code, 3,
+        "a failed action makes the run partial:\n{stdout}\n{stderr}"
+    );
     let o = outcomes(&work.path().join("approval.journal.jsonl"));
     let by_key = |id: &str| {
         o.iter()
@@ -465,7 +494,11 @@ async fn remediate_failure_paths_access_denied_and_deleted_key() {
     assert_eq!(code, 0, "{stderr}");
     let v = read_json(&validation);
     assert_eq!(
-        (v["requested"].as_u64(), v["failed"].as_u64(), v["skipped"].as_u64()),
+        (
+            v["requested"].as_u64(),
+            v["failed"].as_u64(),
+            v["skipped"].as_u64()
+        ),
         (Some(3), Some(2), Some(1))
     );
     assert_eq!(v["failed_keys"][0]["error_code"], "AccessDeniedException");
@@ -539,12 +572,8 @@ async fn remediate_survives_sigkill_midway_through_200_keys() {
     let first = outcomes(&journal).len();
     assert!(first < N, "killed midway, {first} outcomes");
 
-    let (code, stdout, stderr) = apply(
-        &moto,
-        &proxy.url,
-        &approval,
-        &["--execute", "--rate", "40"],
-    );
+    let (code, stdout, stderr) =
+        apply(&moto, &proxy.url, &approval, &["--execute", "--rate", "40"]);
     assert_eq!(code, 0, "re-run:\n{stdout}\n{stderr}");
 
     let o = outcomes(&journal);
@@ -552,7 +581,9 @@ async fn remediate_survives_sigkill_midway_through_200_keys() {
     let mut per_action: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &o {
         assert_eq!(l["outcome"], "enabled", "{l}");
-        *per_action.entry(l["action_id"].as_str().unwrap()).or_default() += 1;
+        *per_action
+            .entry(l["action_id"].as_str().unwrap())
+            .or_default() += 1;
     }
     assert_eq!(per_action.len(), N);
     assert!(per_action.values().all(|n| *n == 1));
