@@ -548,15 +548,11 @@ async fn remediate_survives_sigkill_midway_through_200_keys() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let done = journal
-            .exists()
-            .then(|| {
-                std::fs::read_to_string(&journal)
-                    .unwrap_or_default()
-                    .matches("\"type\":\"outcome\"")
-                    .count()
-            })
-            .unwrap_or(0);
+        // Not there yet reads as empty.
+        let done = std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .matches("\"type\":\"outcome\"")
+            .count();
         if done >= N / 3 {
             break;
         }
@@ -571,6 +567,12 @@ async fn remediate_survives_sigkill_midway_through_200_keys() {
     child.wait().unwrap();
     let first = outcomes(&journal).len();
     assert!(first < N, "killed midway, {first} outcomes");
+    // Calls sent but never answered in the journal: the re-run must resolve
+    // these by re-reading the key, not by calling again.
+    let interrupted = kmsrot::remediate::journal::replay(&journal)
+        .unwrap()
+        .in_flight
+        .len();
 
     let (code, stdout, stderr) =
         apply(&moto, &proxy.url, &approval, &["--execute", "--rate", "40"]);
@@ -586,6 +588,14 @@ async fn remediate_survives_sigkill_midway_through_200_keys() {
             .or_default() += 1;
     }
     assert_eq!(per_action.len(), N);
+    let resolved = o
+        .iter()
+        .filter(|l| l["resolved_after_interruption"] == true)
+        .count();
+    assert!(
+        resolved <= interrupted,
+        "{resolved} resolved by re-reading, {interrupted} were in flight"
+    );
     assert!(per_action.values().all(|n| *n == 1));
     for id in &ids {
         let arn = format!("arn:aws:kms:{REGION}:{}:key/{id}", crate::support::ACCOUNT);
