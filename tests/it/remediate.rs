@@ -620,3 +620,66 @@ async fn remediate_survives_sigkill_midway_through_200_keys() {
     assert_eq!(v["requested"], N);
     assert_eq!(v["confirmed"], N);
 }
+
+/// The interactive multi-select, driven through a pseudo-terminal: util-linux
+/// `script` runs kmsrot on a pty and copies our keystrokes to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn remediate_interactive_approval_on_a_terminal() {
+    use std::io::Write;
+    let moto = Moto::start();
+    let s = seed_scenario(&moto).await;
+    let work = tempfile::tempdir().unwrap();
+    let bundle = collect(&moto, work.path());
+    let plan_path = work.path().join("plan.json");
+    let p = plan(&moto, &bundle, &plan_path, &[]);
+    let approval = work.path().join("approval.json");
+    let line = format!(
+        "{} approve {} --out {} --approver bob",
+        env!("CARGO_BIN_EXE_kmsrot"),
+        plan_path.display(),
+        approval.display()
+    );
+    // The same environment as `moto.kmsrot()`, around `script`.
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in moto.kmsrot().get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the command on a pty");
+    let mut stdin = child.stdin.take().unwrap();
+    // Wait for the prompt to switch the terminal to raw mode, then: down,
+    // space (toggle the second action), enter.
+    std::thread::sleep(Duration::from_secs(3));
+    stdin.write_all(b"\x1b[B").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b" ").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"\r").unwrap();
+    stdin.flush().unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("Select the actions to approve"), "{screen}");
+    assert!(screen.contains("alias/orders") && screen.contains("SYMMETRIC_DEFAULT"));
+    let a = read_json(&approval);
+    let second = &p["actions"][1];
+    assert_eq!(
+        a["approved_actions"],
+        serde_json::json!([second["action_id"]])
+    );
+    assert_eq!(a["approver"], "bob");
+    let picked = second["key_id"].as_str().unwrap();
+    assert!(picked == s.orders || picked == s.billing, "{picked}");
+}
