@@ -496,16 +496,19 @@ async fn one(
             },
         })?;
         let result = match call {
+            // CancelKeyDeletion and EnableKey by key id: moto 5.2 answers 500
+            // to both given an ARN. AWS takes either, and the client is the
+            // key's region.
             Call::CancelKeyDeletion => client
                 .cancel_key_deletion()
-                .key_id(&a.key_arn)
+                .key_id(&a.key_id)
                 .send()
                 .await
                 .map(|_| ())
                 .map_err(|e| ErrorInfo::from_sdk(&e)),
             Call::EnableKey => client
                 .enable_key()
-                .key_id(&a.key_arn)
+                .key_id(&a.key_id)
                 .send()
                 .await
                 .map(|_| ())

@@ -683,3 +683,70 @@ async fn remediate_interactive_approval_on_a_terminal() {
     let picked = second["key_id"].as_str().unwrap();
     assert!(picked == s.orders || picked == s.billing, "{picked}");
 }
+
+/// `--include-pending-deletion`: the one action that brings a key back, only
+/// when asked for, with every call it makes named in the plan.
+#[tokio::test(flavor = "multi_thread")]
+async fn remediate_cancel_deletion_only_when_asked() {
+    let moto = Moto::start();
+    let s = seed_scenario(&moto).await;
+    let work = tempfile::tempdir().unwrap();
+    let bundle = collect(&moto, work.path());
+    let plan_path = work.path().join("plan.json");
+    let p = plan(&moto, &bundle, &plan_path, &[]);
+    assert!(action_for(&p, &s.doomed).is_none(), "never implied");
+
+    let p = plan(
+        &moto,
+        &bundle,
+        &plan_path,
+        &[
+            "--include-pending-deletion",
+            "--rotation-period-days",
+            "400",
+        ],
+    );
+    let doomed = action_for(&p, &s.doomed).unwrap();
+    assert_eq!(doomed["action"], "cancel_deletion_and_enable");
+    assert_eq!(
+        doomed["calls"],
+        serde_json::json!([
+            "CancelKeyDeletion",
+            "EnableKey",
+            "EnableKeyRotation(RotationPeriodInDays=400)"
+        ])
+    );
+    assert_eq!(doomed["planned_state"]["key_state"], "PendingDeletion");
+    // The disabled key stays apart: re-enabling a key is not a rotation fix.
+    assert!(action_for(&p, &s.legacy).is_none());
+
+    let approval = work.path().join("approval.json");
+    let (code, _, err) = approve(&moto, &plan_path, &approval, &["--key", &s.doomed]);
+    assert_eq!(code, 0, "{err}");
+    let proxy = Proxy::start(&moto.url, vec![]);
+    let (code, stdout, stderr) = apply(&moto, &proxy.url, &approval, &["--execute"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let kms = moto.kms(REGION).await;
+    let meta = kms.describe_key().key_id(&s.doomed).send().await.unwrap();
+    assert_eq!(
+        meta.key_metadata().unwrap().key_state().unwrap().as_str(),
+        "Enabled"
+    );
+    assert!(rotation_states(&moto, &[&s.doomed]).await[&s.doomed]);
+    for op in ["CancelKeyDeletion", "EnableKey", "EnableKeyRotation"] {
+        assert_eq!(proxy.calls_about(op, &s.doomed), 1, "{op}");
+    }
+    let attempts: Vec<String> = journal_lines(&work.path().join("approval.journal.jsonl"))
+        .into_iter()
+        .filter(|l| l["type"] == "attempt")
+        .map(|l| l["call"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            "CancelKeyDeletion",
+            "EnableKey",
+            "EnableKeyRotation(RotationPeriodInDays=400)"
+        ]
+    );
+}
