@@ -656,21 +656,38 @@ async fn remediate_interactive_approval_on_a_terminal() {
         .spawn()
         .expect("util-linux `script` runs the command on a pty");
     let mut stdin = child.stdin.take().unwrap();
-    // Wait for the prompt to switch the terminal to raw mode, then: down,
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    // Type only once the prompt is drawn (the terminal is then raw): down,
     // space (toggle the second action), enter.
-    std::thread::sleep(Duration::from_secs(3));
-    stdin.write_all(b"\x1b[B").unwrap();
-    stdin.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    stdin.write_all(b" ").unwrap();
-    stdin.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    stdin.write_all(b"\r").unwrap();
-    stdin.flush().unwrap();
-    let out = child.wait_with_output().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("Select the actions") {
+        assert!(Instant::now() < deadline, "no prompt on the terminal");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for keys in [&b"\x1b[B"[..], b" ", b"\r"] {
+        stdin.write_all(keys).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = child.wait().unwrap();
     drop(stdin);
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    reader.join().unwrap();
+    let screen = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(status.success(), "{screen}");
     assert!(screen.contains("Select the actions to approve"), "{screen}");
     assert!(screen.contains("alias/orders") && screen.contains("SYMMETRIC_DEFAULT"));
     let a = read_json(&approval);
