@@ -103,12 +103,23 @@ impl Approval {
     }
 
     /// The plan file; a relative path is taken from the approval's folder.
+    /// When the recorded path is gone (the pair was copied elsewhere, as for
+    /// an auditor), a plan of the same name beside the approval is used; its
+    /// hash still has to match.
     pub fn plan_path(&self, approval_path: &Path) -> PathBuf {
         let p = PathBuf::from(&self.plan_file);
-        if p.is_absolute() {
-            p
-        } else {
-            approval_path.parent().map_or(p.clone(), |dir| dir.join(&p))
+        let dir = approval_path.parent().unwrap_or(Path::new("."));
+        if p.is_relative() {
+            return dir.join(&p);
         }
+        if !p.exists() {
+            if let Some(name) = p.file_name() {
+                let beside = dir.join(name);
+                if beside.exists() {
+                    return beside;
+                }
+            }
+        }
+        p
     }
 }

@@ -9,6 +9,8 @@
 //! - moto accepts EnableKeyRotation on keys AWS rejects (RSA, HMAC, imported,
 //!   disabled), so the tests assert that kmsrot never sends the call there
 //!   rather than relying on an error.
+//! - CancelKeyDeletion and EnableKey given a key ARN make moto answer 500;
+//!   kmsrot sends those two by key id, which AWS accepts as well.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
