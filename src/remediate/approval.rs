@@ -123,3 +123,78 @@ impl Approval {
         p
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remediate::plan::{Action, ActionType, NotPlanned, PlannedState};
+
+    fn plan() -> Plan {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";
+        Plan {
+            format: crate::remediate::plan::PLAN_FORMAT.into(),
+            created_at: "t".into(),
+            bundle: "b".into(),
+            bundle_manifest_sha256: None,
+            policy: "p".into(),
+            max_rotation_period_days: 365,
+            rotation_period_days: 365,
+            include_pending_deletion: false,
+            findings_read: false,
+            actions: vec![Action {
+                action_id: crate::remediate::action_id(ActionType::EnableRotation, arn),
+                action: ActionType::EnableRotation,
+                region: "us-east-1".into(),
+                account_id: None,
+                key_id: "k1".into(),
+                key_arn: arn.into(),
+                aliases: vec!["alias/app".into()],
+                description: None,
+                planned_state: PlannedState {
+                    key_state: None,
+                    key_spec: None,
+                    origin: None,
+                    key_manager: None,
+                    eligibility: None,
+                    rotation_enabled: Some(false),
+                    rotation_period_days: None,
+                },
+                rotation_period_days: 365,
+                calls: vec![],
+                closes_findings: vec![],
+                reason: String::new(),
+            }],
+            not_planned: vec![NotPlanned {
+                region: "us-east-1".into(),
+                key_arn: "arn:aws:kms:us-east-1:111122223333:key/k2".into(),
+                aliases: vec!["alias/sign".into()],
+                category: "ineligible".into(),
+                eligibility: None,
+                reason: "RSA".into(),
+            }],
+            plan_sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn keys_select_actions_by_id_arn_alias_or_action_id() {
+        let p = plan();
+        let id = p.actions[0].action_id.clone();
+        for wanted in ["k1", "alias/app", &p.actions[0].key_arn, &id] {
+            assert_eq!(
+                select(&p, false, &[wanted.to_string()]).unwrap(),
+                [id.clone()]
+            );
+        }
+        assert_eq!(select(&p, true, &[]).unwrap(), [id.clone()]);
+        let err = select(&p, false, &["alias/sign".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not an action in the plan (ineligible: RSA)"),
+            "{err}"
+        );
+        let err = select(&p, false, &["nope".into()]).unwrap_err().to_string();
+        assert!(err.contains("no action in the plan"), "{err}");
+    }
+}
