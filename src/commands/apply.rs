@@ -72,7 +72,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         .journal
         .clone()
         .unwrap_or_else(|| journal::default_path(&args.approval));
-    let replay = journal::replay(&journal_path)?;
+    // Executing locks the journal before reading it; a dry run only reads.
+    let (journal, replay) = if args.execute {
+        let (j, r) = Journal::open(&journal_path)?;
+        (Some(j), r)
+    } else {
+        (None, journal::replay(&journal_path)?)
+    };
     if let Some(sha) = &replay.plan_sha256 {
         if *sha != approval.plan_sha256 {
             bail!(
@@ -83,8 +89,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     }
     let config = aws::load_config(&ctx.global.aws()).await;
 
-    let rows = if args.execute {
-        let journal = Journal::open(&journal_path, &replay)?;
+    let rows = if let Some(journal) = &journal {
         journal.append(&Line::Start {
             at: rfc3339(chrono::Utc::now()),
             approval: args.approval.display().to_string(),
@@ -102,7 +107,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             &config,
             &actions,
             &replay,
-            &journal,
+            journal,
             ApplyOptions {
                 concurrency: usize::from(args.concurrency),
                 rate_per_region: args.rate,

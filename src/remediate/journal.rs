@@ -192,15 +192,18 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal for appending. A torn last line is
-    /// cut off first: it is the one write that never completed, so removing
+    /// Opens (or creates) the journal for appending, locked, and replays it
+    /// under the lock so no other run can add to it in between. A torn last
+    /// line is cut off: it is the one write that never completed, so removing
     /// it loses nothing the journal had promised.
-    pub fn open(path: &Path, replay: &Replay) -> Result<Journal> {
+    pub fn open(path: &Path) -> Result<(Journal, Replay)> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot open the journal for writing", path.display()))?;
+        lock_exclusive(&file, path)?;
+        let replay = replay(path)?;
         if replay.torn_tail {
             file.set_len(replay.valid_len)
                 .and_then(|_| file.sync_data())
@@ -211,10 +214,11 @@ impl Journal {
                     )
                 })?;
         }
-        Ok(Journal {
+        let journal = Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
-        })
+        };
+        Ok((journal, replay))
     }
 
     pub fn append(&self, line: &Line) -> Result<()> {
@@ -231,6 +235,34 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Takes an exclusive advisory lock for the life of the open file: a second
+/// apply on the same journal would otherwise re-check and call for the same
+/// keys at the same time. The kernel drops the lock when the process dies,
+/// so a kill -9 never leaves a stale lock behind.
+#[cfg(unix)]
+fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for
+    // the duration of the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() == std::io::ErrorKind::WouldBlock {
+        bail!(
+            "{}: another `kmsrot apply` is using this journal; wait for it to finish",
+            path.display()
+        );
+    }
+    bail!("{}: cannot lock the journal: {err}", path.display())
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &File, _path: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// The journal next to an approval: `approval.json` → `approval.journal.jsonl`.
@@ -275,7 +307,7 @@ mod tests {
     fn replay_finds_done_and_in_flight_actions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let j = Journal::open(&path, &Replay::default()).unwrap();
+        let (j, _) = Journal::open(&path).unwrap();
         j.append(&attempt("a")).unwrap();
         j.append(&outcome("a")).unwrap();
         j.append(&attempt("b")).unwrap();
@@ -287,16 +319,33 @@ mod tests {
         drop(f);
         let r = replay(&path).unwrap();
         assert!(r.torn_tail);
+        assert!(r.in_flight.contains_key("b"));
         assert_eq!(r.outcome("a").map(|o| o.0), Some(Verdict::Enabled));
         assert!(r.outcome("b").is_none());
         assert!(r.in_flight.contains_key("b"));
 
-        let j = Journal::open(&path, &r).unwrap();
+        let (j, r) = Journal::open(&path).unwrap();
+        assert!(r.torn_tail);
         j.append(&outcome("b")).unwrap();
         let r = replay(&path).unwrap();
         assert!(!r.torn_tail);
         assert!(r.in_flight.is_empty());
         assert_eq!(r.outcomes.len(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let first = Journal::open(&path).unwrap();
+        let err = Journal::open(&path)
+            .err()
+            .expect("the journal is locked")
+            .to_string();
+        assert!(err.contains("another `kmsrot apply`"), "{err}");
+        drop(first);
+        Journal::open(&path).unwrap();
     }
 
     #[test]
