@@ -183,10 +183,10 @@ mod tests {
         for wanted in ["k1", "alias/app", &p.actions[0].key_arn, &id] {
             assert_eq!(
                 select(&p, false, &[wanted.to_string()]).unwrap(),
-                [id.clone()]
+                vec![id.clone()]
             );
         }
-        assert_eq!(select(&p, true, &[]).unwrap(), [id.clone()]);
+        assert_eq!(select(&p, true, &[]).unwrap(), vec![id.clone()]);
         let err = select(&p, false, &["alias/sign".into()])
             .unwrap_err()
             .to_string();
