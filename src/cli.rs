@@ -73,6 +73,14 @@ pub enum Command {
     Diagnose(commands::diagnose::Args),
     /// Check every file of a bundle against its manifest.
     VerifyBundle(commands::verify_bundle::Args),
+    /// Plan rotation fixes from a bundle: one action per key.
+    Plan(commands::plan::Args),
+    /// Approve actions of a plan (--all, --key, or interactively).
+    Approve(commands::approve::Args),
+    /// Apply an approval: dry run by default, --execute changes AWS.
+    Apply(commands::apply::Args),
+    /// Re-read the keys an apply enabled; write the validation summary.
+    Verify(commands::verify::Args),
     /// CloudTrail evidence of rotation: files, the S3 archive, LookupEvents.
     #[command(subcommand)]
     Trail(TrailCommand),

@@ -6,11 +6,15 @@ use std::io::IsTerminal;
 use crate::cli::{Cli, Command, GlobalArgs, TrailCommand};
 use crate::error::Outcome;
 
+pub mod apply;
+pub mod approve;
 pub mod assess;
 pub mod collect;
 pub mod diagnose;
 pub mod inventory;
+pub mod plan;
 pub mod trail_scan;
+pub mod verify;
 pub mod verify_bundle;
 
 /// What every command receives besides its own arguments.
@@ -33,6 +37,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Assess(args) => assess::run(&ctx, args).await,
         Command::Diagnose(args) => diagnose::run(&ctx, args).await,
         Command::VerifyBundle(args) => verify_bundle::run(&ctx, args).await,
+        Command::Plan(args) => plan::run(&ctx, args).await,
+        Command::Approve(args) => approve::run(&ctx, args).await,
+        Command::Apply(args) => apply::run(&ctx, args).await,
+        Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Trail(TrailCommand::Scan(args)) => trail_scan::run(&ctx, args).await,
     }
 }

@@ -4,6 +4,7 @@ mod support;
 
 mod assess;
 mod inventory;
+mod remediate;
 mod trail;
 mod trail_lake;
 mod trail_lookup;

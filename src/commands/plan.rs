@@ -1,0 +1,109 @@
+//! `kmsrot plan BUNDLE --out plan.json [--policy kmsrot.toml] [--rotation-period-days N] [--include-pending-deletion]`
+//!
+//! One action per key that needs one, each with the key's state as planned
+//! and the open findings it closes (when `kmsrot assess` has run on the
+//! bundle; the plan works without it):
+//!
+//!   enable_rotation              eligible key with rotation off
+//!   set_rotation_period          rotation on, period above the policy's maximum
+//!                                (or different from --rotation-period-days)
+//!   cancel_deletion_and_enable   only with --include-pending-deletion:
+//!                                CancelKeyDeletion, EnableKey, EnableKeyRotation
+//!
+//! Compliant, ineligible (AWS-managed, replica, asymmetric/HMAC, imported,
+//! custom key store, disabled, pending deletion) and exempted keys are listed
+//! apart with the reason, never as actions. The period is
+//! --rotation-period-days (90..=2560) or the policy's maximum (default 365).
+//! `plan_sha256` is SHA-256 over the plan's canonical JSON without that field;
+//! `approve` and `apply` refuse a plan that no longer matches it.
+//!
+//! Prints the actions to stdout. Exit: 0; 2 usage or fatal error.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+
+use super::Ctx;
+use crate::error::Outcome;
+use crate::output::{write_json_file, Table};
+use crate::policy::Policy;
+use crate::remediate::plan::{self, PlanOptions};
+
+#[derive(Debug, clap::Args)]
+#[command(about = "Plan rotation fixes from a bundle: one action per key")]
+pub struct Args {
+    /// The bundle folder written by `kmsrot collect` (and `kmsrot assess`).
+    pub bundle: PathBuf,
+
+    /// Where to write the plan.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Policy file: maximum rotation period and exemptions.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// RotationPeriodInDays to set (90..=2560); default: the policy's maximum.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(90..=2560))]
+    pub rotation_period_days: Option<i64>,
+
+    /// Also plan to cancel scheduled deletions and re-enable those keys.
+    #[arg(long)]
+    pub include_pending_deletion: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    let policy = Policy::load(args.policy.as_deref())?;
+    let plan = plan::build(
+        &args.bundle,
+        &PlanOptions {
+            policy: &policy,
+            rotation_period_days: args.rotation_period_days,
+            include_pending_deletion: args.include_pending_deletion,
+            now: Utc::now(),
+        },
+    )
+    .with_context(|| format!("planning from {}", args.bundle.display()))?;
+    write_json_file(&args.out, &plan)?;
+
+    let mut table = Table::new(["action_id", "key", "region", "action", "calls", "closes"]);
+    for a in &plan.actions {
+        table.row([
+            a.action_id.clone(),
+            a.label().to_string(),
+            a.region.clone(),
+            a.action.to_string(),
+            a.calls.join(" + "),
+            a.closes_findings.len().to_string(),
+        ]);
+    }
+    let mut stdout = std::io::stdout().lock();
+    table.print(ctx.global.output, &mut stdout)?;
+    stdout.flush()?;
+
+    let mut apart = std::collections::BTreeMap::<&str, usize>::new();
+    for n in &plan.not_planned {
+        *apart.entry(n.category.as_str()).or_default() += 1;
+    }
+    let apart: Vec<String> = apart.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    eprintln!(
+        "{} actions, rotation period {} days; not planned: {}; written to {} (plan_sha256 {})",
+        plan.actions.len(),
+        plan.rotation_period_days,
+        if apart.is_empty() {
+            "none".to_string()
+        } else {
+            apart.join(", ")
+        },
+        args.out.display(),
+        plan.plan_sha256
+    );
+    if !plan.findings_read {
+        eprintln!(
+            "note: the bundle has no findings (run `kmsrot assess`); actions list no finding ids"
+        );
+    }
+    Ok(Outcome::Complete)
+}
