@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use super::Ctx;
@@ -46,7 +46,7 @@ use crate::frames::EVENTS;
 use crate::output::{write_frame, write_json_file, Table};
 use crate::progress::Progress;
 use crate::trail::reader::{parse_event_list, ReadOptions};
-use crate::trail::{self, Collector, Scope, Window};
+use crate::trail::{self, Scope, Window};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Reads CloudTrail and keeps the KMS rotation and key-lifecycle events")]
@@ -108,44 +108,6 @@ fn parse_time(s: &str, day_time: NaiveTime) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-/// A SOURCE argument, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Local(PathBuf),
-    S3 { bucket: String, prefix: String },
-    Lookup,
-    Lake(String),
-}
-
-pub fn parse_source(s: &str) -> Result<Source> {
-    if let Some(rest) = s.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(hinted(
-                format!("`{s}`: no bucket name"),
-                "write the archive as s3://BUCKET/PREFIX",
-            ));
-        }
-        return Ok(Source::S3 {
-            bucket: bucket.to_string(),
-            prefix: prefix.to_string(),
-        });
-    }
-    if s == "lookup" {
-        return Ok(Source::Lookup);
-    }
-    if let Some(store) = s.strip_prefix("lake:") {
-        if store.is_empty() {
-            return Err(hinted(
-                format!("`{s}`: no event data store"),
-                "write lake:EVENT_DATA_STORE (its ARN or ID)",
-            ));
-        }
-        return Ok(Source::Lake(store.to_string()));
-    }
-    Ok(Source::Local(PathBuf::from(s)))
-}
-
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     if let (Some(s), Some(u)) = (args.since, args.until) {
         if s > u {
@@ -159,11 +121,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             ));
         }
     }
-    let sources = args
-        .sources
-        .iter()
-        .map(|s| parse_source(s).map(|p| (s.clone(), p)))
-        .collect::<Result<Vec<_>>>()?;
     let extra_events = match &args.events_file {
         Some(path) => read_event_list(path)?,
         None => Vec::new(),
@@ -189,25 +146,20 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     };
 
     let progress = Progress::new(ctx.progress());
-    let mut collector = Collector::new();
-    for (given, source) in &sources {
-        match source {
-            Source::Local(path) => {
-                trail::local::scan(path, given, &opts, &mut collector, &progress)?;
-            }
-            Source::S3 { .. } => {
-                bail!("{given}: reading the S3 archive needs the trail-remote branch")
-            }
-            Source::Lookup => bail!("{given}: LookupEvents needs the trail-remote branch"),
-            Source::Lake(_) => {
-                return Err(hinted(
-                    format!("{given}: CloudTrail Lake is not supported yet"),
-                    "use s3://BUCKET/PREFIX (the trail's archive) or lookup",
-                ))
-            }
-        }
-    }
-    let (rows, coverage) = collector.finish(window);
+    let opts_aws = ctx.global.aws();
+    let config = crate::aws::load_config(&opts_aws).await;
+    // LookupEvents is regional: ask it in the regions named, else the
+    // configured one (`--region all` needs discovery, as the inventory does).
+    let lookup_regions = if ctx.global.regions.is_empty() {
+        Vec::new()
+    } else {
+        crate::aws::regions::resolve(&config, &opts_aws)
+            .await?
+            .regions
+    };
+    let (rows, coverage) =
+        trail::sources::scan_sources(&config, &args.sources, &lookup_regions, &opts, &progress)
+            .await?;
 
     let out = &args.out;
     write_frame(out, &EVENTS, &mut trail::events_frame(&rows)?)?;
@@ -293,26 +245,5 @@ mod tests {
             "2025-01-31T08:00:00+00:00"
         );
         assert!(parse_since("31/01/2025").is_err());
-    }
-
-    #[test]
-    fn sources_are_told_apart() {
-        assert_eq!(
-            parse_source("s3://b/AWSLogs/").unwrap(),
-            Source::S3 {
-                bucket: "b".into(),
-                prefix: "AWSLogs/".into()
-            }
-        );
-        assert_eq!(parse_source("lookup").unwrap(), Source::Lookup);
-        assert_eq!(
-            parse_source("lake:eds").unwrap(),
-            Source::Lake("eds".into())
-        );
-        assert_eq!(
-            parse_source("./logs").unwrap(),
-            Source::Local("./logs".into())
-        );
-        assert!(parse_source("s3://").is_err());
     }
 }

@@ -6,11 +6,15 @@
 //! archives deliver some events twice) and keeps the coverage ledger.
 
 pub mod gz;
+pub mod lake;
 pub mod local;
+pub mod lookup;
 mod model;
 pub mod reader;
 pub mod record;
+pub mod s3;
 pub mod scan;
+pub mod sources;
 
 pub use model::{EventRow, Scope, Window};
 
@@ -156,6 +160,14 @@ impl Collector {
             .insert(day);
     }
 
+    /// Opens the day ledger of an account and region that a source was asked
+    /// to read, so that one with no log file at all shows every day missing.
+    pub fn note_scope(&mut self, account: &str, region: &str) {
+        self.days
+            .entry((account.to_string(), region.to_string()))
+            .or_default();
+    }
+
     /// Closes the scan: rows sorted by time then id, and the coverage ledger
     /// with missing days computed over `window` (or, when open, over the span
     /// of days seen for each account and region).
@@ -168,8 +180,11 @@ impl Collector {
                 .since
                 .map(|t| t.date_naive())
                 .or_else(|| seen.first().copied());
+            // A window open at the end runs to today: a trail that stopped
+            // delivering last month has missing days since, not none.
             let last = window
                 .until
+                .or(window.since.map(|_| Utc::now()))
                 .map(|t| t.date_naive())
                 .or_else(|| seen.last().copied());
             let mut missing = Vec::new();

@@ -6,6 +6,11 @@
 
 #![allow(dead_code)]
 
+pub mod cloudtrail_fixture;
+pub mod counting_proxy;
+pub mod proxy;
+pub mod seed;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

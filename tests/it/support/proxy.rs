@@ -1,0 +1,500 @@
+//! A fault-injecting HTTP proxy to put in front of moto.
+//!
+//! moto answers every request it understands, so faults AWS produces (a region
+//! that denies access, one operation denied by a key policy or SCP, slow
+//! answers, paginated listings) are made here. The proxy speaks just enough
+//! HTTP/1.1 for the AWS SDK's JSON protocol: keep-alive connections,
+//! `Content-Length` bodies.
+//!
+//! Rules match on the SigV4 credential scope's region
+//! (`Authorization: ... Credential=AKID/DATE/REGION/SERVICE/aws4_request`) and
+//! on the operation (`X-Amz-Target: TrentService.OPERATION`); the first rule
+//! that matches applies. Every request is counted by operation and region.
+//!
+//! ```ignore
+//! let proxy = Proxy::start(&moto.url, vec![Rule::region("eu-west-3").deny()]);
+//! moto.kmsrot().env("AWS_ENDPOINT_URL", &proxy.url) ...
+//! ```
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// What a matching request gets.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Answer with an AWS JSON-protocol error and never reach moto.
+    Fail {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Wait, then forward.
+    Delay(Duration),
+    /// Serve a listing (ListKeys, ListAliases) in pages of at most `size`
+    /// entries, with AWS's `Truncated`/`NextMarker`, because moto ignores
+    /// `Limit` and always answers with everything in one page.
+    Page { size: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Region of the SigV4 credential scope; `None` matches any.
+    pub region: Option<String>,
+    /// Operation name (`ListKeys`); `None` matches any.
+    pub operation: Option<String>,
+    pub action: Action,
+}
+
+impl Rule {
+    pub fn region(region: &str) -> Self {
+        Rule {
+            region: Some(region.to_string()),
+            operation: None,
+            action: Action::Delay(Duration::ZERO),
+        }
+    }
+
+    pub fn operation(operation: &str) -> Self {
+        Rule {
+            region: None,
+            operation: Some(operation.to_string()),
+            action: Action::Delay(Duration::ZERO),
+        }
+    }
+
+    pub fn and_operation(mut self, operation: &str) -> Self {
+        self.operation = Some(operation.to_string());
+        self
+    }
+
+    /// 400 AccessDeniedException, as KMS answers a denied call.
+    pub fn deny(self) -> Self {
+        self.fail(
+            400,
+            "AccessDeniedException",
+            "User: arn:aws:iam::123456789012:user/auditor is not authorized to perform this operation with an explicit deny in a service control policy",
+        )
+    }
+
+    pub fn fail(mut self, status: u16, code: &str, message: &str) -> Self {
+        self.action = Action::Fail {
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+        };
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.action = Action::Delay(d);
+        self
+    }
+
+    pub fn page(mut self, size: usize) -> Self {
+        self.action = Action::Page { size: size.max(1) };
+        self
+    }
+
+    fn matches(&self, region: Option<&str>, operation: Option<&str>) -> bool {
+        self.region.as_deref().is_none_or(|r| Some(r) == region)
+            && self
+                .operation
+                .as_deref()
+                .is_none_or(|o| Some(o) == operation)
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub operation: Option<String>,
+    pub region: Option<String>,
+    /// The request's `KeyId` parameter (an id, ARN or alias), if any.
+    pub key_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Counts {
+    by_operation: BTreeMap<String, u64>,
+    by_region: BTreeMap<String, u64>,
+    calls: Vec<Call>,
+    faults: u64,
+}
+
+struct Shared {
+    upstream: String,
+    rules: Vec<Rule>,
+    counts: Mutex<Counts>,
+    stop: AtomicBool,
+}
+
+/// A running proxy; stops accepting when dropped.
+pub struct Proxy {
+    pub url: String,
+    port: u16,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream`
+    /// (`http://127.0.0.1:PORT`).
+    pub fn start(upstream: &str, rules: Vec<Rule>) -> Proxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy: no free loopback port");
+        let port = listener.local_addr().expect("proxy: bound address").port();
+        let shared = Arc::new(Shared {
+            upstream,
+            rules,
+            counts: Mutex::new(Counts::default()),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    // A client that goes away mid-request just ends its thread.
+                    let _ = serve(conn, &s);
+                });
+            }
+        });
+        Proxy {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// Requests seen per operation, whether forwarded or faulted.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        self.shared.counts.lock().unwrap().by_operation.clone()
+    }
+
+    /// Requests seen per SigV4 region.
+    pub fn requests_by_region(&self) -> BTreeMap<String, u64> {
+        self.shared.counts.lock().unwrap().by_region.clone()
+    }
+
+    /// Every request, in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.counts.lock().unwrap().calls.clone()
+    }
+
+    /// Requests for `operation` that named `key` (id or ARN) as KeyId.
+    pub fn calls_about(&self, operation: &str, key: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| {
+                c.operation.as_deref() == Some(operation)
+                    && c.key_id
+                        .as_deref()
+                        .is_some_and(|k| k == key || k.ends_with(&format!("/{key}")))
+            })
+            .count()
+    }
+
+    /// Requests answered with an injected error.
+    pub fn faults(&self) -> u64 {
+        self.shared.counts.lock().unwrap().faults
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The region of the SigV4 credential scope.
+    fn region(&self) -> Option<String> {
+        let auth = self.header("authorization")?;
+        let cred = auth.split("Credential=").nth(1)?;
+        let scope = cred.split([',', ' ']).next()?;
+        scope.split('/').nth(2).map(str::to_string)
+    }
+
+    /// `TrentService.ListKeys` → `ListKeys`.
+    fn operation(&self) -> Option<String> {
+        let t = self.header("x-amz-target")?;
+        Some(t.rsplit('.').next().unwrap_or(t).to_string())
+    }
+}
+
+struct Response {
+    status_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let headers = read_headers(r)?;
+    let len = content_length(&headers);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok(Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    }))
+}
+
+fn read_headers(r: &mut impl BufRead) -> std::io::Result<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Ok(headers)
+}
+
+fn content_length(headers: &[(String, String)]) -> usize {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut writer = conn;
+    while let Some(req) = read_request(&mut reader)? {
+        let region = req.region();
+        let operation = req.operation();
+        {
+            let mut c = s.counts.lock().unwrap();
+            *c.by_operation
+                .entry(operation.clone().unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
+            *c.by_region
+                .entry(region.clone().unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
+            let key_id = serde_json::from_slice::<Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("KeyId").and_then(Value::as_str).map(str::to_string));
+            c.calls.push(Call {
+                operation: operation.clone(),
+                region: region.clone(),
+                key_id,
+            });
+        }
+        let rule = s
+            .rules
+            .iter()
+            .find(|r| r.matches(region.as_deref(), operation.as_deref()));
+        let resp = match rule.map(|r| &r.action) {
+            Some(Action::Fail {
+                status,
+                code,
+                message,
+            }) => {
+                s.counts.lock().unwrap().faults += 1;
+                error_response(*status, code, message)
+            }
+            Some(Action::Delay(d)) => {
+                std::thread::sleep(*d);
+                forward(&s.upstream, &req)?
+            }
+            Some(Action::Page { size }) => page(&s.upstream, req, *size)?,
+            None => forward(&s.upstream, &req)?,
+        };
+        write_response(&mut writer, &resp)?;
+    }
+    let _ = writer.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+fn error_response(status: u16, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "__type": code, "message": message }).to_string();
+    Response {
+        status_line: format!("HTTP/1.1 {status} {}", reason(status)),
+        headers: vec![
+            ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+            (
+                "x-amzn-RequestId".into(),
+                "00000000-0000-0000-0000-proxyfault00".into(),
+            ),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Sends one request upstream on a fresh connection and reads the whole answer.
+fn forward(upstream: &str, req: &Request) -> std::io::Result<Response> {
+    let mut up = TcpStream::connect(upstream)?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
+    for (k, v) in &req.headers {
+        if k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        req.body.len()
+    ));
+    up.set_nodelay(true)?;
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&req.body);
+    up.write_all(&bytes)?;
+    up.flush()?;
+    let mut r = BufReader::new(up);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line)?;
+    let headers: Vec<(String, String)> = read_headers(&mut r)?
+        .into_iter()
+        .filter(|(k, _)| {
+            ![
+                "connection",
+                "content-length",
+                "transfer-encoding",
+                "keep-alive",
+            ]
+            .iter()
+            .any(|h| k.eq_ignore_ascii_case(h))
+        })
+        .collect();
+    // Connection: close was asked for, so the body runs to EOF.
+    let mut body = Vec::new();
+    r.read_to_end(&mut body)?;
+    Ok(Response {
+        status_line: status_line.trim_end().to_string(),
+        headers,
+        body,
+    })
+}
+
+/// Fetches the full listing from moto and serves the slice the request's
+/// Marker points at. The marker is the offset, which is all the SDK needs:
+/// it passes NextMarker back verbatim.
+fn page(upstream: &str, mut req: Request, size: usize) -> std::io::Result<Response> {
+    let params: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let offset: usize = params
+        .get("Marker")
+        .and_then(Value::as_str)
+        .and_then(|m| m.strip_prefix("proxy-"))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let limit = params
+        .get("Limit")
+        .and_then(Value::as_u64)
+        .map_or(size, |l| (l as usize).min(size));
+    let mut upstream_params = params.clone();
+    if let Some(obj) = upstream_params.as_object_mut() {
+        obj.remove("Marker");
+        obj.remove("Limit");
+    }
+    req.body = serde_json::to_vec(&upstream_params).unwrap_or_default();
+    let mut resp = forward(upstream, &req)?;
+    if !resp.status_line.contains(" 200") {
+        return Ok(resp);
+    }
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+        return Ok(resp);
+    };
+    let Some(obj) = doc.as_object_mut() else {
+        return Ok(resp);
+    };
+    let Some(list_field) = ["Keys", "Aliases", "Rotations", "Tags"]
+        .into_iter()
+        .find(|f| obj.get(*f).is_some_and(Value::is_array))
+    else {
+        return Ok(resp);
+    };
+    let all = obj[list_field].as_array().cloned().unwrap_or_default();
+    let end = (offset + limit).min(all.len());
+    let slice: Vec<Value> = all.get(offset.min(all.len())..end).unwrap_or(&[]).to_vec();
+    obj.insert(list_field.to_string(), Value::Array(slice));
+    let truncated = end < all.len();
+    obj.insert("Truncated".into(), Value::Bool(truncated));
+    if truncated {
+        obj.insert("NextMarker".into(), Value::String(format!("proxy-{end}")));
+    } else {
+        obj.remove("NextMarker");
+    }
+    resp.body = serde_json::to_vec(&doc).unwrap_or_default();
+    Ok(resp)
+}
+
+fn write_response(w: &mut TcpStream, resp: &Response) -> std::io::Result<()> {
+    let mut head = format!("{}\r\n", resp.status_line);
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+        resp.body.len()
+    ));
+    // One write: a header and body sent apart meet Nagle's algorithm and
+    // delayed ACKs, which costs ~40 ms a request.
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&resp.body);
+    w.write_all(&bytes)?;
+    w.flush()
+}
