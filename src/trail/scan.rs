@@ -214,7 +214,13 @@ pub fn skip_balanced(buf: &[u8], start: usize) -> ScanResult<usize> {
     };
     #[cfg(target_arch = "x86_64")]
     {
-        if let Some(end) = st.simd(buf) {
+        let found = if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was just detected on this CPU.
+            unsafe { st.avx2(buf) }
+        } else {
+            None
+        };
+        if let Some(end) = found.or_else(|| st.simd(buf)) {
             return Ok(end);
         }
     }
@@ -267,6 +273,71 @@ impl Balance {
                 _ => {}
             }
             self.i += 1;
+        }
+        None
+    }
+
+    /// [`Balance::simd`] 32 bytes at a time; leaves the tail (under 32
+    /// bytes) to it.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(&mut self, buf: &[u8]) -> Option<usize> {
+        use std::arch::x86_64::{
+            __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+            _mm256_set1_epi8,
+        };
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let backslash = _mm256_set1_epi8(b'\\' as i8);
+        let open1 = _mm256_set1_epi8(b'{' as i8);
+        let open2 = _mm256_set1_epi8(b'[' as i8);
+        let close1 = _mm256_set1_epi8(b'}' as i8);
+        let close2 = _mm256_set1_epi8(b']' as i8);
+        while self.i + 32 <= buf.len() {
+            // SAFETY: 32 bytes at `i` lie inside `buf` (checked above).
+            let v = unsafe { _mm256_loadu_si256(buf.as_ptr().add(self.i) as *const __m256i) };
+            if _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, backslash)) != 0 {
+                let limit = self.i + 32;
+                if let Some(end) = self.scalar(buf, limit) {
+                    return Some(end);
+                }
+                continue;
+            }
+            let q = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)) as u32;
+            let open = _mm256_movemask_epi8(_mm256_or_si256(
+                _mm256_cmpeq_epi8(v, open1),
+                _mm256_cmpeq_epi8(v, open2),
+            )) as u32;
+            let close = _mm256_movemask_epi8(_mm256_or_si256(
+                _mm256_cmpeq_epi8(v, close1),
+                _mm256_cmpeq_epi8(v, close2),
+            )) as u32;
+            let mut inside = q;
+            inside ^= inside << 1;
+            inside ^= inside << 2;
+            inside ^= inside << 4;
+            inside ^= inside << 8;
+            inside ^= inside << 16;
+            if self.in_string {
+                inside = !inside;
+            }
+            let mut brackets = (open | close) & !inside;
+            while brackets != 0 {
+                let k = brackets.trailing_zeros();
+                if open & (1 << k) != 0 {
+                    self.depth += 1;
+                } else {
+                    if self.depth == 0 {
+                        return None;
+                    }
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Some(self.i + k as usize + 1);
+                    }
+                }
+                brackets &= brackets - 1;
+            }
+            self.in_string = inside & 0x8000_0000 != 0;
+            self.i += 32;
         }
         None
     }
