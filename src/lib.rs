@@ -15,5 +15,6 @@ pub mod inventory;
 pub mod output;
 pub mod policy;
 pub mod progress;
+pub mod report;
 pub mod rules;
 pub mod trail;

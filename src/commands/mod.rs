@@ -7,9 +7,14 @@ use crate::cli::{Cli, Command, GlobalArgs, TrailCommand};
 use crate::error::Outcome;
 
 pub mod assess;
+pub mod audit;
 pub mod collect;
+pub mod completions;
 pub mod diagnose;
+pub mod diff;
 pub mod inventory;
+pub mod man;
+pub mod report;
 pub mod trail_scan;
 pub mod verify_bundle;
 
@@ -33,6 +38,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Assess(args) => assess::run(&ctx, args).await,
         Command::Diagnose(args) => diagnose::run(&ctx, args).await,
         Command::VerifyBundle(args) => verify_bundle::run(&ctx, args).await,
+        Command::Report(args) => report::run(&ctx, args).await,
+        Command::Audit(args) => audit::run(&ctx, args).await,
+        Command::Diff(args) => diff::run(&ctx, args).await,
+        Command::Completions(args) => completions::run(&ctx, args).await,
+        Command::Man(args) => man::run(&ctx, args).await,
         Command::Trail(TrailCommand::Scan(args)) => trail_scan::run(&ctx, args).await,
     }
 }

@@ -3,6 +3,9 @@
 mod support;
 
 mod assess;
+mod diff;
+mod iam;
+mod report;
 mod inventory;
 mod trail;
 mod trail_lake;
