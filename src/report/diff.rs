@@ -206,6 +206,10 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
     d
 }
 
+fn push(t: &mut Table, change: &str, key: &str, region: &str, detail: &str) {
+    t.row([change, key, region, detail]);
+}
+
 impl Diff {
     /// Anything a reviewer must look at.
     pub fn opened(&self) -> bool {
@@ -216,32 +220,32 @@ impl Diff {
     pub fn table(&self) -> Table {
         let mut t = Table::new(["change", "key", "region", "detail"]);
         for k in &self.keys_added {
-            t.row(["key added", &k.name, &k.region, &k.arn]);
+            push(&mut t, "key added", &k.name, &k.region, &k.arn);
         }
         for k in &self.keys_removed {
-            t.row(["key removed", &k.name, &k.region, &k.arn]);
+            push(&mut t, "key removed", &k.name, &k.region, &k.arn);
         }
         for k in &self.rotation_turned_on {
-            t.row(["rotation on", &k.name, &k.region, ""]);
+            push(&mut t, "rotation on", &k.name, &k.region, "");
         }
         for k in &self.rotation_turned_off {
-            t.row(["rotation off", &k.name, &k.region, ""]);
+            push(&mut t, "rotation off", &k.name, &k.region, "");
         }
         for c in &self.period_changed {
-            t.row([
+            push(&mut t, 
                 "period changed",
                 &c.key.name,
                 &c.key.region,
                 &format!("{} -> {}", c.old, c.new),
-            ]);
+            );
         }
         for c in &self.state_changed {
-            t.row([
+            push(&mut t, 
                 "state changed",
                 &c.key.name,
                 &c.key.region,
                 &format!("{} -> {}", c.old, c.new),
-            ]);
+            );
         }
         for (what, list) in [
             ("finding opened", &self.findings_opened),
@@ -249,21 +253,21 @@ impl Diff {
             ("finding still open", &self.findings_still_open),
         ] {
             for f in list {
-                t.row([
+                push(&mut t, 
                     what,
                     &f.key,
                     &f.region,
                     &format!("{} {} ({})", f.severity, f.rule_id, f.finding_id),
-                ]);
+                );
             }
         }
         for e in &self.exemptions_expired {
-            t.row([
+            push(&mut t, 
                 "exemption expired",
                 &e.key,
                 "",
                 &format!("{}: {} {}", e.rule_id, e.reason, e.expired),
-            ]);
+            );
         }
         t
     }

@@ -298,6 +298,13 @@ fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
 }
 
+/// Customer managed by the inventory's verdict, which also knows the
+/// `alias/aws/*` keys an emulator reports as CUSTOMER.
+fn is_customer_managed(k: &KeyRecord) -> bool {
+    k.key_manager.as_deref() == Some("CUSTOMER")
+        && !k.eligibility.is_some_and(|e| e.as_str() == "aws_managed")
+}
+
 /// A key's name for people: its first alias, else its id.
 pub fn key_name(k: &KeyRecord) -> String {
     k.aliases.first().cloned().unwrap_or_else(|| k.key_id.clone())
@@ -438,11 +445,7 @@ fn context(
     let gaps = ev.coverage.gaps();
     let summary = Summary {
         keys_total: ev.keys.len(),
-        customer_managed: ev
-            .keys
-            .iter()
-            .filter(|k| k.key_manager.as_deref() == Some("CUSTOMER"))
-            .count(),
+        customer_managed: ev.keys.iter().filter(|k| is_customer_managed(k)).count(),
         in_scope: in_scope.len(),
         compliant,
         percent_compliant: percent(compliant, in_scope.len()),
@@ -723,7 +726,7 @@ fn keys_for_chart(ev: &Evidence, as_of: DateTime<Utc>) -> Vec<charts::AgeBar> {
     let mut bars: Vec<charts::AgeBar> = ev
         .keys
         .iter()
-        .filter(|k| k.key_manager.as_deref() == Some("CUSTOMER"))
+        .filter(|k| is_customer_managed(k))
         .map(|k| {
             let last = last_rotation(k, &ev.rotations, &ev.events);
             let since = last.or(k.creation_date);
@@ -756,36 +759,40 @@ fn eligibility_bars(rows: &[EligibilityRow]) -> Vec<charts::StackBar> {
 }
 
 fn timeline(ev: &Evidence) -> Vec<charts::Lane> {
-    let mut lanes: BTreeMap<String, charts::Lane> = BTreeMap::new();
     let names: BTreeMap<&str, String> = ev
         .keys
         .iter()
         .map(|k| (k.arn.as_str(), format!("{} ({})", key_name(k), k.region)))
         .collect();
-    let mut lane = |arn: &str| -> &mut charts::Lane {
+    let mut lanes: BTreeMap<String, charts::Lane> = BTreeMap::new();
+    let mut mark = |arn: &str, t: DateTime<Utc>, m: charts::Mark| {
         let label = names.get(arn).cloned().unwrap_or_else(|| arn.to_string());
-        lanes.entry(label.clone()).or_insert_with(|| charts::Lane {
-            label,
-            marks: Vec::new(),
-        })
+        lanes
+            .entry(label.clone())
+            .or_insert_with(|| charts::Lane {
+                label,
+                marks: Vec::new(),
+            })
+            .marks
+            .push((t, m));
     };
     for r in &ev.rotations {
         if let Some(t) = r.rotation_date {
-            lane(&r.key_arn).marks.push((t, charts::Mark::Rotation));
+            mark(&r.key_arn, t, charts::Mark::Rotation);
         }
     }
     for e in &ev.events {
         let (Some(arn), Some(t), Some(name)) = (&e.key_arn, e.event_time, &e.event_name) else {
             continue;
         };
-        let mark = match (name.as_str(), e.error_code.is_some()) {
+        let m = match (name.as_str(), e.error_code.is_some()) {
             (n, true) if ROTATION_EVENTS.contains(&n) => charts::Mark::Failure,
             ("RotateKey" | "RotateKeyOnDemand", false) => charts::Mark::Rotation,
             ("DisableKeyRotation", false) => charts::Mark::Disabled,
             ("EnableKeyRotation", false) => charts::Mark::Enabled,
             _ => continue,
         };
-        lane(arn).marks.push((t, mark));
+        mark(arn, t, m);
     }
     lanes.into_values().collect()
 }

@@ -323,7 +323,8 @@ mod tests {
             .to_public_key()
             .to_public_key_der()
             .unwrap()
-            .into_vec();
+            .as_bytes()
+            .to_vec();
         let digest = manifest_digest(dir.path()).unwrap();
         let sig = private
             .sign_with_rng(&mut rng, Pss::new_with_salt::<Sha256>(32), &digest)
