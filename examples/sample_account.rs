@@ -103,7 +103,11 @@ fn record(
             r["serviceEventDetails"] = json!({"keyId": key.key_id, "rotationType": "AUTOMATIC"});
         }
         Some(p) => {
-            let kind = if p.contains(":assumed-role/") { "AssumedRole" } else { "IAMUser" };
+            let kind = if p.contains(":assumed-role/") {
+                "AssumedRole"
+            } else {
+                "IAMUser"
+            };
             r["userIdentity"] =
                 json!({"type": kind, "arn": p, "accountId": ACCOUNT, "principalId": "AIDAEXAMPLE"});
         }
@@ -157,20 +161,91 @@ async fn main() -> Result<()> {
 
     // (days ago, record)
     let mut events: Vec<(i64, Value)> = vec![
-        (330, record("EnableKeyRotation", payments, day(330), Some(ALICE), None)),
-        (0, record("RotateKeyOnDemand", payments, now - Duration::minutes(20), Some(ALICE), None)),
-        (0, record("RotateKeyOnDemand", payments, now - Duration::minutes(19), Some(ALICE), None)),
+        (
+            330,
+            record("EnableKeyRotation", payments, day(330), Some(ALICE), None),
+        ),
+        (
+            0,
+            record(
+                "RotateKeyOnDemand",
+                payments,
+                now - Duration::minutes(20),
+                Some(ALICE),
+                None,
+            ),
+        ),
+        (
+            0,
+            record(
+                "RotateKeyOnDemand",
+                payments,
+                now - Duration::minutes(19),
+                Some(ALICE),
+                None,
+            ),
+        ),
         // orders-api: rotation turned off by a person, then CI is refused when it tries to fix it.
-        (120, record("DisableKeyRotation", orders, day(120), Some(ALICE), None)),
-        (12, record("EnableKeyRotation", orders, day(12), Some(CI), Some(("AccessDeniedException", denied)))),
-        (11, record("EnableKeyRotation", orders, day(11), Some(CI), Some(("AccessDeniedException", denied)))),
-        (10, record("EnableKeyRotation", orders, day(10), Some(CI), Some(("AccessDeniedException", denied)))),
+        (
+            120,
+            record("DisableKeyRotation", orders, day(120), Some(ALICE), None),
+        ),
+        (
+            12,
+            record(
+                "EnableKeyRotation",
+                orders,
+                day(12),
+                Some(CI),
+                Some(("AccessDeniedException", denied)),
+            ),
+        ),
+        (
+            11,
+            record(
+                "EnableKeyRotation",
+                orders,
+                day(11),
+                Some(CI),
+                Some(("AccessDeniedException", denied)),
+            ),
+        ),
+        (
+            10,
+            record(
+                "EnableKeyRotation",
+                orders,
+                day(10),
+                Some(CI),
+                Some(("AccessDeniedException", denied)),
+            ),
+        ),
         // ledger-archive: one automatic rotation 395 days ago and none since.
         (395, record("RotateKey", ledger, day(395), None, None)),
-        (25, record("EnableKeyRotation", legacy, day(25), Some(ALICE),
-            Some(("DisabledException", &format!("{} is disabled.", legacy.arn))))),
-        (200, record("EnableKeyRotation", eu_data, day(200), Some(ALICE), None)),
-        (0, record("RotateKeyOnDemand", eu_data, now - Duration::minutes(18), Some(ALICE), None)),
+        (
+            25,
+            record(
+                "EnableKeyRotation",
+                legacy,
+                day(25),
+                Some(ALICE),
+                Some(("DisabledException", &format!("{} is disabled.", legacy.arn))),
+            ),
+        ),
+        (
+            200,
+            record("EnableKeyRotation", eu_data, day(200), Some(ALICE), None),
+        ),
+        (
+            0,
+            record(
+                "RotateKeyOnDemand",
+                eu_data,
+                now - Duration::minutes(18),
+                Some(ALICE),
+                None,
+            ),
+        ),
     ];
     for n in 0..=400 {
         events.push((n, record("Decrypt", payments, day(n), Some(APP), None)));
@@ -178,7 +253,9 @@ async fn main() -> Result<()> {
     }
 
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&c1).force_path_style(true).build(),
+        aws_sdk_s3::config::Builder::from(&c1)
+            .force_path_style(true)
+            .build(),
     );
     s3.create_bucket()
         .bucket(&args.bucket)
@@ -214,7 +291,10 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("PutObject {key}"))
         }
     });
-    let results: Vec<_> = futures::stream::iter(puts).buffer_unordered(16).collect().await;
+    let results: Vec<_> = futures::stream::iter(puts)
+        .buffer_unordered(16)
+        .collect()
+        .await;
     for r in results {
         r?;
     }

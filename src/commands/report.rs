@@ -136,7 +136,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             .map(|f| (f.clone(), args.out.join(f)))
             .collect();
         let mut bundle_files = bundle::list_files(&args.bundle)?;
-        for extra in [bundle::MANIFEST, publish::SIGNATURE, publish::SIGNATURE_INFO] {
+        for extra in [
+            bundle::MANIFEST,
+            publish::SIGNATURE,
+            publish::SIGNATURE_INFO,
+        ] {
             if args.bundle.join(extra).exists() {
                 bundle_files.push(extra.to_string());
             }

@@ -62,11 +62,17 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         match publish::verify(&config, &args.bundle).await? {
             SignatureCheck::Unsigned => true,
             SignatureCheck::Valid { key_id, form } => {
-                eprintln!("{}: signature verifies with {key_id} ({form})", args.bundle.display());
+                eprintln!(
+                    "{}: signature verifies with {key_id} ({form})",
+                    args.bundle.display()
+                );
                 true
             }
             SignatureCheck::Invalid { key_id, reason } => {
-                eprintln!("{}: signature by {key_id} does not verify: {reason}", args.bundle.display());
+                eprintln!(
+                    "{}: signature by {key_id} does not verify: {reason}",
+                    args.bundle.display()
+                );
                 false
             }
         }

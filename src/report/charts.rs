@@ -66,7 +66,11 @@ pub fn rotation_age(bars: &[AgeBar]) -> String {
         .unwrap_or(1)
         .max(365) as f64;
     let x = |d: i64| label_w + plot_w * d as f64 / max_days;
-    let mut s = svg_open(label_w + plot_w + 30.0, height, "Rotation age against period per key");
+    let mut s = svg_open(
+        label_w + plot_w + 30.0,
+        height,
+        "Rotation age against period per key",
+    );
     writeln!(s, r##"<text x="{label_w}" y="14" class="axis">days since last rotation (or creation); tick = rotation period</text>"##).ok();
     for (i, b) in shown.iter().enumerate() {
         let y = top + row_h * i as f64;
@@ -187,9 +191,18 @@ pub fn eligibility(bars: &[StackBar]) -> String {
     let plot_w = 420.0;
     let row_h = 26.0;
     let top = 30.0;
-    let max = bars.iter().map(|b| b.on + b.off + b.na).max().unwrap_or(1).max(1) as f64;
+    let max = bars
+        .iter()
+        .map(|b| b.on + b.off + b.na)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let height = top + row_h * bars.len() as f64 + 10.0;
-    let mut s = svg_open(label_w + plot_w + 60.0, height, "Keys by eligibility and rotation status");
+    let mut s = svg_open(
+        label_w + plot_w + 60.0,
+        height,
+        "Keys by eligibility and rotation status",
+    );
     writeln!(
         s,
         r#"<rect x="{label_w}" y="6" width="12" height="12" class="bar-ok"/><text x="{}" y="16" class="axis">rotation on</text><rect x="{}" y="6" width="12" height="12" class="bar-bad"/><text x="{}" y="16" class="axis">rotation off</text><rect x="{}" y="6" width="12" height="12" class="bar-na"/><text x="{}" y="16" class="axis">not applicable</text>"#,
@@ -274,7 +287,11 @@ pub fn timeline(lanes: &[Lane], start: DateTime<Utc>, end: DateTime<Utc>) -> Str
         label_w + plot_w * off.clamp(0.0, 1.0)
     };
     let height = top + row_h * shown.len() as f64 + 40.0;
-    let mut s = svg_open(label_w + plot_w + 30.0, height, "Timeline of rotations and failures");
+    let mut s = svg_open(
+        label_w + plot_w + 30.0,
+        height,
+        "Timeline of rotations and failures",
+    );
     writeln!(
         s,
         r#"<circle cx="{}" cy="12" r="5" class="m-rot"/><text x="{}" y="16" class="axis">rotation</text><path d="M{} 7 l10 10 m0 -10 l-10 10" class="m-fail"/><text x="{}" y="16" class="axis">failed rotation call</text><rect x="{}" y="7" width="10" height="10" class="m-on"/><text x="{}" y="16" class="axis">rotation turned on</text><rect x="{}" y="7" width="10" height="10" class="m-off"/><text x="{}" y="16" class="axis">rotation turned off</text>"#,

@@ -162,12 +162,13 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
         title: f.title.clone(),
     };
     let by_id = |fs: &[Finding]| -> BTreeMap<String, Finding> {
-        fs.iter().map(|f| (f.finding_id.clone(), f.clone())).collect()
+        fs.iter()
+            .map(|f| (f.finding_id.clone(), f.clone()))
+            .collect()
     };
     let (old_f, new_f) = (by_id(&old.findings), by_id(&new.findings));
-    let is_open = |m: &BTreeMap<String, Finding>, id: &str| {
-        m.get(id).is_some_and(|f| f.status == "open")
-    };
+    let is_open =
+        |m: &BTreeMap<String, Finding>, id: &str| m.get(id).is_some_and(|f| f.status == "open");
     for (id, f) in &new_f {
         if f.status != "open" {
             continue;
@@ -232,7 +233,8 @@ impl Diff {
             push(&mut t, "rotation off", &k.name, &k.region, "");
         }
         for c in &self.period_changed {
-            push(&mut t, 
+            push(
+                &mut t,
                 "period changed",
                 &c.key.name,
                 &c.key.region,
@@ -240,7 +242,8 @@ impl Diff {
             );
         }
         for c in &self.state_changed {
-            push(&mut t, 
+            push(
+                &mut t,
                 "state changed",
                 &c.key.name,
                 &c.key.region,
@@ -253,7 +256,8 @@ impl Diff {
             ("finding still open", &self.findings_still_open),
         ] {
             for f in list {
-                push(&mut t, 
+                push(
+                    &mut t,
                     what,
                     &f.key,
                     &f.region,
@@ -262,7 +266,8 @@ impl Diff {
             }
         }
         for e in &self.exemptions_expired {
-            push(&mut t, 
+            push(
+                &mut t,
                 "exemption expired",
                 &e.key,
                 "",

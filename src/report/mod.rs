@@ -307,7 +307,10 @@ fn is_customer_managed(k: &KeyRecord) -> bool {
 
 /// A key's name for people: its first alias, else its id.
 pub fn key_name(k: &KeyRecord) -> String {
-    k.aliases.first().cloned().unwrap_or_else(|| k.key_id.clone())
+    k.aliases
+        .first()
+        .cloned()
+        .unwrap_or_else(|| k.key_id.clone())
 }
 
 fn percent(part: usize, whole: usize) -> String {
@@ -695,8 +698,12 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
                 .days
                 .iter()
                 .map(|d| {
-                    let mut shown: Vec<String> =
-                        d.days_missing.iter().take(10).map(|d| d.to_string()).collect();
+                    let mut shown: Vec<String> = d
+                        .days_missing
+                        .iter()
+                        .take(10)
+                        .map(|d| d.to_string())
+                        .collect();
                     if d.days_missing.len() > 10 {
                         shown.push(format!("and {} more", d.days_missing.len() - 10));
                     }
@@ -852,7 +859,11 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     }
     // The manifest (and its signature, if any) travel with the report, so the
     // auditor can check the frames against the sealed bundle.
-    for name in [bundle::MANIFEST, publish::SIGNATURE, publish::SIGNATURE_INFO] {
+    for name in [
+        bundle::MANIFEST,
+        publish::SIGNATURE,
+        publish::SIGNATURE_INFO,
+    ] {
         let from = ev.dir.join(name);
         if from.exists() {
             std::fs::copy(&from, out.join(name))
@@ -922,8 +933,8 @@ fn write_sums(out: &Path, files: &[String]) -> Result<()> {
 /// differ or are missing.
 pub fn verify_sums(out: &Path) -> Result<Vec<String>> {
     let path = out.join(SUMS);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     let mut bad = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let Some((sum, file)) = line.split_once("  ") else {

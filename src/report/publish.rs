@@ -100,8 +100,14 @@ pub async fn sign(config: &SdkConfig, dir: &Path, key: &str) -> Result<Signature
 pub enum SignatureCheck {
     /// No `manifest.json.sig.json` in the bundle.
     Unsigned,
-    Valid { key_id: String, form: &'static str },
-    Invalid { key_id: String, reason: String },
+    Valid {
+        key_id: String,
+        form: &'static str,
+    },
+    Invalid {
+        key_id: String,
+        reason: String,
+    },
 }
 
 pub fn read_info(dir: &Path) -> Result<Option<SignatureInfo>> {
@@ -153,8 +159,8 @@ pub fn verify_with(dir: &Path, info: &SignatureInfo, der: &[u8]) -> Result<Signa
     let key = RsaPublicKey::from_public_key_der(der)
         .map_err(|e| anyhow::anyhow!("{}: not an RSA public key: {e}", info.key_id))?;
     let sig_path = dir.join(&info.signature_file);
-    let sig = std::fs::read(&sig_path)
-        .with_context(|| format!("reading {}", sig_path.display()))?;
+    let sig =
+        std::fs::read(&sig_path).with_context(|| format!("reading {}", sig_path.display()))?;
     let digest = manifest_digest(dir)?;
     let invalid = |reason: String| {
         Ok(SignatureCheck::Invalid {
@@ -253,7 +259,9 @@ pub async fn upload(
                 == Some(&ObjectLockEnabled::Enabled);
             (
                 on,
-                (!on).then(|| format!("bucket {bucket} has no Object Lock: uploaded without retention")),
+                (!on).then(|| {
+                    format!("bucket {bucket} has no Object Lock: uploaded without retention")
+                }),
             )
         }
         Err(e) => {
@@ -284,20 +292,22 @@ pub async fn upload(
         let body = ByteStream::from_path(path)
             .await
             .with_context(|| format!("reading {}", path.display()))?;
-        let mut put = s3.put_object().bucket(&bucket).key(&key).body(body);
-        if locked {
-            put = put
-                .object_lock_mode(sdk_mode.clone())
-                .object_lock_retain_until_date(aws_smithy_types::DateTime::from_secs(
-                    until.timestamp(),
-                ));
-        }
-        put.send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "s3:PutObject s3://{bucket}/{key}: {}",
-                ErrorInfo::from_sdk(&e)
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(body)
+            .set_object_lock_mode(locked.then(|| sdk_mode.clone()))
+            .set_object_lock_retain_until_date(
+                locked.then(|| aws_smithy_types::DateTime::from_secs(until.timestamp())),
             )
-        })?;
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "s3:PutObject s3://{bucket}/{key}: {}",
+                    ErrorInfo::from_sdk(&e)
+                )
+            })?;
     }
     Ok(Uploaded {
         objects: files.len(),

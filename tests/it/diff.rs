@@ -25,9 +25,22 @@ async fn diff_of_two_months() {
     let collect = |bundle: &std::path::Path, until: &str| {
         let (code, stdout, stderr) = run(moto
             .kmsrot()
-            .args(["--region", "us-east-1", "--region", "eu-west-1", "collect", "--out"])
+            .args([
+                "--region",
+                "us-east-1",
+                "--region",
+                "eu-west-1",
+                "collect",
+                "--out",
+            ])
             .arg(bundle)
-            .args(["--trail", &format!("s3://{BUCKET}/"), "--until", until, "--policy"])
+            .args([
+                "--trail",
+                &format!("s3://{BUCKET}/"),
+                "--until",
+                until,
+                "--policy",
+            ])
             .arg(&policy));
         assert!(code == 0 || code == 3, "collect: {stdout}\n{stderr}");
         let (code, stdout, stderr) = run(moto
@@ -37,7 +50,10 @@ async fn diff_of_two_months() {
             .arg("--policy")
             .arg(&policy)
             .args(["--as-of", until]));
-        assert!(code == 0 || code == 1 || code == 3, "assess: {stdout}\n{stderr}");
+        assert!(
+            code == 0 || code == 1 || code == 3,
+            "assess: {stdout}\n{stderr}"
+        );
     };
     let old = work.path().join("2026-10");
     collect(&old, &month_ago);
@@ -124,7 +140,9 @@ async fn diff_of_two_months() {
     );
     // The new key (no alias, so named by its id) has rotation off from the start.
     assert!(
-        opened.iter().any(|(r, k)| r == "rotation_disabled" && *k == added),
+        opened
+            .iter()
+            .any(|(r, k)| r == "rotation_disabled" && *k == added),
         "{opened:?}"
     );
     // Unchanged problems stay open, matched by finding_id.

@@ -33,6 +33,8 @@ const ACTIONS: &[(&str, &[&str])] = &[
     // ListObjectsV2 is authorized by s3:ListBucket.
     ("list_objects_v2", &["s3:ListBucket"]),
     ("get_object", &["s3:GetObject"]),
+    // HeadBucket is authorized by s3:ListBucket.
+    ("head_bucket", &["s3:ListBucket"]),
     ("get_bucket_location", &["s3:GetBucketLocation"]),
     (
         "get_object_lock_configuration",
@@ -133,7 +135,8 @@ fn policy_actions(path: &Path) -> BTreeSet<String> {
 
 #[test]
 fn chain_heads_are_found() {
-    let text = "let x = crate::aws::kms(&c, r)\n    .describe_key()\n    .key_id(&k.arn)\n    .send()";
+    let text =
+        "let x = crate::aws::kms(&c, r)\n    .describe_key()\n    .key_id(&k.arn)\n    .send()";
     assert_eq!(
         chain_head(text, text.len() - ".send()".len()).as_deref(),
         Some("describe_key")
@@ -197,7 +200,11 @@ fn iam_policies_name_exactly_the_actions_the_code_calls() {
     } else {
         // Until the remediation module is merged, its policy must at least
         // grant the three changes `apply` is specified to make.
-        for a in ["kms:EnableKeyRotation", "kms:CancelKeyDeletion", "kms:EnableKey"] {
+        for a in [
+            "kms:EnableKeyRotation",
+            "kms:CancelKeyDeletion",
+            "kms:EnableKey",
+        ] {
             assert!(remediate.contains(a), "docs/iam/remediate.json lacks {a}");
         }
     }

@@ -310,7 +310,12 @@ async fn signed_and_uploaded_with_object_lock() {
         .arg(&out)
         .args(["--sign-with", &key])
         .args(["--upload", "s3://audit-evidence/kms/2026-11"])
-        .args(["--object-lock-days", "30", "--object-lock-mode", "governance"]));
+        .args([
+            "--object-lock-days",
+            "30",
+            "--object-lock-mode",
+            "governance",
+        ]));
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("signed"), "{stderr}");
     assert!(stderr.contains("Object Lock GOVERNANCE until"), "{stderr}");
