@@ -176,6 +176,9 @@ fn axis(s: &mut String, left: f64, width: f64, y: f64, max_days: f64) {
 /// One eligibility class in the keys-by-status chart.
 pub struct StackBar {
     pub label: String,
+    /// Whether AWS can rotate keys of this class: rotation off is a problem
+    /// only there, so only there is it drawn red.
+    pub eligible: bool,
     pub on: usize,
     pub off: usize,
     pub na: usize,
@@ -188,7 +191,7 @@ pub fn eligibility(bars: &[StackBar]) -> String {
         return empty("No keys in the bundle.");
     }
     let label_w = 160.0;
-    let plot_w = 420.0;
+    let plot_w: f64 = 420.0;
     let row_h = 26.0;
     let top = 30.0;
     let max = bars
@@ -205,12 +208,14 @@ pub fn eligibility(bars: &[StackBar]) -> String {
     );
     writeln!(
         s,
-        r#"<rect x="{label_w}" y="6" width="12" height="12" class="bar-ok"/><text x="{}" y="16" class="axis">rotation on</text><rect x="{}" y="6" width="12" height="12" class="bar-bad"/><text x="{}" y="16" class="axis">rotation off</text><rect x="{}" y="6" width="12" height="12" class="bar-na"/><text x="{}" y="16" class="axis">not applicable</text>"#,
+        r#"<rect x="{label_w}" y="6" width="12" height="12" class="bar-ok"/><text x="{}" y="16" class="axis">rotation on</text><rect x="{}" y="6" width="12" height="12" class="bar-bad"/><text x="{}" y="16" class="axis">rotation off (eligible)</text><rect x="{}" y="6" width="12" height="12" class="bar-off"/><text x="{}" y="16" class="axis">rotation off (AWS cannot rotate)</text><rect x="{}" y="6" width="12" height="12" class="bar-na"/><text x="{}" y="16" class="axis">not applicable</text>"#,
         label_w + 16.0,
-        label_w + 110.0,
-        label_w + 126.0,
-        label_w + 220.0,
-        label_w + 236.0
+        label_w + 100.0,
+        label_w + 116.0,
+        label_w + 240.0,
+        label_w + 256.0,
+        label_w + 440.0,
+        label_w + 456.0
     )
     .ok();
     for (i, b) in bars.iter().enumerate() {
@@ -224,9 +229,10 @@ pub fn eligibility(bars: &[StackBar]) -> String {
         )
         .ok();
         let mut x = label_w;
+        let off_class = if b.eligible { "bar-bad" } else { "bar-off" };
         for (n, class, what) in [
             (b.on, "bar-ok", "rotation on"),
-            (b.off, "bar-bad", "rotation off"),
+            (b.off, off_class, "rotation off"),
             (b.na, "bar-na", "not applicable"),
         ] {
             if n == 0 {
@@ -426,6 +432,7 @@ mod tests {
         assert!(svg.contains("bar-bad"));
         let svg = eligibility(&[StackBar {
             label: "a&b".into(),
+            eligible: true,
             on: 1,
             off: 2,
             na: 0,

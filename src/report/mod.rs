@@ -758,6 +758,7 @@ fn eligibility_bars(rows: &[EligibilityRow]) -> Vec<charts::StackBar> {
     rows.iter()
         .map(|r| charts::StackBar {
             label: r.eligibility.clone(),
+            eligible: r.eligibility == "eligible",
             on: r.rotation_on,
             off: r.rotation_off,
             na: r.not_applicable,

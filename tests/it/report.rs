@@ -383,3 +383,51 @@ async fn signed_and_uploaded_with_object_lock() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("does not verify"), "{stderr}");
 }
+
+#[test]
+fn completions_and_man_page() {
+    let (code, stdout, stderr) = run(kmsrot().args(["completions", "bash"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("_kmsrot()"), "{stdout}");
+    assert!(stdout.contains("verify-bundle"), "{stdout}");
+    let (code, stdout, stderr) = run(kmsrot().arg("man"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with(".ie") || stdout.contains(".TH kmsrot"), "{stdout}");
+    assert!(stdout.contains("report"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(kmsrot().args(["man", "--out"]).arg(dir.path()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(dir.path().join("kmsrot.1").is_file());
+    assert!(dir.path().join("kmsrot-report.1").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_collects_assesses_and_reports() {
+    let moto = Moto::start();
+    let keys = crate::assess::seed_keys(&moto).await;
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("run");
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["--region", "us-east-1", "--region", "eu-west-1", "audit", "--out"])
+        .arg(&out));
+    // Rotation is off on eligible keys (ledger): open high findings.
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("rotation_disabled"), "{stdout}");
+    let manifest = read_json(&out.join("bundle/manifest.json"));
+    assert!(manifest["assessment"]["findings"].as_u64().unwrap() > 0);
+    let html = std::fs::read_to_string(out.join("report/report.html")).unwrap();
+    assert!(html.contains("alias/ledger"), "the report names the keys");
+    // No --trail: the report says CloudTrail was not read.
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(md.contains("No CloudTrail source was read"), "{md}");
+    assert!(kmsrot::report::verify_sums(&out.join("report"))
+        .unwrap()
+        .is_empty());
+    let (code, _, stderr) = run(moto
+        .kmsrot()
+        .args(["verify-bundle", "--no-signature"])
+        .arg(out.join("bundle")));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(html.contains(&keys.ledger), "per-key detail carries the ARN");
+}
