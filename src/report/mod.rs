@@ -302,7 +302,7 @@ fn opt(s: &Option<String>) -> String {
 /// `alias/aws/*` keys an emulator reports as CUSTOMER.
 fn is_customer_managed(k: &KeyRecord) -> bool {
     k.key_manager.as_deref() == Some("CUSTOMER")
-        && !k.eligibility.is_some_and(|e| e.as_str() == "aws_managed")
+        && k.eligibility.is_none_or(|e| e.as_str() != "aws_managed")
 }
 
 /// A key's name for people: its first alias, else its id.

@@ -392,7 +392,10 @@ fn completions_and_man_page() {
     assert!(stdout.contains("verify-bundle"), "{stdout}");
     let (code, stdout, stderr) = run(kmsrot().arg("man"));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.starts_with(".ie") || stdout.contains(".TH kmsrot"), "{stdout}");
+    assert!(
+        stdout.starts_with(".ie") || stdout.contains(".TH kmsrot"),
+        "{stdout}"
+    );
     assert!(stdout.contains("report"), "{stdout}");
     let dir = tempfile::tempdir().unwrap();
     let (code, _, stderr) = run(kmsrot().args(["man", "--out"]).arg(dir.path()));
@@ -409,7 +412,14 @@ async fn audit_collects_assesses_and_reports() {
     let out = work.path().join("run");
     let (code, stdout, stderr) = run(moto
         .kmsrot()
-        .args(["--region", "us-east-1", "--region", "eu-west-1", "audit", "--out"])
+        .args([
+            "--region",
+            "us-east-1",
+            "--region",
+            "eu-west-1",
+            "audit",
+            "--out",
+        ])
         .arg(&out));
     // Rotation is off on eligible keys (ledger): open high findings.
     assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -429,5 +439,8 @@ async fn audit_collects_assesses_and_reports() {
         .args(["verify-bundle", "--no-signature"])
         .arg(out.join("bundle")));
     assert_eq!(code, 0, "{stderr}");
-    assert!(html.contains(&keys.ledger), "per-key detail carries the ARN");
+    assert!(
+        html.contains(&keys.ledger),
+        "per-key detail carries the ARN"
+    );
 }
