@@ -201,8 +201,9 @@ pub fn eligibility(bars: &[StackBar]) -> String {
         .unwrap_or(1)
         .max(1) as f64;
     let height = top + row_h * bars.len() as f64 + 10.0;
+    // Wide enough for the legend whatever the bars.
     let mut s = svg_open(
-        label_w + plot_w + 60.0,
+        label_w + plot_w.max(560.0) + 60.0,
         height,
         "Keys by eligibility and rotation status",
     );
