@@ -71,6 +71,12 @@ pub enum Command {
     Assess(commands::assess::Args),
     /// Troubleshoot one key's rotation, live or from a bundle.
     Diagnose(commands::diagnose::Args),
+    /// Collect, assess and report in one run: the everyday command.
+    Audit(commands::audit::Args),
+    /// The auditor's report of an assessed bundle, offline.
+    Report(commands::report::Args),
+    /// What changed between two assessed bundles: the monthly review.
+    Diff(commands::diff::Args),
     /// Check every file of a bundle against its manifest.
     VerifyBundle(commands::verify_bundle::Args),
     /// Plan rotation fixes from a bundle: one action per key.
@@ -81,6 +87,10 @@ pub enum Command {
     Apply(commands::apply::Args),
     /// Re-read the keys an apply enabled; write the validation summary.
     Verify(commands::verify::Args),
+    /// Print the shell completion script.
+    Completions(commands::completions::Args),
+    /// Print the man page.
+    Man(commands::man::Args),
     /// CloudTrail evidence of rotation: files, the S3 archive, LookupEvents.
     #[command(subcommand)]
     Trail(TrailCommand),

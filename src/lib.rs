@@ -16,5 +16,6 @@ pub mod output;
 pub mod policy;
 pub mod progress;
 pub mod remediate;
+pub mod report;
 pub mod rules;
 pub mod trail;

@@ -50,6 +50,19 @@ ensure_awscli() {
     fi
 }
 
+# ensure_chromium: /usr/bin/chromium exists afterwards (the report's browser
+# test fails, never skips, without it).
+ensure_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        return 0
+    fi
+    echo "installing Debian's chromium for the report's browser test (first run only)" >&2
+    local sudo=()
+    if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium >/dev/null
+}
+
 free_port() {
     .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -9,10 +9,15 @@ use crate::error::Outcome;
 pub mod apply;
 pub mod approve;
 pub mod assess;
+pub mod audit;
 pub mod collect;
+pub mod completions;
 pub mod diagnose;
+pub mod diff;
 pub mod inventory;
 pub mod plan;
+pub mod man;
+pub mod report;
 pub mod trail_scan;
 pub mod verify;
 pub mod verify_bundle;
@@ -41,6 +46,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Approve(args) => approve::run(&ctx, args).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
+        Command::Report(args) => report::run(&ctx, args).await,
+        Command::Audit(args) => audit::run(&ctx, args).await,
+        Command::Diff(args) => diff::run(&ctx, args).await,
+        Command::Completions(args) => completions::run(&ctx, args).await,
+        Command::Man(args) => man::run(&ctx, args).await,
         Command::Trail(TrailCommand::Scan(args)) => trail_scan::run(&ctx, args).await,
     }
 }

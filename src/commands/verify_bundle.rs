@@ -4,7 +4,13 @@
 //! SHA-256 recorded in `manifest.json`: files changed, added or removed since
 //! the bundle was sealed are listed. Needs no AWS access.
 //!
-//! Exit: 0 every file matches; 1 something changed, was added or removed;
+//! When the bundle is signed (`kmsrot report --sign-with KEY` wrote
+//! manifest.json.sig), the signature is checked too: the key's public half
+//! from KMS GetPublicKey, the RSASSA-PSS verification done locally. This is
+//! the one AWS call; `--no-signature` skips it for offline checks.
+//!
+//! Exit: 0 every file matches (and the signature verifies); 1 something
+//! changed, was added or removed, or the signature does not verify;
 //! 2 the bundle or its manifest cannot be read.
 
 use std::io::Write;
@@ -16,12 +22,17 @@ use super::Ctx;
 use crate::bundle;
 use crate::error::Outcome;
 use crate::output::Table;
+use crate::report::publish::{self, SignatureCheck};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Check every file of a bundle against its manifest's SHA-256")]
 pub struct Args {
     /// The bundle folder.
     pub bundle: PathBuf,
+
+    /// Do not check the manifest's signature (no AWS call).
+    #[arg(long)]
+    pub no_signature: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -41,13 +52,42 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         table.print(ctx.global.output, &mut stdout)?;
     }
     stdout.flush()?;
+    let signature_ok = if args.no_signature || publish::read_info(&args.bundle)?.is_none() {
+        if !args.no_signature {
+            eprintln!("{}: not signed", args.bundle.display());
+        }
+        true
+    } else {
+        let config = crate::aws::load_config(&ctx.global.aws()).await;
+        match publish::verify(&config, &args.bundle).await? {
+            SignatureCheck::Unsigned => true,
+            SignatureCheck::Valid { key_id, form } => {
+                eprintln!(
+                    "{}: signature verifies with {key_id} ({form})",
+                    args.bundle.display()
+                );
+                true
+            }
+            SignatureCheck::Invalid { key_id, reason } => {
+                eprintln!(
+                    "{}: signature by {key_id} does not verify: {reason}",
+                    args.bundle.display()
+                );
+                false
+            }
+        }
+    };
     if v.ok() {
         eprintln!(
             "{}: all {} files match the manifest",
             args.bundle.display(),
             v.verified
         );
-        Ok(Outcome::Complete)
+        Ok(if signature_ok {
+            Outcome::Complete
+        } else {
+            Outcome::Findings
+        })
     } else {
         eprintln!(
             "{}: {} changed, {} added, {} removed since the manifest was sealed",

@@ -16,25 +16,25 @@ use serde_json::{json, Value};
 
 use crate::support::{read_json, run, Moto, ACCOUNT};
 
-const BUCKET: &str = "org-trail";
+pub(crate) const BUCKET: &str = "org-trail";
 
-struct Keys {
-    payments: String,
-    orders: String,
-    ledger: String,
-    legacy: String,
-    signing: String,
-    doomed: String,
-    guarded: String,
-    primary: String,
-    eu_data: String,
+pub(crate) struct Keys {
+    pub(crate) payments: String,
+    pub(crate) orders: String,
+    pub(crate) ledger: String,
+    pub(crate) legacy: String,
+    pub(crate) signing: String,
+    pub(crate) doomed: String,
+    pub(crate) guarded: String,
+    pub(crate) primary: String,
+    pub(crate) eu_data: String,
 }
 
 fn arn(region: &str, id: &str) -> String {
     format!("arn:aws:kms:{region}:{ACCOUNT}:key/{id}")
 }
 
-async fn seed_keys(moto: &Moto) -> Keys {
+pub(crate) async fn seed_keys(moto: &Moto) -> Keys {
     let us = moto.kms("us-east-1").await;
     let eu = moto.kms("eu-west-1").await;
     let create = |desc: &'static str| {
@@ -265,7 +265,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// One log file per day in each region over the window, as CloudTrail
 /// delivers them; `missing` days in eu-west-1 have no file.
-async fn seed_archive(moto: &Moto, keys: &Keys, now: DateTime<Utc>, missing: &[i64]) {
+pub(crate) async fn seed_archive(moto: &Moto, keys: &Keys, now: DateTime<Utc>, missing: &[i64]) {
     let s3 = moto.s3("us-east-1").await;
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let ci = "arn:aws:sts::123456789012:assumed-role/ci-deployer/build-1187";
@@ -375,7 +375,7 @@ fn short(rule_and_key: &Value, keys: &Keys) -> String {
         .unwrap_or_else(|| arn.to_string())
 }
 
-fn write_policy(dir: &Path, keys: &Keys, now: DateTime<Utc>) -> std::path::PathBuf {
+pub(crate) fn write_policy(dir: &Path, keys: &Keys, now: DateTime<Utc>) -> std::path::PathBuf {
     let path = dir.join("kmsrot.toml");
     let text = format!(
         r#"# Scenario policy

@@ -3,8 +3,11 @@
 mod support;
 
 mod assess;
+mod diff;
+mod iam;
 mod inventory;
 mod remediate;
+mod report;
 mod trail;
 mod trail_lake;
 mod trail_lookup;

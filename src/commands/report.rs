@@ -1,0 +1,179 @@
+//! `kmsrot report BUNDLE --out DIR [--as-of DATE] [--sign-with KEY] [--upload s3://BUCKET/PREFIX [--object-lock-days N]]`
+//!
+//! The auditor-facing report of an assessed bundle. Offline unless signing or
+//! uploading is asked for:
+//!
+//!   report.md, report.html   summary, findings by rule with their controls,
+//!                            per-key detail and history, charts (inline SVG),
+//!                            coverage and gaps, exemptions, the method
+//!   keys/rotations/events/findings .csv .parquet .json   the frames
+//!   findings.asff.json       Security Hub BatchImportFindings body
+//!   findings.ocsf.json       OCSF Compliance Finding events
+//!   manifest.json[.sig]      the bundle's manifest (and signature)
+//!   coverage.json, rules/*.sql   what was read; the rules that ran
+//!   SHA256SUMS               every file written (`sha256sum -c SHA256SUMS`)
+//!
+//! `--as-of` fixes the date rotation ages are measured at (default: the
+//! assessment's as-of, so a report is reproducible).
+//!
+//! `--sign-with KEY` signs the SHA-256 of the bundle's manifest.json with an
+//! asymmetric KMS key (Sign, RSASSA_PSS_SHA_256, MessageType DIGEST), writing
+//! manifest.json.sig and manifest.json.sig.json into the bundle; `kmsrot
+//! verify-bundle` checks it. `--upload s3://BUCKET/PREFIX` puts the report
+//! under PREFIX/ and the bundle under PREFIX/bundle/, with Object Lock
+//! retention (`--object-lock-mode`, `--object-lock-days`) where the bucket has
+//! Object Lock enabled, and plainly (said on stderr) where it has not.
+//!
+//! Exit: 0 written and coverage complete; 3 written, coverage partial;
+//! 2 the bundle cannot be read or has not been assessed, or signing or
+//! uploading failed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::trail_scan::parse_until;
+use super::Ctx;
+use crate::bundle;
+use crate::error::Outcome;
+use crate::report::publish::{self, LockMode};
+use crate::report::{self, Evidence};
+
+#[derive(Debug, clap::Args)]
+#[command(about = "Write the auditor's report of an assessed bundle")]
+pub struct Args {
+    /// The bundle folder, after `kmsrot assess`.
+    pub bundle: PathBuf,
+
+    /// Folder to write the report into (created if absent).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Measure rotation ages at this date (default: the assessment's as-of).
+    #[arg(long, value_name = "DATE", value_parser = parse_until)]
+    pub as_of: Option<DateTime<Utc>>,
+
+    /// Sign the bundle's manifest with this asymmetric KMS key (id, ARN or alias).
+    #[arg(long, value_name = "KEY")]
+    pub sign_with: Option<String>,
+
+    /// Upload the report and the bundle to s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "S3_URL")]
+    pub upload: Option<String>,
+
+    /// Object Lock retention for uploaded objects, in days.
+    #[arg(long, value_name = "N", default_value_t = 365, requires = "upload",
+          value_parser = clap::value_parser!(i64).range(1..=36500))]
+    pub object_lock_days: i64,
+
+    /// Object Lock mode for uploaded objects.
+    #[arg(long, value_enum, default_value_t = LockMode::Compliance, requires = "upload")]
+    pub object_lock_mode: LockMode,
+}
+
+/// Writes the report and says where; shared with `audit`.
+pub fn write_report(
+    bundle: &Path,
+    out: &Path,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<report::Written> {
+    let ev = Evidence::load(bundle)?;
+    let written = report::write(&ev, out, as_of)
+        .with_context(|| format!("writing the report into {}", out.display()))?;
+    eprintln!(
+        "report: {} files in {} ({} findings, {} open{}); open {}",
+        written.files.len(),
+        out.display(),
+        written.findings,
+        written.open,
+        if written.complete {
+            ""
+        } else {
+            "; coverage partial"
+        },
+        out.join("report.html").display()
+    );
+    Ok(written)
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    let needs_aws = args.sign_with.is_some() || args.upload.is_some();
+    let config = if needs_aws {
+        Some(crate::aws::load_config(&ctx.global.aws()).await)
+    } else {
+        None
+    };
+    if let (Some(key), Some(config)) = (&args.sign_with, &config) {
+        // The bundle must still match its manifest, or the signature would
+        // vouch for files that are not what was collected.
+        let v = bundle::verify(&args.bundle)?;
+        if !v.ok() {
+            return Err(crate::error::hinted(
+                format!(
+                    "{}: {} file(s) changed, {} added, {} removed since the manifest was sealed; refusing to sign",
+                    args.bundle.display(),
+                    v.changed.len(),
+                    v.added.len(),
+                    v.removed.len()
+                ),
+                "run `kmsrot verify-bundle` to see which",
+            ));
+        }
+        let info = publish::sign(config, &args.bundle, key).await?;
+        eprintln!(
+            "signed {} (SHA-256 {}) with {}",
+            args.bundle.join(bundle::MANIFEST).display(),
+            info.digest_sha256,
+            info.key_id
+        );
+    }
+    let written = write_report(&args.bundle, &args.out, args.as_of)?;
+    if let (Some(url), Some(config)) = (&args.upload, &config) {
+        let mut files: Vec<(String, PathBuf)> = written
+            .files
+            .iter()
+            .map(|f| (f.clone(), args.out.join(f)))
+            .collect();
+        let mut bundle_files = bundle::list_files(&args.bundle)?;
+        for extra in [
+            bundle::MANIFEST,
+            publish::SIGNATURE,
+            publish::SIGNATURE_INFO,
+        ] {
+            if args.bundle.join(extra).exists() {
+                bundle_files.push(extra.to_string());
+            }
+        }
+        files.extend(
+            bundle_files
+                .into_iter()
+                .map(|f| (format!("bundle/{f}"), args.bundle.join(&f))),
+        );
+        let up = publish::upload(
+            config,
+            url,
+            &files,
+            args.object_lock_days,
+            args.object_lock_mode,
+        )
+        .await?;
+        match (&up.locked_until, &up.mode) {
+            (Some(until), Some(mode)) => eprintln!(
+                "uploaded {} objects to {url} with Object Lock {mode} until {}",
+                up.objects,
+                crate::output::rfc3339(*until)
+            ),
+            _ => eprintln!(
+                "uploaded {} objects to {url}; {}",
+                up.objects,
+                up.note.as_deref().unwrap_or("no retention")
+            ),
+        }
+    }
+    Ok(if written.complete {
+        Outcome::Complete
+    } else {
+        Outcome::Partial
+    })
+}

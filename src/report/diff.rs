@@ -1,0 +1,326 @@
+//! The monthly review: what changed between two bundles of the same estate.
+//! Keys are matched by ARN, findings by their stable `finding_id`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{key_name, Evidence};
+use crate::inventory::KeyRecord;
+use crate::output::{rfc3339, Table};
+use crate::rules::engine::Finding;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KeyRef {
+    pub name: String,
+    pub arn: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KeyChange {
+    pub key: KeyRef,
+    pub old: String,
+    pub new: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FindingRef {
+    pub finding_id: String,
+    pub rule_id: String,
+    pub severity: String,
+    pub key: String,
+    pub region: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExpiredExemption {
+    pub finding_id: String,
+    pub rule_id: String,
+    pub key: String,
+    pub reason: String,
+    pub expired: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleRef {
+    pub path: String,
+    pub collected_at: String,
+    pub as_of: Option<String>,
+    pub keys: usize,
+    pub open: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Diff {
+    pub old: BundleRef,
+    pub new: BundleRef,
+    pub keys_added: Vec<KeyRef>,
+    pub keys_removed: Vec<KeyRef>,
+    pub rotation_turned_on: Vec<KeyRef>,
+    pub rotation_turned_off: Vec<KeyRef>,
+    pub period_changed: Vec<KeyChange>,
+    pub state_changed: Vec<KeyChange>,
+    pub findings_opened: Vec<FindingRef>,
+    pub findings_resolved: Vec<FindingRef>,
+    pub findings_still_open: Vec<FindingRef>,
+    pub exemptions_expired: Vec<ExpiredExemption>,
+}
+
+fn key_ref(k: &KeyRecord) -> KeyRef {
+    KeyRef {
+        name: key_name(k),
+        arn: k.arn.clone(),
+        region: k.region.clone(),
+    }
+}
+
+fn bundle_ref(ev: &Evidence) -> BundleRef {
+    BundleRef {
+        path: ev.dir.display().to_string(),
+        collected_at: rfc3339(ev.manifest.collected_at),
+        as_of: ev.manifest.assessment.as_ref().map(|a| rfc3339(a.as_of)),
+        keys: ev.keys.len(),
+        open: ev.findings.iter().filter(|f| f.status == "open").count(),
+    }
+}
+
+fn show(v: Option<i64>) -> String {
+    v.map_or_else(|| "unknown".into(), |d| format!("{d} days"))
+}
+
+/// Compares two assessed bundles.
+pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
+    let old_keys: BTreeMap<&str, &KeyRecord> =
+        old.keys.iter().map(|k| (k.arn.as_str(), k)).collect();
+    let new_keys: BTreeMap<&str, &KeyRecord> =
+        new.keys.iter().map(|k| (k.arn.as_str(), k)).collect();
+    let mut d = Diff {
+        old: bundle_ref(old),
+        new: bundle_ref(new),
+        keys_added: Vec::new(),
+        keys_removed: Vec::new(),
+        rotation_turned_on: Vec::new(),
+        rotation_turned_off: Vec::new(),
+        period_changed: Vec::new(),
+        state_changed: Vec::new(),
+        findings_opened: Vec::new(),
+        findings_resolved: Vec::new(),
+        findings_still_open: Vec::new(),
+        exemptions_expired: Vec::new(),
+    };
+    for (arn, k) in &new_keys {
+        let Some(o) = old_keys.get(arn) else {
+            d.keys_added.push(key_ref(k));
+            continue;
+        };
+        match (o.rotation_enabled, k.rotation_enabled) {
+            (Some(false) | None, Some(true)) => d.rotation_turned_on.push(key_ref(k)),
+            (Some(true), Some(false)) => d.rotation_turned_off.push(key_ref(k)),
+            _ => {}
+        }
+        if o.rotation_period_days != k.rotation_period_days
+            && (o.rotation_period_days.is_some() || k.rotation_period_days.is_some())
+        {
+            d.period_changed.push(KeyChange {
+                key: key_ref(k),
+                old: show(o.rotation_period_days),
+                new: show(k.rotation_period_days),
+            });
+        }
+        if o.key_state != k.key_state {
+            d.state_changed.push(KeyChange {
+                key: key_ref(k),
+                old: o.key_state.clone().unwrap_or_default(),
+                new: k.key_state.clone().unwrap_or_default(),
+            });
+        }
+    }
+    for (arn, k) in &old_keys {
+        if !new_keys.contains_key(arn) {
+            d.keys_removed.push(key_ref(k));
+        }
+    }
+
+    let names: BTreeMap<&str, String> = old
+        .keys
+        .iter()
+        .chain(new.keys.iter())
+        .map(|k| (k.arn.as_str(), key_name(k)))
+        .collect();
+    let f_ref = |f: &Finding| FindingRef {
+        finding_id: f.finding_id.clone(),
+        rule_id: f.rule_id.clone(),
+        severity: f.severity.to_string(),
+        key: f.key_arn.as_deref().map_or_else(
+            || "(account/region)".into(),
+            |a| names.get(a).cloned().unwrap_or_else(|| a.to_string()),
+        ),
+        region: f.region.clone().unwrap_or_default(),
+        title: f.title.clone(),
+    };
+    let by_id = |fs: &[Finding]| -> BTreeMap<String, Finding> {
+        fs.iter()
+            .map(|f| (f.finding_id.clone(), f.clone()))
+            .collect()
+    };
+    let (old_f, new_f) = (by_id(&old.findings), by_id(&new.findings));
+    let is_open =
+        |m: &BTreeMap<String, Finding>, id: &str| m.get(id).is_some_and(|f| f.status == "open");
+    for (id, f) in &new_f {
+        if f.status != "open" {
+            continue;
+        }
+        if is_open(&old_f, id) {
+            d.findings_still_open.push(f_ref(f));
+        } else {
+            d.findings_opened.push(f_ref(f));
+        }
+        // Exempted last month, open now: its exemption ran out.
+        if let Some(o) = old_f.get(id).filter(|o| o.status == "exempted") {
+            d.exemptions_expired.push(ExpiredExemption {
+                finding_id: id.clone(),
+                rule_id: f.rule_id.clone(),
+                key: f_ref(f).key,
+                reason: o.exemption_reason.clone().unwrap_or_default(),
+                expired: o.exemption_expires.clone().unwrap_or_default(),
+            });
+        }
+        // The rule that reports expired exemptions fired for the first time.
+        if f.rule_id == "exemption_expired" && !old_f.contains_key(id) {
+            d.exemptions_expired.push(ExpiredExemption {
+                finding_id: id.clone(),
+                rule_id: f.rule_id.clone(),
+                key: f_ref(f).key,
+                reason: f.detail.clone(),
+                expired: String::new(),
+            });
+        }
+    }
+    for (id, f) in &old_f {
+        if f.status == "open" && !is_open(&new_f, id) {
+            d.findings_resolved.push(f_ref(f));
+        }
+    }
+    d
+}
+
+fn push(t: &mut Table, change: &str, key: &str, region: &str, detail: &str) {
+    t.row([change, key, region, detail]);
+}
+
+impl Diff {
+    /// Anything a reviewer must look at.
+    pub fn opened(&self) -> bool {
+        !self.findings_opened.is_empty()
+    }
+
+    /// One row per change, for `--output table|csv`.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(["change", "key", "region", "detail"]);
+        for k in &self.keys_added {
+            push(&mut t, "key added", &k.name, &k.region, &k.arn);
+        }
+        for k in &self.keys_removed {
+            push(&mut t, "key removed", &k.name, &k.region, &k.arn);
+        }
+        for k in &self.rotation_turned_on {
+            push(&mut t, "rotation on", &k.name, &k.region, "");
+        }
+        for k in &self.rotation_turned_off {
+            push(&mut t, "rotation off", &k.name, &k.region, "");
+        }
+        for c in &self.period_changed {
+            push(
+                &mut t,
+                "period changed",
+                &c.key.name,
+                &c.key.region,
+                &format!("{} -> {}", c.old, c.new),
+            );
+        }
+        for c in &self.state_changed {
+            push(
+                &mut t,
+                "state changed",
+                &c.key.name,
+                &c.key.region,
+                &format!("{} -> {}", c.old, c.new),
+            );
+        }
+        for (what, list) in [
+            ("finding opened", &self.findings_opened),
+            ("finding resolved", &self.findings_resolved),
+            ("finding still open", &self.findings_still_open),
+        ] {
+            for f in list {
+                push(
+                    &mut t,
+                    what,
+                    &f.key,
+                    &f.region,
+                    &format!("{} {} ({})", f.severity, f.rule_id, f.finding_id),
+                );
+            }
+        }
+        for e in &self.exemptions_expired {
+            push(
+                &mut t,
+                "exemption expired",
+                &e.key,
+                "",
+                &format!("{}: {} {}", e.rule_id, e.reason, e.expired),
+            );
+        }
+        t
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let cell = |v: &str| v.replace('|', "\\|").replace('\n', " ");
+        let _ = writeln!(s, "# Monthly review: what changed\n");
+        let _ = writeln!(
+            s,
+            "- Old: `{}` collected {} ({} keys, {} open findings)",
+            self.old.path, self.old.collected_at, self.old.keys, self.old.open
+        );
+        let _ = writeln!(
+            s,
+            "- New: `{}` collected {} ({} keys, {} open findings)\n",
+            self.new.path, self.new.collected_at, self.new.keys, self.new.open
+        );
+        let _ = writeln!(s, "| Change | Count |\n|---|---:|");
+        for (what, n) in [
+            ("Keys added", self.keys_added.len()),
+            ("Keys removed", self.keys_removed.len()),
+            ("Rotation turned on", self.rotation_turned_on.len()),
+            ("Rotation turned off", self.rotation_turned_off.len()),
+            ("Period changed", self.period_changed.len()),
+            ("Key state changed", self.state_changed.len()),
+            ("Findings opened", self.findings_opened.len()),
+            ("Findings resolved", self.findings_resolved.len()),
+            ("Findings still open", self.findings_still_open.len()),
+            ("Exemptions expired", self.exemptions_expired.len()),
+        ] {
+            let _ = writeln!(s, "| {what} | {n} |");
+        }
+        let t = self.table();
+        if !t.rows.is_empty() {
+            let _ = writeln!(s, "\n## Details\n");
+            let _ = writeln!(s, "| Change | Key | Region | Detail |\n|---|---|---|---|");
+            for r in &t.rows {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    cell(&r[0]),
+                    cell(&r[1]),
+                    cell(&r[2]),
+                    cell(&r[3])
+                );
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,982 @@
+//! The auditor-facing report of an assessed bundle: `report.md`,
+//! a self-contained `report.html` (inline CSS, charts as inline SVG), the
+//! frames as CSV and Parquet, findings as ASFF and OCSF, and `SHA256SUMS`.
+//!
+//! Everything here reads the bundle only; nothing calls AWS. The report's
+//! "now" is the assessment's `as_of` unless the caller fixes another, so the
+//! same bundle renders the same report next year.
+
+pub mod charts;
+pub mod diff;
+pub mod export;
+pub mod publish;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{self, Coverage, Manifest};
+use crate::frames::{Schema, EVENTS, FINDINGS, KEYS, ROTATIONS};
+use crate::inventory::{KeyRecord, RotationRecord};
+use crate::output::{frame_records, read_frame, rfc3339, write_frame, write_json_file};
+use crate::policy::Severity;
+use crate::rules::engine::Finding;
+use crate::rules::{self, Rule};
+use crate::trail::EventRow;
+
+pub const SUMS: &str = "SHA256SUMS";
+const MD_TEMPLATE: &str = include_str!("../../reports/report.md.j2");
+const HTML_TEMPLATE: &str = include_str!("../../reports/report.html.j2");
+
+/// CloudTrail events that belong in a key's rotation history.
+const ROTATION_EVENTS: &[&str] = &[
+    "RotateKey",
+    "RotateKeyOnDemand",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+];
+
+/// An assessed bundle, read back.
+pub struct Evidence {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub coverage: Coverage,
+    pub keys: Vec<KeyRecord>,
+    pub rotations: Vec<RotationRecord>,
+    pub events: Vec<EventRow>,
+    pub findings: Vec<Finding>,
+}
+
+impl Evidence {
+    pub fn load(dir: &Path) -> Result<Evidence> {
+        let manifest = Manifest::read(dir)?;
+        let coverage = bundle::read_coverage(dir)?;
+        if manifest.assessment.is_none() || !dir.join("findings.parquet").exists() {
+            return Err(crate::error::hinted(
+                format!("{}: the bundle has not been assessed", dir.display()),
+                format!(
+                    "run `kmsrot assess {}` first; a report without findings would look clean",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(Evidence {
+            keys: frame_records(&read_frame(dir, &KEYS)?, &KEYS)?,
+            rotations: frame_records(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?,
+            events: frame_records(&read_frame(dir, &EVENTS)?, &EVENTS)?,
+            findings: frame_records(&read_frame(dir, &FINDINGS)?, &FINDINGS)?,
+            dir: dir.to_path_buf(),
+            manifest,
+            coverage,
+        })
+    }
+
+    /// When the findings were judged.
+    pub fn assessed_as_of(&self) -> DateTime<Utc> {
+        self.manifest
+            .assessment
+            .as_ref()
+            .map_or(self.manifest.audit_window.end, |a| a.as_of)
+    }
+}
+
+/// What `write` produced.
+pub struct Written {
+    pub files: Vec<String>,
+    pub open: usize,
+    pub findings: usize,
+    pub complete: bool,
+}
+
+// ---- the template context -------------------------------------------------
+
+#[derive(Debug, Serialize)]
+struct SeverityCount {
+    severity: &'static str,
+    open: usize,
+    exempted: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    keys_total: usize,
+    customer_managed: usize,
+    in_scope: usize,
+    compliant: usize,
+    percent_compliant: String,
+    findings: usize,
+    open: usize,
+    exempted: usize,
+    by_severity: Vec<SeverityCount>,
+    coverage_complete: bool,
+    gaps: usize,
+    trail_days_expected: usize,
+    trail_days_present: usize,
+    trail_percent: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FindingView {
+    finding_id: String,
+    severity: &'static str,
+    status: String,
+    key: String,
+    key_arn: String,
+    region: String,
+    account: String,
+    detail: String,
+    evidence: String,
+    exemption: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RuleGroup {
+    rule_id: String,
+    title: String,
+    severity: &'static str,
+    controls: String,
+    remediation: String,
+    open: usize,
+    exempted: usize,
+    findings: Vec<FindingView>,
+}
+
+#[derive(Debug, Serialize)]
+struct HistoryItem {
+    date: String,
+    what: String,
+    by: String,
+    source: String,
+    failed: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct KeyView {
+    name: String,
+    arn: String,
+    key_id: String,
+    account: String,
+    region: String,
+    description: String,
+    key_manager: String,
+    key_spec: String,
+    state: String,
+    eligibility: String,
+    eligibility_reason: String,
+    rotation: String,
+    period: String,
+    last_rotation: String,
+    next_rotation: String,
+    age_days: Option<i64>,
+    open_findings: Vec<String>,
+    history: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Serialize)]
+struct EligibilityRow {
+    eligibility: String,
+    rotation_on: usize,
+    rotation_off: usize,
+    not_applicable: usize,
+    total: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct TrailDayRow {
+    account: String,
+    region: String,
+    with_logs: usize,
+    missing: usize,
+    missing_days: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TrailSourceRow {
+    source: String,
+    kind: String,
+    files_read: u64,
+    files_skipped: usize,
+    files_corrupt: usize,
+    records_kept: u64,
+    first_event: String,
+    last_event: String,
+    limits: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RegionRow {
+    region: String,
+    status: String,
+    keys_listed: usize,
+    keys_described: usize,
+    error: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CoverageView {
+    complete: bool,
+    gaps: Vec<String>,
+    regions: Vec<RegionRow>,
+    trail_read: bool,
+    trail_sources: Vec<TrailSourceRow>,
+    trail_days: Vec<TrailDayRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExemptionView {
+    rule_id: String,
+    key: String,
+    reason: String,
+    expires: String,
+    status: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RuleView {
+    id: String,
+    title: String,
+    severity: &'static str,
+    controls: String,
+    sql_file: String,
+    sha256: String,
+    note: String,
+    fired: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct SourceView {
+    kind: String,
+    source: String,
+    covers: String,
+    note: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Charts {
+    age: String,
+    eligibility: String,
+    timeline: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ReportContext {
+    tool_version: String,
+    bundle_tool_version: String,
+    as_of: String,
+    assessed_as_of: String,
+    collected_at: String,
+    simulated: Option<String>,
+    caller: String,
+    accounts: String,
+    regions: String,
+    window_start: String,
+    window_end: String,
+    policy: String,
+    summary: Summary,
+    rule_groups: Vec<RuleGroup>,
+    keys: Vec<KeyView>,
+    eligibility: Vec<EligibilityRow>,
+    coverage: CoverageView,
+    exemptions: Vec<ExemptionView>,
+    rules: Vec<RuleView>,
+    sources: Vec<SourceView>,
+    data_files: Vec<String>,
+    charts: Charts,
+}
+
+fn day(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "—".into())
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+/// Customer managed by the inventory's verdict, which also knows the
+/// `alias/aws/*` keys an emulator reports as CUSTOMER.
+fn is_customer_managed(k: &KeyRecord) -> bool {
+    k.key_manager.as_deref() == Some("CUSTOMER")
+        && k.eligibility.is_none_or(|e| e.as_str() != "aws_managed")
+}
+
+/// A key's name for people: its first alias, else its id.
+pub fn key_name(k: &KeyRecord) -> String {
+    k.aliases
+        .first()
+        .cloned()
+        .unwrap_or_else(|| k.key_id.clone())
+}
+
+fn percent(part: usize, whole: usize) -> String {
+    if whole == 0 {
+        "n/a".into()
+    } else {
+        format!("{:.1}", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// The last rotation the evidence shows for a key: ListKeyRotations, the
+/// key's own status, or a successful rotation event in CloudTrail.
+pub fn last_rotation(
+    k: &KeyRecord,
+    rotations: &[RotationRecord],
+    events: &[EventRow],
+) -> Option<DateTime<Utc>> {
+    let listed = rotations
+        .iter()
+        .filter(|r| r.key_arn == k.arn)
+        .filter_map(|r| r.rotation_date);
+    let logged = events
+        .iter()
+        .filter(|e| e.key_arn.as_deref() == Some(k.arn.as_str()) && e.error_code.is_none())
+        .filter(|e| {
+            matches!(
+                e.event_name.as_deref(),
+                Some("RotateKey" | "RotateKeyOnDemand")
+            )
+        })
+        .filter_map(|e| e.event_time);
+    listed.chain(logged).chain(k.last_rotation_date).max()
+}
+
+fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
+    let mut items: Vec<(Option<DateTime<Utc>>, HistoryItem)> = Vec::new();
+    for r in ev.rotations.iter().filter(|r| r.key_arn == k.arn) {
+        items.push((
+            r.rotation_date,
+            HistoryItem {
+                date: r.rotation_date.map(rfc3339).unwrap_or_default(),
+                what: format!(
+                    "rotation ({})",
+                    r.rotation_type.as_deref().unwrap_or("unknown type")
+                ),
+                by: "KMS".into(),
+                source: "ListKeyRotations".into(),
+                failed: false,
+            },
+        ));
+    }
+    for e in ev.events.iter().filter(|e| {
+        e.key_arn.as_deref() == Some(k.arn.as_str())
+            && ROTATION_EVENTS.contains(&e.event_name.as_deref().unwrap_or(""))
+    }) {
+        let name = e.event_name.clone().unwrap_or_default();
+        let what = match &e.error_code {
+            Some(code) => format!("{name} failed: {code}"),
+            None => name,
+        };
+        items.push((
+            e.event_time,
+            HistoryItem {
+                date: e.event_time.map(rfc3339).unwrap_or_default(),
+                what,
+                by: e
+                    .principal_arn
+                    .clone()
+                    .or_else(|| e.invoked_by.clone())
+                    .unwrap_or_default(),
+                source: "CloudTrail".into(),
+                failed: e.error_code.is_some(),
+            },
+        ));
+    }
+    items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.what.cmp(&b.1.what)));
+    items.into_iter().map(|(_, i)| i).collect()
+}
+
+fn rule_sha(rule: &Rule) -> String {
+    hex::encode(Sha256::digest(rule.sql.as_bytes()))
+}
+
+fn context(
+    ev: &Evidence,
+    rules: &[Rule],
+    as_of: DateTime<Utc>,
+    data_files: Vec<String>,
+) -> ReportContext {
+    let m = &ev.manifest;
+    let names: BTreeMap<&str, String> = ev
+        .keys
+        .iter()
+        .map(|k| (k.arn.as_str(), key_name(k)))
+        .collect();
+    let key_label = |arn: &Option<String>| -> String {
+        match arn {
+            Some(a) => names.get(a.as_str()).cloned().unwrap_or_else(|| a.clone()),
+            None => "(account/region)".into(),
+        }
+    };
+
+    // Summary.
+    let open: Vec<&Finding> = ev.findings.iter().filter(|f| f.status == "open").collect();
+    let open_arns: BTreeSet<&str> = open.iter().filter_map(|f| f.key_arn.as_deref()).collect();
+    let in_scope: Vec<&KeyRecord> = ev
+        .keys
+        .iter()
+        .filter(|k| k.eligibility.is_some_and(|e| e.as_str() == "eligible"))
+        .collect();
+    let compliant = in_scope
+        .iter()
+        .filter(|k| !open_arns.contains(k.arn.as_str()))
+        .count();
+    let by_severity = Severity::ALL
+        .iter()
+        .map(|s| SeverityCount {
+            severity: s.as_str(),
+            open: open.iter().filter(|f| f.severity == *s).count(),
+            exempted: ev
+                .findings
+                .iter()
+                .filter(|f| f.severity == *s && f.status != "open")
+                .count(),
+        })
+        .collect();
+    let (expected, present) = ev.coverage.trail.as_ref().map_or((0, 0), |t| {
+        t.days.iter().fold((0, 0), |(e, p), d| {
+            (
+                e + d.days_with_logs.len() + d.days_missing.len(),
+                p + d.days_with_logs.len(),
+            )
+        })
+    });
+    let gaps = ev.coverage.gaps();
+    let summary = Summary {
+        keys_total: ev.keys.len(),
+        customer_managed: ev.keys.iter().filter(|k| is_customer_managed(k)).count(),
+        in_scope: in_scope.len(),
+        compliant,
+        percent_compliant: percent(compliant, in_scope.len()),
+        findings: ev.findings.len(),
+        open: open.len(),
+        exempted: ev.findings.len() - open.len(),
+        by_severity,
+        coverage_complete: ev.coverage.complete,
+        gaps: gaps.len(),
+        trail_days_expected: expected,
+        trail_days_present: present,
+        trail_percent: percent(present, expected),
+    };
+
+    // Findings grouped by rule, in the order the engine sorted them.
+    let mut groups: Vec<RuleGroup> = Vec::new();
+    for f in &ev.findings {
+        let view = FindingView {
+            finding_id: f.finding_id.clone(),
+            severity: f.severity.as_str(),
+            status: f.status.clone(),
+            key: key_label(&f.key_arn),
+            key_arn: opt(&f.key_arn),
+            region: opt(&f.region),
+            account: opt(&f.account_id),
+            detail: f.detail.clone(),
+            evidence: opt(&f.evidence),
+            exemption: match (&f.exemption_reason, &f.exemption_expires) {
+                (Some(r), Some(e)) => format!("{r} (until {e})"),
+                (Some(r), None) => r.clone(),
+                _ => String::new(),
+            },
+        };
+        let open = usize::from(f.status == "open");
+        match groups.iter_mut().find(|g| g.rule_id == f.rule_id) {
+            Some(g) => {
+                g.open += open;
+                g.exempted += 1 - open;
+                g.findings.push(view);
+            }
+            None => groups.push(RuleGroup {
+                rule_id: f.rule_id.clone(),
+                title: rules
+                    .iter()
+                    .find(|r| r.id == f.rule_id)
+                    .map_or_else(|| f.title.clone(), |r| r.title.clone()),
+                severity: f.severity.as_str(),
+                controls: f.controls.clone(),
+                remediation: f.remediation.clone(),
+                open,
+                exempted: 1 - open,
+                findings: vec![view],
+            }),
+        }
+    }
+
+    // Per key.
+    let mut keys: Vec<KeyView> = ev
+        .keys
+        .iter()
+        .map(|k| {
+            let last = last_rotation(k, &ev.rotations, &ev.events);
+            let since = last.or(k.creation_date);
+            KeyView {
+                name: key_name(k),
+                arn: k.arn.clone(),
+                key_id: k.key_id.clone(),
+                account: opt(&k.account_id),
+                region: k.region.clone(),
+                description: opt(&k.description),
+                key_manager: opt(&k.key_manager),
+                key_spec: opt(&k.key_spec),
+                state: opt(&k.key_state),
+                eligibility: k
+                    .eligibility
+                    .map_or("unknown".into(), |e| e.as_str().to_string()),
+                eligibility_reason: opt(&k.eligibility_reason),
+                rotation: match k.rotation_enabled {
+                    Some(true) => "on".into(),
+                    Some(false) => "off".into(),
+                    None => "n/a".into(),
+                },
+                period: k
+                    .rotation_period_days
+                    .map_or_else(|| "—".into(), |p| format!("{p} days")),
+                last_rotation: day(last),
+                next_rotation: day(k.next_rotation_date),
+                age_days: since.map(|s| (as_of - s).num_days()),
+                open_findings: open
+                    .iter()
+                    .filter(|f| f.key_arn.as_deref() == Some(k.arn.as_str()))
+                    .map(|f| f.rule_id.clone())
+                    .collect(),
+                history: history(k, ev),
+            }
+        })
+        .collect();
+    keys.sort_by(|a, b| (&a.account, &a.region, &a.name).cmp(&(&b.account, &b.region, &b.name)));
+
+    // Keys by eligibility and rotation status.
+    let mut elig: BTreeMap<String, EligibilityRow> = BTreeMap::new();
+    for k in &keys {
+        let row = elig
+            .entry(k.eligibility.clone())
+            .or_insert_with(|| EligibilityRow {
+                eligibility: k.eligibility.clone(),
+                rotation_on: 0,
+                rotation_off: 0,
+                not_applicable: 0,
+                total: 0,
+            });
+        row.total += 1;
+        match k.rotation.as_str() {
+            "on" => row.rotation_on += 1,
+            "off" => row.rotation_off += 1,
+            _ => row.not_applicable += 1,
+        }
+    }
+    let eligibility: Vec<EligibilityRow> = elig.into_values().collect();
+
+    let coverage = coverage_view(&ev.coverage, gaps);
+
+    let exemptions = ev
+        .findings
+        .iter()
+        .filter(|f| f.status != "open" || f.rule_id == "exemption_expired")
+        .map(|f| ExemptionView {
+            rule_id: f.rule_id.clone(),
+            key: key_label(&f.key_arn),
+            reason: f
+                .exemption_reason
+                .clone()
+                .unwrap_or_else(|| f.detail.clone()),
+            expires: opt(&f.exemption_expires),
+            status: if f.rule_id == "exemption_expired" {
+                "expired: no longer applies".into()
+            } else {
+                "applies".into()
+            },
+        })
+        .collect();
+
+    let assessed = m.assessment.as_ref();
+    let rules_view = rules
+        .iter()
+        .filter(|r| assessed.is_none_or(|a| a.rules.contains_key(&r.id)))
+        .map(|r| {
+            let sha = rule_sha(r);
+            let note = match assessed.and_then(|a| a.rules.get(&r.id)) {
+                Some(recorded) if *recorded != sha => format!(
+                    "the bundle was assessed with a different text of this rule (SHA-256 {})",
+                    &recorded[..12.min(recorded.len())]
+                ),
+                _ => String::new(),
+            };
+            RuleView {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                severity: r.severity.as_str(),
+                controls: r.controls.join("; "),
+                sql_file: format!("rules/{}.sql", r.id),
+                sha256: sha,
+                note,
+                fired: ev.findings.iter().filter(|f| f.rule_id == r.id).count(),
+            }
+        })
+        .collect();
+
+    let sources = m
+        .sources
+        .iter()
+        .map(|s| SourceView {
+            kind: s.kind.clone(),
+            source: s.source.clone(),
+            covers: format!("{} → {}", day(s.covers_from), day(s.covers_to)),
+            note: opt(&s.note),
+        })
+        .collect();
+
+    let charts = Charts {
+        age: charts::rotation_age(&keys_for_chart(ev, as_of)),
+        eligibility: charts::eligibility(&eligibility_bars(&eligibility)),
+        timeline: charts::timeline(&timeline(ev), m.audit_window.start, as_of),
+    };
+
+    ReportContext {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        bundle_tool_version: m.tool_version.clone(),
+        as_of: rfc3339(as_of),
+        assessed_as_of: rfc3339(ev.assessed_as_of()),
+        collected_at: rfc3339(m.collected_at),
+        simulated: m.simulated.clone(),
+        caller: m
+            .caller
+            .as_ref()
+            .map_or_else(|| "unknown".into(), |c| c.arn.clone()),
+        accounts: m.accounts.join(", "),
+        regions: m.regions.join(", "),
+        window_start: rfc3339(m.audit_window.start),
+        window_end: rfc3339(m.audit_window.end),
+        policy: assessed.map_or_else(String::new, |a| a.policy.clone()),
+        summary,
+        rule_groups: groups,
+        keys,
+        eligibility,
+        coverage,
+        exemptions,
+        rules: rules_view,
+        sources,
+        data_files,
+        charts,
+    }
+}
+
+fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
+    let regions = c.inventory.as_ref().map_or_else(Vec::new, |i| {
+        i.regions
+            .iter()
+            .map(|r| RegionRow {
+                region: r.region.clone(),
+                status: r.status.clone(),
+                keys_listed: r.keys_listed,
+                keys_described: r.keys_described,
+                error: r.error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            })
+            .collect()
+    });
+    let (trail_sources, trail_days) = c.trail.as_ref().map_or_else(
+        || (Vec::new(), Vec::new()),
+        |t| {
+            let sources = t
+                .sources
+                .iter()
+                .map(|s| TrailSourceRow {
+                    source: s.source.clone(),
+                    kind: s.kind.clone(),
+                    files_read: s.files_read,
+                    files_skipped: s.files_skipped.len(),
+                    files_corrupt: s.files_corrupt.len(),
+                    records_kept: s.records_kept,
+                    first_event: day(s.first_event),
+                    last_event: day(s.last_event),
+                    limits: s.limits.join("; "),
+                })
+                .collect();
+            let days = t
+                .days
+                .iter()
+                .map(|d| {
+                    let mut shown: Vec<String> = d
+                        .days_missing
+                        .iter()
+                        .take(10)
+                        .map(|d| d.to_string())
+                        .collect();
+                    if d.days_missing.len() > 10 {
+                        shown.push(format!("and {} more", d.days_missing.len() - 10));
+                    }
+                    TrailDayRow {
+                        account: d.account_id.clone(),
+                        region: d.region.clone(),
+                        with_logs: d.days_with_logs.len(),
+                        missing: d.days_missing.len(),
+                        missing_days: shown.join(", "),
+                    }
+                })
+                .collect();
+            (sources, days)
+        },
+    );
+    CoverageView {
+        complete: c.complete,
+        gaps,
+        regions,
+        trail_read: c.trail.is_some(),
+        trail_sources,
+        trail_days,
+    }
+}
+
+fn keys_for_chart(ev: &Evidence, as_of: DateTime<Utc>) -> Vec<charts::AgeBar> {
+    let mut bars: Vec<charts::AgeBar> = ev
+        .keys
+        .iter()
+        .filter(|k| is_customer_managed(k))
+        .map(|k| {
+            let last = last_rotation(k, &ev.rotations, &ev.events);
+            let since = last.or(k.creation_date);
+            charts::AgeBar {
+                label: format!("{} ({})", key_name(k), k.region),
+                age_days: since.map_or(0, |s| (as_of - s).num_days().max(0)),
+                period_days: if k.rotation_enabled == Some(true) {
+                    Some(k.rotation_period_days.unwrap_or(365))
+                } else {
+                    None
+                },
+                eligible: k.eligibility.is_some_and(|e| e.as_str() == "eligible"),
+                rotated: last.is_some(),
+            }
+        })
+        .collect();
+    bars.sort_by(|a, b| b.age_days.cmp(&a.age_days).then(a.label.cmp(&b.label)));
+    bars
+}
+
+fn eligibility_bars(rows: &[EligibilityRow]) -> Vec<charts::StackBar> {
+    rows.iter()
+        .map(|r| charts::StackBar {
+            label: r.eligibility.clone(),
+            eligible: r.eligibility == "eligible",
+            on: r.rotation_on,
+            off: r.rotation_off,
+            na: r.not_applicable,
+        })
+        .collect()
+}
+
+fn timeline(ev: &Evidence) -> Vec<charts::Lane> {
+    let names: BTreeMap<&str, String> = ev
+        .keys
+        .iter()
+        .map(|k| (k.arn.as_str(), format!("{} ({})", key_name(k), k.region)))
+        .collect();
+    let mut lanes: BTreeMap<String, charts::Lane> = BTreeMap::new();
+    let mut mark = |arn: &str, t: DateTime<Utc>, m: charts::Mark| {
+        let label = names.get(arn).cloned().unwrap_or_else(|| arn.to_string());
+        lanes
+            .entry(label.clone())
+            .or_insert_with(|| charts::Lane {
+                label,
+                marks: Vec::new(),
+            })
+            .marks
+            .push((t, m));
+    };
+    for r in &ev.rotations {
+        if let Some(t) = r.rotation_date {
+            mark(&r.key_arn, t, charts::Mark::Rotation);
+        }
+    }
+    for e in &ev.events {
+        let (Some(arn), Some(t), Some(name)) = (&e.key_arn, e.event_time, &e.event_name) else {
+            continue;
+        };
+        let m = match (name.as_str(), e.error_code.is_some()) {
+            (n, true) if ROTATION_EVENTS.contains(&n) => charts::Mark::Failure,
+            ("RotateKey" | "RotateKeyOnDemand", false) => charts::Mark::Rotation,
+            ("DisableKeyRotation", false) => charts::Mark::Disabled,
+            ("EnableKeyRotation", false) => charts::Mark::Enabled,
+            _ => continue,
+        };
+        mark(arn, t, m);
+    }
+    lanes.into_values().collect()
+}
+
+// ---- rendering and writing ------------------------------------------------
+
+fn environment() -> Result<minijinja::Environment<'static>> {
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.contains(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_filter("md", md_cell);
+    env.add_template("report.md.j2", MD_TEMPLATE)?;
+    env.add_template("report.html.j2", HTML_TEMPLATE)?;
+    Ok(env)
+}
+
+/// A value made safe for one Markdown table cell.
+fn md_cell(value: String) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+        .replace('<', "&lt;")
+}
+
+fn render(ctx: &ReportContext) -> Result<(String, String)> {
+    let env = environment()?;
+    let md = env
+        .get_template("report.md.j2")?
+        .render(ctx)
+        .context("rendering report.md")?;
+    let html = env
+        .get_template("report.html.j2")?
+        .render(ctx)
+        .context("rendering report.html")?;
+    Ok((md, html))
+}
+
+/// Writes the report of an assessed bundle into `out`.
+pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<Written> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let as_of = as_of.unwrap_or_else(|| ev.assessed_as_of());
+    let mut files: Vec<String> = Vec::new();
+
+    for schema in [&KEYS, &ROTATIONS, &EVENTS, &FINDINGS] {
+        copy_frame(&ev.dir, out, schema)?;
+        for ext in ["csv", "parquet", "json"] {
+            files.push(format!("{}.{ext}", schema.name));
+        }
+    }
+    // The manifest (and its signature, if any) travel with the report, so the
+    // auditor can check the frames against the sealed bundle.
+    for name in [
+        bundle::MANIFEST,
+        publish::SIGNATURE,
+        publish::SIGNATURE_INFO,
+    ] {
+        let from = ev.dir.join(name);
+        if from.exists() {
+            std::fs::copy(&from, out.join(name))
+                .with_context(|| format!("copying {}", from.display()))?;
+            files.push(name.to_string());
+        }
+    }
+    let coverage_path = out.join(bundle::COVERAGE);
+    write_json_file(&coverage_path, &ev.coverage)?;
+    files.push(bundle::COVERAGE.into());
+
+    let account = ev.manifest.accounts.first().cloned().unwrap_or_default();
+    let region = ev.manifest.regions.first().cloned().unwrap_or_default();
+    let asff = export::asff(&ev.findings, &account, &region, ev.assessed_as_of());
+    write_json_file(&out.join("findings.asff.json"), &asff)?;
+    files.push("findings.asff.json".into());
+    let ocsf = export::ocsf(&ev.findings, &account, ev.assessed_as_of());
+    write_json_file(&out.join("findings.ocsf.json"), &ocsf)?;
+    files.push("findings.ocsf.json".into());
+
+    // The rules' SQL sits beside the report so its method links work offline.
+    let rules = rules::load(None)?;
+    std::fs::create_dir_all(out.join("rules"))?;
+    for r in &rules {
+        let rel = format!("rules/{}.sql", r.id);
+        std::fs::write(out.join(&rel), &r.sql).with_context(|| format!("writing {rel}"))?;
+        files.push(rel);
+    }
+
+    let mut data_files = files.clone();
+    data_files.retain(|f| !f.starts_with("rules/"));
+    let ctx = context(ev, &rules, as_of, data_files);
+    let (md, html) = render(&ctx)?;
+    std::fs::write(out.join("report.md"), md)?;
+    std::fs::write(out.join("report.html"), html)?;
+    files.push("report.md".into());
+    files.push("report.html".into());
+    files.sort();
+    write_sums(out, &files)?;
+    files.push(SUMS.into());
+
+    Ok(Written {
+        files,
+        open: ctx.summary.open,
+        findings: ctx.summary.findings,
+        complete: ev.coverage.complete,
+    })
+}
+
+fn copy_frame(from: &Path, to: &Path, schema: &Schema) -> Result<()> {
+    let mut df = read_frame(from, schema)?;
+    write_frame(to, schema, &mut df)?;
+    Ok(())
+}
+
+/// `SHA256SUMS` in the format `sha256sum -c` reads.
+fn write_sums(out: &Path, files: &[String]) -> Result<()> {
+    let mut text = String::new();
+    for f in files {
+        let sum = bundle::sha256_file(&out.join(f))?;
+        writeln!(text, "{sum}  {f}").expect("writing to a String cannot fail");
+    }
+    std::fs::write(out.join(SUMS), text).with_context(|| format!("writing {SUMS}"))
+}
+
+/// Checks a report folder against its `SHA256SUMS`; returns the files that
+/// differ or are missing.
+pub fn verify_sums(out: &Path) -> Result<Vec<String>> {
+    let path = out.join(SUMS);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut bad = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let Some((sum, file)) = line.split_once("  ") else {
+            anyhow::bail!("{}: line {} is not `SHA256  FILE`", path.display(), n + 1);
+        };
+        match bundle::sha256_file(&out.join(file)) {
+            Ok(got) if got == sum => {}
+            _ => bad.push(file.to_string()),
+        }
+    }
+    Ok(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_cells_cannot_break_the_table() {
+        assert_eq!(md_cell("a|b\nc<script>".into()), "a\\|b c&lt;script>");
+    }
+
+    #[test]
+    fn html_template_escapes_data() {
+        let env = environment().unwrap();
+        let t = env
+            .template_from_named_str("x.html.j2", "<td>{{ v }}</td>")
+            .unwrap();
+        let out = t
+            .render(minijinja::context! { v => "<img src=x onerror=alert(1)>" })
+            .unwrap();
+        assert_eq!(out, "<td>&lt;img src=x onerror=alert(1)&gt;</td>");
+    }
+
+    #[test]
+    fn sums_catch_a_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "x\n").unwrap();
+        write_sums(dir.path(), &["a.csv".into()]).unwrap();
+        assert!(verify_sums(dir.path()).unwrap().is_empty());
+        std::fs::write(dir.path().join("a.csv"), "y\n").unwrap();
+        assert_eq!(verify_sums(dir.path()).unwrap(), vec!["a.csv"]);
+    }
+}
