@@ -81,8 +81,15 @@ async fn main() -> Result<()> {
         }
         Scenario::Bench => {
             let kms = client(&args.endpoint_url, &regions[0]).await;
-            seed::plain_keys(&kms, &regions[0], "bench", args.keys, false, args.concurrency)
-                .await?
+            seed::plain_keys(
+                &kms,
+                &regions[0],
+                "bench",
+                args.keys,
+                false,
+                args.concurrency,
+            )
+            .await?
         }
     };
     for k in &keys {

@@ -195,7 +195,9 @@ async fn every_eligibility_value_moto_can_represent() {
         let what = format!("{} ({})", k.name, k.arn);
         assert_eq!(row["eligibility"], k.expect, "{what}: {row}");
         assert!(
-            row["eligibility_reason"].as_str().is_some_and(|s| s.len() > 20),
+            row["eligibility_reason"]
+                .as_str()
+                .is_some_and(|s| s.len() > 20),
             "{what}: the reason must explain the verdict: {row}"
         );
         let status_calls = proxy.calls_about("GetKeyRotationStatus", &k.arn);
@@ -215,7 +217,10 @@ async fn every_eligibility_value_moto_can_represent() {
                 // said, so only the call is asserted here.
                 assert_eq!(status_calls, 1, "{what}");
                 assert_eq!(history_calls, 0, "{what}: ListKeyRotations sent");
-                assert!(row["tags"].is_null(), "{what}: AWS-managed keys carry no tags");
+                assert!(
+                    row["tags"].is_null(),
+                    "{what}: AWS-managed keys carry no tags"
+                );
                 assert_eq!(proxy.calls_about("ListResourceTags", &k.arn), 0, "{what}");
             }
             "replica" => {
@@ -228,7 +233,11 @@ async fn every_eligibility_value_moto_can_represent() {
             }
             _ => {
                 assert_eq!(status_calls, 1, "{what}");
-                assert_eq!(row["rotation_enabled"], Value::from(k.rotation), "{what}: {row}");
+                assert_eq!(
+                    row["rotation_enabled"],
+                    Value::from(k.rotation),
+                    "{what}: {row}"
+                );
             }
         }
     }
@@ -283,7 +292,12 @@ async fn every_eligibility_value_moto_can_represent() {
 
     // kmsrot's own call count agrees with what reached the emulator.
     let at_proxy = proxy.requests();
-    for op in ["DescribeKey", "GetKeyRotationStatus", "ListKeyRotations", "ListResourceTags"] {
+    for op in [
+        "DescribeKey",
+        "GetKeyRotationStatus",
+        "ListKeyRotations",
+        "ListResourceTags",
+    ] {
         assert_eq!(
             r.api_calls(op),
             at_proxy.get(op).copied().unwrap_or(0),
@@ -324,13 +338,7 @@ async fn pagination_follows_every_marker() {
             .unwrap();
     }
     seed::rotate_on_demand(&kms, &busy.key_id, 5).await.unwrap();
-    let total_aliases = kms
-        .list_aliases()
-        .send()
-        .await
-        .unwrap()
-        .aliases()
-        .len();
+    let total_aliases = kms.list_aliases().send().await.unwrap().aliases().len();
     // Every seeded alias, plus moto's built-in alias/aws/* entries.
     assert!(total_aliases > 100);
 
@@ -342,15 +350,31 @@ async fn pagination_follows_every_marker() {
     const PAGE: usize = 50;
     let proxy = Proxy::start(
         &moto.url,
-        ["ListKeys", "ListAliases", "ListResourceTags", "ListKeyRotations"]
-            .into_iter()
-            .map(|op| Rule::operation(op).page(if op.starts_with("ListKeyR") || op == "ListResourceTags" { 2 } else { PAGE }))
-            .collect(),
+        [
+            "ListKeys",
+            "ListAliases",
+            "ListResourceTags",
+            "ListKeyRotations",
+        ]
+        .into_iter()
+        .map(|op| {
+            Rule::operation(op).page(if op.starts_with("ListKeyR") || op == "ListResourceTags" {
+                2
+            } else {
+                PAGE
+            })
+        })
+        .collect(),
     );
     let r = inventory(&proxy.url, &[HOME], &[], &[]);
     assert_eq!(r.code, 0, "{}", r.context());
     let rows = r.keys();
-    assert_eq!(rows.len(), N + 1, "every key across {} pages", (N + 1).div_ceil(PAGE));
+    assert_eq!(
+        rows.len(),
+        N + 1,
+        "every key across {} pages",
+        (N + 1).div_ceil(PAGE)
+    );
     for k in keys.iter().chain([busy]) {
         let row = r.key(&k.arn);
         assert_eq!(
@@ -383,8 +407,12 @@ async fn two_regions_read_and_a_denied_region_recorded() {
     let a = moto.kms(HOME).await;
     let b = moto.kms(OTHER).await;
     let c = moto.kms(DENIED).await;
-    let in_home = seed::plain_keys(&a, HOME, "home", 3, true, 4).await.unwrap();
-    let in_other = seed::plain_keys(&b, OTHER, "other", 2, true, 4).await.unwrap();
+    let in_home = seed::plain_keys(&a, HOME, "home", 3, true, 4)
+        .await
+        .unwrap();
+    let in_other = seed::plain_keys(&b, OTHER, "other", 2, true, 4)
+        .await
+        .unwrap();
     seed::plain_keys(&c, DENIED, "denied", 1, false, 1)
         .await
         .unwrap();
@@ -393,7 +421,9 @@ async fn two_regions_read_and_a_denied_region_recorded() {
     let r = inventory(&proxy.url, &[HOME, OTHER, DENIED], &[], &[]);
     assert_eq!(r.code, 3, "{}", r.context());
     assert!(
-        r.stderr.lines().any(|l| l.contains(DENIED) && l.contains("AccessDeniedException")),
+        r.stderr
+            .lines()
+            .any(|l| l.contains(DENIED) && l.contains("AccessDeniedException")),
         "stderr must name the region and why: {}",
         r.context()
     );
@@ -438,7 +468,9 @@ async fn two_regions_read_and_a_denied_region_recorded() {
 async fn unreadable_rotation_status_is_unknown_not_false() {
     let moto = Moto::start();
     let kms = moto.kms(HOME).await;
-    let keys = seed::plain_keys(&kms, HOME, "k", 2, false, 2).await.unwrap();
+    let keys = seed::plain_keys(&kms, HOME, "k", 2, false, 2)
+        .await
+        .unwrap();
     let proxy = Proxy::start(
         &moto.url,
         vec![Rule::operation("GetKeyRotationStatus").deny()],
@@ -450,16 +482,19 @@ async fn unreadable_rotation_status_is_unknown_not_false() {
         assert!(row["rotation_enabled"].is_null(), "{row}");
         assert_eq!(row["eligibility"], "eligible");
         assert!(
-            row["status_error"]
-                .as_str()
-                .is_some_and(|e| e.contains("GetKeyRotationStatus") && e.contains("AccessDeniedException")),
+            row["status_error"].as_str().is_some_and(
+                |e| e.contains("GetKeyRotationStatus") && e.contains("AccessDeniedException")
+            ),
             "{row}"
         );
     }
     let summary: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(summary[0]["unknown"], 2, "{summary}");
     assert_eq!(summary[0]["rotation_on"], 0);
-    let errors = r.coverage()["inventory"]["key_errors"].as_array().unwrap().clone();
+    let errors = r.coverage()["inventory"]["key_errors"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(errors.len(), 2);
     assert!(r.stderr.contains("GetKeyRotationStatus"), "{}", r.context());
 }
@@ -477,12 +512,35 @@ async fn csv_parquet_and_json_agree_row_for_row() {
         let from_csv = csv_cells(r.dir.path(), &schema);
         let from_json = json_cells(r.dir.path(), &schema);
         assert!(!from_parquet.is_empty(), "{}: no rows", schema.name);
-        assert_eq!(from_parquet.len(), from_csv.len(), "{}: CSV rows", schema.name);
-        assert_eq!(from_parquet.len(), from_json.len(), "{}: JSON rows", schema.name);
-        for (i, ((p, c), j)) in from_parquet.iter().zip(&from_csv).zip(&from_json).enumerate() {
+        assert_eq!(
+            from_parquet.len(),
+            from_csv.len(),
+            "{}: CSV rows",
+            schema.name
+        );
+        assert_eq!(
+            from_parquet.len(),
+            from_json.len(),
+            "{}: JSON rows",
+            schema.name
+        );
+        for (i, ((p, c), j)) in from_parquet
+            .iter()
+            .zip(&from_csv)
+            .zip(&from_json)
+            .enumerate()
+        {
             for (col, ((pv, cv), jv)) in schema.columns.iter().zip(p.iter().zip(c).zip(j)) {
-                assert_eq!(pv, cv, "{} row {i} column {}: parquet vs csv", schema.name, col.name);
-                assert_eq!(pv, jv, "{} row {i} column {}: parquet vs json", schema.name, col.name);
+                assert_eq!(
+                    pv, cv,
+                    "{} row {i} column {}: parquet vs csv",
+                    schema.name, col.name
+                );
+                assert_eq!(
+                    pv, jv,
+                    "{} row {i} column {}: parquet vs json",
+                    schema.name, col.name
+                );
             }
         }
     }
@@ -490,7 +548,9 @@ async fn csv_parquet_and_json_agree_row_for_row() {
     let keys = parquet_cells(r.dir.path(), &KEYS);
     let idx = |name: &str| KEYS.columns.iter().position(|c| c.name == name).unwrap();
     assert!(keys.iter().any(|row| row[idx("aliases")].is_some()));
-    assert!(keys.iter().any(|row| row[idx("tags")].as_deref().is_some_and(|t| t.contains("team"))));
+    assert!(keys.iter().any(|row| row[idx("tags")]
+        .as_deref()
+        .is_some_and(|t| t.contains("team"))));
     assert!(keys.iter().any(|row| row[idx("deletion_date")].is_some()));
     assert!(keys.iter().all(|row| row[idx("creation_date")].is_some()));
 }
@@ -528,11 +588,19 @@ fn parquet_cells(dir: &Path, schema: &Schema) -> Cells {
     let df = ParquetReader::new(std::fs::File::open(&path).unwrap())
         .finish()
         .unwrap();
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(names, schema.names(), "{}: columns", path.display());
     let mut rows: Cells = vec![Vec::new(); df.height()];
     for col in schema.columns {
-        let s = df.column(col.name).unwrap().as_materialized_series().clone();
+        let s = df
+            .column(col.name)
+            .unwrap()
+            .as_materialized_series()
+            .clone();
         match col.kind {
             Kind::Str | Kind::Json => {
                 for (row, v) in rows.iter_mut().zip(s.str().unwrap().iter()) {
@@ -651,8 +719,12 @@ async fn region_all_falls_back_to_the_built_in_list() {
     let a = moto.kms(HOME).await;
     let opt_in = "ap-southeast-3";
     let b = moto.kms(opt_in).await;
-    let k1 = seed::plain_keys(&a, HOME, "home", 1, false, 1).await.unwrap();
-    let k2 = seed::plain_keys(&b, opt_in, "optin", 1, false, 1).await.unwrap();
+    let k1 = seed::plain_keys(&a, HOME, "home", 1, false, 1)
+        .await
+        .unwrap();
+    let k2 = seed::plain_keys(&b, opt_in, "optin", 1, false, 1)
+        .await
+        .unwrap();
 
     // The SDK retries a 500; one attempt keeps the test fast.
     let r = inventory(&moto.url, &["all"], &[], &[("AWS_MAX_ATTEMPTS", "1")]);
@@ -726,7 +798,9 @@ async fn summary_as_json_and_csv() {
     // Expected counts, computed from keys.json independently of kmsrot.
     let mut want: BTreeMap<String, [u64; 6]> = BTreeMap::new();
     for k in j.keys() {
-        let e = want.entry(k["region"].as_str().unwrap().to_string()).or_default();
+        let e = want
+            .entry(k["region"].as_str().unwrap().to_string())
+            .or_default();
         e[0] += 1;
         if k["key_manager"] == "CUSTOMER" && k["eligibility"] != "aws_managed" {
             e[1] += 1;
@@ -755,7 +829,9 @@ async fn summary_as_json_and_csv() {
     for row in summary.as_array().unwrap() {
         let mut counts = [0; 6];
         for (n, col) in counts.iter_mut().zip(COLS) {
-            *n = row[col].as_u64().unwrap_or_else(|| panic!("{col} in {row}"));
+            *n = row[col]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{col} in {row}"));
         }
         got.insert(row["region"].as_str().unwrap().to_string(), counts);
     }

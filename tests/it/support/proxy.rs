@@ -106,7 +106,10 @@ impl Rule {
 
     fn matches(&self, region: Option<&str>, operation: Option<&str>) -> bool {
         self.region.as_deref().is_none_or(|r| Some(r) == region)
-            && self.operation.as_deref().is_none_or(|o| Some(o) == operation)
+            && self
+                .operation
+                .as_deref()
+                .is_none_or(|o| Some(o) == operation)
     }
 }
 
@@ -362,11 +365,11 @@ fn error_response(status: u16, code: &str, message: &str) -> Response {
     Response {
         status_line: format!("HTTP/1.1 {status} {}", reason(status)),
         headers: vec![
+            ("Content-Type".into(), "application/x-amz-json-1.1".into()),
             (
-                "Content-Type".into(),
-                "application/x-amz-json-1.1".into(),
+                "x-amzn-RequestId".into(),
+                "00000000-0000-0000-0000-proxyfault00".into(),
             ),
-            ("x-amzn-RequestId".into(), "00000000-0000-0000-0000-proxyfault00".into()),
         ],
         body: body.into_bytes(),
     }
@@ -407,9 +410,14 @@ fn forward(upstream: &str, req: &Request) -> std::io::Result<Response> {
     let headers: Vec<(String, String)> = read_headers(&mut r)?
         .into_iter()
         .filter(|(k, _)| {
-            !["connection", "content-length", "transfer-encoding", "keep-alive"]
-                .iter()
-                .any(|h| k.eq_ignore_ascii_case(h))
+            ![
+                "connection",
+                "content-length",
+                "transfer-encoding",
+                "keep-alive",
+            ]
+            .iter()
+            .any(|h| k.eq_ignore_ascii_case(h))
         })
         .collect();
     // Connection: close was asked for, so the body runs to EOF.

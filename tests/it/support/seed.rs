@@ -202,7 +202,14 @@ pub async fn aws_managed(kms: &Client, region: &str, service: &str) -> Result<Se
     })
 }
 
-fn seeded(region: &str, id: String, arn: String, name: &str, expect: &'static str, rotation: Option<bool>) -> SeededKey {
+fn seeded(
+    region: &str,
+    id: String,
+    arn: String,
+    name: &str,
+    expect: &'static str,
+    rotation: Option<bool>,
+) -> SeededKey {
     SeededKey {
         region: region.to_string(),
         key_id: id,
@@ -282,7 +289,14 @@ pub async fn demo(home: (&str, &Client), other: (&str, &Client)) -> Result<Vec<S
     enable_rotation(kms1, &id, None).await?;
     let replica_arn = replicate(kms1, &id, r2).await?;
     out.push(seeded(r1, id.clone(), arn, &k.name, "eligible", Some(true)));
-    out.push(seeded(r2, id, replica_arn, "global-sessions (replica)", "replica", Some(true)));
+    out.push(seeded(
+        r2,
+        id,
+        replica_arn,
+        "global-sessions (replica)",
+        "replica",
+        Some(true),
+    ));
 
     let k = KeySpecification::symmetric("legacy-batch")
         .alias("alias/legacy-batch")
@@ -294,7 +308,14 @@ pub async fn demo(home: (&str, &Client), other: (&str, &Client)) -> Result<Vec<S
     let k = KeySpecification::symmetric("old-reports").tag("team", "data");
     let (id, arn) = create(kms1, &k).await?;
     schedule_deletion(kms1, &id).await?;
-    out.push(seeded(r1, id, arn, &k.name, "pending_deletion", Some(false)));
+    out.push(seeded(
+        r1,
+        id,
+        arn,
+        &k.name,
+        "pending_deletion",
+        Some(false),
+    ));
 
     out.push(aws_managed(kms1, r1, "s3").await?);
     out.push(aws_managed(kms1, r1, "ebs").await?);
@@ -376,7 +397,14 @@ async fn many(
             }
             let (id, arn) = create(kms, &k).await?;
             if signing {
-                return Ok::<_, anyhow::Error>(seeded(region, id, arn, &name, "unsupported_spec", None));
+                return Ok::<_, anyhow::Error>(seeded(
+                    region,
+                    id,
+                    arn,
+                    &name,
+                    "unsupported_spec",
+                    None,
+                ));
             }
             let on = i % 2 == 0;
             if on {
