@@ -65,4 +65,22 @@ impl GlobalArgs {
 pub enum Command {
     /// Every KMS key with its rotation status, history and eligibility.
     Inventory(commands::inventory::Args),
+    /// Inventory plus CloudTrail scan, written as one evidence bundle.
+    Collect(commands::collect::Args),
+    /// Run the rules over a bundle and write its findings.
+    Assess(commands::assess::Args),
+    /// Troubleshoot one key's rotation, live or from a bundle.
+    Diagnose(commands::diagnose::Args),
+    /// Check every file of a bundle against its manifest.
+    VerifyBundle(commands::verify_bundle::Args),
+    /// CloudTrail evidence of rotation: files, the S3 archive, LookupEvents.
+    #[command(subcommand)]
+    Trail(TrailCommand),
+}
+
+/// `kmsrot trail ...`
+#[derive(Debug, Subcommand)]
+pub enum TrailCommand {
+    /// Reads CloudTrail and keeps the KMS rotation and key-lifecycle events.
+    Scan(commands::trail_scan::Args),
 }

@@ -83,6 +83,7 @@ pub mod col {
     pub const ELIGIBILITY: &str = "eligibility";
     pub const ELIGIBILITY_REASON: &str = "eligibility_reason";
     pub const STATUS_ERROR: &str = "status_error";
+    pub const KEY_POLICY: &str = "key_policy";
 
     pub const KEY_ARN: &str = "key_arn";
     pub const ROTATION_DATE: &str = "rotation_date";
@@ -103,6 +104,48 @@ pub mod col {
     pub const ERROR_MESSAGE: &str = "error_message";
     pub const REQUEST_ID: &str = "request_id";
     pub const SOURCE: &str = "source";
+
+    pub const FINDING_ID: &str = "finding_id";
+    pub const RULE_ID: &str = "rule_id";
+    pub const SEVERITY: &str = "severity";
+    pub const STATUS: &str = "status";
+    pub const TITLE: &str = "title";
+    pub const DETAIL: &str = "detail";
+    pub const EVIDENCE: &str = "evidence";
+    pub const CONTROLS: &str = "controls";
+    pub const REMEDIATION: &str = "remediation";
+    pub const EXEMPTION_REASON: &str = "exemption_reason";
+    pub const EXEMPTION_EXPIRES: &str = "exemption_expires";
+    /// Optional rule output that tells findings of one rule and key apart
+    /// (the principal of a permission failure, the event of a disable).
+    pub const SUBJECT: &str = "subject";
+
+    pub const AS_OF: &str = "as_of";
+    pub const WINDOW_START: &str = "window_start";
+    pub const WINDOW_END: &str = "window_end";
+    pub const MAX_PERIOD_DAYS: &str = "max_period_days";
+    pub const GRACE_DAYS: &str = "grace_days";
+    pub const TRAIL_SOURCES: &str = "trail_sources";
+
+    pub const DAYS_IN_WINDOW: &str = "days_in_window";
+    pub const DAYS_WITH_LOGS: &str = "days_with_logs";
+    pub const DAYS_MISSING: &str = "days_missing";
+    pub const MISSING_DAYS: &str = "missing_days";
+    pub const DAY: &str = "day";
+
+    pub const SID: &str = "sid";
+    pub const EFFECT: &str = "effect";
+    pub const PRINCIPAL: &str = "principal";
+    pub const ACTIONS: &str = "actions";
+    pub const CONDITION: &str = "condition";
+    pub const DENIED_ROTATION_ACTIONS: &str = "denied_rotation_actions";
+
+    pub const KEY: &str = "key";
+    pub const RULE: &str = "rule";
+    pub const REASON: &str = "reason";
+    pub const APPROVER: &str = "approver";
+    pub const EXPIRES: &str = "expires";
+    pub const EXPIRED: &str = "expired";
 }
 
 const fn c(name: &'static str, kind: Kind) -> Column {
@@ -140,6 +183,7 @@ pub const KEYS: Schema = Schema {
         c(col::ELIGIBILITY, Kind::Str),
         c(col::ELIGIBILITY_REASON, Kind::Str),
         c(col::STATUS_ERROR, Kind::Str),
+        c(col::KEY_POLICY, Kind::Json),
     ],
 };
 
@@ -180,6 +224,94 @@ pub const EVENTS: Schema = Schema {
         c(col::ROTATION_PERIOD_DAYS, Kind::Int),
         c(col::REQUEST_ID, Kind::Str),
         c(col::SOURCE, Kind::Str),
+    ],
+};
+
+/// One row per finding (issue 4). `finding_id` is stable for the same rule,
+/// key and subject from one bundle to the next.
+pub const FINDINGS: Schema = Schema {
+    name: "findings",
+    columns: &[
+        c(col::FINDING_ID, Kind::Str),
+        c(col::RULE_ID, Kind::Str),
+        c(col::SEVERITY, Kind::Str),
+        c(col::STATUS, Kind::Str),
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::TITLE, Kind::Str),
+        c(col::DETAIL, Kind::Str),
+        c(col::EVIDENCE, Kind::Str),
+        c(col::CONTROLS, Kind::Str),
+        c(col::REMEDIATION, Kind::Str),
+        c(col::EXEMPTION_REASON, Kind::Str),
+        c(col::EXEMPTION_EXPIRES, Kind::Str),
+    ],
+};
+
+/// Tables the rules read besides the bundle's frames, derived by the engine
+/// so that rules stay plain SQL. One row: the assessment's parameters.
+pub const PARAMS: Schema = Schema {
+    name: "params",
+    columns: &[
+        c(col::AS_OF, Kind::Time),
+        c(col::WINDOW_START, Kind::Time),
+        c(col::WINDOW_END, Kind::Time),
+        c(col::MAX_PERIOD_DAYS, Kind::Int),
+        c(col::GRACE_DAYS, Kind::Int),
+        c(col::TRAIL_SOURCES, Kind::Int),
+    ],
+};
+
+/// CloudTrail log coverage of the audit window, per account and region.
+pub const TRAIL_DAYS: Schema = Schema {
+    name: "trail_days",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::DAYS_IN_WINDOW, Kind::Int),
+        c(col::DAYS_WITH_LOGS, Kind::Int),
+        c(col::DAYS_MISSING, Kind::Int),
+        c(col::MISSING_DAYS, Kind::Str),
+    ],
+};
+
+/// Each day (YYYY-MM-DD) that has at least one CloudTrail log file.
+pub const TRAIL_LOG_DAYS: Schema = Schema {
+    name: "trail_log_days",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::DAY, Kind::Str),
+    ],
+};
+
+/// Key policy statements, one row each, with the rotation actions a Deny covers.
+pub const POLICY_STATEMENTS: Schema = Schema {
+    name: "policy_statements",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::SID, Kind::Str),
+        c(col::EFFECT, Kind::Str),
+        c(col::PRINCIPAL, Kind::Str),
+        c(col::ACTIONS, Kind::Str),
+        c(col::CONDITION, Kind::Str),
+        c(col::DENIED_ROTATION_ACTIONS, Kind::Str),
+    ],
+};
+
+/// The policy's exemptions, with whether each has expired as of the run.
+pub const EXEMPTIONS: Schema = Schema {
+    name: "exemptions",
+    columns: &[
+        c(col::KEY, Kind::Str),
+        c(col::RULE, Kind::Str),
+        c(col::REASON, Kind::Str),
+        c(col::APPROVER, Kind::Str),
+        c(col::EXPIRES, Kind::Str),
+        c(col::EXPIRED, Kind::Bool),
     ],
 };
 
@@ -349,7 +481,17 @@ mod tests {
 
     #[test]
     fn empty_frames_have_their_columns() {
-        for schema in [KEYS, ROTATIONS, EVENTS] {
+        for schema in [
+            KEYS,
+            ROTATIONS,
+            EVENTS,
+            FINDINGS,
+            PARAMS,
+            TRAIL_DAYS,
+            TRAIL_LOG_DAYS,
+            POLICY_STATEMENTS,
+            EXEMPTIONS,
+        ] {
             let df = schema.empty().unwrap();
             check_columns(&df, &schema).unwrap();
             assert_eq!(df.height(), 0);
@@ -363,7 +505,8 @@ mod tests {
             "account_id,region,key_id,arn,aliases,description,key_manager,key_spec,key_usage,\
 origin,key_state,creation_date,deletion_date,multi_region,multi_region_role,primary_key_arn,\
 custom_key_store_id,tags,rotation_enabled,rotation_period_days,next_rotation_date,\
-on_demand_rotation_start_date,last_rotation_date,rotation_count,eligibility,eligibility_reason,status_error"
+on_demand_rotation_start_date,last_rotation_date,rotation_count,eligibility,eligibility_reason,status_error,\
+key_policy"
         );
         assert_eq!(
             EVENTS.names().join(","),

@@ -5,11 +5,15 @@
 //! are the only modules that know about the command line.
 
 pub mod aws;
+pub mod bundle;
 pub mod cli;
 pub mod commands;
+pub mod diagnose;
 pub mod error;
 pub mod frames;
 pub mod inventory;
 pub mod output;
+pub mod policy;
 pub mod progress;
+pub mod rules;
 pub mod trail;

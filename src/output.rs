@@ -214,6 +214,30 @@ fn write_json(path: &Path, schema: &Schema, rows: &[Vec<Rendered>]) -> Result<()
     Ok(())
 }
 
+/// Reads a frame back into records, one per row: each column becomes the
+/// field of the same name; JSON-kind columns arrive as their text.
+pub fn frame_records<T: serde::de::DeserializeOwned>(
+    df: &DataFrame,
+    schema: &Schema,
+) -> Result<Vec<T>> {
+    let rows = render_rows(df, schema)?;
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut obj = Map::with_capacity(schema.columns.len());
+            for (column, cell) in schema.columns.iter().zip(row) {
+                let v = match cell {
+                    Rendered::Json(text) => Value::String(text.clone()),
+                    other => other.json(),
+                };
+                obj.insert(column.name.to_string(), v);
+            }
+            serde_json::from_value(Value::Object(obj))
+                .with_context(|| format!("{} frame, row {}: unexpected values", schema.name, i + 1))
+        })
+        .collect()
+}
+
 /// Writes a JSON value to a file, pretty-printed, ending in a newline.
 pub fn write_json_file(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;

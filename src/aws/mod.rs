@@ -11,6 +11,7 @@ use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::hinted;
 
+pub mod raw;
 pub mod regions;
 
 /// The AWS-facing part of the global flags, after parsing.
@@ -79,6 +80,18 @@ pub fn for_region(config: &SdkConfig, region: &str) -> SdkConfig {
 
 pub fn kms(config: &SdkConfig, region: &str) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&for_region(config, region))
+}
+
+/// A KMS client whose answers are also kept by `recorder` (for `raw/`).
+pub fn kms_recorded(
+    config: &SdkConfig,
+    region: &str,
+    recorder: &raw::RawRecorder,
+) -> aws_sdk_kms::Client {
+    let conf = aws_sdk_kms::config::Builder::from(&for_region(config, region))
+        .interceptor(recorder.clone())
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
 }
 
 pub fn cloudtrail(config: &SdkConfig, region: &str) -> aws_sdk_cloudtrail::Client {
@@ -183,7 +196,7 @@ fn source_chain(err: &dyn std::error::Error, fallback: &str) -> String {
 }
 
 /// Who the credentials belong to (STS GetCallerIdentity).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallerIdentity {
     pub account: String,
     pub arn: String,

@@ -59,7 +59,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         regions: usize::from(args.region_concurrency),
         keys_per_region: usize::from(args.concurrency),
     };
-    let inv = inventory::read(&config, plan, limits, &progress).await?;
+    let inv = inventory::read(&config, plan, limits, &progress, None).await?;
 
     let out = &args.out;
     write_frame(out, &KEYS, &mut inv.keys_frame()?)?;

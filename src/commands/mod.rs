@@ -3,10 +3,15 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, TrailCommand};
 use crate::error::Outcome;
 
+pub mod assess;
+pub mod collect;
+pub mod diagnose;
 pub mod inventory;
+pub mod trail_scan;
+pub mod verify_bundle;
 
 /// What every command receives besides its own arguments.
 pub struct Ctx {
@@ -24,5 +29,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Inventory(args) => inventory::run(&ctx, args).await,
+        Command::Collect(args) => collect::run(&ctx, args).await,
+        Command::Assess(args) => assess::run(&ctx, args).await,
+        Command::Diagnose(args) => diagnose::run(&ctx, args).await,
+        Command::VerifyBundle(args) => verify_bundle::run(&ctx, args).await,
+        Command::Trail(TrailCommand::Scan(args)) => trail_scan::run(&ctx, args).await,
     }
 }

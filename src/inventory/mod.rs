@@ -6,7 +6,6 @@
 //! cannot be read is recorded in [`InventoryCoverage`] and the run goes on.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -47,6 +46,7 @@ pub struct KeyRecord {
     pub custom_key_store_id: Option<String>,
     /// Tag key → value. `None` when the tags could not be read (or are not
     /// readable for this kind of key), as opposed to `Some(empty)`.
+    #[serde(default, deserialize_with = "tags_from_map_or_text")]
     pub tags: Option<BTreeMap<String, String>>,
     pub rotation_enabled: Option<bool>,
     pub rotation_period_days: Option<i64>,
@@ -58,6 +58,28 @@ pub struct KeyRecord {
     pub eligibility_reason: Option<String>,
     /// `Operation: Code: message` for each call about this key that failed.
     pub status_error: Option<String>,
+    /// The key policy document (GetKeyPolicy, policy name `default`).
+    pub key_policy: Option<String>,
+}
+
+/// Tags come back from a frame as JSON text, and from `keys.json` as an object.
+fn tags_from_map_or_text<'de, D>(d: D) -> Result<Option<BTreeMap<String, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        Map(BTreeMap<String, String>),
+        Text(String),
+    }
+    match Option::<Tags>::deserialize(d)? {
+        None => Ok(None),
+        Some(Tags::Map(m)) => Ok(Some(m)),
+        Some(Tags::Text(t)) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// One completed rotation from ListKeyRotations.
@@ -168,33 +190,26 @@ impl Default for Limits {
     }
 }
 
-/// Reads every key of every planned region.
+/// Reads every key of every planned region. With a recorder, every answer is
+/// also kept for the bundle's `raw/` folder.
 pub async fn read(
     config: &SdkConfig,
     plan: RegionPlan,
     limits: Limits,
     progress: &Progress,
+    recorder: Option<&aws::raw::RawRecorder>,
 ) -> Result<Inventory> {
     let calls = Arc::new(CallCounter::default());
     let bar = progress.bar("keys", 0);
-    let described = Arc::new(AtomicU64::new(0));
     let results: Vec<RegionResult> = stream::iter(plan.regions.clone())
         .map(|region| {
-            let client = aws::kms(config, &region);
+            let client = match recorder {
+                Some(r) => aws::kms_recorded(config, &region, r),
+                None => aws::kms(config, &region),
+            };
             let calls = calls.clone();
             let bar = bar.clone();
-            let described = described.clone();
-            async move {
-                read_region(
-                    client,
-                    region,
-                    limits.keys_per_region,
-                    calls,
-                    bar,
-                    described,
-                )
-                .await
-            }
+            async move { read_region(client, region, limits.keys_per_region, calls, bar).await }
         })
         .buffer_unordered(limits.regions.max(1))
         .collect()
@@ -262,7 +277,6 @@ async fn read_region(
     concurrency: usize,
     calls: Arc<CallCounter>,
     bar: indicatif::ProgressBar,
-    described: Arc<AtomicU64>,
 ) -> RegionResult {
     let failed = |error: ErrorInfo, listed: usize| RegionResult {
         keys: Vec::new(),
@@ -332,7 +346,6 @@ async fn read_region(
         .map(|(id, arn)| {
             let key_aliases = aliases.get(&id).cloned().unwrap_or_default();
             let bar = bar.clone();
-            let described = described.clone();
             async move {
                 let r = read_key(
                     client,
@@ -345,7 +358,6 @@ async fn read_region(
                 )
                 .await;
                 bar.inc(1);
-                described.fetch_add(1, Ordering::Relaxed);
                 r
             }
         })
@@ -534,6 +546,22 @@ async fn read_key(
         }
     }
 
+    // The key policy is the layer IAM cannot override: a Deny there blocks
+    // rotation changes whatever the caller's IAM policy says.
+    if elig != Eligibility::AwsManaged {
+        calls.bump("GetKeyPolicy");
+        match client
+            .get_key_policy()
+            .key_id(arn)
+            .policy_name("default")
+            .send()
+            .await
+        {
+            Ok(out) => key.key_policy = out.policy().map(str::to_string),
+            Err(e) => fail(&mut key, "GetKeyPolicy", ErrorInfo::from_sdk(&e)),
+        }
+    }
+
     if elig.reads_rotation_status() {
         calls.bump("GetKeyRotationStatus");
         match client.get_key_rotation_status().key_id(arn).send().await {
@@ -591,6 +619,45 @@ async fn read_key(
         }
     }
     finish(key, rotations, errors)
+}
+
+/// Reads one key, named by id, ARN or alias, as the inventory would.
+pub async fn read_one(
+    client: &aws_sdk_kms::Client,
+    region: &str,
+    key: &str,
+) -> Result<(KeyRecord, Vec<RotationRecord>, Vec<KeyError>), ErrorInfo> {
+    let described = client
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|e| ErrorInfo::from_sdk(&e))?;
+    let meta = described
+        .key_metadata()
+        .ok_or_else(|| ErrorInfo::new("EmptyResponse", "no KeyMetadata in the answer"))?;
+    let id = meta.key_id().to_string();
+    let arn = meta.arn().unwrap_or(key).to_string();
+    let mut aliases = Vec::new();
+    let mut aliases_known = true;
+    let mut pages = client.list_aliases().key_id(&id).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(p) => aliases.extend(
+                p.aliases()
+                    .iter()
+                    .filter_map(|a| a.alias_name().map(str::to_string)),
+            ),
+            Err(_) => {
+                aliases_known = false;
+                break;
+            }
+        }
+    }
+    aliases.sort();
+    let calls = CallCounter::default();
+    let r = read_key(client, region, &id, &arn, aliases, aliases_known, &calls).await;
+    Ok((r.key, r.rotations, r.errors))
 }
 
 fn finish(key: KeyRecord, rotations: Vec<RotationRecord>, errors: Vec<KeyError>) -> KeyResult {
@@ -657,6 +724,7 @@ pub fn keys_frame(keys: &[KeyRecord]) -> Result<polars::prelude::DataFrame> {
             Cell::opt_str(k.eligibility.map(|e| e.as_str())),
             Cell::opt_str(k.eligibility_reason.clone()),
             Cell::opt_str(k.status_error.clone()),
+            Cell::Json(k.key_policy.clone()),
         ])?;
     }
     b.finish()
@@ -669,7 +737,8 @@ pub struct RegionSummary {
     pub keys: usize,
     pub customer_managed: usize,
     pub eligible: usize,
-    /// Among eligible keys: rotation on, off, or not known (status unreadable).
+    /// Among eligible keys: rotation on, off; `unknown` also counts keys whose
+    /// status or metadata could not be read.
     pub rotation_on: usize,
     pub rotation_off: usize,
     pub unknown: usize,
@@ -697,13 +766,19 @@ pub fn summarize(inv: &Inventory) -> Vec<RegionSummary> {
         {
             s.customer_managed += 1;
         }
-        if k.eligibility == Some(Eligibility::Eligible) {
-            s.eligible += 1;
-            match k.rotation_enabled {
-                Some(true) => s.rotation_on += 1,
-                Some(false) => s.rotation_off += 1,
-                None => s.unknown += 1,
+        match k.eligibility {
+            Some(Eligibility::Eligible) => {
+                s.eligible += 1;
+                match k.rotation_enabled {
+                    Some(true) => s.rotation_on += 1,
+                    Some(false) => s.rotation_off += 1,
+                    None => s.unknown += 1,
+                }
             }
+            // A key that could not be described may be eligible with rotation
+            // off; it is counted as unknown, never as fine.
+            None => s.unknown += 1,
+            Some(_) => {}
         }
     }
     by_region.into_values().collect()

@@ -5,6 +5,19 @@
 //! Every source feeds one [`Collector`], which de-duplicates on eventID (real
 //! archives deliver some events twice) and keeps the coverage ledger.
 
+pub mod gz;
+pub mod lake;
+pub mod local;
+pub mod lookup;
+mod model;
+pub mod reader;
+pub mod record;
+pub mod s3;
+pub mod scan;
+pub mod sources;
+
+pub use model::{EventRow, Scope, Window};
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use anyhow::Result;
@@ -13,62 +26,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::frames::{Cell, FrameBuilder, EVENTS};
 use crate::output::rfc3339;
-
-/// The time window asked for; either end may be open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Window {
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
-impl Window {
-    pub fn contains(&self, t: DateTime<Utc>) -> bool {
-        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
-    }
-}
-
-/// Accounts and regions asked for; empty means all.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub accounts: Vec<String>,
-    pub regions: Vec<String>,
-}
-
-impl Scope {
-    pub fn wants_account(&self, a: &str) -> bool {
-        self.accounts.is_empty() || self.accounts.iter().any(|x| x == a)
-    }
-    pub fn wants_region(&self, r: &str) -> bool {
-        self.regions.is_empty() || self.regions.iter().any(|x| x == r)
-    }
-}
-
-/// One kept CloudTrail event, as the `events` frame holds it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EventRow {
-    pub event_id: Option<String>,
-    pub event_time: Option<DateTime<Utc>>,
-    pub event_name: Option<String>,
-    pub event_type: Option<String>,
-    pub event_source: Option<String>,
-    pub aws_region: Option<String>,
-    /// recipientAccountId.
-    pub account_id: Option<String>,
-    pub key_arn: Option<String>,
-    pub key_id: Option<String>,
-    pub principal_arn: Option<String>,
-    pub principal_type: Option<String>,
-    pub invoked_by: Option<String>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub rotation_type: Option<String>,
-    pub rotation_period_days: Option<i64>,
-    pub request_id: Option<String>,
-    /// The file or API that produced the row.
-    pub source: String,
-}
 
 impl EventRow {
     fn cells(&self) -> Vec<Cell> {
@@ -203,6 +160,14 @@ impl Collector {
             .insert(day);
     }
 
+    /// Opens the day ledger of an account and region that a source was asked
+    /// to read, so that one with no log file at all shows every day missing.
+    pub fn note_scope(&mut self, account: &str, region: &str) {
+        self.days
+            .entry((account.to_string(), region.to_string()))
+            .or_default();
+    }
+
     /// Closes the scan: rows sorted by time then id, and the coverage ledger
     /// with missing days computed over `window` (or, when open, over the span
     /// of days seen for each account and region).
@@ -215,8 +180,11 @@ impl Collector {
                 .since
                 .map(|t| t.date_naive())
                 .or_else(|| seen.first().copied());
+            // A window open at the end runs to today: a trail that stopped
+            // delivering last month has missing days since, not none.
             let last = window
                 .until
+                .or(window.since.map(|_| Utc::now()))
                 .map(|t| t.date_naive())
                 .or_else(|| seen.last().copied());
             let mut missing = Vec::new();

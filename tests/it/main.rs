@@ -2,4 +2,9 @@
 
 mod support;
 
+mod assess;
 mod inventory;
+mod trail;
+mod trail_lake;
+mod trail_lookup;
+mod trail_s3;

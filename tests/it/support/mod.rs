@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod cloudtrail_fixture;
+pub mod counting_proxy;
 pub mod proxy;
 pub mod seed;
 

@@ -1,0 +1,18 @@
+//! One record as JSON text (a LookupEvents CloudTrailEvent, a Lake row).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+include!("reader.rs");
+
+use trail::reader::{parse_record, ReadOptions};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let opts = ReadOptions {
+            include_data_events: true,
+            ..ReadOptions::default()
+        };
+        let _ = parse_record(text, "fuzz", &opts);
+    }
+});

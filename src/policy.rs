@@ -1,0 +1,355 @@
+//! `kmsrot.toml`: the rotation policy an assessment is judged against.
+//!
+//! ```toml
+//! max_rotation_period_days = 365   # a longer RotationPeriodInDays is a finding
+//! grace_days = 7                   # slack before a late rotation is a missed cycle
+//! audit_window_days = 400          # default window of `collect`, ending now
+//!
+//! [severity]                       # per-rule overrides
+//! ineligible_key_type = "low"
+//!
+//! [[exemption]]
+//! key = "alias/legacy-batch"       # ARN, key id or alias
+//! rule = "rotation_disabled"       # a rule id, or "*" for every rule
+//! reason = "Decommissioned in Q1; data re-encrypted under a new key"
+//! approver = "security-lead@example.com"
+//! expires = "2026-03-31"           # after this day the exemption stops applying
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_MAX_PERIOD_DAYS: i64 = 365;
+pub const DEFAULT_GRACE_DAYS: i64 = 7;
+pub const DEFAULT_WINDOW_DAYS: i64 = 400;
+
+/// Finding severities, most severe first.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Info,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+            Severity::Info => "info",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s.trim().to_ascii_lowercase())
+    }
+
+    /// True when `self` is as severe as `threshold` or more.
+    pub fn at_least(self, threshold: Severity) -> bool {
+        self <= threshold
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exemption {
+    /// Key ARN, key id, or alias (`alias/name`).
+    pub key: String,
+    /// Rule id, or `*`.
+    pub rule: String,
+    pub reason: String,
+    pub approver: String,
+    /// Last day the exemption applies (UTC).
+    pub expires: NaiveDate,
+}
+
+impl Exemption {
+    /// An exemption applies through the end of its `expires` day.
+    pub fn is_expired(&self, as_of: DateTime<Utc>) -> bool {
+        as_of.date_naive() > self.expires
+    }
+
+    pub fn covers_rule(&self, rule_id: &str) -> bool {
+        self.rule == "*" || self.rule == rule_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub max_rotation_period_days: i64,
+    pub grace_days: i64,
+    pub audit_window_days: i64,
+    pub severity: BTreeMap<String, Severity>,
+    pub exemptions: Vec<Exemption>,
+    /// Where it came from: a path, or `built-in defaults`.
+    pub origin: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_rotation_period_days: DEFAULT_MAX_PERIOD_DAYS,
+            grace_days: DEFAULT_GRACE_DAYS,
+            audit_window_days: DEFAULT_WINDOW_DAYS,
+            severity: BTreeMap::new(),
+            exemptions: Vec::new(),
+            origin: "built-in defaults".into(),
+        }
+    }
+}
+
+/// The file as written; every field optional so defaults apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    max_rotation_period_days: Option<i64>,
+    grace_days: Option<i64>,
+    audit_window_days: Option<i64>,
+    #[serde(default)]
+    severity: BTreeMap<String, String>,
+    #[serde(default, rename = "exemption")]
+    exemptions: Vec<RawExemption>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExemption {
+    key: String,
+    #[serde(default = "any_rule")]
+    rule: String,
+    reason: String,
+    approver: String,
+    expires: toml::Value,
+}
+
+fn any_rule() -> String {
+    "*".into()
+}
+
+impl Policy {
+    /// Loads `path`, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Policy> {
+        let Some(path) = path else {
+            return Ok(Policy::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read policy file: {e}", path.display()))?;
+        Policy::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses policy text; errors are one line: `FILE:LINE: problem`.
+    pub fn parse(text: &str, origin: &str) -> Result<Policy> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1);
+            anyhow::anyhow!("{origin}:{line}: {}", e.message().trim())
+        })?;
+        let line_of = |needle: &str| -> usize {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .map_or(1, |i| i + 1)
+        };
+        let mut policy = Policy {
+            origin: origin.to_string(),
+            ..Policy::default()
+        };
+        if let Some(v) = raw.max_rotation_period_days {
+            // AWS accepts 90..=2560 days; a policy outside that can never be met.
+            if !(90..=2560).contains(&v) {
+                bail!(
+                    "{origin}:{}: max_rotation_period_days = {v} is outside AWS's range 90..=2560",
+                    line_of("max_rotation_period_days")
+                );
+            }
+            policy.max_rotation_period_days = v;
+        }
+        if let Some(v) = raw.grace_days {
+            if !(0..=365).contains(&v) {
+                bail!(
+                    "{origin}:{}: grace_days = {v} must be 0..=365",
+                    line_of("grace_days")
+                );
+            }
+            policy.grace_days = v;
+        }
+        if let Some(v) = raw.audit_window_days {
+            if !(1..=3650).contains(&v) {
+                bail!(
+                    "{origin}:{}: audit_window_days = {v} must be 1..=3650",
+                    line_of("audit_window_days")
+                );
+            }
+            policy.audit_window_days = v;
+        }
+        for (rule, sev) in raw.severity {
+            let Some(level) = Severity::parse(&sev) else {
+                bail!(
+                    "{origin}:{}: severity for {rule} is {sev:?}; use critical, high, medium, low or info",
+                    line_of(&rule)
+                );
+            };
+            policy.severity.insert(rule, level);
+        }
+        for e in raw.exemptions {
+            let line = line_of(&e.key);
+            let expires = match &e.expires {
+                toml::Value::Datetime(d) => d.to_string(),
+                toml::Value::String(s) => s.clone(),
+                other => bail!(
+                    "{origin}:{line}: exemption for {}: expires must be a date, got {other}",
+                    e.key
+                ),
+            };
+            let day = expires.get(..10).unwrap_or(&expires);
+            let Ok(expires) = NaiveDate::parse_from_str(day, "%Y-%m-%d") else {
+                bail!("{origin}:{line}: exemption for {}: expires {expires:?} is not a YYYY-MM-DD date", e.key);
+            };
+            for (field, value) in [
+                ("key", &e.key),
+                ("reason", &e.reason),
+                ("approver", &e.approver),
+            ] {
+                if value.trim().is_empty() {
+                    bail!("{origin}:{line}: exemption {field} must not be empty");
+                }
+            }
+            policy.exemptions.push(Exemption {
+                key: e.key,
+                rule: e.rule,
+                reason: e.reason,
+                approver: e.approver,
+                expires,
+            });
+        }
+        Ok(policy)
+    }
+
+    /// The severity of a rule after the policy's overrides.
+    pub fn severity_for(&self, rule_id: &str, default: Severity) -> Severity {
+        self.severity.get(rule_id).copied().unwrap_or(default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn defaults_without_a_file() {
+        let p = Policy::load(None).unwrap();
+        assert_eq!(
+            (
+                p.max_rotation_period_days,
+                p.grace_days,
+                p.audit_window_days
+            ),
+            (365, 7, 400)
+        );
+    }
+
+    #[test]
+    fn a_full_policy_parses() {
+        let p = Policy::parse(
+            r#"
+max_rotation_period_days = 180
+grace_days = 3
+
+[severity]
+ineligible_key_type = "low"
+
+[[exemption]]
+key = "alias/legacy"
+rule = "rotation_disabled"
+reason = "retired"
+approver = "ciso@example.com"
+expires = 2026-03-31
+"#,
+            "kmsrot.toml",
+        )
+        .unwrap();
+        assert_eq!(p.max_rotation_period_days, 180);
+        assert_eq!(
+            p.severity_for("ineligible_key_type", Severity::Info),
+            Severity::Low
+        );
+        let e = &p.exemptions[0];
+        assert!(!e.is_expired(Utc.with_ymd_and_hms(2026, 3, 31, 23, 0, 0).unwrap()));
+        assert!(e.is_expired(Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = Policy::parse(
+            "grace_days = 7\nmax_rotation_period_days = \"a year\"\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("p.toml:2:"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let err = Policy::parse("max_rotation_period_days = 30\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.toml:1:") && err.contains("90..=2560"),
+            "{err}"
+        );
+        let err = Policy::parse("\n[severity]\nmissed_cycle = \"urgent\"\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.toml:3:"), "{err}");
+        let err = Policy::parse("colour = 1\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.toml:1:") && err.contains("colour"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn severity_order() {
+        assert!(Severity::Critical.at_least(Severity::High));
+        assert!(Severity::High.at_least(Severity::High));
+        assert!(!Severity::Medium.at_least(Severity::High));
+    }
+}

@@ -1,0 +1,473 @@
+//! Runs the rules through polars SQL over a bundle's frames and turns their
+//! rows into findings: stable ids, severities after policy overrides, and
+//! exemptions applied.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Duration, Utc};
+use polars::prelude::{DataFrame, DataType, IntoLazy};
+use polars::sql::SQLContext;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::key_policy;
+use super::Rule;
+use crate::frames::{
+    col, Cell, FrameBuilder, EXEMPTIONS, FINDINGS, PARAMS, POLICY_STATEMENTS, TRAIL_DAYS,
+    TRAIL_LOG_DAYS,
+};
+use crate::policy::{Exemption, Policy, Severity};
+use crate::trail::TrailCoverage;
+
+/// What the rules read.
+pub struct Evidence {
+    pub keys: DataFrame,
+    pub rotations: DataFrame,
+    pub events: DataFrame,
+    /// The trail scan's coverage; `None` when no CloudTrail source was read.
+    pub trail: Option<TrailCoverage>,
+    /// Start of the audit window (its end is `as_of`).
+    pub window_start: DateTime<Utc>,
+}
+
+/// One finding, as the `findings` frame holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub finding_id: String,
+    pub rule_id: String,
+    pub severity: Severity,
+    /// `open` or `exempted`.
+    pub status: String,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub key_arn: Option<String>,
+    pub title: String,
+    pub detail: String,
+    pub evidence: Option<String>,
+    pub controls: String,
+    pub remediation: String,
+    pub exemption_reason: Option<String>,
+    pub exemption_expires: Option<String>,
+}
+
+/// A stable id for the same rule, key and subject, month after month.
+pub fn finding_id(
+    rule_id: &str,
+    account: &str,
+    region: &str,
+    key_arn: &str,
+    subject: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [rule_id, account, region, key_arn, subject] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    format!("kr-{}", &hex::encode(h.finalize())[..20])
+}
+
+/// Runs every rule and returns the findings, sorted by severity, rule, key.
+pub fn assess(
+    evidence: &Evidence,
+    rules: &[Rule],
+    policy: &Policy,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Finding>> {
+    let mut ctx = SQLContext::new();
+    ctx.register("keys", evidence.keys.clone().lazy());
+    ctx.register("rotations", evidence.rotations.clone().lazy());
+    ctx.register("events", evidence.events.clone().lazy());
+    ctx.register("params", params_frame(evidence, policy, as_of)?.lazy());
+    let (days, log_days) = trail_frames(evidence.trail.as_ref())?;
+    ctx.register("trail_days", days.lazy());
+    ctx.register("trail_log_days", log_days.lazy());
+    ctx.register(
+        "policy_statements",
+        policy_statements_frame(&evidence.keys)?.lazy(),
+    );
+    ctx.register(
+        "exemptions",
+        exemptions_frame(&policy.exemptions, as_of)?.lazy(),
+    );
+
+    let aliases = aliases_by_arn(&evidence.keys)?;
+    let mut findings = Vec::new();
+    for rule in rules {
+        let df = ctx
+            .execute(&rule.sql)
+            .and_then(|lf| lf.collect())
+            .map_err(|e| anyhow::anyhow!("{}: {}", rule.origin, one_line(&e.to_string())))?;
+        for row in rule_rows(&df, rule)? {
+            findings.push(make_finding(rule, row, policy, as_of, &aliases));
+        }
+    }
+    findings.sort_by(|a, b| {
+        (
+            a.severity,
+            &a.rule_id,
+            &a.account_id,
+            &a.region,
+            &a.key_arn,
+            &a.finding_id,
+        )
+            .cmp(&(
+                b.severity,
+                &b.rule_id,
+                &b.account_id,
+                &b.region,
+                &b.key_arn,
+                &b.finding_id,
+            ))
+    });
+    // Two rows of one rule for the same key and subject are one finding.
+    findings.dedup_by(|a, b| a.finding_id == b.finding_id);
+    Ok(findings)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+struct RuleRow {
+    account_id: Option<String>,
+    region: Option<String>,
+    key_arn: Option<String>,
+    detail: String,
+    evidence: Option<String>,
+    subject: Option<String>,
+}
+
+fn string_column(
+    df: &DataFrame,
+    name: &str,
+    rule: &Rule,
+    required: bool,
+) -> Result<Vec<Option<String>>> {
+    let Ok(column) = df.column(name) else {
+        if required {
+            bail!(
+                "{}: the query must return a `{name}` column (it returned: {})",
+                rule.origin,
+                df.get_column_names()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        return Ok(vec![None; df.height()]);
+    };
+    let s = column
+        .as_materialized_series()
+        .cast(&DataType::String)
+        .with_context(|| format!("{}: column {name} cannot be read as text", rule.origin))?;
+    let ca = s
+        .str()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", rule.origin))?;
+    Ok(ca.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+fn rule_rows(df: &DataFrame, rule: &Rule) -> Result<Vec<RuleRow>> {
+    let account = string_column(df, col::ACCOUNT_ID, rule, true)?;
+    let region = string_column(df, col::REGION, rule, true)?;
+    let key = string_column(df, col::KEY_ARN, rule, true)?;
+    let detail = string_column(df, col::DETAIL, rule, true)?;
+    let evidence = string_column(df, col::EVIDENCE, rule, false)?;
+    let subject = string_column(df, col::SUBJECT, rule, false)?;
+    Ok((0..df.height())
+        .map(|i| RuleRow {
+            account_id: account[i].clone(),
+            region: region[i].clone(),
+            key_arn: key[i].clone(),
+            detail: detail[i].clone().unwrap_or_else(|| rule.title.clone()),
+            evidence: evidence[i].clone(),
+            subject: subject[i].clone(),
+        })
+        .collect())
+}
+
+fn make_finding(
+    rule: &Rule,
+    row: RuleRow,
+    policy: &Policy,
+    as_of: DateTime<Utc>,
+    aliases: &HashMap<String, Vec<String>>,
+) -> Finding {
+    let id = finding_id(
+        &rule.id,
+        row.account_id.as_deref().unwrap_or(""),
+        row.region.as_deref().unwrap_or(""),
+        row.key_arn.as_deref().unwrap_or(""),
+        row.subject.as_deref().unwrap_or(""),
+    );
+    let mut finding = Finding {
+        finding_id: id,
+        rule_id: rule.id.clone(),
+        severity: policy.severity_for(&rule.id, rule.severity),
+        status: "open".into(),
+        account_id: row.account_id,
+        region: row.region,
+        key_arn: row.key_arn,
+        title: rule.title.clone(),
+        detail: row.detail,
+        evidence: row.evidence,
+        controls: rule.controls.join("; "),
+        remediation: rule.remediation.clone(),
+        exemption_reason: None,
+        exemption_expires: None,
+    };
+    // The expired-exemption report must not be exempted by the very exemption.
+    if rule.id == "exemption_expired" {
+        return finding;
+    }
+    let Some(arn) = finding.key_arn.as_deref() else {
+        return finding;
+    };
+    let key_aliases = aliases.get(arn).map(Vec::as_slice).unwrap_or(&[]);
+    let matching: Vec<&Exemption> = policy
+        .exemptions
+        .iter()
+        .filter(|e| e.covers_rule(&rule.id) && key_matches(&e.key, arn, key_aliases))
+        .collect();
+    if let Some(active) = matching.iter().find(|e| !e.is_expired(as_of)) {
+        finding.status = "exempted".into();
+        finding.exemption_reason = Some(format!(
+            "{} (approved by {})",
+            active.reason, active.approver
+        ));
+        finding.exemption_expires = Some(active.expires.to_string());
+    } else if let Some(expired) = matching.first() {
+        // Stays open; the reader sees which exemption lapsed and when.
+        finding.exemption_reason = Some(format!(
+            "EXPIRED exemption: {} (approved by {})",
+            expired.reason, expired.approver
+        ));
+        finding.exemption_expires = Some(expired.expires.to_string());
+    }
+    finding
+}
+
+/// An exemption names a key by ARN, key id, alias, or alias ARN.
+pub fn key_matches(wanted: &str, arn: &str, aliases: &[String]) -> bool {
+    if wanted == arn {
+        return true;
+    }
+    let id = arn.rsplit_once("key/").map(|(_, id)| id).unwrap_or(arn);
+    if wanted == id {
+        return true;
+    }
+    let alias = wanted
+        .split_once(":alias/")
+        .map(|(_, a)| format!("alias/{a}"))
+        .unwrap_or_else(|| wanted.to_string());
+    aliases.contains(&alias)
+}
+
+fn aliases_by_arn(keys: &DataFrame) -> Result<HashMap<String, Vec<String>>> {
+    let mut out = HashMap::new();
+    if keys.height() == 0 {
+        return Ok(out);
+    }
+    let arns = keys.column(col::ARN)?.as_materialized_series().clone();
+    let arns = arns.str()?;
+    let lists = keys.column(col::ALIASES)?.as_materialized_series().clone();
+    let lists = lists.list()?;
+    for i in 0..keys.height() {
+        let Some(arn) = arns.get(i) else { continue };
+        let names: Vec<String> = match lists.get_as_series(i) {
+            Some(s) => s.str()?.iter().flatten().map(str::to_string).collect(),
+            None => Vec::new(),
+        };
+        out.insert(arn.to_string(), names);
+    }
+    Ok(out)
+}
+
+fn params_frame(evidence: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> Result<DataFrame> {
+    let mut b = FrameBuilder::new(PARAMS);
+    let sources = evidence
+        .trail
+        .as_ref()
+        .map_or(0, |t| t.sources.len() as i64);
+    b.push(vec![
+        Cell::Time(Some(as_of)),
+        Cell::Time(Some(evidence.window_start)),
+        Cell::Time(Some(as_of)),
+        Cell::Int(Some(policy.max_rotation_period_days)),
+        Cell::Int(Some(policy.grace_days)),
+        Cell::Int(Some(sources)),
+    ])?;
+    b.finish()
+}
+
+fn trail_frames(trail: Option<&TrailCoverage>) -> Result<(DataFrame, DataFrame)> {
+    let mut days = FrameBuilder::new(TRAIL_DAYS);
+    let mut log_days = FrameBuilder::new(TRAIL_LOG_DAYS);
+    for d in trail.map(|t| t.days.as_slice()).unwrap_or(&[]) {
+        let shown: Vec<String> = d
+            .days_missing
+            .iter()
+            .take(10)
+            .map(|d| d.to_string())
+            .collect();
+        let more = d.days_missing.len().saturating_sub(10);
+        let missing = if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        };
+        days.push(vec![
+            Cell::str(&d.account_id),
+            Cell::str(&d.region),
+            Cell::Int(Some((d.days_with_logs.len() + d.days_missing.len()) as i64)),
+            Cell::Int(Some(d.days_with_logs.len() as i64)),
+            Cell::Int(Some(d.days_missing.len() as i64)),
+            Cell::str(missing),
+        ])?;
+        for day in &d.days_with_logs {
+            log_days.push(vec![
+                Cell::str(&d.account_id),
+                Cell::str(&d.region),
+                Cell::str(day.to_string()),
+            ])?;
+        }
+    }
+    Ok((days.finish()?, log_days.finish()?))
+}
+
+fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
+    let mut b = FrameBuilder::new(POLICY_STATEMENTS);
+    if keys.height() == 0 || keys.column(col::KEY_POLICY).is_err() {
+        return b.finish();
+    }
+    let text = |name: &str| -> Result<Vec<Option<String>>> {
+        let s = keys
+            .column(name)?
+            .as_materialized_series()
+            .cast(&DataType::String)?;
+        Ok(s.str()?.iter().map(|v| v.map(str::to_string)).collect())
+    };
+    let (accounts, regions, arns, policies) = (
+        text(col::ACCOUNT_ID)?,
+        text(col::REGION)?,
+        text(col::ARN)?,
+        text(col::KEY_POLICY)?,
+    );
+    for i in 0..keys.height() {
+        let Some(policy) = &policies[i] else { continue };
+        // An unparseable policy is not a Deny; it is left for a person to read.
+        let Ok(statements) = key_policy::statements(policy) else {
+            continue;
+        };
+        for st in statements {
+            b.push(vec![
+                Cell::opt_str(accounts[i].clone()),
+                Cell::opt_str(regions[i].clone()),
+                Cell::opt_str(arns[i].clone()),
+                Cell::opt_str(st.sid),
+                Cell::str(st.effect),
+                Cell::opt_str(st.principal),
+                Cell::str(st.actions),
+                Cell::opt_str(st.condition),
+                Cell::opt_str(
+                    Some(st.denied_rotation_actions.join(", ")).filter(|s| !s.is_empty()),
+                ),
+            ])?;
+        }
+    }
+    b.finish()
+}
+
+fn exemptions_frame(exemptions: &[Exemption], as_of: DateTime<Utc>) -> Result<DataFrame> {
+    let mut b = FrameBuilder::new(EXEMPTIONS);
+    for e in exemptions {
+        b.push(vec![
+            Cell::str(&e.key),
+            Cell::str(&e.rule),
+            Cell::str(&e.reason),
+            Cell::str(&e.approver),
+            Cell::str(e.expires.to_string()),
+            Cell::Bool(Some(e.is_expired(as_of))),
+        ])?;
+    }
+    b.finish()
+}
+
+/// The findings frame.
+pub fn findings_frame(findings: &[Finding]) -> Result<DataFrame> {
+    let mut b = FrameBuilder::new(FINDINGS);
+    for f in findings {
+        b.push(vec![
+            Cell::str(&f.finding_id),
+            Cell::str(&f.rule_id),
+            Cell::str(f.severity.as_str()),
+            Cell::str(&f.status),
+            Cell::opt_str(f.account_id.clone()),
+            Cell::opt_str(f.region.clone()),
+            Cell::opt_str(f.key_arn.clone()),
+            Cell::str(&f.title),
+            Cell::str(&f.detail),
+            Cell::opt_str(f.evidence.clone()),
+            Cell::str(&f.controls),
+            Cell::str(&f.remediation),
+            Cell::opt_str(f.exemption_reason.clone()),
+            Cell::opt_str(f.exemption_expires.clone()),
+        ])?;
+    }
+    b.finish()
+}
+
+/// The default audit window start for a run at `as_of`.
+pub fn window_start(policy: &Policy, as_of: DateTime<Utc>) -> DateTime<Utc> {
+    as_of - Duration::days(policy.audit_window_days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::{EVENTS, KEYS, ROTATIONS};
+    use chrono::TimeZone;
+
+    fn empty_evidence() -> Evidence {
+        Evidence {
+            keys: KEYS.empty().unwrap(),
+            rotations: ROTATIONS.empty().unwrap(),
+            events: EVENTS.empty().unwrap(),
+            trail: None,
+            window_start: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_rule_runs_on_empty_frames() {
+        let rules = super::super::load(None).unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let findings = assess(&empty_evidence(), &rules, &Policy::default(), as_of).unwrap();
+        assert!(findings.is_empty(), "{findings:?}");
+        findings_frame(&findings).unwrap();
+    }
+
+    #[test]
+    fn finding_ids_are_stable_and_distinct() {
+        let a = finding_id("r", "1", "us-east-1", "arn:k", "");
+        assert_eq!(a, finding_id("r", "1", "us-east-1", "arn:k", ""));
+        assert_ne!(a, finding_id("r", "1", "us-east-1", "arn:k", "p"));
+        assert_ne!(a, finding_id("r2", "1", "us-east-1", "arn:k", ""));
+    }
+
+    #[test]
+    fn exemptions_match_arn_id_and_alias() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd";
+        let aliases = vec!["alias/payments".to_string()];
+        assert!(key_matches(arn, arn, &aliases));
+        assert!(key_matches("1234abcd", arn, &aliases));
+        assert!(key_matches("alias/payments", arn, &aliases));
+        assert!(key_matches(
+            "arn:aws:kms:us-east-1:111122223333:alias/payments",
+            arn,
+            &aliases
+        ));
+        assert!(!key_matches("alias/other", arn, &aliases));
+    }
+}

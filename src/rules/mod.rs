@@ -1,0 +1,278 @@
+//! Rules: plain SQL files in `queries/`, each opening with a header an auditor
+//! can read without knowing Rust:
+//!
+//! ```sql
+//! -- id: rotation_disabled
+//! -- title: Automatic rotation is off on an eligible key
+//! -- severity: high
+//! -- controls: CIS AWS Foundations 3.6; AWS Security Hub KMS.4
+//! -- remediation: aws kms enable-key-rotation --key-id KEY_ARN
+//! -- description: Optional longer text; continuation lines start with
+//! --   "--" and two or more spaces.
+//! SELECT ...
+//! ```
+//!
+//! A query returns one row per finding with the columns `account_id`,
+//! `region`, `key_arn`, `detail`, and optionally `evidence` and `subject`
+//! (what tells two findings of one rule and key apart, such as a principal).
+//! The built-in rules are embedded in the binary; `--queries DIR` replaces
+//! rules with the same id and adds new ones.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::policy::Severity;
+
+pub mod engine;
+pub mod key_policy;
+#[cfg(test)]
+mod scenario_tests;
+
+/// A rule loaded from SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub controls: Vec<String>,
+    pub remediation: String,
+    pub description: String,
+    pub sql: String,
+    /// `built-in queries/<id>.sql` or the path it was read from.
+    pub origin: String,
+}
+
+/// The rules shipped with kmsrot, embedded at build time.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "rotation_disabled",
+        include_str!("../../queries/rotation_disabled.sql"),
+    ),
+    (
+        "rotation_off_disabled_key",
+        include_str!("../../queries/rotation_off_disabled_key.sql"),
+    ),
+    (
+        "missed_cycle",
+        include_str!("../../queries/missed_cycle.sql"),
+    ),
+    (
+        "never_rotated",
+        include_str!("../../queries/never_rotated.sql"),
+    ),
+    (
+        "period_exceeds_policy",
+        include_str!("../../queries/period_exceeds_policy.sql"),
+    ),
+    (
+        "permission_failure",
+        include_str!("../../queries/permission_failure.sql"),
+    ),
+    (
+        "rotation_call_failed",
+        include_str!("../../queries/rotation_call_failed.sql"),
+    ),
+    (
+        "rotation_disabled_event",
+        include_str!("../../queries/rotation_disabled_event.sql"),
+    ),
+    (
+        "policy_denies_rotation",
+        include_str!("../../queries/policy_denies_rotation.sql"),
+    ),
+    (
+        "pending_deletion",
+        include_str!("../../queries/pending_deletion.sql"),
+    ),
+    (
+        "ineligible_key_type",
+        include_str!("../../queries/ineligible_key_type.sql"),
+    ),
+    (
+        "replica_follows_primary",
+        include_str!("../../queries/replica_follows_primary.sql"),
+    ),
+    (
+        "evidence_gap",
+        include_str!("../../queries/evidence_gap.sql"),
+    ),
+    (
+        "history_mismatch",
+        include_str!("../../queries/history_mismatch.sql"),
+    ),
+    (
+        "exemption_expired",
+        include_str!("../../queries/exemption_expired.sql"),
+    ),
+];
+
+/// Parses one rule file. `stem` is the file name without `.sql`; the header's
+/// id must equal it, so a rule is found by its file name.
+pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut body_start = text.len();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if let Some(comment) = trimmed.strip_prefix("--") {
+            if let Some(rest) = comment.strip_prefix("  ").filter(|_| !fields.is_empty()) {
+                // A continuation of the previous field.
+                let last = fields.last_mut().map(|(_, v)| v);
+                if let Some(v) = last {
+                    v.push(' ');
+                    v.push_str(rest.trim());
+                }
+            } else if let Some((k, v)) = comment.trim().split_once(':') {
+                fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+            offset += line.len();
+        } else if trimmed.trim().is_empty() && fields.is_empty() {
+            offset += line.len();
+        } else {
+            body_start = offset;
+            break;
+        }
+    }
+    let get = |name: &str| -> Option<String> {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let need = |name: &str| -> Result<String> {
+        get(name).with_context(|| format!("{origin}: header lacks `-- {name}: ...`"))
+    };
+    let id = need("id")?;
+    if id != stem {
+        bail!("{origin}: header id {id:?} differs from the file name {stem:?}.sql");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        || !id.starts_with(|c: char| c.is_ascii_lowercase())
+    {
+        bail!("{origin}: rule id {id:?} must be lower_snake_case");
+    }
+    let sev = need("severity")?;
+    let Some(severity) = Severity::parse(&sev) else {
+        bail!("{origin}: severity {sev:?} is not one of critical, high, medium, low, info");
+    };
+    let remediation = need("remediation")?;
+    if remediation.starts_with("http://") || remediation.starts_with("https://") {
+        // A link is not a remediation: say what to do, link in the description.
+        bail!("{origin}: remediation must say what to do, not only link to it");
+    }
+    let controls: Vec<String> = need("controls")?
+        .split(';')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let sql = text[body_start..].trim().trim_end_matches(';').to_string();
+    if sql.is_empty() {
+        bail!("{origin}: no SQL after the header");
+    }
+    Ok(Rule {
+        id,
+        title: need("title")?,
+        severity,
+        controls,
+        remediation,
+        description: get("description").unwrap_or_default(),
+        sql,
+        origin: origin.to_string(),
+    })
+}
+
+/// The built-in rules, then those in `dir` (same id replaces, new id adds).
+pub fn load(dir: Option<&Path>) -> Result<Vec<Rule>> {
+    let mut rules = Vec::new();
+    for (stem, text) in BUILTIN {
+        rules.push(parse(stem, text, &format!("built-in queries/{stem}.sql"))?);
+    }
+    let Some(dir) = dir else {
+        return Ok(rules);
+    };
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read the queries folder", dir.display()))?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let rule = parse(&stem, &text, &path.display().to_string())?;
+        match rules.iter_mut().find(|r| r.id == rule.id) {
+            Some(slot) => *slot = rule,
+            None => rules.push(rule),
+        }
+    }
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_rule_parses() {
+        let rules = load(None).unwrap();
+        assert_eq!(rules.len(), BUILTIN.len());
+        for r in &rules {
+            assert!(!r.controls.is_empty(), "{} has no controls", r.id);
+            assert!(r.sql.to_ascii_uppercase().contains("SELECT"), "{}", r.id);
+        }
+    }
+
+    #[test]
+    fn every_sql_file_is_embedded() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "sql") {
+                let stem = path.file_stem().unwrap().to_str().unwrap();
+                assert!(
+                    BUILTIN.iter().any(|(id, _)| *id == stem),
+                    "queries/{stem}.sql is not listed in rules::BUILTIN"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn broken_headers_are_refused() {
+        let ok = "-- id: x\n-- title: T\n-- severity: low\n-- controls: A\n-- remediation: do it\nSELECT 1";
+        assert!(parse("x", ok, "x.sql").is_ok());
+        let cases = [
+            (
+                ok.replace("-- id: x", "-- id: y"),
+                "differs from the file name",
+            ),
+            (ok.replace("low", "severe"), "severity"),
+            (ok.replace("-- title: T\n", ""), "title"),
+            (ok.replace("do it", "https://example.com"), "remediation"),
+            (ok.replace("SELECT 1", ""), "no SQL"),
+        ];
+        for (text, want) in cases {
+            let err = parse("x", &text, "x.sql").unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn continuation_lines_join() {
+        let text = "-- id: x\n-- title: T\n-- severity: low\n-- controls: A; B\n-- remediation: do\n--   it now\nSELECT 1;";
+        let r = parse("x", text, "x.sql").unwrap();
+        assert_eq!(r.remediation, "do it now");
+        assert_eq!(r.controls, vec!["A", "B"]);
+        assert_eq!(r.sql, "SELECT 1");
+    }
+}

@@ -1,0 +1,527 @@
+//! A CloudTrail LookupEvents endpoint for tests, because moto has none.
+//!
+//! It speaks the real AWS JSON 1.1 protocol (POST /, `X-Amz-Target:
+//! com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents`,
+//! `application/x-amz-json-1.1`), answers from events the test gives it
+//! (AWS's documented example records), pages with NextToken, can answer
+//! ThrottlingException once per lookup, and records every request with its
+//! arrival time and signing region so a test can check the request pattern.
+//! It also answers STS GetCallerIdentity (query protocol), which kmsrot asks
+//! to know whose event history it read, and CloudTrail Lake's StartQuery and
+//! GetQueryResults: it does not run SQL, it answers as Lake would for the
+//! two queries kmsrot sends (kept KMS events in the window; distinct days
+//! per account and region), from the same events, and records each
+//! statement so the test can check what was pushed down.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+/// An event as the event history of `region` holds it.
+#[derive(Debug, Clone)]
+pub struct FixtureEvent {
+    pub region: String,
+    /// The full CloudTrail record (becomes `CloudTrailEvent`).
+    pub record: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct FixtureOptions {
+    /// The account STS reports.
+    pub account: String,
+    /// Events per page; AWS may return fewer than MaxResults, so a small
+    /// page makes paging visible.
+    pub page_size: usize,
+    /// (region, attribute value) pairs whose first request is throttled.
+    pub throttle_once: Vec<(String, String)>,
+    /// Regions whose LookupEvents answers AccessDeniedException, as an SCP
+    /// or a missing cloudtrail:LookupEvents permission does.
+    pub deny_regions: Vec<String>,
+    /// Lake: GetQueryResults answers RUNNING this many times per query
+    /// before FINISHED, and pages rows by `page_size`.
+    pub lake_running_polls: usize,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        FixtureOptions {
+            account: "111122223333".into(),
+            page_size: 50,
+            throttle_once: vec![],
+            deny_regions: vec![],
+            lake_running_polls: 0,
+        }
+    }
+}
+
+/// One CloudTrail Lake call as received.
+#[derive(Debug, Clone)]
+pub struct LakeRequest {
+    pub at: Instant,
+    /// `StartQuery` or `GetQueryResults`.
+    pub operation: String,
+    pub query_id: String,
+    pub statement: Option<String>,
+    pub next_token: Option<String>,
+    pub status: String,
+    pub rows_returned: usize,
+}
+
+/// One LookupEvents request as received.
+#[derive(Debug, Clone)]
+pub struct LookupRequest {
+    pub at: Instant,
+    pub region: String,
+    pub attribute_key: String,
+    pub attribute_value: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub max_results: Option<u64>,
+    pub next_token: Option<String>,
+    pub throttled: bool,
+    /// How many events the answer carried.
+    pub events_returned: usize,
+}
+
+struct State {
+    events: Vec<FixtureEvent>,
+    opts: FixtureOptions,
+    throttled: Mutex<HashSet<(String, String)>>,
+    requests: Mutex<Vec<LookupRequest>>,
+    /// Lake queries started: statement and GetQueryResults calls so far.
+    queries: Mutex<Vec<(String, usize)>>,
+    lake: Mutex<Vec<LakeRequest>>,
+}
+
+pub struct CloudTrailFixture {
+    pub url: String,
+    state: Arc<State>,
+}
+
+impl CloudTrailFixture {
+    pub fn start(events: Vec<FixtureEvent>, opts: FixtureOptions) -> CloudTrailFixture {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fixture");
+        let port = listener.local_addr().expect("fixture address").port();
+        let state = Arc::new(State {
+            events,
+            opts,
+            throttled: Mutex::new(HashSet::new()),
+            requests: Mutex::new(Vec::new()),
+            queries: Mutex::new(Vec::new()),
+            lake: Mutex::new(Vec::new()),
+        });
+        let shared = state.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let state = shared.clone();
+                thread::spawn(move || serve(conn, &state));
+            }
+        });
+        CloudTrailFixture {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<LookupRequest> {
+        self.state.requests.lock().expect("fixture log").clone()
+    }
+
+    pub fn lake_requests(&self) -> Vec<LakeRequest> {
+        self.state.lake.lock().expect("fixture log").clone()
+    }
+}
+
+/// Serves one keep-alive connection until the client closes it.
+fn serve(conn: TcpStream, state: &State) {
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut request_line = String::new();
+        match reader.read_line(&mut request_line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end().to_string();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let len: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let region = header("authorization")
+            .and_then(|a| signing_region(&a))
+            .unwrap_or_default();
+        let (status, content_type, extra, payload) = match header("x-amz-target") {
+            Some(t) if t.ends_with(".LookupEvents") => lookup(state, &region, &body),
+            Some(t) if t.ends_with(".StartQuery") => start_query(state, &body),
+            Some(t) if t.ends_with(".GetQueryResults") => get_query_results(state, &body),
+            Some(t) => json_error(400, "UnknownOperationException", &format!("fixture: {t}")),
+            None if String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") => {
+                (200, "text/xml", None, caller_identity(&state.opts.account))
+            }
+            None => json_error(400, "UnknownOperationException", "fixture: no target"),
+        };
+        let reason = if status == 200 { "OK" } else { "Bad Request" };
+        let mut response = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nx-amzn-RequestId: 6f5c2e1a-fixture\r\n",
+            payload.len()
+        );
+        if let Some(e) = extra {
+            response.push_str(&format!("x-amzn-ErrorType: {e}\r\n"));
+        }
+        response.push_str("\r\n");
+        if out.write_all(response.as_bytes()).is_err() || out.write_all(&payload).is_err() {
+            return;
+        }
+    }
+}
+
+/// `Credential=AKID/DATE/REGION/SERVICE/aws4_request` → REGION.
+fn signing_region(authorization: &str) -> Option<String> {
+    let cred = authorization.split("Credential=").nth(1)?;
+    cred.split('/').nth(2).map(str::to_string)
+}
+
+type Answer = (u16, &'static str, Option<String>, Vec<u8>);
+
+fn json_error(status: u16, code: &str, message: &str) -> Answer {
+    (
+        status,
+        "application/x-amz-json-1.1",
+        Some(code.to_string()),
+        json!({"__type": code, "message": message})
+            .to_string()
+            .into_bytes(),
+    )
+}
+
+fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let attr = &req["LookupAttributes"][0];
+    let key = attr["AttributeKey"].as_str().unwrap_or("").to_string();
+    let value = attr["AttributeValue"].as_str().unwrap_or("").to_string();
+    let mut record = LookupRequest {
+        at: Instant::now(),
+        region: region.to_string(),
+        attribute_key: key.clone(),
+        attribute_value: value.clone(),
+        start_time: req["StartTime"].as_f64(),
+        end_time: req["EndTime"].as_f64(),
+        max_results: req["MaxResults"].as_u64(),
+        next_token: req["NextToken"].as_str().map(str::to_string),
+        throttled: false,
+        events_returned: 0,
+    };
+    if state.opts.deny_regions.iter().any(|r| r == region) {
+        state.requests.lock().expect("fixture log").push(record);
+        return json_error(
+            400,
+            "AccessDeniedException",
+            &format!("User: arn:aws:iam::{}:user/Alice is not authorized to perform: cloudtrail:LookupEvents with an explicit deny in a service control policy", state.opts.account),
+        );
+    }
+    let pair = (region.to_string(), value.clone());
+    if state.opts.throttle_once.contains(&pair)
+        && state.throttled.lock().expect("fixture").insert(pair)
+    {
+        record.throttled = true;
+        state.requests.lock().expect("fixture log").push(record);
+        return json_error(400, "ThrottlingException", "Rate exceeded");
+    }
+
+    let field = match key.as_str() {
+        "EventName" => "eventName",
+        "EventSource" => "eventSource",
+        _ => return json_error(400, "InvalidLookupAttributesException", "fixture: key"),
+    };
+    let mut matching: Vec<&FixtureEvent> = state
+        .events
+        .iter()
+        .filter(|e| e.region == region && e.record[field] == value.as_str())
+        .filter(|e| {
+            let t = event_time(&e.record);
+            record.start_time.is_none_or(|s| t >= s) && record.end_time.is_none_or(|u| t <= u)
+        })
+        .collect();
+    // Event history answers newest first.
+    matching.sort_by(|a, b| event_time(&b.record).total_cmp(&event_time(&a.record)));
+    let offset: usize = record
+        .next_token
+        .as_deref()
+        .and_then(|t| t.strip_prefix("fixture-page-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let size = state
+        .opts
+        .page_size
+        .min(record.max_results.unwrap_or(50) as usize)
+        .max(1);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|e| api_event(&e.record))
+        .collect();
+    record.events_returned = page.len();
+    let mut answer = json!({ "Events": page });
+    if offset + size < matching.len() {
+        answer["NextToken"] = json!(format!("fixture-page-{}", offset + size));
+    }
+    state.requests.lock().expect("fixture log").push(record);
+    (
+        200,
+        "application/x-amz-json-1.1",
+        None,
+        answer.to_string().into_bytes(),
+    )
+}
+
+fn event_time(record: &Value) -> f64 {
+    record["eventTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(0.0, |t| t.timestamp() as f64)
+}
+
+/// The LookupEvents `Event` structure for a record, as the API builds it.
+fn api_event(record: &Value) -> Value {
+    let resources: Vec<Value> = record["resources"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| json!({"ResourceType": r["type"], "ResourceName": r["ARN"]}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "EventId": record["eventID"],
+        "EventName": record["eventName"],
+        "ReadOnly": record["readOnly"].as_bool().unwrap_or(false).to_string(),
+        "AccessKeyId": record["userIdentity"]["accessKeyId"],
+        "EventTime": event_time(record),
+        "EventSource": record["eventSource"],
+        "Username": record["userIdentity"]["userName"],
+        "Resources": resources,
+        "CloudTrailEvent": record.to_string(),
+    })
+}
+
+fn caller_identity(account: &str) -> Vec<u8> {
+    format!(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+<GetCallerIdentityResult><Arn>arn:aws:iam::{account}:user/Alice</Arn>\
+<UserId>AIDACKCEVSQ6C2EXAMPLE</UserId><Account>{account}</Account></GetCallerIdentityResult>\
+<ResponseMetadata><RequestId>01234567-89ab-cdef-0123-456789abcdef</RequestId></ResponseMetadata>\
+</GetCallerIdentityResponse>"
+    )
+    .into_bytes()
+}
+
+fn json_ok(v: Value) -> Answer {
+    (
+        200,
+        "application/x-amz-json-1.1",
+        None,
+        v.to_string().into_bytes(),
+    )
+}
+
+fn start_query(state: &State, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let statement = req["QueryStatement"].as_str().unwrap_or("").to_string();
+    let mut queries = state.queries.lock().expect("fixture");
+    queries.push((statement.clone(), 0));
+    let id = format!("fixture-query-{}", queries.len());
+    state.lake.lock().expect("fixture log").push(LakeRequest {
+        at: Instant::now(),
+        operation: "StartQuery".into(),
+        query_id: id.clone(),
+        statement: Some(statement),
+        next_token: None,
+        status: "QUEUED".into(),
+        rows_returned: 0,
+    });
+    json_ok(json!({ "QueryId": id }))
+}
+
+/// `eventtime >= 'YYYY-MM-DD HH:MM:SS'` and `<=` bounds in a statement.
+fn bound(statement: &str, op: &str) -> Option<f64> {
+    let at = statement.find(&format!("eventtime {op} '"))? + op.len() + 12;
+    let text = statement.get(at..at + 19)?;
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp() as f64)
+}
+
+/// A record as Lake returns it for kmsrot's events query: one single-entry
+/// map per selected column, strings only, NULL columns left out.
+fn lake_row(r: &Value) -> Vec<Value> {
+    let time = chrono::DateTime::parse_from_rfc3339(r["eventTime"].as_str().unwrap_or(""))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_default();
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let cols: Vec<(&str, Option<String>)> = vec![
+        ("eventid", text(&r["eventID"])),
+        ("eventtime", Some(time)),
+        ("eventname", text(&r["eventName"])),
+        ("eventtype", text(&r["eventType"])),
+        ("eventsource", text(&r["eventSource"])),
+        ("awsregion", text(&r["awsRegion"])),
+        ("recipientaccountid", text(&r["recipientAccountId"])),
+        ("principal_arn", text(&r["userIdentity"]["arn"])),
+        ("principal_type", text(&r["userIdentity"]["type"])),
+        ("invoked_by", text(&r["userIdentity"]["invokedBy"])),
+        ("sourceipaddress", text(&r["sourceIPAddress"])),
+        ("useragent", text(&r["userAgent"])),
+        ("errorcode", text(&r["errorCode"])),
+        ("errormessage", text(&r["errorMessage"])),
+        ("request_key_id", text(&r["requestParameters"]["keyId"])),
+        (
+            "rotation_period_in_days",
+            text(&r["requestParameters"]["rotationPeriodInDays"]),
+        ),
+        ("service_key_id", text(&r["serviceEventDetails"]["keyId"])),
+        (
+            "rotation_type",
+            text(&r["serviceEventDetails"]["rotationType"]),
+        ),
+        ("resource_arn", text(&r["resources"][0]["ARN"])),
+        ("requestid", text(&r["requestID"])),
+    ];
+    cols.into_iter()
+        .filter_map(|(k, v)| v.map(|v| json!({ k: v })))
+        .collect()
+}
+
+fn get_query_results(state: &State, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let id = req["QueryId"].as_str().unwrap_or("").to_string();
+    let next_token = req["NextToken"].as_str().map(str::to_string);
+    let n: usize = id
+        .strip_prefix("fixture-query-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let (statement, polls) = {
+        let mut queries = state.queries.lock().expect("fixture");
+        let Some(q) = n.checked_sub(1).and_then(|i| queries.get_mut(i)) else {
+            return json_error(400, "QueryIdNotFoundException", "fixture: unknown query");
+        };
+        q.1 += 1;
+        q.clone()
+    };
+    let mut log = LakeRequest {
+        at: Instant::now(),
+        operation: "GetQueryResults".into(),
+        query_id: id,
+        statement: None,
+        next_token: next_token.clone(),
+        status: "RUNNING".into(),
+        rows_returned: 0,
+    };
+    if polls <= state.opts.lake_running_polls {
+        state.lake.lock().expect("fixture log").push(log);
+        return json_ok(json!({ "QueryStatus": "RUNNING", "QueryResultRows": [] }));
+    }
+    let (since, until) = (bound(&statement, ">="), bound(&statement, "<="));
+    let in_window = |r: &Value| {
+        let t = event_time(r);
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+    };
+    let records = state
+        .events
+        .iter()
+        .map(|e| &e.record)
+        .filter(|r| in_window(r));
+    let rows: Vec<Value> = if statement.contains("SELECT DISTINCT") {
+        let mut days: Vec<(String, String, String)> = records
+            .map(|r| {
+                (
+                    r["recipientAccountId"].as_str().unwrap_or("").to_string(),
+                    r["awsRegion"].as_str().unwrap_or("").to_string(),
+                    r["eventTime"]
+                        .as_str()
+                        .unwrap_or("")
+                        .get(..10)
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect();
+        days.sort();
+        days.dedup();
+        days.into_iter()
+            .map(|(a, r, d)| json!([{ "recipientaccountid": a }, { "awsregion": r }, { "day": d }]))
+            .collect()
+    } else {
+        records
+            .filter(|r| r["eventSource"] == "kms.amazonaws.com")
+            .filter(|r| {
+                r["errorCode"].is_string()
+                    || statement.contains(&format!("'{}'", r["eventName"].as_str().unwrap_or("")))
+            })
+            .map(|r| Value::Array(lake_row(r)))
+            .collect()
+    };
+    let offset: usize = next_token
+        .as_deref()
+        .and_then(|t| t.strip_prefix("fixture-rows-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let size = state.opts.page_size.max(1);
+    let page: Vec<Value> = rows.iter().skip(offset).take(size).cloned().collect();
+    log.status = "FINISHED".into();
+    log.rows_returned = page.len();
+    state.lake.lock().expect("fixture log").push(log);
+    let mut answer = json!({
+        "QueryStatus": "FINISHED",
+        "QueryStatistics": {
+            "ResultsCount": page.len(),
+            "TotalResultsCount": rows.len(),
+            "BytesScanned": 1000
+        },
+        "QueryResultRows": page,
+    });
+    if offset + size < rows.len() {
+        answer["NextToken"] = json!(format!("fixture-rows-{}", offset + size));
+    }
+    json_ok(answer)
+}
