@@ -853,3 +853,67 @@ async fn summary_as_json_and_csv() {
     assert_eq!(got, want, "csv summary");
     assert_eq!(want.len(), 2);
 }
+
+/// Throttling that clears is absorbed by the SDK's retries.
+///
+/// Slow on purpose (~20 s): after a ThrottlingException the SDK's adaptive
+/// rate limiter starts again from a low send rate.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_that_clears_is_retried() {
+    let moto = Moto::start();
+    let kms = moto.kms(HOME).await;
+    let keys = seed::plain_keys(&kms, HOME, "k", 2, false, 2)
+        .await
+        .unwrap();
+
+    let passing = Proxy::start(
+        &moto.url,
+        vec![Rule::operation("DescribeKey").throttle().times(2)],
+    );
+    let r = inventory(&passing.url, &[HOME], &[], &[]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    assert_eq!(passing.faults(), 2);
+    for k in &keys {
+        assert_eq!(r.key(&k.arn)["rotation_enabled"], Value::from(k.rotation));
+    }
+    // kmsrot counts first attempts; the emulator also saw the retries.
+    assert_eq!(r.api_calls("DescribeKey"), 2);
+    assert_eq!(passing.requests()["DescribeKey"], 4);
+}
+
+/// Throttling that outlasts the retries is recorded per key, leaves the
+/// rotation status unknown, and makes the run partial.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_that_persists_is_recorded() {
+    let moto = Moto::start();
+    let kms = moto.kms(HOME).await;
+    let keys = seed::plain_keys(&kms, HOME, "k", 2, false, 2)
+        .await
+        .unwrap();
+
+    let lasting = Proxy::start(
+        &moto.url,
+        vec![Rule::operation("GetKeyRotationStatus").throttle()],
+    );
+    let r = inventory(&lasting.url, &[HOME], &[], &[("AWS_MAX_ATTEMPTS", "2")]);
+    assert_eq!(r.code, 3, "{}", r.context());
+    assert_eq!(
+        lasting.requests()["GetKeyRotationStatus"],
+        4,
+        "2 keys x 2 attempts"
+    );
+    let errors = r.coverage()["inventory"]["key_errors"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(errors.len(), 2);
+    assert!(errors
+        .iter()
+        .all(|e| e["error"]["code"] == "ThrottlingException"
+            && e["operation"] == "GetKeyRotationStatus"));
+    for k in &keys {
+        let row = r.key(&k.arn);
+        assert!(row["rotation_enabled"].is_null(), "never guessed: {row}");
+        assert_eq!(row["eligibility"], "eligible");
+    }
+}

@@ -52,6 +52,9 @@ pub struct Rule {
     /// Operation name (`ListKeys`); `None` matches any.
     pub operation: Option<String>,
     pub action: Action,
+    /// Apply to the first `n` matching requests only (a fault that clears,
+    /// as throttling does); `None` applies to all.
+    pub times: Option<usize>,
 }
 
 impl Rule {
@@ -60,6 +63,7 @@ impl Rule {
             region: Some(region.to_string()),
             operation: None,
             action: Action::Delay(Duration::ZERO),
+            times: None,
         }
     }
 
@@ -68,6 +72,7 @@ impl Rule {
             region: None,
             operation: Some(operation.to_string()),
             action: Action::Delay(Duration::ZERO),
+            times: None,
         }
     }
 
@@ -104,6 +109,17 @@ impl Rule {
         self
     }
 
+    /// Only the first `n` matching requests get this rule's action.
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// 400 ThrottlingException, as KMS answers past its request quota.
+    pub fn throttle(self) -> Self {
+        self.fail(400, "ThrottlingException", "Rate exceeded")
+    }
+
     fn matches(&self, region: Option<&str>, operation: Option<&str>) -> bool {
         self.region.as_deref().is_none_or(|r| Some(r) == region)
             && self
@@ -133,6 +149,8 @@ struct Counts {
 struct Shared {
     upstream: String,
     rules: Vec<Rule>,
+    /// Requests each rule has applied to, for [`Rule::times`].
+    hits: Mutex<Vec<usize>>,
     counts: Mutex<Counts>,
     stop: AtomicBool,
 }
@@ -157,6 +175,7 @@ impl Proxy {
         let port = listener.local_addr().expect("proxy: bound address").port();
         let shared = Arc::new(Shared {
             upstream,
+            hits: Mutex::new(vec![0; rules.len()]),
             rules,
             counts: Mutex::new(Counts::default()),
             stop: AtomicBool::new(false),
@@ -334,10 +353,20 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 key_id,
             });
         }
-        let rule = s
-            .rules
-            .iter()
-            .find(|r| r.matches(region.as_deref(), operation.as_deref()));
+        let rule = {
+            let mut hits = s.hits.lock().unwrap();
+            s.rules
+                .iter()
+                .enumerate()
+                .find(|(i, r)| {
+                    r.matches(region.as_deref(), operation.as_deref())
+                        && r.times.is_none_or(|n| hits[*i] < n)
+                })
+                .map(|(i, r)| {
+                    hits[i] += 1;
+                    r
+                })
+        };
         let resp = match rule.map(|r| &r.action) {
             Some(Action::Fail {
                 status,
