@@ -925,7 +925,7 @@ fn write_sums(out: &Path, files: &[String]) -> Result<()> {
     let mut text = String::new();
     for f in files {
         let sum = bundle::sha256_file(&out.join(f))?;
-        writeln!(text, "{sum}  {f}").expect("writing to a String cannot fail");
+        writeln!(text, "{sum}  {f}")?;
     }
     std::fs::write(out.join(SUMS), text).with_context(|| format!("writing {SUMS}"))
 }
