@@ -795,6 +795,8 @@ fn timeline(ev: &Evidence) -> Vec<charts::Lane> {
         };
         let m = match (name.as_str(), e.error_code.is_some()) {
             (n, true) if ROTATION_EVENTS.contains(&n) => charts::Mark::Failure,
+            // Its RotateKey service event marks the one rotation.
+            ("RotateKeyOnDemand", false) if e.linked_event_id.is_some() => continue,
             ("RotateKey" | "RotateKeyOnDemand", false) => charts::Mark::Rotation,
             ("DisableKeyRotation", false) => charts::Mark::Disabled,
             ("EnableKeyRotation", false) => charts::Mark::Enabled,

@@ -24,6 +24,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::policy::Severity;
 
+pub mod derived;
 pub mod engine;
 pub mod key_policy;
 #[cfg(test)]
