@@ -1367,6 +1367,18 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_may_have_landed_and_an_unsent_call_did_not() {
+        type E = SdkError<
+            aws_sdk_kms::operation::enable_key_rotation::EnableKeyRotationError,
+            HttpResponse,
+        >;
+        let timeout: E = SdkError::timeout_error("attempt timed out");
+        assert!(matches!(classify(&timeout), CallError::Ambiguous(e) if e.code == "TimeoutError"));
+        let unsent: E = SdkError::construction_failure("bad input");
+        assert!(matches!(classify(&unsent), CallError::Refused(_)));
+    }
+
+    #[test]
     fn journal_calls_parse_back() {
         for c in [
             Call::CancelKeyDeletion,
