@@ -625,28 +625,6 @@ impl FileState<'_, '_> {
     /// The record at `buf[s..e]` of the file's text.
     fn record(&mut self, buf: &[u8], s: usize, e: usize, out: &mut FileScan) {
         let candidate = self.hits.may_be_kept(buf, s, e, self.opts);
-        if !candidate && !self.want_days {
-            // The record cutter checked only bracket and string balance; a
-            // record that is not parsed gets the full structural check, so
-            // a syntax error anywhere makes the file corrupt, as it would
-            // under any other name.
-            match scan::skip_value(buf, s) {
-                Ok(end) if end == e => {}
-                Ok(_) => {
-                    out.records_read += 1;
-                    self.note_bad(format!("record at byte {s}: invalid JSON"));
-                    return;
-                }
-                Err(err) => {
-                    out.records_read += 1;
-                    self.note_bad(format!(
-                        "record at byte {s}: invalid JSON at byte {}: {}",
-                        err.at, err.what
-                    ));
-                    return;
-                }
-            }
-        }
         self.record_bytes(&buf[s..e], s, candidate, out);
     }
 
@@ -775,8 +753,24 @@ fn walk_object(
         let ve = match &mut sink {
             Some((st, out)) if (is_records || is_events) && buf.get(vs) == Some(&b'[') => {
                 let mut it = ArrayElements::new(buf, vs);
-                for el in it.by_ref() {
+                if is_records && !st.want_days {
+                    // Records of an AWS-named file are not all parsed (only
+                    // those that may be kept): each is cut by the full
+                    // structural scan, so a syntax error anywhere makes the
+                    // file corrupt, as the parse of every record does under
+                    // any other name.
+                    it = it.validating();
+                }
+                while let Some(el) = it.next() {
                     let (s, e) = el?;
+                    if let Some(bad) = it.take_invalid() {
+                        out.records_read += 1;
+                        st.note_bad(format!(
+                            "record at byte {s}: invalid JSON at byte {}: {}",
+                            bad.at, bad.what
+                        ));
+                        continue;
+                    }
                     if !is_records {
                         st.element(buf, s, e, out);
                     } else if buf[s] == b'{' {

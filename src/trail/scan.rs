@@ -547,6 +547,11 @@ pub struct ArrayElements<'a> {
     i: usize,
     first: bool,
     done: bool,
+    /// Cut containers with the full structural scan ([`skip_value`]).
+    validate: bool,
+    /// The structural error inside the last element yielded, when it was
+    /// cut by bracket balance only because the full scan refused it.
+    invalid: Option<ScanError>,
 }
 
 impl<'a> ArrayElements<'a> {
@@ -556,7 +561,23 @@ impl<'a> ArrayElements<'a> {
             i: start + 1,
             first: true,
             done: false,
+            validate: false,
+            invalid: None,
         }
+    }
+
+    /// Checks every element's whole structure while cutting it, in the
+    /// same single pass. An element that fails the check but whose brackets
+    /// balance is still yielded (the array goes on after it); its error is
+    /// then in [`ArrayElements::take_invalid`].
+    pub fn validating(mut self) -> Self {
+        self.validate = true;
+        self
+    }
+
+    /// The structural error inside the element just yielded, if any.
+    pub fn take_invalid(&mut self) -> Option<ScanError> {
+        self.invalid.take()
     }
 
     /// Offset just past the closing bracket, once iteration has ended.
@@ -582,8 +603,15 @@ impl Iterator for ArrayElements<'_> {
             }
             return None;
         }
-        // Records are cut out by bracket balance (see skip_balanced).
+        // Records are cut out by bracket balance (see skip_balanced), or by
+        // the full scan when asked, falling back to balance to go on.
+        self.invalid = None;
         let skipped = match buf.get(i) {
+            Some(b'{') | Some(b'[') if self.validate => skip_value(buf, i).or_else(|e| {
+                let end = skip_balanced(buf, i).map_err(|_| e.clone())?;
+                self.invalid = Some(e);
+                Ok(end)
+            }),
             Some(b'{') | Some(b'[') => skip_balanced(buf, i),
             _ => skip_value(buf, i),
         };
@@ -685,6 +713,34 @@ mod tests {
         assert!(skip_balanced(br#"{"a":"}"#, 0).is_err());
         assert!(skip_balanced(br#"{"a":[1,2]"#, 0).is_err());
         assert!(skip_balanced(b"{\"a\":\"b\\", 0).is_err());
+    }
+
+    #[test]
+    fn validating_elements_flag_a_bad_one_and_go_on() {
+        let s = br#"[{"a":1},{"b" 2},{"c":[1}],{"d":4}]"#;
+        let mut it = ArrayElements::new(s, 0).validating();
+        let mut seen = Vec::new();
+        while let Some(el) = it.next() {
+            let (a, b) = el.unwrap();
+            seen.push((
+                String::from_utf8_lossy(&s[a..b]).to_string(),
+                it.take_invalid().is_some(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (r#"{"a":1}"#.to_string(), false),
+                (r#"{"b" 2}"#.to_string(), true),
+                (r#"{"c":[1}]"#.to_string(), true),
+                (r#"{"d":4}"#.to_string(), false),
+            ]
+        );
+        // Truncation is still the end of the array.
+        let cut = br#"[{"a":1},{"b":"#;
+        let mut it = ArrayElements::new(cut, 0).validating();
+        assert!(it.next().unwrap().is_ok());
+        assert!(it.next().unwrap().is_err());
     }
 
     #[test]
