@@ -44,6 +44,10 @@ const FETCH_CONCURRENCY: usize = 16;
 /// sixteen hostile objects of `--max-log-bytes` each must not all be in
 /// memory together.
 const BODY_BUDGET_MIB: u32 = 256;
+/// The service folder of event logs, under each account. Digest files sit
+/// in `CloudTrail-Digest/` with the same layout below it, so the walk takes
+/// the folder to look for.
+pub const EVENTS_FOLDER: &str = "CloudTrail";
 /// Prefixes listed at once while walking the layout.
 const LIST_CONCURRENCY: usize = 16;
 /// Day folders whose listings are read ahead of the fetches.
@@ -124,7 +128,7 @@ impl ArchiveUrl {
             level = match level {
                 Level::Top if seg.starts_with("o-") => Level::OrgAccount,
                 Level::Top | Level::OrgAccount => Level::Service,
-                Level::Service if seg == "CloudTrail" => Level::Region,
+                Level::Service if seg == EVENTS_FOLDER => Level::Region,
                 Level::Service => {
                     return Err(format!(
                         "`{seg}` is not an event folder; kmsrot reads AWSLogs/ACCOUNT/CloudTrail/ (digest and insight files are not rotation evidence)"
@@ -290,7 +294,7 @@ pub async fn scan(
             until.date_naive()
         ));
     }
-    let walk = walk_layout(&client, &archive, opts, range).await;
+    let walk = walk_layout(&client, &archive, opts, range, EVENTS_FOLDER).await;
     for e in walk.errors {
         collector.source_mut(idx).errors.push(e);
     }
@@ -412,13 +416,16 @@ struct Walk {
 }
 
 /// Walks the folders breadth-first, one level at a time, listing each
-/// level's folders concurrently. Levels the user fixed in the URL, or named
-/// with --account/--region, are not listed.
+/// level's folders concurrently, down to the day folders of `service` (the
+/// folder under each account: [`EVENTS_FOLDER`], or `CloudTrail-Digest` for
+/// a digest walk). Levels the user fixed in the URL, or named with
+/// --account/--region, are not listed.
 async fn walk_layout(
     client: &aws_sdk_s3::Client,
     archive: &ArchiveUrl,
     opts: &ReadOptions,
     range: DayRange,
+    service: &str,
 ) -> Walk {
     let mut walk = Walk::default();
     let mut frontier = vec![Node {
@@ -432,7 +439,7 @@ async fn walk_layout(
     }];
     while !frontier.is_empty() {
         let expanded: Vec<(Vec<Node>, Vec<DayFolder>, Option<String>)> = stream::iter(frontier)
-            .map(|node| expand(client, archive, opts, range, node))
+            .map(|node| expand(client, archive, opts, range, service, node))
             .buffer_unordered(LIST_CONCURRENCY)
             .collect()
             .await;
@@ -460,6 +467,7 @@ async fn expand(
     archive: &ArchiveUrl,
     opts: &ReadOptions,
     range: DayRange,
+    service: &str,
     node: Node,
 ) -> (Vec<Node>, Vec<DayFolder>, Option<String>) {
     let child = |name: &str, level: Level, fixed_used: usize| Node {
@@ -476,7 +484,7 @@ async fn expand(
         // so that its days show as missing rather than vanish.
         Level::Service if fixed.is_some() || !opts.scope.accounts.is_empty() => {
             let used = node.fixed_used + usize::from(fixed.is_some());
-            return (vec![child("CloudTrail", Level::Region, used)], vec![], None);
+            return (vec![child(service, Level::Region, used)], vec![], None);
         }
         Level::OrgAccount | Level::Top if fixed.is_some() => {
             let name = fixed.unwrap_or_default();
@@ -565,7 +573,7 @@ async fn expand(
                 }
             }
             Level::Service => {
-                if name == "CloudTrail" {
+                if name == service {
                     children.push(child(&name, Level::Region, node.fixed_used));
                 }
             }
