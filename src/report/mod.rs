@@ -973,6 +973,44 @@ mod tests {
     }
 
     #[test]
+    fn a_linked_on_demand_rotation_is_one_rotation_on_the_timeline() {
+        use chrono::TimeZone;
+        let mut ev =
+            Evidence::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-bundle"))
+                .unwrap();
+        let key = ev.keys[0].arn.clone();
+        let at = |m| Utc.with_ymd_and_hms(2026, 1, 10, 9, m, 0).unwrap();
+        let row = |id: &str, name: &str, kind: &str, m, link: Option<&str>| EventRow {
+            event_id: Some(id.into()),
+            event_time: Some(at(m)),
+            event_name: Some(name.into()),
+            event_type: Some(kind.into()),
+            rotation_type: Some("ON_DEMAND".into()),
+            key_arn: Some(key.clone()),
+            linked_event_id: link.map(str::to_string),
+            source: "t".into(),
+            ..EventRow::default()
+        };
+        ev.rotations.clear();
+        let rotations = |ev: &Evidence| {
+            timeline(ev)
+                .iter()
+                .flat_map(|l| l.marks.iter())
+                .filter(|(_, m)| *m == charts::Mark::Rotation)
+                .count()
+        };
+        ev.events = vec![
+            row("call", "RotateKeyOnDemand", "AwsApiCall", 0, Some("svc")),
+            row("svc", "RotateKey", "AwsServiceEvent", 2, Some("call")),
+        ];
+        assert_eq!(rotations(&ev), 1);
+        for e in &mut ev.events {
+            e.linked_event_id = None;
+        }
+        assert_eq!(rotations(&ev), 2, "unlinked, each record is a mark");
+    }
+
+    #[test]
     fn sums_catch_a_changed_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.csv"), "x\n").unwrap();
