@@ -334,18 +334,24 @@ impl Collector {
         let mut rows: Vec<EventRow> = held.into_iter().map(|h| h.row).collect();
         link_on_demand_rotations(&mut rows);
         let mut days = Vec::new();
+        // With no window, a ledger with no log at all (a named account no
+        // source has logs for) is judged over the span the scan saw.
+        let seen_first = seen_days.values().filter_map(|s| s.first()).min().copied();
+        let seen_last = seen_days.values().filter_map(|s| s.last()).max().copied();
         for ((account, region), seen) in &seen_days {
             let first = window
                 .since
                 .map(|t| t.date_naive())
-                .or_else(|| seen.first().copied());
+                .or_else(|| seen.first().copied())
+                .or(seen_first);
             // A window open at the end runs to today: a trail that stopped
             // delivering last month has missing days since, not none.
             let last = window
                 .until
                 .or(window.since.map(|_| Utc::now()))
                 .map(|t| t.date_naive())
-                .or_else(|| seen.last().copied());
+                .or_else(|| seen.last().copied())
+                .or(seen_last);
             let mut missing = Vec::new();
             if let (Some(mut d), Some(last)) = (first, last) {
                 while d <= last {
@@ -372,7 +378,9 @@ impl Collector {
         let complete = sources
             .iter()
             .all(|s| s.files_corrupt.is_empty() && s.errors.is_empty() && s.records_bad_time == 0)
-            && days.iter().all(|d| d.days_missing.is_empty());
+            && days
+                .iter()
+                .all(|d| d.days_missing.is_empty() && !d.days_with_logs.is_empty());
         let coverage = TrailCoverage {
             complete,
             window,
@@ -508,6 +516,12 @@ impl TrailCoverage {
             }
         }
         for d in &self.days {
+            if d.days_missing.is_empty() && d.days_with_logs.is_empty() {
+                out.push(format!(
+                    "no CloudTrail log at all for account {} region {}",
+                    d.account_id, d.region
+                ));
+            }
             if !d.days_missing.is_empty() {
                 let shown: Vec<String> = d
                     .days_missing
@@ -768,5 +782,29 @@ mod tests {
             vec![("eu-west-1".to_string(), 1), ("us-east-1".to_string(), 1)]
         );
         assert!(!cov.complete);
+
+        // No window: judged over the days the scan saw, and never complete.
+        let mut c = Collector::new();
+        c.begin_source("logs", "file");
+        c.note_log_day("111122223333", "us-east-1", d(1));
+        c.note_log_day("111122223333", "us-east-1", d(2));
+        c.note_named_accounts(&named, &["us-east-1".into()]);
+        let (_, cov) = c.finish(Window::default());
+        let other = cov
+            .days
+            .iter()
+            .find(|x| x.account_id == "999999999999")
+            .unwrap();
+        assert_eq!(other.days_missing, vec![d(1), d(2)]);
+        assert!(!cov.complete);
+        let mut c = Collector::new();
+        c.begin_source("logs", "file");
+        c.note_named_accounts(&named, &["us-east-1".into()]);
+        let (_, cov) = c.finish(Window::default());
+        assert!(!cov.complete, "no log anywhere is not complete");
+        assert!(cov
+            .gaps()
+            .iter()
+            .any(|g| g.contains("no CloudTrail log at all")));
     }
 }

@@ -215,6 +215,53 @@ fn an_insight_file_does_not_make_a_day_covered() {
     );
 }
 
+/// 18.10, local files: an account named with --account that has no log
+/// shows every day missing; with no AWS call, in the regions every account
+/// has enabled, and `limits` says so. Without a window, over the days the
+/// scan saw.
+#[test]
+fn a_named_account_without_local_logs_shows_every_day_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    deliver(
+        dir.path(),
+        &delivery_path(A, "us-west-2", "20250520T2050Z", "aaaa"),
+        &[doc("current-docs.ct-rotatekey.1.json")],
+    );
+    deliver(
+        dir.path(),
+        &delivery_path(A, "us-west-2", "20250521T0050Z", "bbbb"),
+        &[],
+    );
+    for window in [&["--since", "2025-05-20", "--until", "2025-05-21"][..], &[]] {
+        let mut args = vec!["--account", A, "--account", B];
+        args.extend(window);
+        let s = scan(dir.path(), &args);
+        assert_eq!(s.code, 3, "{}", s.stderr);
+        let of_b: Vec<&Value> = s.coverage["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["account_id"] == B)
+            .collect();
+        assert_eq!(of_b.len(), 17, "{:#}", s.coverage["days"]);
+        for d in of_b {
+            assert_eq!(
+                d["days_missing"],
+                json!(["2025-05-20", "2025-05-21"]),
+                "{d:#}"
+            );
+        }
+        let limits = s.coverage["sources"][0]["limits"].to_string();
+        assert!(
+            limits.contains("regions every account has enabled"),
+            "{limits}"
+        );
+        assert!(s
+            .stderr
+            .contains(&format!("no CloudTrail log for account {B}")));
+    }
+}
+
 /// 18.4 and 17.7: a file named as a CloudTrail delivery holds one whole
 /// `{"Records":[...]}` document, or it is corrupt (exit 3, in coverage).
 #[test]
