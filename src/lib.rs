@@ -11,6 +11,7 @@ pub mod commands;
 pub mod diagnose;
 pub mod error;
 pub mod frames;
+pub mod iac;
 pub mod inventory;
 pub mod output;
 pub mod policy;
