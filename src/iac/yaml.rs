@@ -5,9 +5,10 @@
 //!
 //! Built on saphyr-parser's event stream because it reports each node's tag
 //! and position; a tree-building YAML library that drops tags would lose
-//! `!Ref`. Scalars are typed by the YAML 1.2 core schema (CloudFormation also
+//! `!Ref`. Plain scalars are typed as CloudFormation's YAML 1.1 types them
+//! (`yes`/`no`/`on`/`off` are booleans); keys stay text. CloudFormation also
 //! accepts strings such as "true" where a boolean is expected; the reader
-//! coerces those).
+//! coerces those.
 
 use std::collections::HashMap;
 
@@ -109,7 +110,13 @@ pub fn parse(text: &str, wanted: impl Fn(&[String]) -> bool) -> Result<Yaml, Yam
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.into_owned());
-                let v = scalar(&text, style, tag.as_ref()).map_err(|m| err(line, column, m))?;
+                // A key is its text: `on:` in a workflow or `Yes:` in a
+                // mapping names a key, not a boolean.
+                let v = if b.expects_key() {
+                    Value::String(text.to_string())
+                } else {
+                    scalar(&text, style, tag.as_ref()).map_err(|m| err(line, column, m))?
+                };
                 let v = match &tag {
                     Some(t) => apply_tag(t, v, true),
                     None => v,
@@ -171,6 +178,10 @@ pub fn parse(text: &str, wanted: impl Fn(&[String]) -> bool) -> Result<Yaml, Yam
 }
 
 impl Builder<'_> {
+    fn expects_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Open::Map { key: None, .. }))
+    }
+
     /// A collection starts: it is a value in its parent (never a key: the
     /// templates kmsrot reads have string keys only).
     fn open(&mut self, line: usize, column: usize) -> Result<(), YamlError> {
@@ -285,10 +296,13 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, St
     })
 }
 
+/// CloudFormation reads YAML 1.1 ("AWS CloudFormation supports the YAML
+/// Version 1.1 specification", template formats guide), whose booleans
+/// include yes/no and on/off: `EnableKeyRotation: no` is false, not a string.
 fn core_bool(s: &str) -> Option<bool> {
     match s {
-        "true" | "True" | "TRUE" => Some(true),
-        "false" | "False" | "FALSE" => Some(false),
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
         _ => None,
     }
 }
@@ -418,11 +432,12 @@ mod tests {
 
     #[test]
     fn core_schema_scalars() {
-        let v = one("a: true\nb: 'true'\nc: 365\nd: \"365\"\ne: 1.5\nf: ~\ng: !!str 10\nh: yes\ni: 0x10\nj: .inf\nk:\n");
+        let v = one("a: true\nb: 'true'\nc: 365\nd: \"365\"\ne: 1.5\nf: ~\ng: !!str 10\nh: yes\ni: 0x10\nj: .inf\nk:\nl: Off\non: 1\n365: x\n");
         assert_eq!(
             v,
             json!({"a": true, "b": "true", "c": 365, "d": "365", "e": 1.5, "f": null,
-                   "g": "10", "h": "yes", "i": 16, "j": ".inf", "k": null})
+                   "g": "10", "h": true, "i": 16, "j": ".inf", "k": null, "l": false,
+                   "on": 1, "365": "x"})
         );
     }
 

@@ -325,6 +325,11 @@ fn cloudformation_yaml_short_forms_parameters_and_conditions() {
             "ToolsKey".into(),
             vec![row("rotation_disabled", "open", "high")],
         ),
+        // YAML 1.1 `Off`, as CloudFormation reads it.
+        (
+            "OldKey".into(),
+            vec![row("rotation_disabled", "open", "high")],
+        ),
         // !If [IsProd, true, false] and !FindInMap → 730 days.
         (
             "ArchiveKey".into(),
@@ -367,6 +372,7 @@ fn cloudformation_yaml_short_forms_parameters_and_conditions() {
         !got.contains_key("SessionKey"),
         "180 days from !Ref RotationDays"
     );
+    assert!(!got.contains_key("LegacyKey"), "YAML 1.1 `yes` is true");
     assert!(
         stderr.contains(
             "skipped: cfn/keys.yaml: ScratchKey: not created: its condition CreateScratch is false"
