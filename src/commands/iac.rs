@@ -83,12 +83,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let as_of = args.as_of.unwrap_or_else(Utc::now);
     let scan = iac::scan(&args.files, &policy, as_of)?;
     let cwd = std::env::current_dir().unwrap_or_default();
-    let sarif = iac::sarif::log(&scan, &policy, &cwd);
+    let sarif = || iac::sarif::log(&scan, &policy, &cwd);
 
     let mut frame = iac::findings_frame(&scan.findings)?;
     if let Some(dir) = &args.out {
         write_frame_atomic(dir, &IAC_FINDINGS, &mut frame)?;
-        let mut bytes = serde_json::to_vec_pretty(&sarif)?;
+        let mut bytes = serde_json::to_vec_pretty(&sarif())?;
         bytes.push(b'\n');
         write_file_atomic(&dir.join("iac_findings.sarif"), &bytes)?;
     }
@@ -96,7 +96,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let mut stdout = std::io::stdout().lock();
     match args.format {
         IacFormat::Sarif => {
-            serde_json::to_writer_pretty(&mut stdout, &sarif)?;
+            serde_json::to_writer_pretty(&mut stdout, &sarif())?;
             writeln!(stdout)?;
         }
         // The same objects as iac_findings.json: typed, `line` null when unknown.

@@ -9,9 +9,15 @@
 use std::collections::HashMap;
 
 /// Lines (1-based) of the object members and array elements whose path
-/// `wanted` accepts. Stops quietly at anything that is not JSON: the caller
-/// parsed the text already, lines are a courtesy.
-pub fn lines(text: &str, wanted: impl Fn(&[String]) -> bool) -> HashMap<Vec<String>, usize> {
+/// `wanted` accepts. The value at a path `descend` refuses is skipped without
+/// decoding its keys, which keeps a pass over a large plan cheap. Stops
+/// quietly at anything that is not JSON: the caller parsed the text already,
+/// lines are a courtesy.
+pub fn lines(
+    text: &str,
+    wanted: impl Fn(&[String]) -> bool,
+    descend: impl Fn(&[String]) -> bool,
+) -> HashMap<Vec<String>, usize> {
     let mut s = Scanner {
         b: text.as_bytes(),
         i: 0,
@@ -19,6 +25,7 @@ pub fn lines(text: &str, wanted: impl Fn(&[String]) -> bool) -> HashMap<Vec<Stri
         path: Vec::new(),
         out: HashMap::new(),
         wanted: &wanted,
+        descend: &descend,
     };
     let _ = s.value(0);
     s.out
@@ -27,16 +34,17 @@ pub fn lines(text: &str, wanted: impl Fn(&[String]) -> bool) -> HashMap<Vec<Stri
 /// serde_json's own nesting limit; deeper input was rejected already.
 const MAX_DEPTH: usize = 128;
 
-struct Scanner<'a, F: Fn(&[String]) -> bool> {
+struct Scanner<'a, F: Fn(&[String]) -> bool, D: Fn(&[String]) -> bool> {
     b: &'a [u8],
     i: usize,
     line: usize,
     path: Vec<String>,
     out: HashMap<Vec<String>, usize>,
     wanted: &'a F,
+    descend: &'a D,
 }
 
-impl<F: Fn(&[String]) -> bool> Scanner<'_, F> {
+impl<F: Fn(&[String]) -> bool, D: Fn(&[String]) -> bool> Scanner<'_, F, D> {
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             match c {
@@ -53,7 +61,11 @@ impl<F: Fn(&[String]) -> bool> Scanner<'_, F> {
             return None;
         }
         self.ws();
-        match *self.b.get(self.i)? {
+        let open = *self.b.get(self.i)?;
+        if matches!(open, b'{' | b'[') && !(self.descend)(&self.path) {
+            return self.skip();
+        }
+        match open {
             b'{' => self.object(depth),
             b'[' => self.array(depth),
             b'"' => self.string().map(|_| ()),
@@ -125,6 +137,37 @@ impl<F: Fn(&[String]) -> bool> Scanner<'_, F> {
         }
     }
 
+    /// Skips one object or array, counting its lines.
+    fn skip(&mut self) -> Option<()> {
+        let mut depth = 0usize;
+        loop {
+            match *self.b.get(self.i)? {
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        self.i += 1;
+                        return Some(());
+                    }
+                }
+                b'\n' => self.line += 1,
+                b'"' => {
+                    self.i += 1;
+                    loop {
+                        match *self.b.get(self.i)? {
+                            b'\\' => self.i += 1,
+                            b'"' => break,
+                            _ => {}
+                        }
+                        self.i += 1;
+                    }
+                }
+                _ => {}
+            }
+            self.i += 1;
+        }
+    }
+
     fn record(&mut self, line: usize) {
         if (self.wanted)(&self.path) {
             self.out.entry(self.path.clone()).or_insert(line);
@@ -158,7 +201,11 @@ mod tests {
     fn records_the_lines_asked_for() {
         let text = "{\n  \"Resources\": {\n    \"A\": {\"Type\": \"x\"},\n    \"B\\u0042\": {\n      \"Properties\": {\"K\": [1,\n 2]}\n    }\n  },\n  \"list\": [\n    {}, \n    {\"a\": \"]}\"}\n  ]\n}\n";
         serde_json::from_str::<serde_json::Value>(text).unwrap();
-        let got = lines(text, |p| p.first().map(String::as_str) != Some("zzz"));
+        let got = lines(
+            text,
+            |p| p.first().map(String::as_str) != Some("zzz"),
+            |_| true,
+        );
         let at = |p: &[&str]| {
             got.get(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .copied()
@@ -171,10 +218,22 @@ mod tests {
         assert_eq!(at(&["list", "0"]), Some(10));
         assert_eq!(at(&["list", "1"]), Some(11));
         assert_eq!(at(&["list", "1", "a"]), Some(11));
-        let none = lines(text, |_| false);
+        let none = lines(text, |_| false, |_| true);
         assert!(none.is_empty());
+        // A subtree not entered still counts its lines.
+        let shallow = lines(text, |_| true, |p| p.len() < 2);
+        assert_eq!(
+            shallow.get(&vec!["list".to_string(), "1".to_string()]),
+            Some(&11)
+        );
+        assert!(!shallow.contains_key(&vec![
+            "Resources".to_string(),
+            "A".to_string(),
+            "Type".to_string()
+        ]));
         // Not JSON: no panic, whatever was seen is kept.
-        let _ = lines("{\"a\": [1, 2", |_| true);
-        let _ = lines("\"\\", |_| true);
+        let _ = lines("{\"a\": [1, 2", |_| true, |_| true);
+        let _ = lines("\"\\", |_| true, |_| true);
+        let _ = lines("{\"a\": {\"b\": \"\\", |_| true, |_| false);
     }
 }

@@ -18,11 +18,13 @@ pub mod terraform;
 pub mod walk;
 pub mod yaml;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::frames::{Cell, FrameBuilder, IAC_FINDINGS};
@@ -362,8 +364,9 @@ pub fn read_document(name: &str, text: &str) -> Result<Option<Document>> {
     let first = text.trim_start().chars().next();
     let yaml_ext = [".yaml", ".yml"].iter().any(|e| name.ends_with(e));
     if matches!(first, Some('{') | Some('[')) {
-        match serde_json::from_str::<Value>(text) {
-            Ok(value) => return read_json(name, text, &value),
+        match top_level(text) {
+            Ok(Some(top)) => return read_json(name, text, &top),
+            Ok(None) => return Ok(None),
             // A YAML flow mapping can start with `{` too.
             Err(_) if yaml_ext => {}
             Err(e) => bail!(
@@ -398,27 +401,56 @@ pub fn read_document(name: &str, text: &str) -> Result<Option<Document>> {
     }))
 }
 
-fn read_json(name: &str, text: &str, value: &Value) -> Result<Option<Document>> {
-    if terraform::is_plan(value) {
-        let (resources, skipped) = terraform::read_plan(name, text, value)?;
+/// A JSON object's members, each left as its raw text: a plan of a hundred
+/// thousand resources is then read without building a tree of every one,
+/// only of its KMS resources.
+pub type Top<'a> = BTreeMap<String, &'a RawValue>;
+
+/// `Ok(None)`: valid JSON that is not an object.
+fn top_level(text: &str) -> Result<Option<Top<'_>>, serde_json::Error> {
+    match serde_json::from_str::<Top>(text) {
+        Ok(top) => Ok(Some(top)),
+        Err(e) if e.is_data() => {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn read_json(name: &str, text: &str, top: &Top) -> Result<Option<Document>> {
+    if terraform::is_plan(top) {
+        let (resources, skipped) = terraform::read_plan(name, text, top)?;
         return Ok(Some(Document {
             kind: DocKind::TerraformPlan,
             resources,
             skipped,
         }));
     }
-    if terraform::is_state(value) {
-        let (resources, skipped) = terraform::read_state(name, text, value)?;
+    if terraform::is_state(top) {
+        let (resources, skipped) = terraform::read_state(name, text, top)?;
         return Ok(Some(Document {
             kind: DocKind::TerraformState,
             resources,
             skipped,
         }));
     }
-    if cloudformation::is_template(value) {
-        let lines = json_lines::lines(text, cloudformation::wants_line);
+    if !top.contains_key("Resources") && !top.contains_key("AWSTemplateFormatVersion") {
+        return Ok(None);
+    }
+    // CloudFormation caps a template at 1 MB: the whole tree is cheap.
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{name}:{}:{}: {}",
+            e.line(),
+            e.column(),
+            strip_position(&e.to_string())
+        )
+    })?;
+    if cloudformation::is_template(&value) {
+        let lines = json_lines::lines(text, cloudformation::wants_line, |p| p.len() < 4);
         let (resources, skipped) =
-            cloudformation::read(name, Dialect::CloudFormationJson, value, &lines)?;
+            cloudformation::read(name, Dialect::CloudFormationJson, &value, &lines)?;
         return Ok(Some(Document {
             kind: DocKind::CloudFormation,
             resources,

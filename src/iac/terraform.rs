@@ -8,43 +8,47 @@
 //! (create, update, replace, no-op, import) is judged on `after`, since that
 //! is the key the code leaves behind.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use anyhow::{bail, Result};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{as_bool, as_int, as_text, json_lines, kms_type, Dialect, Fact, KeyResource, Skipped};
+use super::{
+    as_bool, as_int, as_text, json_lines, kms_type, Dialect, Fact, KeyResource, Skipped, Top,
+};
 use crate::policy::strip_instance_keys;
 
 /// A plan: `terraform show -json plan.out`.
-pub fn is_plan(v: &Value) -> bool {
-    v.as_object().is_some_and(|o| {
-        o.contains_key("resource_changes")
-            || (o.contains_key("planned_values") && o.contains_key("format_version"))
-    })
+pub fn is_plan(top: &Top) -> bool {
+    top.contains_key("resource_changes")
+        || (top.contains_key("planned_values") && top.contains_key("format_version"))
 }
 
 /// State: `terraform show -json` (`values.root_module`), or the raw state
 /// file (`version` 4, `resources[].instances[]`).
-pub fn is_state(v: &Value) -> bool {
-    let Some(o) = v.as_object() else {
-        return false;
-    };
-    if is_plan(v) {
+pub fn is_state(top: &Top) -> bool {
+    if is_plan(top) {
         return false;
     }
-    let show = o.contains_key("format_version")
-        && (o.contains_key("values") || o.contains_key("terraform_version"));
-    let raw = o.get("version").is_some_and(Value::is_number) && o.contains_key("terraform_version");
+    let show = top.contains_key("format_version")
+        && (top.contains_key("values") || top.contains_key("terraform_version"));
+    let raw = top
+        .get("version")
+        .is_some_and(|v| v.get().starts_with(|c: char| c.is_ascii_digit()))
+        && top.contains_key("terraform_version");
     show || raw
 }
 
 /// HashiCorp's JSON output format promises to bump the major version on an
 /// incompatible change and asks readers to reject majors they do not know.
-fn check_format_version(file: &str, v: &Value) -> Result<()> {
-    let Some(fv) = v.get("format_version") else {
+fn check_format_version(file: &str, top: &Top) -> Result<()> {
+    let Some(fv) = top.get("format_version") else {
         return Ok(());
     };
+    let fv: Value = serde_json::from_str(fv.get()).unwrap_or(Value::Null);
     let text = fv
         .as_str()
         .map(str::to_string)
@@ -56,58 +60,113 @@ fn check_format_version(file: &str, v: &Value) -> Result<()> {
     Ok(())
 }
 
+/// The few members that tell whether an entry is a KMS resource; the rest of
+/// the entry is only parsed when it is.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    mode: Value,
+    #[serde(default)]
+    address: Value,
+    #[serde(default, rename = "type")]
+    rtype: Value,
+    #[serde(default)]
+    name: Value,
+    #[serde(default)]
+    module: Value,
+}
+
+impl Head {
+    fn parse(raw: &RawValue) -> Option<Head> {
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    fn is_data(&self) -> bool {
+        self.mode.as_str() == Some("data")
+    }
+
+    /// Type and name, from their members or from the address.
+    fn type_and_name(&self) -> Option<(String, String)> {
+        let address = self.address.as_str();
+        match self.rtype.as_str() {
+            Some(t) => Some((
+                t.to_string(),
+                self.name
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| address.and_then(|a| type_and_name(a).map(|(_, n)| n)))
+                    .unwrap_or_default(),
+            )),
+            None => type_and_name(address?),
+        }
+    }
+}
+
+/// A list member as raw entries; `Ok(None)` when absent or null.
+fn raw_list(raw: Option<&RawValue>) -> Result<Option<Vec<&RawValue>>, ()> {
+    match raw {
+        None => Ok(None),
+        Some(r) if r.get() == "null" => Ok(None),
+        Some(r) => serde_json::from_str(r.get()).map(Some).map_err(|_| ()),
+    }
+}
+
+fn full(raw: &RawValue) -> Value {
+    // Already validated as part of the file.
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
 fn plan_lines(p: &[String]) -> bool {
     p.len() == 2 && p[0] == "resource_changes"
 }
 
 /// Reads the KMS resources of a plan.
-pub fn read_plan(file: &str, text: &str, plan: &Value) -> Result<(Vec<KeyResource>, Vec<Skipped>)> {
-    check_format_version(file, plan)?;
+pub fn read_plan(file: &str, text: &str, top: &Top) -> Result<(Vec<KeyResource>, Vec<Skipped>)> {
+    check_format_version(file, top)?;
     let mut out = Vec::new();
     let mut skipped = Vec::new();
-    let changes = match plan.get("resource_changes") {
-        // Terraform omits the list when nothing is managed.
-        None | Some(Value::Null) => return Ok((out, skipped)),
-        Some(Value::Array(a)) => a,
-        Some(_) => bail!("{file}:1: resource_changes is not a list"),
+    // Terraform omits the list when nothing is managed.
+    let Some(changes) = raw_list(top.get("resource_changes").copied())
+        .map_err(|_| anyhow::anyhow!("{file}:1: resource_changes is not a list"))?
+    else {
+        return Ok((out, skipped));
     };
     let mut lines: Option<HashMap<Vec<String>, usize>> = None;
     let mut line_of = |i: usize| -> Option<usize> {
         lines
-            .get_or_insert_with(|| json_lines::lines(text, plan_lines))
+            .get_or_insert_with(|| {
+                json_lines::lines(text, plan_lines, |p| {
+                    p.is_empty() || (p.len() == 1 && p[0] == "resource_changes")
+                })
+            })
             .get(&vec!["resource_changes".to_string(), i.to_string()])
             .copied()
     };
-    let config = plan.get("configuration");
-    for (i, rc) in changes.iter().enumerate() {
-        let Some(obj) = rc.as_object() else {
+    let config_cell: OnceCell<Option<Value>> = OnceCell::new();
+    for (i, raw) in changes.iter().enumerate() {
+        let Some(head) = Head::parse(raw) else {
             bail!(
                 "{file}:{}: resource_changes[{i}] is not an object",
                 line_of(i).unwrap_or(1)
             );
         };
-        if obj.get("mode").and_then(Value::as_str) == Some("data") {
+        if head.is_data() {
             continue;
         }
-        let address = obj.get("address").and_then(Value::as_str);
-        let (rtype, rname) = match (obj.get("type").and_then(Value::as_str), address) {
-            (Some(t), _) => (
-                t.to_string(),
-                obj.get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .or_else(|| address.and_then(|a| type_and_name(a).map(|(_, n)| n)))
-                    .unwrap_or_default(),
-            ),
-            (None, Some(a)) => match type_and_name(a) {
-                Some(tn) => tn,
-                None => continue,
-            },
-            (None, None) => continue,
+        let Some((rtype, rname)) = head.type_and_name() else {
+            continue;
         };
         if kms_type(&rtype).is_none() {
             continue;
         }
+        let rc = full(raw);
+        let Some(obj) = rc.as_object() else {
+            continue;
+        };
+        let config = config_cell
+            .get_or_init(|| top.get("configuration").map(|c| full(c)))
+            .as_ref();
+        let address = obj.get("address").and_then(Value::as_str);
         let line = line_of(i);
         let at = line.unwrap_or(1);
         let Some(address) = address else {
@@ -386,71 +445,92 @@ fn references(expr: &Value) -> Option<String> {
     (!first.is_empty()).then(|| first.join(", "))
 }
 
+/// Reads the KMS resources of a state, in either form.
+pub fn read_state(file: &str, text: &str, top: &Top) -> Result<(Vec<KeyResource>, Vec<Skipped>)> {
+    check_format_version(file, top)?;
+    let mut lines: Option<HashMap<Vec<String>, usize>> = None;
+    let mut line_of = |p: &[String]| -> Option<usize> {
+        lines
+            .get_or_insert_with(|| json_lines::lines(text, state_lines, state_descend))
+            .get(p)
+            .copied()
+    };
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    if top.contains_key("values") || top.contains_key("format_version") {
+        #[derive(Deserialize)]
+        struct Values<'a> {
+            #[serde(borrow, default)]
+            root_module: Option<&'a RawValue>,
+        }
+        let root = match top.get("values") {
+            None => None,
+            Some(v) => serde_json::from_str::<Option<Values>>(v.get())
+                .map_err(|_| anyhow::anyhow!("{file}:1: values is not an object"))?
+                .and_then(|v| v.root_module),
+        };
+        if let Some(root) = root {
+            let path = ["values", "root_module"].map(String::from);
+            show_module(file, root, &path, &mut line_of, &mut out, 0)?;
+        }
+    } else {
+        raw_state(file, top, &mut line_of, &mut out, &mut skipped)?;
+    }
+    Ok((out, skipped))
+}
+
 fn state_lines(p: &[String]) -> bool {
     let n = p.len();
     n >= 2 && p[n - 2] == "resources"
 }
 
-/// Reads the KMS resources of a state, in either form.
-pub fn read_state(
-    file: &str,
-    text: &str,
-    state: &Value,
-) -> Result<(Vec<KeyResource>, Vec<Skipped>)> {
-    check_format_version(file, state)?;
-    let lines = json_lines::lines(text, state_lines);
-    let mut out = Vec::new();
-    let mut skipped = Vec::new();
-    if state.get("values").is_some() || state.get("format_version").is_some() {
-        if let Some(root) = state.get("values").and_then(|v| v.get("root_module")) {
-            show_module(
-                file,
-                root,
-                &["values", "root_module"].map(String::from),
-                &lines,
-                &mut out,
-                0,
-            )?;
-        }
-    } else {
-        raw_state(file, state, &lines, &mut out, &mut skipped)?;
-    }
-    Ok((out, skipped))
+/// Into modules and their lists, never into a resource's attributes.
+fn state_descend(p: &[String]) -> bool {
+    let n = p.len();
+    !(n >= 2 && (p[n - 2] == "resources" || p[n - 2] == "instances"))
 }
 
 fn show_module(
     file: &str,
-    module: &Value,
+    module: &RawValue,
     path: &[String],
-    lines: &HashMap<Vec<String>, usize>,
+    line_of: &mut dyn FnMut(&[String]) -> Option<usize>,
     out: &mut Vec<KeyResource>,
     depth: usize,
 ) -> Result<()> {
     if depth > 64 {
         bail!("{file}:1: modules nested more than 64 deep");
     }
-    static NONE: Vec<Value> = Vec::new();
-    let resources = match module.get("resources") {
-        None | Some(Value::Null) => &NONE,
-        Some(Value::Array(a)) => a,
-        Some(_) => bail!("{file}:1: {}.resources is not a list", path.join(".")),
+    #[derive(Deserialize)]
+    struct Module<'a> {
+        #[serde(borrow, default)]
+        resources: Option<Vec<&'a RawValue>>,
+        #[serde(borrow, default)]
+        child_modules: Option<Vec<&'a RawValue>>,
+    }
+    let Ok(module) = serde_json::from_str::<Module>(module.get()) else {
+        bail!(
+            "{file}:{}: {} is not a module object",
+            line_of(path).unwrap_or(1),
+            path.join(".")
+        );
     };
-    for (i, res) in resources.iter().enumerate() {
+    for (i, raw) in module.resources.unwrap_or_default().iter().enumerate() {
         let mut p = path.to_vec();
         p.extend(["resources".to_string(), i.to_string()]);
-        let line = lines.get(&p).copied();
-        if res.get("mode").and_then(Value::as_str) == Some("data") {
+        let Some(head) = Head::parse(raw) else {
+            bail!(
+                "{file}:{}: {} is not an object",
+                line_of(&p).unwrap_or(1),
+                p.join(".")
+            );
+        };
+        if head.is_data() {
             continue;
         }
-        let Some(address) = res.get("address").and_then(Value::as_str) else {
+        let (Some(address), Some((rtype, _))) = (head.address.as_str(), head.type_and_name())
+        else {
             continue;
-        };
-        let rtype = match res.get("type").and_then(Value::as_str) {
-            Some(t) => t.to_string(),
-            None => match type_and_name(address) {
-                Some((t, _)) => t,
-                None => continue,
-            },
         };
         let Some(mut r) = KeyResource::new(
             file,
@@ -461,6 +541,8 @@ fn show_module(
         ) else {
             continue;
         };
+        let line = line_of(&p);
+        let res = full(raw);
         let Some(values) = res.get("values").and_then(Value::as_object) else {
             bail!(
                 "{file}:{}: {address} has no values object",
@@ -475,63 +557,61 @@ fn show_module(
         fill(&mut r, &get, &|_: &str| Expr::NoConfig);
         out.push(r);
     }
-    if let Some(children) = module.get("child_modules").and_then(Value::as_array) {
-        for (j, child) in children.iter().enumerate() {
-            let mut p = path.to_vec();
-            p.extend(["child_modules".to_string(), j.to_string()]);
-            show_module(file, child, &p, lines, out, depth + 1)?;
-        }
+    for (j, child) in module.child_modules.unwrap_or_default().iter().enumerate() {
+        let mut p = path.to_vec();
+        p.extend(["child_modules".to_string(), j.to_string()]);
+        show_module(file, child, &p, line_of, out, depth + 1)?;
     }
     Ok(())
 }
 
 fn raw_state(
     file: &str,
-    state: &Value,
-    lines: &HashMap<Vec<String>, usize>,
+    top: &Top,
+    line_of: &mut dyn FnMut(&[String]) -> Option<usize>,
     out: &mut Vec<KeyResource>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<()> {
     // Version 4 is Terraform 0.12 and later; 3 and older keep resources per
     // module in another shape, and reading none from them would look clean.
-    match state.get("version").and_then(Value::as_i64) {
-        Some(4) => {}
-        other => bail!(
+    let version = top.get("version").map(|v| v.get().to_string());
+    if version.as_deref() != Some("4") {
+        bail!(
             "{file}:1: state version {} is not one kmsrot reads (4, Terraform 0.12 and later); use `terraform show -json`",
-            other.map_or("?".to_string(), |v| v.to_string())
-        ),
+            version.as_deref().unwrap_or("?")
+        );
     }
-    let resources = match state.get("resources") {
-        None | Some(Value::Null) => return Ok(()),
-        Some(Value::Array(a)) => a,
-        Some(_) => bail!("{file}:1: resources is not a list"),
+    let Some(resources) = raw_list(top.get("resources").copied())
+        .map_err(|_| anyhow::anyhow!("{file}:1: resources is not a list"))?
+    else {
+        return Ok(());
     };
-    for (i, res) in resources.iter().enumerate() {
-        let line = lines
-            .get(&vec!["resources".to_string(), i.to_string()])
-            .copied();
-        let at = line.unwrap_or(1);
-        if res.get("mode").and_then(Value::as_str) == Some("data") {
+    for (i, raw) in resources.iter().enumerate() {
+        let p = vec!["resources".to_string(), i.to_string()];
+        let Some(head) = Head::parse(raw) else {
+            bail!(
+                "{file}:{}: resources[{i}] is not an object",
+                line_of(&p).unwrap_or(1)
+            );
+        };
+        if head.is_data() {
             continue;
         }
-        let (Some(rtype), Some(name)) = (
-            res.get("type").and_then(Value::as_str),
-            res.get("name").and_then(Value::as_str),
-        ) else {
+        let (Some(rtype), Some(name)) = (head.rtype.as_str(), head.name.as_str()) else {
             continue;
         };
         if kms_type(rtype).is_none() {
             continue;
         }
-        let module = res
-            .get("module")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let line = line_of(&p);
+        let at = line.unwrap_or(1);
+        let module = head.module.as_str().unwrap_or_default();
         let base = if module.is_empty() {
             format!("{rtype}.{name}")
         } else {
             format!("{module}.{rtype}.{name}")
         };
+        let res = full(raw);
         let Some(instances) = res.get("instances").and_then(Value::as_array) else {
             bail!("{file}:{at}: {base} has no instances list");
         };
