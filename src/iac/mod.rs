@@ -273,6 +273,12 @@ impl Scan {
 /// Either way a broken file is an error naming the file and line.
 pub fn scan(inputs: &[PathBuf], policy: &Policy, as_of: DateTime<Utc>) -> Result<Scan> {
     let mut out = Scan::default();
+    // A file named twice (itself and through its folder) is read once.
+    let mut seen = std::collections::HashSet::new();
+    let mut first_time = |p: &Path| {
+        p.as_os_str() == "-"
+            || seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+    };
     for input in inputs {
         let found = walk::expand(input)?;
         if found.explicit.is_none() && found.walked.is_empty() {
@@ -281,7 +287,7 @@ pub fn scan(inputs: &[PathBuf], policy: &Policy, as_of: DateTime<Utc>) -> Result
                 input.display()
             );
         }
-        if let Some(file) = &found.explicit {
+        if let Some(file) = found.explicit.as_deref().filter(|f| first_time(f)) {
             let (name, bytes) = walk::read_input(file)?;
             let Ok(text) = String::from_utf8(bytes) else {
                 bail!("{name}:1: not UTF-8 text");
@@ -293,7 +299,7 @@ pub fn scan(inputs: &[PathBuf], policy: &Policy, as_of: DateTime<Utc>) -> Result
                 ),
             }
         }
-        for file in &found.walked {
+        for file in found.walked.iter().filter(|f| first_time(f)) {
             let (name, bytes) = walk::read_input(file)?;
             let Ok(text) = String::from_utf8(bytes) else {
                 out.not_iac.push(name);

@@ -721,6 +721,10 @@ fn folders_are_walked_and_non_iac_files_skipped() {
         stderr.contains("3 file(s) in folders are not IaC"),
         "{stderr}"
     );
+    // A file named again beside its folder is read once.
+    let (_, again, stderr) = iac(&["--output", "json", "tree", "tree/infra/main.plan.json"]);
+    assert_eq!(json_rows(&again).len(), 2, "{stderr}");
+    assert!(stderr.starts_with("2 file(s) read"), "{stderr}");
     // An empty folder is a mistake, not a pass.
     let empty = tempfile::tempdir().unwrap();
     let (code, _, stderr) = iac(&[empty.path().to_str().unwrap()]);
