@@ -146,26 +146,35 @@ pub struct IacFinding {
 pub fn judge(r: &KeyResource, policy: &Policy, as_of: DateTime<Utc>) -> Vec<IacFinding> {
     let mut rows = Vec::new();
     let n = r.names;
-    let mut row =
-        |rule_id: &'static str, detail: String, remediation: String, line: Option<usize>| {
-            let meta = rule(rule_id);
-            let mut detail = detail;
-            if let Some(note) = &r.note {
-                detail.push(' ');
-                detail.push_str(note);
-            }
-            rows.push(IacFinding {
-                source_file: r.source_file.clone(),
-                resource: r.address.clone(),
-                resource_type: r.resource_type.clone(),
-                rule_id,
-                severity: policy.severity_for(rule_id, meta.severity),
-                status: meta.status,
-                detail,
-                remediation,
-                line: line.or(r.line),
-            });
-        };
+    let mut row = |rule_id: &'static str,
+                   detail: String,
+                   remediation: String,
+                   line: Option<usize>| {
+        let meta = rule(rule_id);
+        let mut detail = detail;
+        if rule_id == "ineligible_key_type" && r.rotation == Fact::Known(true) {
+            // EnableKeyRotation API reference: UnsupportedOperationException.
+            detail.push_str(&format!(
+                    " {} = true here is refused by AWS (UnsupportedOperationException) when applied; remove it.",
+                    n.rotation
+                ));
+        }
+        if let Some(note) = &r.note {
+            detail.push(' ');
+            detail.push_str(note);
+        }
+        rows.push(IacFinding {
+            source_file: r.source_file.clone(),
+            resource: r.address.clone(),
+            resource_type: r.resource_type.clone(),
+            rule_id,
+            severity: policy.severity_for(rule_id, meta.severity),
+            status: meta.status,
+            detail,
+            remediation,
+            line: line.or(r.line),
+        });
+    };
     let set_rotation = line(r.dialect, n.rotation, "true");
     let set_period = |days: i64| line(r.dialect, n.period, &days.to_string());
 
@@ -578,6 +587,10 @@ mod tests {
         assert!(rows[0].detail.contains("Asymmetric"));
         k.key_spec = Fact::Known("HMAC_256".into());
         assert!(judge(&k, &p, now())[0].detail.contains("HMAC"));
+        k.rotation = Fact::Known(true);
+        assert!(judge(&k, &p, now())[0]
+            .detail
+            .contains("UnsupportedOperationException"));
         let mut k = key(Dialect::Terraform, "aws_kms_key");
         k.custom_key_store = Fact::Known("cks-1234".into());
         assert_eq!(judge(&k, &p, now())[0].status, Status::NotApplicable);
