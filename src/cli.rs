@@ -9,6 +9,7 @@ use crate::output::Format;
 use crate::trail::reader::{
     ReadOptions, DEFAULT_LATE_DELIVERY_DAYS, DEFAULT_MAX_LOG_BYTES, DEFAULT_QUERY_TIMEOUT_SECS,
 };
+use crate::trail::{AthenaPartitions, AthenaSettings, DEFAULT_ATHENA_TIMEOUT_SECS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -130,14 +131,47 @@ pub struct TrailReadArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_QUERY_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub query_timeout: u64,
+
+    /// athena: the workgroup the queries run in.
+    #[arg(long, value_name = "NAME", default_value = "primary")]
+    pub athena_workgroup: String,
+
+    /// athena: where Athena writes query results (s3://BUCKET/PREFIX/);
+    /// needed when the workgroup sets no result location.
+    #[arg(long, value_name = "S3_URL")]
+    pub athena_output: Option<String>,
+
+    /// athena: the data catalog that holds DATABASE.TABLE.
+    #[arg(long, value_name = "NAME", default_value = "AwsDataCatalog")]
+    pub athena_catalog: String,
+
+    /// athena: the table's partition columns by role, ROLE=COLUMN,... with
+    /// ROLE one of date (a yyyy/MM/dd string), account, region, or
+    /// year,month,day (the older console layout). Each is restricted to the
+    /// window, --account and --region so Athena reads only those folders.
+    #[arg(long, value_name = "ROLE=COLUMN,...", default_value = "date=timestamp",
+          value_parser = AthenaPartitions::parse)]
+    pub athena_partitions: AthenaPartitions,
+
+    /// athena: seconds a query may wait or run before it is stopped
+    /// (StopQueryExecution) and the coverage marked partial.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ATHENA_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub athena_timeout: u64,
 }
 
 impl Default for TrailReadArgs {
     fn default() -> Self {
+        let athena = AthenaSettings::default();
         TrailReadArgs {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
             query_timeout: DEFAULT_QUERY_TIMEOUT_SECS,
+            athena_workgroup: athena.workgroup,
+            athena_output: athena.output,
+            athena_catalog: athena.catalog,
+            athena_partitions: athena.partitions,
+            athena_timeout: athena.timeout_secs,
         }
     }
 }
@@ -149,6 +183,13 @@ impl TrailReadArgs {
             max_log_bytes: self.max_log_bytes,
             late_delivery_days: self.late_delivery_days,
             query_timeout_secs: self.query_timeout,
+            athena: AthenaSettings {
+                workgroup: self.athena_workgroup.clone(),
+                output: self.athena_output.clone(),
+                catalog: self.athena_catalog.clone(),
+                partitions: self.athena_partitions.clone(),
+                timeout_secs: self.athena_timeout,
+            },
             ..opts
         }
     }
