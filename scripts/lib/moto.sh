@@ -54,6 +54,22 @@ ensure_jsonschema() {
     fi
 }
 
+# Pinned: tests/it/trail_athena.rs proves the meaning of the SQL kmsrot sends
+# to Athena by translating it (Trino to DuckDB) with sqlglot and running it in
+# DuckDB (tests/it/support/athena_duckdb.py checks these exact versions).
+# sqlglot from 30.25 writes DuckDB's newer LAMBDA syntax, which DuckDB 1.1
+# does not read; 30.22 writes `x -> ...`, which it does.
+SQLGLOT_SPEC='sqlglot==30.22.0'
+DUCKDB_SPEC='duckdb==1.1.3'
+
+# ensure_sql_engines: .venv's python imports the pinned sqlglot and duckdb.
+ensure_sql_engines() {
+    if ! .venv/bin/python -c "import sys, sqlglot, duckdb; sys.exit(sqlglot.__version__ != '${SQLGLOT_SPEC#*==}' or duckdb.__version__ != '${DUCKDB_SPEC#*==}')" >/dev/null 2>&1; then
+        echo "installing $SQLGLOT_SPEC and $DUCKDB_SPEC into .venv (first run only)" >&2
+        venv_install "$SQLGLOT_SPEC" "$DUCKDB_SPEC"
+    fi
+}
+
 # ensure_awscli: .venv/bin/aws exists afterwards.
 ensure_awscli() {
     if [[ ! -x .venv/bin/aws ]]; then

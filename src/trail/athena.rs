@@ -51,6 +51,7 @@ use tokio::time::{sleep, Instant};
 use super::model::{AthenaSettings, PartitionRole};
 use super::pushdown::{self, base_record, bounded_window, quoted, KMS_KEY_TYPE};
 use super::reader::{self, ReadOptions};
+use super::record::{keep, Kept, Record};
 use super::s3::DayRange;
 use super::{Collector, FileIssue, QueryRecord};
 use crate::aws::{self, ErrorInfo};
@@ -318,7 +319,7 @@ useridentity.accountid AS principal_account_id, useridentity.invokedby AS invoke
 useridentity.sessioncontext.sessionissuer.arn AS session_issuer_arn, \
 sourceipaddress, useragent, errorcode, errormessage, requestid, {key}, \
 json_format(json_extract(requestparameters, '$.rotationPeriodInDays')) AS rotation_period_json, \
-{} AS rotation_type \
+{} AS rotation_type, \"$path\" AS log_file \
 FROM {} WHERE {}",
         json_string("serviceeventdetails", "rotationType"),
         table.sql(),
@@ -395,6 +396,11 @@ fn parse_day(s: &str) -> Option<NaiveDate> {
         .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d"))
         .ok()
 }
+
+/// The S3 object a row was read from (Athena's `"$path"`), so a row names
+/// its log file as a file source's does, and two copies of one event are
+/// told apart by delivery time as the file reader tells them apart.
+const LOG_FILE: &str = "log_file";
 
 /// One result row of the events query as a CloudTrail record, so the
 /// reader's parser and keep rule decide on it. Values keep the difference
@@ -524,14 +530,21 @@ impl Runner<'_> {
         let token = request_token(sql);
         let mut backoff = StdDuration::from_secs(1);
         loop {
-            let mut req = self
+            // Evidence is read fresh, never from an earlier run's result
+            // (result reuse off).
+            let output = self
+                .settings
+                .output
+                .as_ref()
+                .map(|o| ResultConfiguration::builder().output_location(o).build());
+            let sent = self
                 .client
                 .start_query_execution()
                 .query_string(sql)
                 .client_request_token(&token)
                 .work_group(&self.settings.workgroup)
                 .query_execution_context(context.clone().build())
-                // Evidence is read fresh, never from an earlier run's result.
+                .set_result_configuration(output)
                 .result_reuse_configuration(
                     ResultReuseConfiguration::builder()
                         .result_reuse_by_age_configuration(
@@ -540,13 +553,10 @@ impl Runner<'_> {
                                 .build(),
                         )
                         .build(),
-                );
-            if let Some(out) = &self.settings.output {
-                req = req.result_configuration(
-                    ResultConfiguration::builder().output_location(out).build(),
-                );
-            }
-            match req.send().await {
+                )
+                .send()
+                .await;
+            match sent {
                 Ok(out) => {
                     return out.query_execution_id().map(str::to_string).ok_or_else(|| {
                         QueryError::Api(ErrorInfo::new(
@@ -1086,24 +1096,10 @@ pub async fn scan(
         .run("events", &events_query, |rows| {
             bar.inc(rows.rows.len() as u64);
             let index = rows.index();
-            let mut kept = Vec::new();
-            let mut corrupt = Vec::new();
             for row in &rows.rows {
                 let get = |c: &str| index.get(c).and_then(|&i| row.get(i).cloned().flatten());
-                let rec = record(&get);
-                match reader::parse_record(&rec.to_string(), &label, opts) {
-                    Ok(Some(r)) => kept.push(r),
-                    Ok(None) => {}
-                    Err(reason) => corrupt.push(FileIssue {
-                        path: format!("{label}/{}", get("eventid").unwrap_or_else(|| "?".into())),
-                        reason,
-                    }),
-                }
+                take_row(collector, idx, &label, &get, opts);
             }
-            let src = collector.source_mut(idx);
-            src.records_read += rows.rows.len() as u64;
-            src.files_corrupt.extend(corrupt);
-            collector.add_rows(idx, kept);
         })
         .await;
     let events_ok = settle(collector, idx, &table, query, ended)?;
@@ -1127,7 +1123,13 @@ pub async fn scan(
                 }
             })
             .await;
-        settle(collector, idx, &table, query, ended)?;
+        if settle(collector, idx, &table, query, ended)? && days.is_empty() && bad_days.is_empty() {
+            // No file in any partition of the window: that is no evidence,
+            // not a quiet trail.
+            collector.source_mut(idx).errors.push(format!(
+                "Athena day-coverage query on {label}: no log file in the window's partitions"
+            ));
+        }
     } else {
         collector.source_mut(idx).errors.push(format!(
             "Athena day-coverage query on {}: not run, the events query did not finish",
@@ -1150,6 +1152,48 @@ pub async fn scan(
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// One row of the events query into the collector: rebuilt as a record,
+/// judged by the reader's keep rule, and filed under its log file with the
+/// file's delivery time, as the file reader files a record.
+fn take_row(
+    collector: &mut Collector,
+    idx: usize,
+    label: &str,
+    get: &impl Fn(&str) -> Option<String>,
+    opts: &ReadOptions,
+) {
+    let file = get(LOG_FILE);
+    let source = file.clone().unwrap_or_else(|| label.to_string());
+    let delivered = file
+        .as_deref()
+        .and_then(reader::aws_log_name)
+        .map(|n| n.delivered);
+    collector.source_mut(idx).records_read += 1;
+    let text = record(get).to_string();
+    let bad = |why: String| FileIssue {
+        path: source.clone(),
+        reason: format!(
+            "record {}: {why}",
+            get("eventid").unwrap_or_else(|| "(no eventID)".into())
+        ),
+    };
+    match serde_json::from_str::<Record>(&text) {
+        Ok(rec) => match keep(&rec, &source, opts) {
+            Kept::Row(row) => collector.add_rows_delivered(idx, [*row], delivered),
+            Kept::Dropped => {}
+            Kept::BadTime(p) => {
+                let src = collector.source_mut(idx);
+                src.records_bad_time += 1;
+                src.files_corrupt.push(bad(p.to_string()));
+            }
+        },
+        Err(e) => collector
+            .source_mut(idx)
+            .files_corrupt
+            .push(bad(format!("invalid JSON: {e}"))),
+    }
 }
 
 /// Puts a query in the source's coverage; an error for a query Athena
