@@ -6,7 +6,10 @@
 //! records the assessment in the manifest, and prints a summary by rule and
 //! severity.
 //!
-//! `--as-of` fixes "now", so the same bundle gives the same findings next year.
+//! The bundle is judged as of its `collected_at`, so the same bundle gives the
+//! same findings next year; `--as-of` judges it at another moment, and the
+//! manifest and the report then say how many days after (or before)
+//! collection that is. Events after the as-of time are ignored.
 //!
 //! Exit: 1 an open finding at or above `--fail-on` (default high);
 //! 3 the bundle's coverage is partial; 0 otherwise; 2 usage or fatal error.
@@ -39,7 +42,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
-    /// Judge the bundle as of this date or time instead of now (a date means its last second, UTC).
+    /// Judge the bundle as of this date or time instead of its collection (a date means its last second, UTC).
     #[arg(long, value_name = "DATE", value_parser = parse_end)]
     pub as_of: Option<DateTime<Utc>>,
 
@@ -55,19 +58,26 @@ pub struct Args {
 /// What an assessment produced, for `assess` and `audit`.
 pub struct Assessment {
     pub findings: Vec<Finding>,
+    /// The moment the findings speak for.
+    pub as_of: DateTime<Utc>,
+    /// Set when that is not the day of collection.
+    pub as_of_note: Option<String>,
     pub rules: Vec<Rule>,
     pub coverage_complete: bool,
     pub gaps: Vec<String>,
 }
 
-/// Assesses a bundle in place: findings written, manifest updated.
+/// Assesses a bundle in place: findings written, manifest updated. Without
+/// `as_of` the bundle is judged as of its `collected_at`
+/// ([`rules::judged_as_of`]).
 pub fn assess_bundle(
     dir: &std::path::Path,
     policy: &Policy,
     rules: Vec<Rule>,
-    as_of: DateTime<Utc>,
+    as_of: Option<DateTime<Utc>>,
 ) -> Result<Assessment> {
     let mut manifest = Manifest::read(dir)?;
+    let (as_of, as_of_note) = rules::judged_as_of(manifest.collected_at, as_of);
     let coverage = bundle::read_coverage(dir)?;
     let evidence = Evidence {
         keys: read_frame(dir, &KEYS)?,
@@ -77,6 +87,7 @@ pub fn assess_bundle(
         window_start: manifest.audit_window.start,
     };
     let findings = engine::assess(&evidence, &rules, policy, as_of)?;
+    let exemptions = engine::exemption_reach(&policy.exemptions, &evidence.keys, as_of)?;
     write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
     manifest.assessment = Some(AssessmentEntry {
         assessed_at: Utc::now(),
@@ -88,10 +99,14 @@ pub fn assess_bundle(
             .collect(),
         findings: findings.len(),
         open: findings.iter().filter(|f| f.status == "open").count(),
+        as_of_note: as_of_note.clone(),
+        exemptions,
     });
     manifest.seal(dir)?;
     Ok(Assessment {
         findings,
+        as_of,
+        as_of_note,
         rules,
         coverage_complete: coverage.complete,
         gaps: coverage.gaps(),
@@ -139,8 +154,7 @@ pub fn outcome(a: &Assessment, fail_on: Severity) -> Outcome {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let policy = Policy::load(args.policy.as_deref())?;
     let rules = rules::load(args.queries.as_deref())?;
-    let as_of = args.as_of.unwrap_or_else(Utc::now);
-    let a = assess_bundle(&args.bundle, &policy, rules, as_of)
+    let a = assess_bundle(&args.bundle, &policy, rules, args.as_of)
         .with_context(|| format!("assessing {}", args.bundle.display()))?;
 
     let mut stdout = std::io::stdout().lock();
@@ -162,9 +176,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         open.len(),
         by_sev.trim_end_matches(','),
         a.findings.len() - open.len(),
-        crate::output::rfc3339(as_of),
+        crate::output::rfc3339(a.as_of),
         args.bundle.join("findings.*").display()
     );
+    if let Some(note) = &a.as_of_note {
+        eprintln!("note: {note}");
+    }
     for g in &a.gaps {
         eprintln!("partial: {g}");
     }

@@ -86,8 +86,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     phases.inc(1);
 
     phases.set_message("assess");
-    let as_of = args.until.unwrap_or_else(Utc::now);
-    let a = assess::assess_bundle(&bundle, &policy, rule_set, as_of)
+    // Judged as of --until, or of the collection that just ran.
+    let a = assess::assess_bundle(&bundle, &policy, rule_set, args.until)
         .with_context(|| format!("audit: assessing {}", bundle.display()))?;
     let mut stdout = std::io::stdout().lock();
     assess::summary_table(&a.findings).print(ctx.global.output, &mut stdout)?;

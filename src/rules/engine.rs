@@ -1,24 +1,34 @@
 //! Runs the rules through polars SQL over a bundle's frames and turns their
 //! rows into findings: stable ids, severities after policy overrides, and
 //! exemptions applied.
+//!
+//! The evidence is judged as of `as_of`: events and listed rotations after it
+//! are left out before any rule sees them. Besides the bundle's frames, the
+//! rules read tables derived here (schemas in `frames.rs`): `params`,
+//! `trail_days`, `trail_log_days`, `policy_statements`, `exemptions`,
+//! `key_clock`, `call_failures` and `trail_rotations`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Duration, Utc};
-use polars::prelude::{DataFrame, DataType, IntoLazy};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use polars::prelude::{BooleanChunked, DataFrame, DataType, IntoLazy};
 use polars::sql::SQLContext;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::facts;
 use super::key_policy;
 use super::Rule;
+use crate::bundle::{ExemptionReach, MatchedKey};
 use crate::frames::{
-    col, Cell, FrameBuilder, EXEMPTIONS, FINDINGS, PARAMS, POLICY_STATEMENTS, TRAIL_DAYS,
-    TRAIL_LOG_DAYS,
+    col, Cell, FrameBuilder, CALL_FAILURES, EVENTS, EXEMPTIONS, FINDINGS, KEYS, KEY_CLOCK, PARAMS,
+    POLICY_STATEMENTS, ROTATIONS, TRAIL_DAYS, TRAIL_LOG_DAYS, TRAIL_ROTATIONS,
 };
+use crate::inventory::{KeyRecord, RotationRecord};
+use crate::output::frame_records;
 use crate::policy::{Exemption, Policy, Severity};
-use crate::trail::TrailCoverage;
+use crate::trail::{EventRow, TrailCoverage};
 
 /// What the rules read.
 pub struct Evidence {
@@ -67,6 +77,68 @@ pub fn finding_id(
     format!("kr-{}", &hex::encode(h.finalize())[..20])
 }
 
+/// The evidence as of one moment, in frames for SQL and records for the
+/// derived tables.
+struct AsOf {
+    keys: Vec<KeyRecord>,
+    rotations: DataFrame,
+    rotation_records: Vec<RotationRecord>,
+    events: DataFrame,
+    /// Only the events about rotation: the derived tables need no others.
+    rotation_events: Vec<EventRow>,
+}
+
+/// Keeps the rows of `df` whose time column is empty or not after `as_of`.
+fn not_after(df: &DataFrame, column: &str, as_of: DateTime<Utc>) -> Result<DataFrame> {
+    if df.height() == 0 {
+        return Ok(df.clone());
+    }
+    let ms = as_of.timestamp_millis();
+    let times = df
+        .column(column)?
+        .as_materialized_series()
+        .cast(&DataType::Int64)
+        .with_context(|| format!("{column} is not a time column"))?;
+    let mask: BooleanChunked = times
+        .i64()?
+        .iter()
+        .map(|t| t.is_none_or(|t| t <= ms))
+        .collect();
+    Ok(df.filter(&mask)?)
+}
+
+fn rotation_related(df: &DataFrame) -> Result<DataFrame> {
+    if df.height() == 0 {
+        return Ok(df.clone());
+    }
+    let names = df
+        .column(col::EVENT_NAME)?
+        .as_materialized_series()
+        .cast(&DataType::String)?;
+    let mask: BooleanChunked = names
+        .str()?
+        .iter()
+        .map(|n| {
+            n.is_some_and(|n| facts::is_rotation_api(n) || facts::ROTATION_EVENTS.contains(&n))
+        })
+        .collect();
+    Ok(df.filter(&mask)?)
+}
+
+impl AsOf {
+    fn new(evidence: &Evidence, as_of: DateTime<Utc>) -> Result<AsOf> {
+        let rotations = not_after(&evidence.rotations, col::ROTATION_DATE, as_of)?;
+        let events = not_after(&evidence.events, col::EVENT_TIME, as_of)?;
+        Ok(AsOf {
+            keys: frame_records(&evidence.keys, &KEYS)?,
+            rotation_records: frame_records(&rotations, &ROTATIONS)?,
+            rotation_events: frame_records(&rotation_related(&events)?, &EVENTS)?,
+            rotations,
+            events,
+        })
+    }
+}
+
 /// Runs every rule and returns the findings, sorted by severity, rule, key.
 pub fn assess(
     evidence: &Evidence,
@@ -74,10 +146,11 @@ pub fn assess(
     policy: &Policy,
     as_of: DateTime<Utc>,
 ) -> Result<Vec<Finding>> {
+    let now = AsOf::new(evidence, as_of)?;
     let mut ctx = SQLContext::new();
     ctx.register("keys", evidence.keys.clone().lazy());
-    ctx.register("rotations", evidence.rotations.clone().lazy());
-    ctx.register("events", evidence.events.clone().lazy());
+    ctx.register("rotations", now.rotations.clone().lazy());
+    ctx.register("events", now.events.clone().lazy());
     ctx.register("params", params_frame(evidence, policy, as_of)?.lazy());
     let (days, log_days) = trail_frames(evidence.trail.as_ref())?;
     ctx.register("trail_days", days.lazy());
@@ -88,10 +161,20 @@ pub fn assess(
     );
     ctx.register(
         "exemptions",
-        exemptions_frame(&policy.exemptions, as_of)?.lazy(),
+        exemptions_frame(&policy.exemptions, &now.keys, as_of)?.lazy(),
     );
+    ctx.register("key_clock", key_clock_frame(&now)?.lazy());
+    ctx.register(
+        "call_failures",
+        call_failures_frame(&now.rotation_events, evidence.window_start, as_of)?.lazy(),
+    );
+    ctx.register("trail_rotations", trail_rotations_frame(&now)?.lazy());
 
-    let aliases = aliases_by_arn(&evidence.keys)?;
+    let aliases: HashMap<&str, &[String]> = now
+        .keys
+        .iter()
+        .map(|k| (k.arn.as_str(), k.aliases.as_slice()))
+        .collect();
     let mut findings = Vec::new();
     for rule in rules {
         let df = ctx
@@ -123,6 +206,42 @@ pub fn assess(
     // Two rows of one rule for the same key and subject are one finding.
     findings.dedup_by(|a, b| a.finding_id == b.finding_id);
     Ok(findings)
+}
+
+/// Which keys of the bundle each exemption matches, so an approver sees its
+/// reach: a bare alias or key id can match in several accounts and Regions.
+pub fn exemption_reach(
+    exemptions: &[Exemption],
+    keys: &DataFrame,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<ExemptionReach>> {
+    let keys: Vec<KeyRecord> = frame_records(keys, &KEYS)?;
+    Ok(exemptions
+        .iter()
+        .map(|e| ExemptionReach {
+            key: e.key.clone(),
+            rule: e.rule.clone(),
+            reason: e.reason.clone(),
+            approver: e.approver.clone(),
+            expires: e.expires.to_string(),
+            expired: e.is_expired(as_of),
+            matched: matched_keys(e, &keys)
+                .into_iter()
+                .map(|k| MatchedKey {
+                    account_id: k.account_id.clone(),
+                    region: k.region.clone(),
+                    key_arn: k.arn.clone(),
+                    aliases: k.aliases.clone(),
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+fn matched_keys<'a>(e: &Exemption, keys: &'a [KeyRecord]) -> Vec<&'a KeyRecord> {
+    keys.iter()
+        .filter(|k| key_matches(&e.key, &k.arn, &k.aliases))
+        .collect()
 }
 
 fn one_line(s: &str) -> String {
@@ -192,7 +311,7 @@ fn make_finding(
     row: RuleRow,
     policy: &Policy,
     as_of: DateTime<Utc>,
-    aliases: &HashMap<String, Vec<String>>,
+    aliases: &HashMap<&str, &[String]>,
 ) -> Finding {
     let id = finding_id(
         &rule.id,
@@ -224,7 +343,7 @@ fn make_finding(
     let Some(arn) = finding.key_arn.as_deref() else {
         return finding;
     };
-    let key_aliases = aliases.get(arn).map(Vec::as_slice).unwrap_or(&[]);
+    let key_aliases = aliases.get(arn).copied().unwrap_or(&[]);
     let matching: Vec<&Exemption> = policy
         .exemptions
         .iter()
@@ -248,40 +367,36 @@ fn make_finding(
     finding
 }
 
-/// An exemption names a key by ARN, key id, alias, or alias ARN.
+/// Whether `wanted` (a key ARN, key id, alias, or alias ARN, as an exemption
+/// or `--key` names a key) names the key `arn` with `aliases`.
+///
+/// Alias names are unique per account and Region, so an alias ARN
+/// (`arn:aws:kms:REGION:ACCOUNT:alias/NAME`) names exactly one key; a bare
+/// `alias/NAME` or key id may match a key in each account and Region (a
+/// multi-Region key's id is the same in every Region).
 pub fn key_matches(wanted: &str, arn: &str, aliases: &[String]) -> bool {
+    let wanted = wanted.trim();
     if wanted == arn {
         return true;
     }
-    let id = arn.rsplit_once("key/").map(|(_, id)| id).unwrap_or(arn);
-    if wanted == id {
-        return true;
+    let (key_scope, key_id) = match arn.rsplit_once(":key/") {
+        Some((scope, id)) => (Some(scope), id),
+        None => (None, arn),
+    };
+    if let Some((scope, name)) = wanted.split_once(":alias/") {
+        return key_scope == Some(scope)
+            && aliases
+                .iter()
+                .any(|a| a.strip_prefix("alias/") == Some(name));
     }
-    let alias = wanted
-        .split_once(":alias/")
-        .map(|(_, a)| format!("alias/{a}"))
-        .unwrap_or_else(|| wanted.to_string());
-    aliases.contains(&alias)
-}
-
-fn aliases_by_arn(keys: &DataFrame) -> Result<HashMap<String, Vec<String>>> {
-    let mut out = HashMap::new();
-    if keys.height() == 0 {
-        return Ok(out);
+    if wanted.starts_with("arn:") {
+        // Another key's ARN.
+        return false;
     }
-    let arns = keys.column(col::ARN)?.as_materialized_series().clone();
-    let arns = arns.str()?;
-    let lists = keys.column(col::ALIASES)?.as_materialized_series().clone();
-    let lists = lists.list()?;
-    for i in 0..keys.height() {
-        let Some(arn) = arns.get(i) else { continue };
-        let names: Vec<String> = match lists.get_as_series(i) {
-            Some(s) => s.str()?.iter().flatten().map(str::to_string).collect(),
-            None => Vec::new(),
-        };
-        out.insert(arn.to_string(), names);
+    if wanted.starts_with("alias/") {
+        return aliases.iter().any(|a| a == wanted);
     }
-    Ok(out)
+    wanted == key_id
 }
 
 fn params_frame(evidence: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> Result<DataFrame> {
@@ -301,18 +416,41 @@ fn params_frame(evidence: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> R
     b.finish()
 }
 
+/// What CloudTrail shows for one account, Region and day.
+///
+/// A day without a log file is either quiet (no event in that Region that
+/// day) or lost; only CloudTrail's digest files tell the two apart. When
+/// digest validation lands (issue 13), a `Quiet` status joins these: counted
+/// neither as missing in `trail_days` nor as logged in `trail_log_days`'
+/// coverage, but as covered for `next_day_logged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DayStatus {
+    Logged,
+    NoLogFile,
+}
+
 fn trail_frames(trail: Option<&TrailCoverage>) -> Result<(DataFrame, DataFrame)> {
     let mut days = FrameBuilder::new(TRAIL_DAYS);
     let mut log_days = FrameBuilder::new(TRAIL_LOG_DAYS);
     for d in trail.map(|t| t.days.as_slice()).unwrap_or(&[]) {
-        let shown: Vec<String> = d
-            .days_missing
+        let status: HashMap<NaiveDate, DayStatus> = d
+            .days_with_logs
             .iter()
-            .take(10)
-            .map(|d| d.to_string())
+            .map(|day| (*day, DayStatus::Logged))
+            .chain(
+                d.days_missing
+                    .iter()
+                    .map(|day| (*day, DayStatus::NoLogFile)),
+            )
             .collect();
-        let more = d.days_missing.len().saturating_sub(10);
-        let missing = if more > 0 {
+        let missing: BTreeSet<NaiveDate> = status
+            .iter()
+            .filter(|(_, s)| **s == DayStatus::NoLogFile)
+            .map(|(day, _)| *day)
+            .collect();
+        let shown: Vec<String> = missing.iter().take(10).map(|d| d.to_string()).collect();
+        let more = missing.len().saturating_sub(10);
+        let missing_text = if more > 0 {
             format!("{} and {more} more", shown.join(", "))
         } else {
             shown.join(", ")
@@ -320,16 +458,23 @@ fn trail_frames(trail: Option<&TrailCoverage>) -> Result<(DataFrame, DataFrame)>
         days.push(vec![
             Cell::str(&d.account_id),
             Cell::str(&d.region),
-            Cell::Int(Some((d.days_with_logs.len() + d.days_missing.len()) as i64)),
-            Cell::Int(Some(d.days_with_logs.len() as i64)),
-            Cell::Int(Some(d.days_missing.len() as i64)),
-            Cell::str(missing),
+            Cell::Int(Some(status.len() as i64)),
+            Cell::Int(Some((status.len() - missing.len()) as i64)),
+            Cell::Int(Some(missing.len() as i64)),
+            Cell::str(missing_text),
         ])?;
-        for day in &d.days_with_logs {
+        let logged: BTreeSet<NaiveDate> = status
+            .iter()
+            .filter(|(_, s)| **s == DayStatus::Logged)
+            .map(|(day, _)| *day)
+            .collect();
+        for day in &logged {
+            let next_logged = day.succ_opt().is_some_and(|n| logged.contains(&n));
             log_days.push(vec![
                 Cell::str(&d.account_id),
                 Cell::str(&d.region),
                 Cell::str(day.to_string()),
+                Cell::Bool(Some(next_logged)),
             ])?;
         }
     }
@@ -361,34 +506,127 @@ fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
             continue;
         };
         for st in statements {
+            let denies = |a: &str| st.denied_rotation_actions.contains(&a);
             b.push(vec![
                 Cell::opt_str(accounts[i].clone()),
                 Cell::opt_str(regions[i].clone()),
                 Cell::opt_str(arns[i].clone()),
-                Cell::opt_str(st.sid),
-                Cell::str(st.effect),
-                Cell::opt_str(st.principal),
-                Cell::str(st.actions),
-                Cell::opt_str(st.condition),
+                Cell::Int(Some(st.index as i64)),
+                Cell::opt_str(st.sid.clone()),
+                Cell::str(&st.effect),
+                Cell::opt_str(st.principal.clone()),
+                Cell::str(&st.actions),
+                Cell::opt_str(st.condition.clone()),
                 Cell::opt_str(
                     Some(st.denied_rotation_actions.join(", ")).filter(|s| !s.is_empty()),
                 ),
+                Cell::Bool(Some(denies("kms:EnableKeyRotation"))),
+                Cell::Bool(Some(denies("kms:RotateKeyOnDemand"))),
+                Cell::Bool(Some(st.everyone)),
+                Cell::opt_str(st.unaffected.clone()),
             ])?;
         }
     }
     b.finish()
 }
 
-fn exemptions_frame(exemptions: &[Exemption], as_of: DateTime<Utc>) -> Result<DataFrame> {
+fn exemptions_frame(
+    exemptions: &[Exemption],
+    keys: &[KeyRecord],
+    as_of: DateTime<Utc>,
+) -> Result<DataFrame> {
     let mut b = FrameBuilder::new(EXEMPTIONS);
     for e in exemptions {
+        let matched = matched_keys(e, keys);
+        let row = |k: Option<&KeyRecord>| {
+            vec![
+                Cell::str(&e.key),
+                Cell::str(&e.rule),
+                Cell::str(&e.reason),
+                Cell::str(&e.approver),
+                Cell::str(e.expires.to_string()),
+                Cell::Bool(Some(e.is_expired(as_of))),
+                Cell::opt_str(k.and_then(|k| k.account_id.clone())),
+                Cell::opt_str(k.map(|k| k.region.clone())),
+                Cell::opt_str(k.map(|k| k.arn.clone())),
+                Cell::Int(Some(matched.len() as i64)),
+            ]
+        };
+        if matched.is_empty() {
+            b.push(row(None))?;
+        }
+        for k in &matched {
+            b.push(row(Some(k)))?;
+        }
+    }
+    b.finish()
+}
+
+fn key_clock_frame(now: &AsOf) -> Result<DataFrame> {
+    let mut b = FrameBuilder::new(KEY_CLOCK);
+    for k in &now.keys {
+        let c = facts::key_clock(k, &now.rotation_records, &now.rotation_events);
         b.push(vec![
-            Cell::str(&e.key),
-            Cell::str(&e.rule),
-            Cell::str(&e.reason),
-            Cell::str(&e.approver),
-            Cell::str(e.expires.to_string()),
-            Cell::Bool(Some(e.is_expired(as_of))),
+            Cell::opt_str(c.account_id),
+            Cell::str(c.region),
+            Cell::str(c.key_arn),
+            Cell::Bool(Some(c.history_read)),
+            Cell::Time(c.last_rotation),
+            Cell::opt_str(c.last_rotation_source.map(|s| s.as_str())),
+            Cell::Time(c.rotation_on_since),
+            Cell::Int(Some(c.period_days)),
+            Cell::Bool(Some(c.period_known)),
+            Cell::Time(c.next_rotation_date),
+            Cell::Time(c.schedule_start),
+            Cell::str(c.schedule_basis),
+            Cell::Time(c.due_at),
+            Cell::Time(c.material_since),
+        ])?;
+    }
+    b.finish()
+}
+
+fn call_failures_frame(
+    events: &[EventRow],
+    window_start: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+) -> Result<DataFrame> {
+    let mut b = FrameBuilder::new(CALL_FAILURES);
+    for g in facts::call_failures(events, Some(window_start), Some(as_of)) {
+        b.push(vec![
+            Cell::opt_str(g.account_id),
+            Cell::opt_str(g.region),
+            Cell::opt_str(g.key_arn),
+            Cell::str(g.caller),
+            Cell::opt_str(Some(g.sessions.join(", ")).filter(|s| !s.is_empty())),
+            Cell::Int(Some(g.sessions.len() as i64)),
+            Cell::str(g.event_name),
+            Cell::str(g.error_code),
+            Cell::Bool(Some(g.access_denied)),
+            Cell::Int(Some(g.count as i64)),
+            Cell::Time(g.first_seen),
+            Cell::Time(g.last_seen),
+            Cell::opt_str(g.message),
+            Cell::str(g.event_ids.join(" ")),
+        ])?;
+    }
+    b.finish()
+}
+
+fn trail_rotations_frame(now: &AsOf) -> Result<DataFrame> {
+    let by_arn: HashMap<&str, &KeyRecord> = now.keys.iter().map(|k| (k.arn.as_str(), k)).collect();
+    let mut b = FrameBuilder::new(TRAIL_ROTATIONS);
+    for e in now.rotation_events.iter().filter(|e| facts::is_rotation(e)) {
+        let key = e.key_arn.as_deref().and_then(|a| by_arn.get(a).copied());
+        b.push(vec![
+            Cell::opt_str(e.event_id.clone()),
+            Cell::Time(e.event_time),
+            Cell::opt_str(e.event_name.clone()),
+            Cell::opt_str(e.rotation_type.clone()),
+            Cell::opt_str(e.account_id.clone()),
+            Cell::opt_str(e.aws_region.clone()),
+            Cell::opt_str(e.key_arn.clone()),
+            Cell::Bool(Some(facts::is_in_progress(key, e))),
         ])?;
     }
     b.finish()
@@ -469,5 +707,24 @@ mod tests {
             &aliases
         ));
         assert!(!key_matches("alias/other", arn, &aliases));
+    }
+
+    #[test]
+    fn an_alias_arn_names_one_account_and_region() {
+        let aliases = vec!["alias/legacy".to_string()];
+        let east = "arn:aws:kms:us-east-1:111122223333:key/k1";
+        let west = "arn:aws:kms:eu-west-1:111122223333:key/k2";
+        let other = "arn:aws:kms:us-east-1:444455556666:key/k3";
+        let alias_arn = "arn:aws:kms:us-east-1:111122223333:alias/legacy";
+        assert!(key_matches(alias_arn, east, &aliases));
+        assert!(!key_matches(alias_arn, west, &aliases));
+        assert!(!key_matches(alias_arn, other, &aliases));
+        // A bare alias reaches every account and Region that has it.
+        for arn in [east, west, other] {
+            assert!(key_matches("alias/legacy", arn, &aliases));
+        }
+        // Another key's ARN never matches by its id.
+        assert!(!key_matches(west, east, &aliases));
+        assert!(!key_matches("alias/leg", east, &aliases));
     }
 }

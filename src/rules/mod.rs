@@ -7,6 +7,8 @@
 //! -- severity: high
 //! -- controls: CIS AWS Foundations 3.6; AWS Security Hub KMS.4
 //! -- remediation: aws kms enable-key-rotation --key-id KEY_ARN
+//! -- aws: What AWS documents that the rule relies on, in one sentence, with
+//! --   the AWS documentation page (required of the built-in rules).
 //! -- description: Optional longer text; continuation lines start with
 //! --   "--" and two or more spaces.
 //! SELECT ...
@@ -21,10 +23,12 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
 
 use crate::policy::Severity;
 
 pub mod engine;
+pub mod facts;
 pub mod key_policy;
 #[cfg(test)]
 mod scenario_tests;
@@ -37,6 +41,8 @@ pub struct Rule {
     pub severity: Severity,
     pub controls: Vec<String>,
     pub remediation: String,
+    /// The AWS behaviour the rule relies on, with the page that documents it.
+    pub aws: String,
     pub description: String,
     pub sql: String,
     /// `built-in queries/<id>.sql` or the path it was read from.
@@ -62,6 +68,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../queries/never_rotated.sql"),
     ),
     (
+        "material_age_exceeds_policy",
+        include_str!("../../queries/material_age_exceeds_policy.sql"),
+    ),
+    (
         "period_exceeds_policy",
         include_str!("../../queries/period_exceeds_policy.sql"),
     ),
@@ -80,6 +90,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "policy_denies_rotation",
         include_str!("../../queries/policy_denies_rotation.sql"),
+    ),
+    (
+        "policy_conditionally_denies_rotation",
+        include_str!("../../queries/policy_conditionally_denies_rotation.sql"),
+    ),
+    (
+        "policy_denies_on_demand_rotation",
+        include_str!("../../queries/policy_denies_on_demand_rotation.sql"),
     ),
     (
         "pending_deletion",
@@ -179,10 +197,47 @@ pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
         severity,
         controls,
         remediation,
+        aws: get("aws").unwrap_or_default(),
         description: get("description").unwrap_or_default(),
         sql,
         origin: origin.to_string(),
     })
+}
+
+/// The moment an assessment judges a bundle, and a note when it is not the
+/// day the evidence was collected.
+///
+/// Without `--as-of` it is the bundle's `collected_at`: the evidence speaks
+/// for that moment, so the same bundle gives the same findings whenever it
+/// is assessed. A later as-of ages the evidence (rotations due since
+/// collection count as missed, though KMS may have made them); an earlier one
+/// leaves out every event after it.
+pub fn judged_as_of(
+    collected_at: DateTime<Utc>,
+    requested: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, Option<String>) {
+    let Some(as_of) = requested else {
+        return (collected_at, None);
+    };
+    let days = (as_of - collected_at).num_days();
+    let plural = |n: i64| if n == 1 { "" } else { "s" };
+    let note = match days {
+        0 => None,
+        d if d > 0 => Some(format!(
+            "judged {d} day{} after collection (collected {}, judged as of {}): what happened since collection is not in the evidence",
+            plural(d),
+            crate::output::rfc3339(collected_at),
+            crate::output::rfc3339(as_of)
+        )),
+        d => Some(format!(
+            "judged {} day{} before collection (collected {}, judged as of {}): events after the as-of time are ignored",
+            -d,
+            plural(-d),
+            crate::output::rfc3339(collected_at),
+            crate::output::rfc3339(as_of)
+        )),
+    };
+    (as_of, note)
 }
 
 /// The built-in rules, then those in `dir` (same id replaces, new id adds).
@@ -228,6 +283,13 @@ mod tests {
         assert_eq!(rules.len(), BUILTIN.len());
         for r in &rules {
             assert!(!r.controls.is_empty(), "{} has no controls", r.id);
+            // An auditor reads the AWS behaviour a rule relies on, and where
+            // AWS documents it, in the rule itself.
+            assert!(
+                r.aws.contains("https://docs.aws.amazon.com/"),
+                "{} has no `-- aws:` sentence with its AWS doc page",
+                r.id
+            );
             assert!(r.sql.to_ascii_uppercase().contains("SELECT"), "{}", r.id);
         }
     }
@@ -265,6 +327,32 @@ mod tests {
             let err = parse("x", &text, "x.sql").unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn a_bundle_is_judged_as_of_its_collection() {
+        use chrono::{Duration, TimeZone};
+        let collected = Utc.with_ymd_and_hms(2026, 1, 10, 8, 0, 0).unwrap();
+        assert_eq!(judged_as_of(collected, None), (collected, None));
+        assert_eq!(judged_as_of(collected, Some(collected)).1, None);
+        let later = judged_as_of(collected, Some(collected + Duration::days(30)));
+        assert!(
+            later
+                .1
+                .as_deref()
+                .unwrap()
+                .starts_with("judged 30 days after collection"),
+            "{later:?}"
+        );
+        let earlier = judged_as_of(collected, Some(collected - Duration::days(1)));
+        assert!(
+            earlier
+                .1
+                .as_deref()
+                .unwrap()
+                .starts_with("judged 1 day before collection"),
+            "{earlier:?}"
+        );
     }
 
     #[test]

@@ -149,6 +149,7 @@ pub fn events_sql(store: &Store, opts: &ReadOptions) -> Result<String> {
     Ok(format!(
         "SELECT eventid, eventtime, eventname, eventtype, eventsource, awsregion, recipientaccountid, \
 useridentity.arn AS principal_arn, useridentity.type AS principal_type, useridentity.invokedby AS invoked_by, \
+useridentity.sessioncontext.sessionissuer.arn AS session_issuer_arn, \
 sourceipaddress, useragent, errorcode, errormessage, \
 element_at(requestparameters, 'keyId') AS request_key_id, \
 element_at(requestparameters, 'rotationPeriodInDays') AS rotation_period_in_days, \
@@ -218,6 +219,12 @@ fn record(row: &HashMap<&str, &str>) -> Value {
         if let Some(v) = get(col) {
             who.insert(field.into(), json!(v));
         }
+    }
+    if let Some(issuer) = get("session_issuer_arn") {
+        who.insert(
+            "sessionContext".into(),
+            json!({"sessionIssuer": {"arn": issuer}}),
+        );
     }
     if !who.is_empty() {
         put("userIdentity", Some(Value::Object(who)));

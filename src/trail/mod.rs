@@ -41,6 +41,7 @@ impl EventRow {
             Cell::opt_str(self.key_id.clone()),
             Cell::opt_str(self.principal_arn.clone()),
             Cell::opt_str(self.principal_type.clone()),
+            Cell::opt_str(self.session_issuer_arn.clone()),
             Cell::opt_str(self.invoked_by.clone()),
             Cell::opt_str(self.source_ip.clone()),
             Cell::opt_str(self.user_agent.clone()),

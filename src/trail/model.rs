@@ -46,8 +46,12 @@ pub struct EventRow {
     pub account_id: Option<String>,
     pub key_arn: Option<String>,
     pub key_id: Option<String>,
+    /// `userIdentity.arn`: for an assumed role, the session.
     pub principal_arn: Option<String>,
     pub principal_type: Option<String>,
+    /// `userIdentity.sessionContext.sessionIssuer.arn`: the role (with its
+    /// path) behind an assumed-role session.
+    pub session_issuer_arn: Option<String>,
     pub invoked_by: Option<String>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,

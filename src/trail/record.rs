@@ -251,6 +251,11 @@ impl Record<'_> {
             key_id,
             principal_arn: principal_arn.map(str::to_string),
             principal_type: ui.and_then(|u| u.kind.as_deref()).map(str::to_string),
+            session_issuer_arn: ui
+                .and_then(|u| u.session_context.as_ref())
+                .and_then(|c| c.session_issuer.as_ref())
+                .and_then(|i| i.arn.as_deref())
+                .map(str::to_string),
             invoked_by: ui.and_then(|u| u.invoked_by.as_deref()).map(str::to_string),
             source_ip: own(&self.source_ip_address),
             user_agent: own(&self.user_agent),
