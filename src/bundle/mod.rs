@@ -66,6 +66,10 @@ pub struct AssessmentEntry {
     /// Each exemption of the policy and the keys of this bundle it matched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exemptions: Vec<ExemptionReach>,
+    /// The policy as applied (periods, grace, overrides, exemptions), so
+    /// `diagnose` re-derives exactly these findings without the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_applied: Option<crate::policy::Policy>,
 }
 
 /// One exemption and its reach: every key of the bundle it matched.

@@ -20,7 +20,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::trail_scan::parse_until as parse_end;
 use super::Ctx;
@@ -95,12 +94,13 @@ pub fn assess_bundle(
         policy: policy.origin.clone(),
         rules: rules
             .iter()
-            .map(|r| (r.id.clone(), hex::encode(Sha256::digest(r.sql.as_bytes()))))
+            .map(|r| (r.id.clone(), rules::rule_sha256(r)))
             .collect(),
         findings: findings.len(),
         open: findings.iter().filter(|f| f.status == "open").count(),
         as_of_note: as_of_note.clone(),
         exemptions,
+        policy_applied: Some(policy.clone()),
     });
     manifest.seal(dir)?;
     Ok(Assessment {

@@ -2,8 +2,14 @@
 //!
 //! Troubleshoots one key, named by id, ARN or alias: its state and
 //! eligibility, rotation status and history, the CloudTrail rotation failures
-//! grouped by principal and error code, the key-policy statements that deny
-//! rotation, its grants, and a one-paragraph verdict with the fix.
+//! grouped by caller and error code, the key-policy statements that deny
+//! rotation, its grants, the open findings the rules make for it (the same
+//! rules `assess` runs, over the same evidence), and a verdict with the fix.
+//!
+//! With --bundle the key is judged as the bundle's assessment judged it (its
+//! as-of and the policy recorded in the manifest, unless --policy), so
+//! `--output json`'s `findings` are the open findings `assess` wrote for the
+//! key.
 //!
 //! Live (default): reads the key from KMS in the key's region (from its ARN,
 //! else --region or the configured region), and CloudTrail's LookupEvents for
@@ -24,10 +30,9 @@ use super::Ctx;
 use crate::aws::{self, ErrorInfo};
 use crate::diagnose::{self, Grant};
 use crate::error::{hinted, Outcome};
-use crate::frames::{EVENTS, KEYS, ROTATIONS};
-use crate::inventory::{KeyRecord, RotationRecord};
-use crate::output::{frame_records, read_frame, Format};
-use crate::rules::engine::key_matches;
+use crate::output::Format;
+use crate::policy::Policy;
+use crate::rules;
 use crate::trail::reader::ReadOptions;
 use crate::trail::{EventRow, Window};
 
@@ -40,12 +45,30 @@ pub struct Args {
     /// Read from this bundle instead of AWS.
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
+
+    /// Policy file (default: with --bundle, the policy the bundle was assessed
+    /// with, as its manifest records it; live, the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Folder of extra rules (*.sql), as for `assess --queries`.
+    #[arg(long, value_name = "DIR")]
+    pub queries: Option<PathBuf>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    let policy = args
+        .policy
+        .as_deref()
+        .map(|p| Policy::load(Some(p)))
+        .transpose()?;
+    let rules = rules::load(args.queries.as_deref())?;
     let report = match &args.bundle {
-        Some(dir) => from_bundle(dir, &args.key)?,
-        None => live(ctx, &args.key).await?,
+        Some(dir) => diagnose::from_bundle(dir, &args.key, policy, &rules)?,
+        None => {
+            let policy = policy.unwrap_or_default();
+            live(ctx, &args.key, &rules, &policy).await?
+        }
     };
     let mut stdout = std::io::stdout().lock();
     match ctx.global.output {
@@ -61,44 +84,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     Ok(Outcome::Complete)
 }
 
-fn from_bundle(dir: &std::path::Path, wanted: &str) -> Result<diagnose::Report> {
-    let manifest = crate::bundle::Manifest::read(dir)?;
-    let keys: Vec<KeyRecord> = frame_records(&read_frame(dir, &KEYS)?, &KEYS)?;
-    let Some(key) = keys
-        .iter()
-        .find(|k| key_matches(wanted, &k.arn, &k.aliases))
-        .cloned()
-    else {
-        return Err(hinted(
-            format!("{wanted}: no such key in {}", dir.display()),
-            "give the key's id, ARN or alias as it appears in keys.csv",
-        ));
-    };
-    let rotations: Vec<RotationRecord> =
-        frame_records::<RotationRecord>(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?
-            .into_iter()
-            .filter(|r| r.key_arn == key.arn)
-            .collect();
-    let events: Vec<EventRow> = frame_records::<EventRow>(&read_frame(dir, &EVENTS)?, &EVENTS)?
-        .into_iter()
-        .filter(|e| e.key_arn.as_deref() == Some(key.arn.as_str()))
-        .collect();
-    let coverage = crate::bundle::read_coverage(dir)?;
-    let mut gaps = Vec::new();
-    if coverage.trail.is_none() {
-        gaps.push(
-            "the bundle holds no CloudTrail source: failures and rotation events are unknown"
-                .into(),
-        );
-    }
-    let as_of = manifest
-        .assessment
-        .as_ref()
-        .map_or(manifest.collected_at, |a| a.as_of);
-    Ok(diagnose::build(key, rotations, events, None, gaps, as_of))
-}
-
-async fn live(ctx: &Ctx, wanted: &str) -> Result<diagnose::Report> {
+async fn live(
+    ctx: &Ctx,
+    wanted: &str,
+    rules: &[rules::Rule],
+    policy: &Policy,
+) -> Result<diagnose::Report> {
     let opts = ctx.global.aws();
     let config = aws::load_config(&opts).await;
     // An ARN names its region; otherwise the first --region or the default.
@@ -150,14 +141,18 @@ async fn live(ctx: &Ctx, wanted: &str) -> Result<diagnose::Report> {
     let now = Utc::now();
     let events = lookup_events(&config, &region, &key.arn, now, &mut gaps).await;
     gaps.push("CloudTrail read from LookupEvents: the last 90 days only; diagnose --bundle covers the archive".into());
-    Ok(diagnose::build(
-        key,
-        rotations,
-        events,
-        grants_ok.then_some(grants),
-        gaps,
+    diagnose::live(
+        diagnose::LiveKey {
+            key,
+            rotations,
+            events,
+            grants: grants_ok.then_some(grants),
+            gaps,
+        },
+        rules,
+        policy,
         now,
-    ))
+    )
 }
 
 /// Rotation events and failures for one key from LookupEvents (last 90 days).
@@ -173,7 +168,7 @@ async fn lookup_events(
     let opts = ReadOptions {
         include_data_events: false,
         window: Window {
-            since: Some(now - Duration::days(90)),
+            since: Some(now - Duration::days(diagnose::LOOKUP_DAYS)),
             until: Some(now),
         },
         scope: Default::default(),
@@ -195,7 +190,7 @@ async fn lookup_events(
         .lookup_events()
         .lookup_attributes(attr)
         .start_time(aws_smithy_types::DateTime::from_secs(
-            (now - Duration::days(90)).timestamp(),
+            (now - Duration::days(diagnose::LOOKUP_DAYS)).timestamp(),
         ))
         .end_time(aws_smithy_types::DateTime::from_secs(now.timestamp()))
         .max_results(50)

@@ -674,19 +674,24 @@ impl Inventory {
     }
 
     pub fn rotations_frame(&self) -> Result<polars::prelude::DataFrame> {
-        let mut b = FrameBuilder::new(ROTATIONS);
-        for r in &self.rotations {
-            b.push(vec![
-                Cell::opt_str(r.account_id.clone()),
-                Cell::str(&r.region),
-                Cell::str(&r.key_id),
-                Cell::str(&r.key_arn),
-                Cell::Time(r.rotation_date),
-                Cell::opt_str(r.rotation_type.clone()),
-            ])?;
-        }
-        b.finish()
+        rotations_frame(&self.rotations)
     }
+}
+
+/// The `rotations` frame of these records.
+pub fn rotations_frame(rotations: &[RotationRecord]) -> Result<polars::prelude::DataFrame> {
+    let mut b = FrameBuilder::new(ROTATIONS);
+    for r in rotations {
+        b.push(vec![
+            Cell::opt_str(r.account_id.clone()),
+            Cell::str(&r.region),
+            Cell::str(&r.key_id),
+            Cell::str(&r.key_arn),
+            Cell::Time(r.rotation_date),
+            Cell::opt_str(r.rotation_type.clone()),
+        ])?;
+    }
+    b.finish()
 }
 
 pub fn keys_frame(keys: &[KeyRecord]) -> Result<polars::prelude::DataFrame> {

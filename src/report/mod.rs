@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::bundle::{self, Coverage, Manifest};
 use crate::frames::{Schema, EVENTS, FINDINGS, KEYS, ROTATIONS};
@@ -396,7 +395,7 @@ fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
 }
 
 fn rule_sha(rule: &Rule) -> String {
-    hex::encode(Sha256::digest(rule.sql.as_bytes()))
+    rules::rule_sha256(rule)
 }
 
 fn context(

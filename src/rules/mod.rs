@@ -204,6 +204,13 @@ pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
     })
 }
 
+/// SHA-256 of a rule's SQL: what the manifest records, so a changed rule is
+/// visible.
+pub fn rule_sha256(rule: &Rule) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(rule.sql.as_bytes()))
+}
+
 /// The moment an assessment judges a bundle, and a note when it is not the
 /// day the evidence was collected.
 ///

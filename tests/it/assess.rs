@@ -336,6 +336,7 @@ fn user_facing_filters() -> Vec<(&'static str, &'static str)> {
             r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
             "[KEY_ID]",
         ),
+        (r"kr-[0-9a-f]{20}", "[FINDING_ID]"),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
         (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
         (r"\d+ days ago", "[N] days ago"),
@@ -608,12 +609,62 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
     assert!(stdout.contains("ci-deployer"), "{stdout}");
     assert!(stdout.contains("AccessDeniedException x2"), "{stdout}");
     assert!(
-        stdout.contains("turned off by arn:aws:iam::123456789012:user/alice"),
+        stdout.contains("arn:aws:iam::123456789012:user/alice disabled automatic rotation"),
         "{stdout}"
     );
     insta::with_settings!({filters => user_facing_filters()}, {
         insta::assert_snapshot!("diagnose_ledger_from_bundle", stdout);
     });
+
+    // One place for each decision: diagnose runs the same rules over the same
+    // evidence, so for every key its open findings are exactly those assess
+    // wrote into the bundle.
+    let written = read_json(&bundle.join("findings.json"));
+    for k in read_json(&bundle.join("keys.json")).as_array().unwrap() {
+        let arn = k["arn"].as_str().unwrap();
+        let (code, stdout, stderr) = run(moto
+            .kmsrot()
+            .args(["diagnose", arn, "--bundle"])
+            .arg(&bundle)
+            .args(["--output", "json"]));
+        assert_eq!(code, 0, "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        let got: BTreeSet<(String, String, String)> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["finding_id"].as_str().unwrap().to_string(),
+                    f["rule_id"].as_str().unwrap().to_string(),
+                    f["severity"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let want: BTreeSet<(String, String, String)> = written
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["key_arn"] == arn && f["status"] == "open")
+            .map(|f| {
+                (
+                    f["finding_id"].as_str().unwrap().to_string(),
+                    f["rule_id"].as_str().unwrap().to_string(),
+                    f["severity"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "diagnose {arn} disagrees with assess");
+        assert!(
+            report["gaps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| !g.as_str().unwrap().contains("findings.csv")),
+            "{}",
+            report["gaps"]
+        );
+    }
 
     let (code, stdout, stderr) = run(moto.kmsrot().env("AWS_MAX_ATTEMPTS", "1").args([
         "--region",
@@ -623,6 +674,25 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
     ]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("FreezeRotation"), "{stdout}");
+    // Live, the same rules judge the key: its Deny of EnableKeyRotation to
+    // everyone, unconditionally, is the high finding assess reports.
+    let (code, stdout, stderr) = run(moto.kmsrot().env("AWS_MAX_ATTEMPTS", "1").args([
+        "--region",
+        "us-east-1",
+        "--output",
+        "json",
+        "diagnose",
+        "alias/guarded",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, vec!["policy_denies_rotation"], "{stdout}");
 }
 
 fn key_id(out: aws_sdk_kms::operation::create_key::CreateKeyOutput) -> String {
