@@ -368,35 +368,10 @@ fn make_finding(
 }
 
 /// Whether `wanted` (a key ARN, key id, alias, or alias ARN, as an exemption
-/// or `--key` names a key) names the key `arn` with `aliases`.
-///
-/// Alias names are unique per account and Region, so an alias ARN
-/// (`arn:aws:kms:REGION:ACCOUNT:alias/NAME`) names exactly one key; a bare
-/// `alias/NAME` or key id may match a key in each account and Region (a
-/// multi-Region key's id is the same in every Region).
+/// or `--key` names a key) names the key `arn` with `aliases`
+/// ([`crate::policy::names`] is the one matcher).
 pub fn key_matches(wanted: &str, arn: &str, aliases: &[String]) -> bool {
-    let wanted = wanted.trim();
-    if wanted == arn {
-        return true;
-    }
-    let (key_scope, key_id) = match arn.rsplit_once(":key/") {
-        Some((scope, id)) => (Some(scope), id),
-        None => (None, arn),
-    };
-    if let Some((scope, name)) = wanted.split_once(":alias/") {
-        return key_scope == Some(scope)
-            && aliases
-                .iter()
-                .any(|a| a.strip_prefix("alias/") == Some(name));
-    }
-    if wanted.starts_with("arn:") {
-        // Another key's ARN.
-        return false;
-    }
-    if wanted.starts_with("alias/") {
-        return aliases.iter().any(|a| a == wanted);
-    }
-    wanted == key_id
+    crate::policy::names(wanted, &crate::policy::Subject::Key { arn, aliases })
 }
 
 fn params_frame(evidence: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> Result<DataFrame> {
