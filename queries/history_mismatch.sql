@@ -13,7 +13,9 @@
 -- description: A successful RotateKey or RotateKeyOnDemand event with no ListKeyRotations entry within a day of it
 --   (for keys whose history was read), leaving out the on-demand rotation the key reports as still in progress; or
 --   a ListKeyRotations entry in the audit window with no rotation event within a day of it, judged only where
---   CloudTrail has log files for the rotation's day and the next (its event may be delivered the next day).
+--   CloudTrail has log files for the rotation's day and the next (its event may be delivered the next day). An
+--   on-demand rotation logs a RotateKeyOnDemand call and a RotateKey service event; linked to each other, they
+--   count as one rotation.
 WITH
 trail_side AS (
   SELECT
@@ -23,6 +25,7 @@ trail_side AS (
   JOIN key_clock c ON c.key_arn = t.key_arn
   LEFT JOIN rotations r ON r.key_arn = t.key_arn
   WHERE c.history_read = true AND t.in_progress = false
+    AND NOT (t.event_name = 'RotateKeyOnDemand' AND t.linked_event_id IS NOT NULL)
   GROUP BY t.event_id, t.account_id, t.region, t.key_arn, t.event_time
 ),
 listed AS (

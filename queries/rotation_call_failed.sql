@@ -22,6 +22,7 @@ SELECT
          ', first ', STRFTIME(f.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
          ', last ', STRFTIME(f.last_seen, '%Y-%m-%dT%H:%M:%SZ'), ': ', COALESCE(f.error_message, 'no message')) AS detail,
   CONCAT('CloudTrail events ', f.event_ids,
-         CASE WHEN f.sessions IS NULL THEN '' ELSE CONCAT('; sessions: ', f.sessions) END) AS evidence
+         CASE WHEN f.sessions IS NULL THEN '' ELSE CONCAT('; sessions: ', f.sessions) END,
+         CASE WHEN f.key_arn_via IS NULL THEN '' ELSE CONCAT('; key named as ', f.key_arn_via) END) AS evidence
 FROM call_failures f
 WHERE f.access_denied = false

@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use polars::prelude::{DataFrame, DataType, ParquetReader, ParquetWriter, SerReader};
 use serde_json::{Map, Value};
 
-use crate::frames::{check_columns, Kind, Schema};
+use crate::frames::{check_columns, conform, Kind, Schema};
 
 /// `--output` for commands that print rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -140,8 +140,7 @@ pub fn read_frame(dir: &Path, schema: &Schema) -> Result<DataFrame> {
     let df = ParquetReader::new(file)
         .finish()
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    check_columns(&df, schema).with_context(|| format!("{}", path.display()))?;
-    Ok(df)
+    conform(df, schema).with_context(|| format!("{}", path.display()))
 }
 
 /// A cell rendered once, then written to both CSV and JSON.

@@ -54,6 +54,9 @@ pub struct Args {
     /// Say in the manifest that the data is not from a real account.
     #[arg(long, value_name = "WHY")]
     pub simulated: Option<String>,
+
+    #[command(flatten)]
+    pub read: crate::cli::TrailReadArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -79,6 +82,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             include_data_events: false,
             simulated: args.simulated.clone(),
             concurrency: 16,
+            read: args.read.clone(),
         },
     )
     .await

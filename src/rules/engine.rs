@@ -86,6 +86,8 @@ struct AsOf {
     events: DataFrame,
     /// Only the events about rotation: the derived tables need no others.
     rotation_events: Vec<EventRow>,
+    /// event_id → how its key was found when the record named an alias.
+    key_via: HashMap<String, String>,
 }
 
 /// Keeps the rows of `df` whose time column is empty or not after `as_of`.
@@ -105,6 +107,14 @@ fn not_after(df: &DataFrame, column: &str, as_of: DateTime<Utc>) -> Result<DataF
         .map(|t| t.is_none_or(|t| t <= ms))
         .collect();
     Ok(df.filter(&mask)?)
+}
+
+fn text_column(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let s = df
+        .column(name)?
+        .as_materialized_series()
+        .cast(&DataType::String)?;
+    Ok(s.str()?.iter().map(|v| v.map(str::to_string)).collect())
 }
 
 fn rotation_related(df: &DataFrame) -> Result<DataFrame> {
@@ -128,11 +138,29 @@ fn rotation_related(df: &DataFrame) -> Result<DataFrame> {
 impl AsOf {
     fn new(evidence: &Evidence, as_of: DateTime<Utc>) -> Result<AsOf> {
         let rotations = not_after(&evidence.rotations, col::ROTATION_DATE, as_of)?;
-        let events = not_after(&evidence.events, col::EVENT_TIME, as_of)?;
+        // Aliases resolved through the inventory, marked (see rules::derived);
+        // the derived tables below read the same rows as the rules.
+        let events = not_after(
+            &super::derived::events_for_rules(&evidence.events, &evidence.keys)?,
+            col::EVENT_TIME,
+            as_of,
+        )?;
+        let related = rotation_related(&events)?;
+        let mut key_via = HashMap::new();
+        if related.height() > 0 && related.column(col::KEY_ARN_VIA).is_ok() {
+            let ids = text_column(&related, col::EVENT_ID)?;
+            let via = text_column(&related, col::KEY_ARN_VIA)?;
+            for (id, via) in ids.into_iter().zip(via) {
+                if let (Some(id), Some(via)) = (id, via) {
+                    key_via.insert(id, via);
+                }
+            }
+        }
         Ok(AsOf {
             keys: frame_records(&evidence.keys, &KEYS)?,
             rotation_records: frame_records(&rotations, &ROTATIONS)?,
-            rotation_events: frame_records(&rotation_related(&events)?, &EVENTS)?,
+            rotation_events: frame_records(&related, &EVENTS)?,
+            key_via,
             rotations,
             events,
         })
@@ -166,7 +194,7 @@ pub fn assess(
     ctx.register("key_clock", key_clock_frame(&now)?.lazy());
     ctx.register(
         "call_failures",
-        call_failures_frame(&now.rotation_events, evidence.window_start, as_of)?.lazy(),
+        call_failures_frame(&now, evidence.window_start, as_of)?.lazy(),
     );
     ctx.register("trail_rotations", trail_rotations_frame(&now)?.lazy());
 
@@ -562,12 +590,16 @@ fn key_clock_frame(now: &AsOf) -> Result<DataFrame> {
 }
 
 fn call_failures_frame(
-    events: &[EventRow],
+    now: &AsOf,
     window_start: DateTime<Utc>,
     as_of: DateTime<Utc>,
 ) -> Result<DataFrame> {
     let mut b = FrameBuilder::new(CALL_FAILURES);
-    for g in facts::call_failures(events, Some(window_start), Some(as_of)) {
+    for g in facts::call_failures(&now.rotation_events, Some(window_start), Some(as_of)) {
+        let via = g
+            .event_ids
+            .iter()
+            .find_map(|id| now.key_via.get(id).cloned());
         b.push(vec![
             Cell::opt_str(g.account_id),
             Cell::opt_str(g.region),
@@ -583,6 +615,7 @@ fn call_failures_frame(
             Cell::Time(g.last_seen),
             Cell::opt_str(g.message),
             Cell::str(g.event_ids.join(" ")),
+            Cell::opt_str(via),
         ])?;
     }
     b.finish()
@@ -602,6 +635,7 @@ fn trail_rotations_frame(now: &AsOf) -> Result<DataFrame> {
             Cell::opt_str(e.aws_region.clone()),
             Cell::opt_str(e.key_arn.clone()),
             Cell::Bool(Some(facts::is_in_progress(key, e))),
+            Cell::opt_str(e.linked_event_id.clone()),
         ])?;
     }
     b.finish()

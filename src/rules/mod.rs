@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 
 use crate::policy::Severity;
 
+pub mod derived;
 pub mod engine;
 pub mod facts;
 pub mod key_policy;

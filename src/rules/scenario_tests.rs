@@ -265,6 +265,8 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
         events_read: 7,
         events_kept: 7,
         duplicates: 0,
+        duplicate_conflicts: Vec::new(),
+        cross_account_copies: 0,
     };
     let evidence = Evidence {
         keys: keys_frame(&keys).unwrap(),
@@ -509,6 +511,8 @@ fn evidence_of(
             events_read: events.len() as u64,
             events_kept: events.len() as u64,
             duplicates: 0,
+            duplicate_conflicts: Vec::new(),
+            cross_account_copies: 0,
         }),
         window_start,
     }
@@ -1249,5 +1253,48 @@ fn a_rotation_delivered_the_next_day_is_not_a_mismatch() {
     assert_eq!(
         fired(&findings, "history_mismatch"),
         set(&["k-quiet-trail"])
+    );
+}
+
+/// The derived tables read the events as the rules do: a failure whose
+/// record named the key by alias is grouped under the key the alias points
+/// to, and says so.
+#[test]
+fn an_alias_named_failure_is_reported_under_its_key() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let mut k = key(us, "k-app", Eligibility::Eligible);
+    k.rotation_enabled = Some(false);
+    k.aliases = vec!["alias/app".into()];
+    let mut e = event(
+        "f1",
+        "EnableKeyRotation",
+        "k-app",
+        t(2025, 9, 1),
+        "arn:aws:iam::111122223333:user/bob",
+        Some("AccessDenied"),
+    );
+    e.key_arn = None;
+    e.key_id = Some("alias/app".into());
+    e.recipient_account_id = Some(ACCT.into());
+    let ev = evidence_of(
+        vec![k],
+        vec![],
+        vec![e],
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    let pf = only(&findings, "permission_failure");
+    assert_eq!(pf.len(), 1, "{findings:#?}");
+    assert_eq!(pf[0].key_arn.as_deref(), Some(arn(us, "k-app").as_str()));
+    assert!(
+        pf[0]
+            .evidence
+            .as_deref()
+            .unwrap()
+            .contains("key named as alias/app, resolved through the alias"),
+        "{:?}",
+        pf[0].evidence
     );
 }

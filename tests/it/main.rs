@@ -10,6 +10,7 @@ mod inventory;
 mod remediate;
 mod report;
 mod trail;
+mod trail_hostile;
 mod trail_lake;
 mod trail_lookup;
 mod trail_s3;
