@@ -1,11 +1,24 @@
-//! Command-line surface: global flags and the subcommand list. Each
-//! subcommand's own flags live at the top of its file in `commands/`.
+//! Command-line surface: global flags, the subcommand list, and the one
+//! place where what was typed becomes the run's [`Ctx`]. Each subcommand's
+//! own flags live at the top of its file in `commands/`; flags shared by
+//! several live in `args`.
 
-use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::aws::AwsOptions;
 use crate::commands;
+use crate::context::{Clock, Ctx};
+use crate::error::Outcome;
 use crate::output::Format;
+use crate::policy::Policy;
+use crate::progress::Progress;
+use crate::terminal::TerminalBars;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,6 +72,15 @@ impl GlobalArgs {
             endpoint_url: self.endpoint_url.clone(),
         }
     }
+
+    /// Bars only when a person watches stderr.
+    fn progress(&self) -> Progress {
+        if !self.no_progress && std::io::stderr().is_terminal() {
+            Progress::new(Arc::new(TerminalBars::new()))
+        } else {
+            Progress::hidden()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,4 +123,59 @@ pub enum Command {
 pub enum TrailCommand {
     /// Reads CloudTrail and keeps the KMS rotation and key-lifecycle events.
     Scan(commands::trail_scan::Args),
+}
+
+impl Command {
+    /// The `--policy` file of the commands that read one.
+    fn policy_file(&self) -> Option<&Path> {
+        match self {
+            Command::Collect(a) => a.policy.policy.as_deref(),
+            Command::Assess(a) => a.policy.policy.as_deref(),
+            Command::Audit(a) => a.policy.policy.as_deref(),
+            Command::Plan(a) => a.policy.policy.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The date findings are judged at, where the command takes one.
+    fn as_of(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Command::Assess(a) => a.as_of,
+            Command::Report(a) => a.as_of,
+            Command::Audit(a) => a.window.until,
+            _ => None,
+        }
+    }
+}
+
+/// Builds the run's context once, then runs the one command asked for.
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    // The policy is read before anything else, so a bad file fails before
+    // any AWS call.
+    let policy = Policy::load(cli.command.policy_file())?;
+    let clock = Clock::system().with_as_of(cli.command.as_of());
+    let ctx = Ctx::new(
+        cli.global.aws(),
+        policy,
+        clock,
+        cli.global.output,
+        cli.global.progress(),
+    );
+    match cli.command {
+        Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
+        Command::Collect(args) => commands::collect::run(&ctx, args).await,
+        Command::Assess(args) => commands::assess::run(&ctx, args).await,
+        Command::Diagnose(args) => commands::diagnose::run(&ctx, args).await,
+        Command::VerifyBundle(args) => commands::verify_bundle::run(&ctx, args).await,
+        Command::Plan(args) => commands::plan::run(&ctx, args).await,
+        Command::Approve(args) => commands::approve::run(&ctx, args).await,
+        Command::Apply(args) => commands::apply::run(&ctx, args).await,
+        Command::Verify(args) => commands::verify::run(&ctx, args).await,
+        Command::Report(args) => commands::report::run(&ctx, args).await,
+        Command::Audit(args) => commands::audit::run(&ctx, args).await,
+        Command::Diff(args) => commands::diff::run(&ctx, args).await,
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command()),
+        Command::Trail(TrailCommand::Scan(args)) => commands::trail_scan::run(&ctx, args).await,
+    }
 }

@@ -22,16 +22,15 @@
 //! Exit: 0 done (skips included); 3 some action failed; 2 fatal error (a
 //! tampered plan or approval, an unreadable journal).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::Ctx;
-use crate::aws;
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::output::{rfc3339, Table};
-use crate::remediate::apply::{self, ApplyOptions, Row};
+use crate::frames::time::rfc3339;
+use crate::output::Table;
+use crate::remediate::apply::{self, ApplyOptions, Row, RowOutcome};
 use crate::remediate::journal::{self, Journal, Line};
 use crate::remediate::{Action, Approval};
 
@@ -87,11 +86,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             );
         }
     }
-    let config = aws::load_config(&ctx.global.aws()).await;
+    let config = ctx.aws().await?;
 
     let rows = if let Some(journal) = &journal {
         journal.append(&Line::Start {
-            at: rfc3339(chrono::Utc::now()),
+            at: rfc3339(ctx.clock.now()),
             approval: args.approval.display().to_string(),
             plan_sha256: approval.plan_sha256.clone(),
             approver: approval.approver.clone(),
@@ -104,7 +103,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             );
         }
         apply::execute(
-            &config,
+            config,
             &actions,
             &replay,
             journal,
@@ -115,31 +114,31 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         )
         .await?
     } else {
-        apply::dry_run(&config, &actions, &replay).await
+        apply::dry_run(config, &actions, &replay).await
     };
 
     print(ctx, &rows)?;
-    let count = |o: &str| rows.iter().filter(|r| r.outcome == o).count();
+    let count = |o: RowOutcome| rows.iter().filter(|r| r.outcome == o).count();
     if args.execute {
         eprintln!(
             "{} approved: {} enabled, {} skipped, {} failed; journal {}",
             rows.len(),
-            count("enabled"),
-            count("skipped"),
-            count("failed"),
+            count(RowOutcome::Enabled),
+            count(RowOutcome::Skipped),
+            count(RowOutcome::Failed),
             journal_path.display()
         );
     } else {
         eprintln!(
             "dry run, nothing changed: {} approved: {} would call, {} would skip, {} done, {} re-check failed; add --execute to apply",
             rows.len(),
-            count("would_call"),
-            count("would_skip"),
-            count("done"),
-            count("failed"),
+            count(RowOutcome::WouldCall),
+            count(RowOutcome::WouldSkip),
+            count(RowOutcome::Done),
+            count(RowOutcome::Failed),
         );
     }
-    Ok(if count("failed") > 0 {
+    Ok(if count(RowOutcome::Failed) > 0 {
         Outcome::Partial
     } else {
         Outcome::Complete
@@ -154,12 +153,9 @@ fn print(ctx: &Ctx, rows: &[Row]) -> Result<()> {
             r.key.clone(),
             r.region.clone(),
             r.action.to_string(),
-            r.outcome.clone(),
+            r.outcome.to_string(),
             r.detail.clone(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
-    table.print(ctx.global.output, &mut stdout)?;
-    stdout.flush()?;
-    Ok(())
+    table.print_stdout(ctx.output)
 }

@@ -17,12 +17,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use chrono::Utc;
 
-use super::Ctx;
 use crate::aws;
-use crate::error::{hinted, Outcome};
-use crate::output::{rfc3339, write_json_file};
+use crate::context::Ctx;
+use crate::error::{Error, Outcome};
+use crate::frames::time::rfc3339;
+use crate::output::write_json_file;
 use crate::remediate::approval::{self, APPROVAL_FORMAT};
 use crate::remediate::{Approval, Plan};
 
@@ -66,7 +66,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
         interactive(&plan)?
     } else {
-        return Err(hinted(
+        return Err(Error::usage(
             "nothing selected and stdin is not a terminal",
             "pass --all or --key ID (repeatable), or run on a terminal to pick actions",
         ));
@@ -81,7 +81,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     {
         Some(a) => a,
         None => {
-            return Err(hinted(
+            return Err(Error::usage(
                 "no approver",
                 "pass --approver NAME (an email or a user name)",
             ))
@@ -89,8 +89,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     };
     // The caller identity is corroboration, not a requirement: approving is
     // an offline act and must work without credentials.
-    let config = aws::load_config(&ctx.global.aws()).await;
-    let caller = tokio::time::timeout(Duration::from_secs(10), aws::caller_identity(&config))
+    let config = ctx.aws().await?;
+    let caller = tokio::time::timeout(Duration::from_secs(10), aws::caller_identity(config))
         .await
         .ok()
         .and_then(|r| r.ok());
@@ -104,7 +104,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         plan_sha256: plan.plan_sha256.clone(),
         approver,
         caller,
-        approved_at: rfc3339(Utc::now()),
+        approved_at: rfc3339(ctx.clock.now()),
         note: args.note,
         approved_actions: selected,
     };

@@ -7,13 +7,11 @@
 //!
 //! Exit: 0 every enabled key is confirmed; 1 any discrepancy; 2 fatal error.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::Ctx;
-use crate::aws;
+use crate::context::Ctx;
 use crate::error::Outcome;
 use crate::output::{write_json_file, Table};
 use crate::remediate::{journal, verify};
@@ -40,8 +38,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             args.journal.display()
         );
     }
-    let config = aws::load_config(&ctx.global.aws()).await;
-    let v = verify::verify(&config, &args.journal.display().to_string(), &replay).await;
+    let v = verify::verify(
+        ctx.aws().await?,
+        &args.journal.display().to_string(),
+        &replay,
+    )
+    .await;
     write_json_file(&args.out, &v)?;
 
     let mut table = Table::new([
@@ -60,9 +62,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         v.failed,
         v.discrepancies.len(),
     ]);
-    let mut stdout = std::io::stdout().lock();
-    table.print(ctx.global.output, &mut stdout)?;
-    stdout.flush()?;
+    table.print_stdout(ctx.output)?;
     for d in &v.discrepancies {
         eprintln!(
             "discrepancy: {} ({}): expected {}, observed {}",

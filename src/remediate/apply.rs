@@ -18,9 +18,9 @@ use serde::Serialize;
 use super::journal::{Journal, Line, Replay, Requested, Verdict};
 use super::plan::{Action, ActionType};
 use crate::aws::{self, ErrorInfo};
+use crate::frames::time::rfc3339;
 use crate::inventory::eligibility::{self, KeyFacts};
 use crate::inventory::Eligibility;
-use crate::output::rfc3339;
 
 /// A key as read just now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -266,10 +266,52 @@ pub struct Row {
     pub region: String,
     pub action: ActionType,
     pub planned: String,
-    /// `enabled`, `skipped`, `failed`; in a dry run `would_call`, `would_skip`,
-    /// `done` (the journal has it), `failed`.
-    pub outcome: String,
+    pub outcome: RowOutcome,
     pub detail: String,
+}
+
+/// What happened to one approved action, or in a dry run what would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    Enabled,
+    Skipped,
+    Failed,
+    /// Dry run: the calls would be made.
+    WouldCall,
+    /// Dry run: the action would be skipped.
+    WouldSkip,
+    /// Dry run: the journal, or the key itself, says it is done already.
+    Done,
+}
+
+impl RowOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowOutcome::Enabled => "enabled",
+            RowOutcome::Skipped => "skipped",
+            RowOutcome::Failed => "failed",
+            RowOutcome::WouldCall => "would_call",
+            RowOutcome::WouldSkip => "would_skip",
+            RowOutcome::Done => "done",
+        }
+    }
+}
+
+impl std::fmt::Display for RowOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Verdict> for RowOutcome {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Enabled => RowOutcome::Enabled,
+            Verdict::Skipped => RowOutcome::Skipped,
+            Verdict::Failed => RowOutcome::Failed,
+        }
+    }
 }
 
 /// Dry run: the fresh re-check of every approved action; nothing changes.
@@ -282,7 +324,7 @@ pub async fn dry_run(config: &SdkConfig, actions: &[Action], journal: &Replay) -
                 let mut row = row(a);
                 if let Some((v, Line::Outcome { reason, .. })) = journal.outcome(&a.action_id) {
                     if v != Verdict::Failed {
-                        row.outcome = "done".into();
+                        row.outcome = RowOutcome::Done;
                         row.detail = format!(
                             "the journal records it {}{}",
                             v.as_str(),
@@ -297,12 +339,12 @@ pub async fn dry_run(config: &SdkConfig, actions: &[Action], journal: &Replay) -
                 let in_flight = journal.in_flight.contains_key(&a.action_id);
                 match fresh_check(&client, a).await {
                     Err(e) => {
-                        row.outcome = "failed".into();
+                        row.outcome = RowOutcome::Failed;
                         row.detail = format!("re-check failed: {e}");
                     }
                     Ok(fresh) => match decide(a, &fresh, in_flight) {
                         Decision::Call(calls) => {
-                            row.outcome = "would_call".into();
+                            row.outcome = RowOutcome::WouldCall;
                             row.detail = format!(
                                 "now {}; would call {}",
                                 fresh.describe(),
@@ -310,11 +352,11 @@ pub async fn dry_run(config: &SdkConfig, actions: &[Action], journal: &Replay) -
                             );
                         }
                         Decision::Skip(r) => {
-                            row.outcome = "would_skip".into();
+                            row.outcome = RowOutcome::WouldSkip;
                             row.detail = r;
                         }
                         Decision::AlreadyDone(r) => {
-                            row.outcome = "done".into();
+                            row.outcome = RowOutcome::Done;
                             row.detail = r;
                         }
                     },
@@ -345,7 +387,8 @@ fn row(a: &Action) -> Row {
         region: a.region.clone(),
         action: a.action,
         planned: a.calls.join(" + "),
-        outcome: String::new(),
+        // Every path sets the outcome; until then a row claims nothing done.
+        outcome: RowOutcome::Failed,
         detail: String::new(),
     }
 }
@@ -394,7 +437,7 @@ pub async fn execute(
         match replay.outcome(&a.action_id) {
             Some((v, Line::Outcome { reason, .. })) if v != Verdict::Failed => {
                 let mut r = row(a);
-                r.outcome = v.as_str().into();
+                r.outcome = v.into();
                 r.detail = format!(
                     "recorded by an earlier run{}",
                     reason
@@ -445,7 +488,7 @@ async fn one(
                 Some(&e),
                 false,
             )?;
-            row.outcome = "failed".into();
+            row.outcome = RowOutcome::Failed;
             row.detail = reason;
             return Ok(row);
         }
@@ -460,7 +503,7 @@ async fn one(
                 None,
                 false,
             )?;
-            row.outcome = "skipped".into();
+            row.outcome = RowOutcome::Skipped;
             row.detail = reason;
             return Ok(row);
         }
@@ -473,7 +516,7 @@ async fn one(
                 None,
                 true,
             )?;
-            row.outcome = "enabled".into();
+            row.outcome = RowOutcome::Enabled;
             row.detail = reason;
             return Ok(row);
         }
@@ -540,14 +583,14 @@ async fn one(
                 _ => (Verdict::Failed, format!("{} failed: {e}", call.name())),
             };
             record(journal, a, verdict, Some(reason.clone()), Some(&e), false)?;
-            row.outcome = verdict.as_str().into();
+            row.outcome = verdict.into();
             row.detail = reason;
             return Ok(row);
         }
     }
     let detail = format!("rotation enabled every {} days", a.rotation_period_days);
     record(journal, a, Verdict::Enabled, None, None, false)?;
-    row.outcome = "enabled".into();
+    row.outcome = RowOutcome::Enabled;
     row.detail = detail;
     Ok(row)
 }

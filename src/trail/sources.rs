@@ -1,15 +1,17 @@
 //! The SOURCE arguments of `trail scan` and `collect --trail`, and the one
 //! loop that reads them all into a [`Collector`].
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use aws_config::SdkConfig;
+use anyhow::{Context, Result};
 
-use super::reader::ReadOptions;
+use super::reader::{parse_event_list, ReadOptions};
 use super::{Collector, EventRow, TrailCoverage};
-use crate::error::hinted;
-use crate::progress::Progress;
+use crate::context::Ctx;
+use crate::error::{hinted, Error};
+use crate::frames::EVENTS;
+use crate::output::{write_frame, write_json_file, Table};
 
 /// A SOURCE argument, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,20 +51,20 @@ pub fn parse_source(s: &str) -> Result<Source> {
     Ok(Source::Local(PathBuf::from(s)))
 }
 
-/// Reads every source, in order, and closes the scan. `lookup_regions` are
-/// the regions LookupEvents is asked in (it has no cross-region view).
+/// Reads every source, in order, and closes the scan. LookupEvents has no
+/// cross-region view: it is asked in the run's regions (`--region`, `all`
+/// discovered), else the configured one. Local files never touch AWS.
 pub async fn scan_sources(
-    config: &SdkConfig,
+    ctx: &Ctx,
     sources: &[String],
-    lookup_regions: &[String],
     opts: &ReadOptions,
-    progress: &Progress,
 ) -> Result<(Vec<EventRow>, TrailCoverage)> {
     // Parse every argument before reading any, so a typo fails fast.
     let parsed = sources
         .iter()
         .map(|s| parse_source(s).map(|p| (s.as_str(), p)))
         .collect::<Result<Vec<_>>>()?;
+    let progress = &ctx.progress;
     let mut collector = Collector::new();
     for (given, source) in parsed {
         match source {
@@ -70,22 +72,93 @@ pub async fn scan_sources(
                 super::local::scan(&path, given, opts, &mut collector, progress)?
             }
             Source::S3 { .. } => {
+                let config = ctx.aws().await?;
                 super::s3::scan(config, given, opts, &mut collector, progress).await?
             }
             Source::Lookup => {
-                let regions = if lookup_regions.is_empty() {
-                    vec![crate::aws::default_region(config)?]
-                } else {
-                    lookup_regions.to_vec()
-                };
+                let config = ctx.aws().await?;
+                let regions = ctx.region_plan().await?.regions.clone();
                 super::lookup::scan(config, &regions, opts, &mut collector, progress).await?
             }
             Source::Lake(_) => {
+                let config = ctx.aws().await?;
                 super::lake::scan(config, given, opts, &mut collector, progress).await?
             }
         }
     }
     Ok(collector.finish(opts.window))
+}
+
+/// What `kmsrot trail scan` read.
+#[derive(Debug)]
+pub struct Scan {
+    pub rows: Vec<EventRow>,
+    pub coverage: TrailCoverage,
+}
+
+/// `kmsrot trail scan`: reads every source and writes `events.*` and
+/// `coverage.json` into `out`.
+pub async fn scan_into(
+    ctx: &Ctx,
+    sources: &[String],
+    opts: &ReadOptions,
+    out: &Path,
+) -> Result<Scan> {
+    let (rows, coverage) = scan_sources(ctx, sources, opts).await?;
+    write_frame(out, &EVENTS, &mut super::events_frame(&rows)?)?;
+    let doc = serde_json::json!({
+        "complete": coverage.complete,
+        "trail": &coverage,
+    });
+    write_json_file(&out.join("coverage.json"), &doc)?;
+    Ok(Scan { rows, coverage })
+}
+
+impl Scan {
+    /// Events read, kept and duplicated, then counts by event name and by
+    /// error code.
+    pub fn summary_table(&self) -> Table {
+        let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut by_error: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in &self.rows {
+            *by_name
+                .entry(r.event_name.as_deref().unwrap_or("(none)"))
+                .or_default() += 1;
+            if let Some(code) = r.error_code.as_deref() {
+                *by_error.entry(code).or_default() += 1;
+            }
+        }
+        let c = &self.coverage;
+        let mut table = Table::new(["what", "name", "count"]);
+        table.row(["total", "events_read", &c.events_read.to_string()]);
+        table.row(["total", "events_kept", &c.events_kept.to_string()]);
+        table.row(["total", "duplicates", &c.duplicates.to_string()]);
+        for (name, n) in &by_name {
+            table.row(["event_name", name, &n.to_string()]);
+        }
+        for (code, n) in &by_error {
+            table.row(["error_code", code, &n.to_string()]);
+        }
+        table
+    }
+}
+
+/// Reads `--events-file`: one CloudTrail eventName per line, `#` comments.
+pub fn read_event_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the events file", path.display()))?;
+    let names = parse_event_list(&text);
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(Error::input(
+            path,
+            format!("`{bad}` is not an event name"),
+            "one CloudTrail eventName per line, such as RotateKey; `#` starts a comment",
+        ));
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ mod assess;
 mod diff;
 mod iam;
 mod inventory;
+mod layering;
+mod offline;
 mod remediate;
 mod report;
 mod trail;
