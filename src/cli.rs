@@ -109,6 +109,8 @@ pub enum Command {
     Apply(commands::apply::Args),
     /// Re-read the keys an apply enabled; write the validation summary.
     Verify(commands::verify::Args),
+    /// Judge Terraform plans and state and CloudFormation templates before the keys exist.
+    Iac(commands::iac::Args),
     /// Print the shell completion script.
     Completions(commands::completions::Args),
     /// Print the man page.
@@ -133,6 +135,7 @@ impl Command {
             Command::Assess(a) => a.policy.policy.as_deref(),
             Command::Audit(a) => a.policy.policy.as_deref(),
             Command::Plan(a) => a.policy.policy.as_deref(),
+            Command::Iac(a) => a.policy.policy.as_deref(),
             _ => None,
         }
     }
@@ -143,6 +146,7 @@ impl Command {
             Command::Assess(a) => a.as_of,
             Command::Report(a) => a.as_of,
             Command::Audit(a) => a.window.until,
+            Command::Iac(a) => a.as_of,
             _ => None,
         }
     }
@@ -174,6 +178,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Report(args) => commands::report::run(&ctx, args).await,
         Command::Audit(args) => commands::audit::run(&ctx, args).await,
         Command::Diff(args) => commands::diff::run(&ctx, args).await,
+        Command::Iac(args) => commands::iac::run(&ctx, args).await,
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Man(args) => commands::man::run(args, Cli::command()),
         Command::Trail(TrailCommand::Scan(args)) => commands::trail_scan::run(&ctx, args).await,

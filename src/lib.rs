@@ -1,6 +1,6 @@
 //! kmsrot: proves, and where a person approves, fixes AWS KMS key rotation.
 //!
-//! Data flows one way: sources (`aws`, `inventory`, `trail`) → frames
+//! Data flows one way: sources (`aws`, `inventory`, `trail`, `iac`) → frames
 //! (`frames`) → rules → actions (`remediate`) → reports (`bundle`, `report`,
 //! `output`). A run's decisions (AWS access, policy, clock, output format,
 //! progress) are made once into a [`context::Ctx`].
@@ -19,6 +19,7 @@ pub mod context;
 pub mod diagnose;
 pub mod error;
 pub mod frames;
+pub mod iac;
 pub mod inventory;
 pub mod output;
 pub mod policy;

@@ -67,6 +67,79 @@ pub fn write_frame(dir: &Path, schema: &Schema, df: &mut DataFrame) -> Result<Ve
     Ok(vec![parquet, csv, json])
 }
 
+/// Like [`write_frame`], but a reader never sees a half-written file: the
+/// three files are written and fsynced in a scratch folder inside `dir`, then
+/// each is renamed over its final name (same file system, so each rename is
+/// atomic).
+pub fn write_frame_atomic(dir: &Path, schema: &Schema, df: &mut DataFrame) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let scratch = scratch_dir(dir)?;
+    let result = (|| -> Result<Vec<PathBuf>> {
+        let written = write_frame(&scratch, schema, df)?;
+        let mut finals = Vec::with_capacity(written.len());
+        for path in &written {
+            sync_file(path)?;
+            let name = path.file_name().unwrap_or_default();
+            let target = dir.join(name);
+            std::fs::rename(path, &target)
+                .with_context(|| format!("moving {} into place", target.display()))?;
+            finals.push(target);
+        }
+        sync_dir(dir);
+        Ok(finals)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// Writes `bytes` to `path` atomically: a temporary name beside it, fsync,
+/// rename.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    sync_dir(&dir);
+    result
+}
+
+fn scratch_dir(dir: &Path) -> Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let scratch = dir.join(format!(".kmsrot-{}-{nanos}.tmp", std::process::id()));
+    std::fs::create_dir(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    Ok(scratch)
+}
+
+fn sync_file(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Makes renames durable where the platform allows fsync on a folder; where
+/// it does not, the rename is still atomic, only not yet durable.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 /// Reads `<name>.parquet` from `dir` and checks its columns.
 pub fn read_frame(dir: &Path, schema: &Schema) -> Result<DataFrame> {
     let path = dir.join(format!("{}.parquet", schema.name));

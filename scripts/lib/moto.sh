@@ -42,6 +42,18 @@ ensure_moto() {
     fi
 }
 
+# Pinned: tests/it/iac.rs validates `kmsrot iac --format sarif` against the
+# vendored SARIF 2.1.0 schema with it (the version moto[server] already pulls in).
+JSONSCHEMA_SPEC='jsonschema==4.26.0'
+
+# ensure_jsonschema: .venv's python imports jsonschema afterwards.
+ensure_jsonschema() {
+    if ! .venv/bin/python -c 'import jsonschema' >/dev/null 2>&1; then
+        echo "installing $JSONSCHEMA_SPEC into .venv (first run only)" >&2
+        venv_install "$JSONSCHEMA_SPEC"
+    fi
+}
+
 # ensure_awscli: .venv/bin/aws exists afterwards.
 ensure_awscli() {
     if [[ ! -x .venv/bin/aws ]]; then

@@ -13,6 +13,7 @@ use crate::error::Error;
 
 pub mod raw;
 pub mod regions;
+pub mod signing;
 
 /// The AWS-facing part of the global flags, after parsing.
 #[derive(Debug, Clone, Default)]

@@ -1,26 +1,34 @@
-//! `kmsrot apply approval.json [--execute] [--journal FILE] [--concurrency N] [--rate N]`
+//! `kmsrot apply approval.json [--execute] [--require-signed] [--signer KEY]... [--require-different-executor] [--journal FILE] [--concurrency N] [--rate N] [--max-consecutive-failures N]`
 //!
-//! Without --execute, a dry run: per approved action, what would change and
-//! what a fresh re-check of the key (DescribeKey, GetKeyRotationStatus) says.
-//! Nothing changes in AWS and no journal is written.
+//! Without --execute, a dry run: per approved action, what a fresh re-check
+//! of the key (DescribeKey, GetKeyRotationStatus) says and what would be
+//! called. Nothing changes in AWS and no journal is written.
 //!
-//! With --execute: refuses an approval whose plan no longer hashes to the
-//! approved SHA-256; re-checks each approved key and skips, with the reason,
-//! one that is no longer eligible, is pending deletion or disabled, or already
-//! rotates at the planned period; otherwise calls EnableKeyRotation with the
-//! planned period (CancelKeyDeletion, EnableKey, EnableKeyRotation for
-//! cancel_deletion_and_enable). Outcomes: enabled, skipped (reason), failed
-//! (error code and message).
+//! Before anything, refuses: an approval or plan edited after it was made,
+//! an approval listing an action twice or one not in its plan, a plan whose
+//! fields contradict each other, an expired approval, an edited signed
+//! approval, an unsigned one under --require-signed (or one signed by a key
+//! that is not a --signer), and under --require-different-executor an
+//! approval made by the identity now running (STS GetCallerIdentity).
 //!
-//! The journal (default: next to the approval, `NAME.journal.jsonl`) is
-//! append-only JSON lines, fsynced per line: an attempt before each call, an
-//! outcome after. A re-run reads it first: completed actions are not repeated,
-//! an interrupted one is resolved by re-reading the key, a failed one is tried
-//! again. Calls run --concurrency at a time, and changing calls stay under
-//! --rate per second per region (EnableKeyRotation's quota is low).
+//! With --execute, for each approved action: re-checks the key just before
+//! each call and skips it, saying what changed, unless it is exactly in the
+//! state the plan recorded (rotation on/off, period, key state, deletion
+//! date); never lengthens a period; acts only on keys of the caller's own
+//! account. Outcomes: enabled, skipped (reason), failed (error code),
+//! in_flight (a call whose answer was lost: settled by re-reading the key at
+//! the end of the run or on the next one, never by sending it again).
 //!
-//! Exit: 0 done (skips included); 3 some action failed; 2 fatal error (a
-//! tampered plan or approval, an unreadable journal).
+//! The journal (default: beside the approval, named after the approval's
+//! SHA-256) is append-only JSON lines, fsynced per line, each naming the
+//! approval; a journal of another approval is refused, and the approval is
+//! locked (`APPROVAL.lock`) so two applies never run it at once. A re-run
+//! repeats nothing done, settles what was in flight and retries failures.
+//! After --max-consecutive-failures throttling or access failures in a row
+//! (default 5) no new action starts; those under way finish.
+//!
+//! Exit: 0 every action ended (skips included); 3 some action failed, is in
+//! flight or was not started; 2 a refusal or fatal error.
 
 use std::path::PathBuf;
 
@@ -28,11 +36,10 @@ use anyhow::{bail, Result};
 
 use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::frames::time::rfc3339;
 use crate::output::Table;
-use crate::remediate::apply::{self, ApplyOptions, Row, RowOutcome};
-use crate::remediate::journal::{self, Journal, Line};
-use crate::remediate::{Action, Approval};
+use crate::remediate::apply::{self, ApplyReport, ApplyRequest, RowOutcome};
+use crate::remediate::approval::SignatureStatus;
+use crate::remediate::display_safe;
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Apply an approval: dry run by default, --execute to change AWS")]
@@ -44,7 +51,20 @@ pub struct Args {
     #[arg(long)]
     pub execute: bool,
 
-    /// The journal file (default: `APPROVAL.journal.jsonl` next to the approval).
+    /// Refuse an approval without a valid KMS signature (`approve --sign-with`).
+    #[arg(long)]
+    pub require_signed: bool,
+
+    /// Accept only signatures by this KMS key (ARN, id or alias); implies
+    /// --require-signed. Repeatable.
+    #[arg(long = "signer", value_name = "KEY")]
+    pub signers: Vec<String>,
+
+    /// Refuse when the approval's STS caller is the identity running this apply.
+    #[arg(long)]
+    pub require_different_executor: bool,
+
+    /// The journal file (default: `APPROVAL.<sha256>.journal.jsonl` next to the approval).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 
@@ -55,101 +75,55 @@ pub struct Args {
     /// Changing calls (EnableKeyRotation, ...) per second in each region.
     #[arg(long, default_value_t = 5.0, value_name = "PER_SECOND")]
     pub rate: f64,
+
+    /// Start no new action after this many throttling or access failures in a row.
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_consecutive_failures: u32,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     if !(args.rate > 0.0 && args.rate <= 1000.0) {
         bail!("--rate {}: must be above 0 and at most 1000", args.rate);
     }
-    let (approval, plan) = Approval::read_with_plan(&args.approval)?;
-    let actions: Vec<Action> = approval
-        .approved_actions
-        .iter()
-        .filter_map(|id| plan.action(id).cloned())
-        .collect();
-    let journal_path = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| journal::default_path(&args.approval));
-    // Executing locks the journal before reading it; a dry run only reads.
-    let (journal, replay) = if args.execute {
-        let (j, r) = Journal::open(&journal_path)?;
-        (Some(j), r)
-    } else {
-        (None, journal::replay(&journal_path)?)
-    };
-    if let Some(sha) = &replay.plan_sha256 {
-        if *sha != approval.plan_sha256 {
-            bail!(
-                "{}: the journal belongs to another plan ({sha}); give a new --journal",
-                journal_path.display()
-            );
-        }
-    }
-    let config = ctx.aws().await?;
-
-    let rows = if let Some(journal) = &journal {
-        journal.append(&Line::Start {
-            at: rfc3339(ctx.clock.now()),
-            approval: args.approval.display().to_string(),
-            plan_sha256: approval.plan_sha256.clone(),
-            approver: approval.approver.clone(),
-            requested: apply::requested(&actions),
-        })?;
-        if !replay.in_flight.is_empty() {
-            eprintln!(
-                "resuming: {} action(s) were interrupted mid-call; re-reading those keys",
-                replay.in_flight.len()
-            );
-        }
-        apply::execute(
-            config,
-            &actions,
-            &replay,
-            journal,
-            ApplyOptions {
-                concurrency: usize::from(args.concurrency),
-                rate_per_region: args.rate,
-            },
-        )
-        .await?
-    } else {
-        apply::dry_run(config, &actions, &replay).await
-    };
-
-    print(ctx, &rows)?;
-    let count = |o: RowOutcome| rows.iter().filter(|r| r.outcome == o).count();
-    if args.execute {
-        eprintln!(
-            "{} approved: {} enabled, {} skipped, {} failed; journal {}",
-            rows.len(),
-            count(RowOutcome::Enabled),
-            count(RowOutcome::Skipped),
-            count(RowOutcome::Failed),
-            journal_path.display()
-        );
-    } else {
-        eprintln!(
-            "dry run, nothing changed: {} approved: {} would call, {} would skip, {} done, {} re-check failed; add --execute to apply",
-            rows.len(),
-            count(RowOutcome::WouldCall),
-            count(RowOutcome::WouldSkip),
-            count(RowOutcome::Done),
-            count(RowOutcome::Failed),
-        );
-    }
-    Ok(if count(RowOutcome::Failed) > 0 {
-        Outcome::Partial
-    } else {
+    let report = apply::run(
+        ctx.aws().await?,
+        &ApplyRequest {
+            approval: args.approval.clone(),
+            journal: args.journal.clone(),
+            execute: args.execute,
+            require_signed: args.require_signed || !args.signers.is_empty(),
+            signers: args.signers.clone(),
+            require_different_executor: args.require_different_executor,
+            max_consecutive_failures: args.max_consecutive_failures as usize,
+            concurrency: usize::from(args.concurrency),
+            rate_per_region: args.rate,
+            now: ctx.clock.now(),
+        },
+    )
+    .await?;
+    print(ctx, &report)?;
+    summarize(&report);
+    Ok(if report.complete() {
         Outcome::Complete
+    } else {
+        Outcome::Partial
     })
 }
 
-fn print(ctx: &Ctx, rows: &[Row]) -> Result<()> {
-    let mut table = Table::new(["action_id", "key", "region", "action", "outcome", "detail"]);
-    for r in rows {
+fn print(ctx: &Ctx, report: &ApplyReport) -> Result<()> {
+    let mut table = Table::new([
+        "action_id",
+        "account",
+        "key",
+        "region",
+        "action",
+        "outcome",
+        "detail",
+    ]);
+    for r in &report.rows {
         table.row([
             r.action_id.clone(),
+            r.account.clone(),
             r.key.clone(),
             r.region.clone(),
             r.action.to_string(),
@@ -158,4 +132,55 @@ fn print(ctx: &Ctx, rows: &[Row]) -> Result<()> {
         ]);
     }
     table.print_stdout(ctx.output)
+}
+
+fn summarize(report: &ApplyReport) {
+    let n = |o| report.count(o);
+    eprintln!(
+        "approval by {}, valid until {}; run as {}",
+        display_safe(&report.approver),
+        report.expires_at,
+        display_safe(&report.executor.arn)
+    );
+    match &report.signature {
+        SignatureStatus::Valid { key_id, form } => {
+            eprintln!("signature: valid, by {key_id} ({form})")
+        }
+        SignatureStatus::Unsigned => eprintln!(
+            "signature: none (where the approval passes through other hands, sign it with `approve --sign-with` and apply with --require-signed)"
+        ),
+    }
+    if report.resumed_in_flight > 0 {
+        eprintln!(
+            "resumed: {} action(s) had a call in flight; settled by re-reading those keys",
+            report.resumed_in_flight
+        );
+    }
+    if let Some(why) = &report.stopped {
+        eprintln!(
+            "stopped: after {why}, no new action was started ({} not started); those under way finished. Fix the cause and run `kmsrot apply --execute` again to continue",
+            n(RowOutcome::NotStarted)
+        );
+    }
+    if report.executed {
+        eprintln!(
+            "{} approved: {} enabled, {} skipped, {} failed, {} in flight, {} not started; journal {}",
+            report.rows.len(),
+            n(RowOutcome::Enabled),
+            n(RowOutcome::Skipped),
+            n(RowOutcome::Failed),
+            n(RowOutcome::InFlight),
+            n(RowOutcome::NotStarted),
+            report.journal.display()
+        );
+    } else {
+        eprintln!(
+            "dry run, nothing changed: {} approved: {} would call, {} would skip, {} done, {} failed; add --execute to apply",
+            report.rows.len(),
+            n(RowOutcome::WouldCall),
+            n(RowOutcome::WouldSkip),
+            n(RowOutcome::Done),
+            n(RowOutcome::Failed),
+        );
+    }
 }

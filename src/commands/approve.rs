@@ -1,14 +1,23 @@
-//! `kmsrot approve plan.json --out approval.json (--all | --key ID|ARN|ALIAS ... ) [--approver NAME] [--note TEXT]`
+//! `kmsrot approve plan.json --out approval.json (--all | --key ID|ARN|ALIAS ... ) [--approver NAME] [--note TEXT] [--valid-for 7d] [--sign-with KEY] [--confirm-cancel-deletion]`
 //!
 //! Records a person's choice of actions from one exact plan: the selected
 //! action ids, the plan's SHA-256, the approver (--approver, else $USER) and
-//! the STS caller identity when credentials are available, the time, and a
-//! note. Without --all or --key, and with stdin a terminal, an interactive
-//! multi-select shows each action's key, region, alias, description, spec and
-//! current status.
+//! the STS caller identity when credentials are available, the time, a note,
+//! and an expiry (--valid-for, default 7d: `apply` refuses the approval
+//! after it). Without --all or --key, and with stdin a terminal, an
+//! interactive multi-select offers each action.
 //!
-//! A plan whose content no longer matches its plan_sha256 is refused, and so
-//! is a --key that names no action of the plan.
+//! Before writing, it shows what is approved: per action the account,
+//! region, key and alias, the state the plan saw, the calls, and why (the
+//! findings it closes), with the plan's age. An action that cancels a key's
+//! scheduled deletion gets a confirmation line of its own: on a terminal a
+//! separate yes/no question per key, otherwise --confirm-cancel-deletion.
+//!
+//! --sign-with KEY signs the approval's SHA-256 with a KMS asymmetric RSA key
+//! (RSASSA_PSS_SHA_256), so `apply --require-signed` can refuse any edit.
+//!
+//! A plan whose content no longer matches its plan_sha256, or whose fields
+//! contradict each other, is refused, and so is a --key that names no action.
 //!
 //! Exit: 0; 2 usage or fatal error.
 
@@ -17,14 +26,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use chrono::SubsecRound;
 
 use crate::aws;
 use crate::context::Ctx;
 use crate::error::{Error, Outcome};
-use crate::frames::time::rfc3339;
-use crate::output::write_json_file;
-use crate::remediate::approval::{self, APPROVAL_FORMAT};
-use crate::remediate::{Approval, Plan};
+use crate::output::Table;
+use crate::remediate::approval::{self, NewApproval, ReviewRow, DEFAULT_VALID_FOR};
+use crate::remediate::{display_safe, Plan};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Approve actions of a plan: --all, --key, or pick them on a terminal")]
@@ -51,6 +60,18 @@ pub struct Args {
     /// Why, a ticket, a change number.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+
+    /// How long the approval stays valid: 90m, 36h, 7d, 2w (at most a year).
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_VALID_FOR, value_parser = approval::parse_valid_for)]
+    pub valid_for: chrono::Duration,
+
+    /// Sign the approval with this KMS asymmetric RSA key (id, ARN or alias).
+    #[arg(long, value_name = "KEY")]
+    pub sign_with: Option<String>,
+
+    /// Confirm, without a terminal, the actions that cancel a key's deletion.
+    #[arg(long)]
+    pub confirm_cancel_deletion: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -61,10 +82,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             args.plan.display()
         );
     }
+    let now = ctx.clock.now().trunc_subsecs(0);
+    let on_terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let selected = if args.all || !args.keys.is_empty() {
         approval::select(&plan, args.all, &args.keys)?
-    } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        interactive(&plan)?
+    } else if on_terminal {
+        interactive(&plan, now)?
     } else {
         return Err(Error::usage(
             "nothing selected and stdin is not a terminal",
@@ -73,6 +96,29 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     };
     if selected.is_empty() {
         bail!("no action selected; nothing approved");
+    }
+    let review = approval::review(&plan, &selected, now);
+    print_review(ctx, &review.rows)?;
+    eprintln!("{}", review.plan_line);
+    for line in review.rows.iter().filter_map(|r| r.confirmation.as_ref()) {
+        eprintln!("{line}");
+        if args.confirm_cancel_deletion {
+            continue;
+        }
+        if !on_terminal {
+            return Err(Error::usage(
+                "an action cancels a scheduled key deletion and was not confirmed; nothing approved",
+                "read the CONFIRM line above, then pass --confirm-cancel-deletion (or approve on a terminal)",
+            ));
+        }
+        let yes = dialoguer::Confirm::new()
+            .with_prompt("Cancel this deletion and enable the key?")
+            .default(false)
+            .interact()
+            .map_err(|e| anyhow::anyhow!("confirmation failed: {e}"))?;
+        if !yes {
+            bail!("cancelling the deletion was not confirmed; nothing approved");
+        }
     }
     let approver = match args
         .approver
@@ -88,7 +134,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         }
     };
     // The caller identity is corroboration, not a requirement: approving is
-    // an offline act and must work without credentials.
+    // an offline act and must work without credentials (signing does not).
     let config = ctx.aws().await?;
     let caller = tokio::time::timeout(Duration::from_secs(10), aws::caller_identity(config))
         .await
@@ -98,62 +144,86 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         .unwrap_or_else(|_| args.plan.clone())
         .display()
         .to_string();
-    let approval = Approval {
-        format: APPROVAL_FORMAT.into(),
-        plan_file,
-        plan_sha256: plan.plan_sha256.clone(),
-        approver,
-        caller,
-        approved_at: rfc3339(ctx.clock.now()),
-        note: args.note,
-        approved_actions: selected,
-    };
-    write_json_file(&args.out, &approval)?;
+    let approval = approval::create(
+        config,
+        NewApproval {
+            plan: &plan,
+            plan_file,
+            approver,
+            caller,
+            now,
+            valid_for: args.valid_for,
+            note: args.note,
+            selected,
+        },
+        args.sign_with.as_deref(),
+        &args.out,
+    )
+    .await?;
     eprintln!(
-        "{} of {} actions approved by {}{}; written to {}",
+        "{} of {} actions approved by {}{}; valid until {}; {}; written to {}",
         approval.approved_actions.len(),
         plan.actions.len(),
-        approval.approver,
+        display_safe(&approval.approver),
         approval
             .caller
             .as_ref()
-            .map(|c| format!(" (caller {})", c.arn))
+            .map(|c| format!(" (caller {})", display_safe(&c.arn)))
             .unwrap_or_default(),
+        approval.expires_at,
+        match &approval.signature {
+            Some(s) => format!("signed with {}", s.key_id),
+            None => "unsigned".to_string(),
+        },
         args.out.display()
     );
     Ok(Outcome::Complete)
 }
 
+fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {
+    let mut table = Table::new(["account", "region", "key", "action", "now", "calls", "why"]);
+    for r in rows {
+        table.row([
+            r.account.clone(),
+            r.region.clone(),
+            r.key.clone(),
+            r.action.to_string(),
+            r.now.clone(),
+            r.calls.clone(),
+            r.why.clone(),
+        ]);
+    }
+    table.print_stdout(ctx.output)
+}
+
 /// A multi-select on the terminal; nothing is pre-selected.
-fn interactive(plan: &Plan) -> Result<Vec<String>> {
+fn interactive(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>> {
+    let all: Vec<String> = plan.actions.iter().map(|a| a.action_id.clone()).collect();
+    let review = approval::review(plan, &all, now);
     let items: Vec<String> = plan
         .actions
         .iter()
-        .map(|a| {
-            let s = &a.planned_state;
-            let rotation = match (s.rotation_enabled, s.rotation_period_days) {
-                (Some(true), Some(p)) => format!("rotation on/{p}d"),
-                (Some(true), None) => "rotation on".into(),
-                (Some(false), _) => "rotation off".into(),
-                (None, _) => "rotation ?".into(),
-            };
-            format!(
-                "{} {} {} {} [{}] {} {} {}, {} -> {}",
-                a.action,
-                a.key_id,
-                a.region,
-                a.aliases.first().map_or("-", |s| s.as_str()),
-                a.description.as_deref().unwrap_or(""),
-                s.key_spec.as_deref().unwrap_or("?"),
-                s.key_state.as_deref().unwrap_or("?"),
-                rotation,
-                a.action_id,
-                a.calls.join(" + ")
-            )
+        .filter_map(|a| {
+            let r = review.rows.iter().find(|r| r.action_id == a.action_id)?;
+            Some(format!(
+                "{} {} {} {} [{}] {} {} -> {}; {}",
+                r.account,
+                r.region,
+                r.key,
+                r.action,
+                display_safe(a.description.as_deref().unwrap_or("")),
+                display_safe(a.planned_state.key_spec.as_deref().unwrap_or("?")),
+                r.now,
+                r.calls,
+                r.why
+            ))
         })
         .collect();
     let picked = dialoguer::MultiSelect::new()
-        .with_prompt("Select the actions to approve (space toggles, enter confirms)")
+        .with_prompt(format!(
+            "{}\nSelect the actions to approve (space toggles, enter confirms)",
+            review.plan_line
+        ))
         .items(&items)
         .interact_opt()
         .map_err(|e| anyhow::anyhow!("interactive selection failed: {e}"))?;

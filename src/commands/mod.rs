@@ -11,6 +11,7 @@ pub mod collect;
 pub mod completions;
 pub mod diagnose;
 pub mod diff;
+pub mod iac;
 pub mod inventory;
 pub mod man;
 pub mod plan;

@@ -6,7 +6,8 @@
 //!
 //!   enable_rotation              eligible key with rotation off
 //!   set_rotation_period          rotation on, period above the policy's maximum
-//!                                (or different from --rotation-period-days)
+//!                                (or above --rotation-period-days; a period is
+//!                                never lengthened)
 //!   cancel_deletion_and_enable   only with --include-pending-deletion:
 //!                                CancelKeyDeletion, EnableKey, EnableKeyRotation
 //!
@@ -26,8 +27,9 @@ use anyhow::{Context, Result};
 use crate::args::PolicyArgs;
 use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::output::{write_json_file, Table};
+use crate::output::Table;
 use crate::remediate::plan::{self, PlanOptions};
+use crate::remediate::{display_safe, write_json_atomic};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Plan rotation fixes from a bundle: one action per key")]
@@ -63,14 +65,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         },
     )
     .with_context(|| format!("planning from {}", args.bundle.display()))?;
-    write_json_file(&args.out, &plan)?;
+    write_json_atomic(&args.out, &plan)?;
 
     let mut table = Table::new(["action_id", "key", "region", "action", "calls", "closes"]);
     for a in &plan.actions {
         table.row([
             a.action_id.clone(),
-            a.label().to_string(),
-            a.region.clone(),
+            display_safe(a.label()),
+            display_safe(&a.region),
             a.action.to_string(),
             a.calls.join(" + "),
             a.closes_findings.len().to_string(),

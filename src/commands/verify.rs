@@ -1,11 +1,14 @@
 //! `kmsrot verify JOURNAL --out validation.json`
 //!
-//! Re-reads the rotation status (GetKeyRotationStatus) of every key the apply
-//! journal records as enabled and writes the validation summary: requested,
-//! enabled, confirmed, skipped, failed, and each discrepancy (key, expected,
-//! observed). An approved action with no outcome is a discrepancy too.
+//! Is the approved work done? Re-reads every key the apply journal records as
+//! enabled (GetKeyRotationStatus; for a cancelled deletion DescribeKey too)
+//! and writes the validation summary: requested, enabled, confirmed, skipped,
+//! failed, in flight, missing, and each discrepancy (key, expected,
+//! observed).
 //!
-//! Exit: 0 every enabled key is confirmed; 1 any discrepancy; 2 fatal error.
+//! Exit: 0 every approved action ended enabled or skipped and every enabled
+//! key is still in its approved end state; 1 an action failed, is still in
+//! flight or never ran, or a key left its end state; 2 fatal error.
 
 use std::path::PathBuf;
 
@@ -13,8 +16,8 @@ use anyhow::{bail, Result};
 
 use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::output::{write_json_file, Table};
-use crate::remediate::{journal, verify};
+use crate::output::Table;
+use crate::remediate::{display_safe, journal, verify, write_json_atomic};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Re-read every key an apply enabled and write the validation summary")]
@@ -44,7 +47,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         &replay,
     )
     .await;
-    write_json_file(&args.out, &v)?;
+    write_json_atomic(&args.out, &v)?;
 
     let mut table = Table::new([
         "requested",
@@ -52,6 +55,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         "confirmed",
         "skipped",
         "failed",
+        "in_flight",
+        "missing",
         "discrepancies",
     ]);
     table.row([
@@ -60,17 +65,30 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         v.confirmed,
         v.skipped,
         v.failed,
+        v.in_flight,
+        v.missing,
         v.discrepancies.len(),
     ]);
     table.print_stdout(ctx.output)?;
+    for k in &v.failed_keys {
+        eprintln!(
+            "failed: {} ({}): {}",
+            display_safe(&k.key_arn),
+            display_safe(&k.region),
+            display_safe(k.reason.as_deref().unwrap_or("no reason recorded"))
+        );
+    }
     for d in &v.discrepancies {
         eprintln!(
             "discrepancy: {} ({}): expected {}, observed {}",
-            d.key_arn, d.region, d.expected, d.observed
+            display_safe(&d.key_arn),
+            display_safe(&d.region),
+            d.expected,
+            display_safe(&d.observed)
         );
     }
     eprintln!("validation written to {}", args.out.display());
-    Ok(if v.discrepancies.is_empty() {
+    Ok(if v.work_done() {
         Outcome::Complete
     } else {
         Outcome::Findings

@@ -1,23 +1,41 @@
-//! Applying an approval: a fresh re-check of every approved key, then the
-//! planned calls, each attempt and outcome journaled.
+//! Applying an approval: exactly the approved actions, to keys still in the
+//! state the person approved, once.
 //!
-//! The verdict on a key comes from DescribeKey and GetKeyRotationStatus run
-//! through `inventory::eligibility::decide`, never from whether KMS accepted a
-//! call: emulators accept EnableKeyRotation on keys AWS rejects.
+//! For each action and each of its calls: take the region's rate token, read
+//! the key fresh (DescribeKey, GetKeyRotationStatus), compare it with the
+//! state the plan recorded, and only then make the call, so the re-check and
+//! the change are one round trip apart. Any difference is a skip with both
+//! states named; a period is never lengthened. The verdict on a key comes
+//! from its metadata (`inventory::eligibility::decide`), never from whether
+//! KMS accepted a call: emulators accept EnableKeyRotation on keys AWS
+//! rejects.
+//!
+//! Changing calls are sent once (no SDK retry): a call whose answer is lost
+//! (a timeout, a dropped connection, a 5xx) may have taken effect, so it is
+//! recorded `in_flight` and resolved by re-reading the key, never by sending
+//! it again blindly. Only throttling, which KMS answers before acting, is
+//! retried, after a fresh re-check.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use aws_config::SdkConfig;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use super::journal::{Journal, Line, Replay, Requested, Verdict};
-use super::plan::{Action, ActionType};
-use crate::aws::{self, ErrorInfo};
+use super::approval::{Approval, SignatureStatus};
+use super::display_safe;
+use super::journal::{self, Journal, Line, Replay, Requested, Verdict};
+use super::plan::{describe_planned, describe_state, Action, ActionType, PlannedState};
+use crate::aws::{self, CallerIdentity, ErrorInfo};
 use crate::frames::time::rfc3339;
 use crate::inventory::eligibility::{self, KeyFacts};
 use crate::inventory::Eligibility;
@@ -26,6 +44,8 @@ use crate::inventory::Eligibility;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fresh {
     pub key_state: Option<String>,
+    /// When a scheduled deletion takes effect (RFC 3339).
+    pub deletion_date: Option<String>,
     pub eligibility: Eligibility,
     pub reason: String,
     /// What the eligibility would be were the key Enabled: whether its type
@@ -37,17 +57,34 @@ pub struct Fresh {
 
 impl Fresh {
     pub fn describe(&self) -> String {
-        let rotation = match (self.rotation_enabled, self.rotation_period_days) {
-            (Some(true), Some(p)) => format!("rotation on every {p} days"),
-            (Some(true), None) => "rotation on (period not reported)".into(),
-            (Some(false), _) => "rotation off".into(),
-            (None, _) => "rotation status not read".into(),
-        };
-        format!(
-            "{} ({}), {rotation}",
-            self.key_state.as_deref().unwrap_or("unknown state"),
-            self.eligibility
+        describe_state(
+            self.key_state.as_deref(),
+            self.deletion_date.as_deref(),
+            self.rotation_enabled,
+            self.rotation_period_days,
         )
+    }
+
+    /// Whether the key is as the plan saw it: key state, deletion date,
+    /// rotation on or off, and the period when it is on.
+    pub fn matches(&self, planned: &PlannedState) -> bool {
+        let same_time = |a: Option<&str>, b: Option<&str>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                let secs = |t: &str| DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp());
+                a == b || (secs(a).is_some() && secs(a) == secs(b))
+            }
+            _ => false,
+        };
+        self.key_state == planned.key_state
+            && same_time(
+                self.deletion_date.as_deref(),
+                planned.deletion_date.as_deref(),
+            )
+            && (planned.rotation_enabled.is_none()
+                || self.rotation_enabled == planned.rotation_enabled)
+            && (self.rotation_enabled != Some(true)
+                || self.rotation_period_days == planned.rotation_period_days)
     }
 }
 
@@ -89,16 +126,18 @@ pub async fn fresh_check(client: &Client, action: &Action) -> Result<Fresh, Erro
         custom_key_store_id: meta.custom_key_store_id(),
         multi_region_role: role.as_deref(),
         primary_key_arn: primary.as_deref(),
-        deletion_date,
+        deletion_date: deletion_date.clone(),
         aliases: &action.aliases,
     };
     let (elig, reason) = eligibility::decide(&facts);
     let (type_elig, _) = eligibility::decide(&KeyFacts {
         key_state: Some("Enabled"),
+        deletion_date: None,
         ..facts.clone()
     });
     let mut fresh = Fresh {
         key_state,
+        deletion_date,
         eligibility: elig,
         reason,
         type_eligibility: type_elig,
@@ -118,17 +157,6 @@ pub async fn fresh_check(client: &Client, action: &Action) -> Result<Fresh, Erro
     Ok(fresh)
 }
 
-/// What to do with an approved action, given the key as read now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Make these calls, in order.
-    Call(Vec<Call>),
-    /// Leave the key alone.
-    Skip(String),
-    /// An interrupted run's call took effect: record it as enabled.
-    AlreadyDone(String),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     CancelKeyDeletion,
@@ -144,74 +172,174 @@ impl Call {
             Call::EnableKeyRotation => "EnableKeyRotation",
         }
     }
+
+    /// As the journal's attempt line and the plan's `calls` write it.
+    pub fn text(self, period: i64) -> String {
+        match self {
+            Call::EnableKeyRotation => format!("EnableKeyRotation(RotationPeriodInDays={period})"),
+            other => other.name().to_string(),
+        }
+    }
+
+    /// A journal attempt's call.
+    pub fn parse(text: &str) -> Option<Call> {
+        let name = text.split('(').next().unwrap_or(text);
+        [
+            Call::CancelKeyDeletion,
+            Call::EnableKey,
+            Call::EnableKeyRotation,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
+
+    /// The calls of an action, in order.
+    pub fn sequence(kind: ActionType) -> &'static [Call] {
+        match kind {
+            ActionType::EnableRotation | ActionType::SetRotationPeriod => {
+                &[Call::EnableKeyRotation]
+            }
+            ActionType::CancelDeletionAndEnable => &[
+                Call::CancelKeyDeletion,
+                Call::EnableKey,
+                Call::EnableKeyRotation,
+            ],
+        }
+    }
 }
 
-/// Decides from the fresh state. `in_flight`: the journal holds an attempt
-/// with no outcome, so a call may already have taken effect.
-pub fn decide(action: &Action, fresh: &Fresh, in_flight: bool) -> Decision {
+/// A call of this action that was already sent: `confirmed` when KMS
+/// answered it, else its answer was lost (a crash, a timeout, a dropped
+/// connection) and it may or may not have taken effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub call: Call,
+    pub confirmed: bool,
+}
+
+/// What to do next with an approved action, given the key as read now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Make this call next (then re-check before any further call).
+    Call(Call),
+    /// Leave the key alone.
+    Skip(String),
+    /// The action's end state is reached through its own calls: record it
+    /// enabled, with the period the key now rotates at.
+    Done { reason: String, period: i64 },
+}
+
+/// Decides from the fresh state, the state the plan recorded, and what this
+/// action has already sent.
+pub fn decide(action: &Action, fresh: &Fresh, sent: Option<Sent>) -> Decision {
     let want = action.rotation_period_days;
+    let planned = &action.planned_state;
+    let changed = || {
+        Decision::Skip(format!(
+            "state changed since the plan (was {}, now {})",
+            describe_planned(planned),
+            fresh.describe()
+        ))
+    };
+    if fresh.type_eligibility != Eligibility::Eligible {
+        return Decision::Skip(format!("no longer eligible: {}", fresh.reason));
+    }
     let on = fresh.rotation_enabled == Some(true);
-    let at_planned = on && fresh.rotation_period_days == Some(want);
-    let done_or_skip = |what: String| {
-        if in_flight {
-            Decision::AlreadyDone(format!(
-                "{what}, read after an interrupted run: its call took effect"
-            ))
-        } else {
-            Decision::Skip(format!("{what} already"))
-        }
+    // moto never reports RotationPeriodInDays (AWS always does): "on" is then
+    // all that can be known.
+    let at_want = on && fresh.rotation_period_days.is_none_or(|p| p == want);
+    let within = on && fresh.rotation_period_days.is_none_or(|p| p <= want);
+    let sent_call = sent.map(|s| s.call);
+    let landed = if sent.is_some_and(|s| !s.confirmed) {
+        "kmsrot's call took effect (read after its answer was lost)"
+    } else {
+        "done by kmsrot"
     };
     match action.action {
         ActionType::EnableRotation | ActionType::SetRotationPeriod => {
-            if fresh.eligibility != Eligibility::Eligible {
-                let now = match fresh.eligibility {
-                    Eligibility::PendingDeletion => "now pending deletion",
-                    Eligibility::Disabled => "now disabled",
-                    _ => "no longer eligible",
-                };
-                return Decision::Skip(format!("{now}: {}", fresh.reason));
-            }
-            if at_planned {
-                return done_or_skip(format!("rotation on every {want} days"));
-            }
-            // moto never reports RotationPeriodInDays (AWS always does). "On"
-            // is enough for enable_rotation; a period change cannot be
-            // confirmed from an unknown period, so that call is made.
-            if on
-                && fresh.rotation_period_days.is_none()
-                && action.action == ActionType::EnableRotation
-            {
-                return done_or_skip("rotation on (KMS reported no period)".into());
-            }
-            Decision::Call(vec![Call::EnableKeyRotation])
-        }
-        ActionType::CancelDeletionAndEnable => {
-            if !matches!(
-                fresh.type_eligibility,
-                Eligibility::Eligible | Eligibility::PendingDeletion | Eligibility::Disabled
-            ) {
-                return Decision::Skip(format!("no longer eligible: {}", fresh.reason));
-            }
-            match fresh.key_state.as_deref() {
-                Some("PendingDeletion") => Decision::Call(vec![
-                    Call::CancelKeyDeletion,
-                    Call::EnableKey,
-                    Call::EnableKeyRotation,
-                ]),
-                // A cancelled deletion leaves the key Disabled.
-                Some("Disabled") => Decision::Call(vec![Call::EnableKey, Call::EnableKeyRotation]),
-                Some("Enabled") if at_planned || (on && fresh.rotation_period_days.is_none()) => {
-                    done_or_skip("key enabled with rotation on".into())
+            if sent_call == Some(Call::EnableKeyRotation) {
+                if fresh.key_state.as_deref() == Some("Enabled") && at_want {
+                    return Decision::Done {
+                        reason: format!("rotation on every {want} days: {landed}"),
+                        period: want,
+                    };
                 }
-                Some("Enabled") => Decision::Call(vec![Call::EnableKeyRotation]),
-                other => Decision::Skip(format!(
-                    "key state {} cannot be changed: {}",
-                    other.unwrap_or("unknown"),
-                    fresh.reason
-                )),
+                // Still as planned: the call did not take effect.
+                if fresh.matches(planned) {
+                    return Decision::Call(Call::EnableKeyRotation);
+                }
+                return changed();
             }
+            if !fresh.matches(planned) {
+                return changed();
+            }
+            if fresh.eligibility != Eligibility::Eligible {
+                return Decision::Skip(format!("not eligible: {}", fresh.reason));
+            }
+            if let Some(cur) = planned.rotation_period_days.filter(|_| on) {
+                if cur <= want {
+                    return Decision::Skip(format!(
+                        "rotation is on every {cur} days; {want} would lengthen it, and kmsrot never lengthens a period"
+                    ));
+                }
+            }
+            Decision::Call(Call::EnableKeyRotation)
         }
+        ActionType::CancelDeletionAndEnable => match fresh.key_state.as_deref() {
+            Some("PendingDeletion") => {
+                if matches!(sent_call, None | Some(Call::CancelKeyDeletion)) && fresh.matches(planned)
+                {
+                    Decision::Call(Call::CancelKeyDeletion)
+                } else {
+                    changed()
+                }
+            }
+            // A cancelled deletion leaves the key Disabled. Only this
+            // action's own CancelKeyDeletion (or its EnableKey) explains that;
+            // otherwise someone cancelled the deletion and left the key
+            // Disabled on purpose.
+            Some("Disabled") if fresh.deletion_date.is_none() => match sent_call {
+                Some(Call::CancelKeyDeletion | Call::EnableKey) => Decision::Call(Call::EnableKey),
+                _ => Decision::Skip(format!(
+                    "state changed since the plan (was {}, now {}): someone else cancelled the deletion and left the key Disabled; kmsrot enables only a key whose deletion it cancelled itself",
+                    describe_planned(planned),
+                    fresh.describe()
+                )),
+            },
+            Some("Enabled") if matches!(sent_call, Some(Call::EnableKey | Call::EnableKeyRotation)) => {
+                if within {
+                    let period = fresh.rotation_period_days.unwrap_or(want);
+                    let reason = if sent_call == Some(Call::EnableKeyRotation) {
+                        format!("key enabled, rotation on every {period} days: {landed}")
+                    } else {
+                        format!(
+                            "key enabled; rotation was already on every {period} days once the deletion was cancelled, and is never lengthened"
+                        )
+                    };
+                    Decision::Done { reason, period }
+                } else {
+                    Decision::Call(Call::EnableKeyRotation)
+                }
+            }
+            _ => changed(),
+        },
     }
+}
+
+/// Why this run may not act on the key of `action`, if it may not.
+///
+/// Today a run acts only in its caller's own account (KMS's changing calls
+/// do not work across accounts). Acting in other accounts by assuming a role
+/// into each (the organization flags) changes this one function.
+pub fn account_refusal(action: &Action, executor: &CallerIdentity) -> Option<String> {
+    (action.account_id != executor.account).then(|| {
+        format!(
+            "the key is in account {}, and this run's credentials are account {} ({}); kmsrot acts only in its caller's own account",
+            action.account_id,
+            executor.account,
+            display_safe(&executor.arn)
+        )
+    })
 }
 
 /// A token bucket: at most `rate` requests a second, bursts of `rate`.
@@ -250,38 +378,22 @@ impl TokenBucket {
     }
 }
 
-/// Options of one apply run.
-#[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions {
-    pub concurrency: usize,
-    /// EnableKeyRotation (and the other changing calls) per second per region.
-    pub rate_per_region: f64,
-}
-
-/// One action's row in the apply or dry-run output.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub action_id: String,
-    pub key: String,
-    pub region: String,
-    pub action: ActionType,
-    pub planned: String,
-    pub outcome: RowOutcome,
-    pub detail: String,
-}
-
-/// What happened to one approved action, or in a dry run what would.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// How an action's row ended, in a run or a dry run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowOutcome {
     Enabled,
     Skipped,
     Failed,
-    /// Dry run: the calls would be made.
+    /// A call's answer was lost and re-reading could not settle it.
+    InFlight,
+    /// Not begun: the run stopped after sustained failures.
+    NotStarted,
+    /// Dry run: the call(s) that would be made.
     WouldCall,
-    /// Dry run: the action would be skipped.
+    /// Dry run: the key would be left alone.
     WouldSkip,
-    /// Dry run: the journal, or the key itself, says it is done already.
+    /// Dry run: the journal (or the key) shows the action done.
     Done,
 }
 
@@ -291,6 +403,8 @@ impl RowOutcome {
             RowOutcome::Enabled => "enabled",
             RowOutcome::Skipped => "skipped",
             RowOutcome::Failed => "failed",
+            RowOutcome::InFlight => "in_flight",
+            RowOutcome::NotStarted => "not_started",
             RowOutcome::WouldCall => "would_call",
             RowOutcome::WouldSkip => "would_skip",
             RowOutcome::Done => "done",
@@ -304,93 +418,37 @@ impl std::fmt::Display for RowOutcome {
     }
 }
 
-impl From<Verdict> for RowOutcome {
-    fn from(v: Verdict) -> Self {
-        match v {
-            Verdict::Enabled => RowOutcome::Enabled,
-            Verdict::Skipped => RowOutcome::Skipped,
-            Verdict::Failed => RowOutcome::Failed,
-        }
-    }
-}
-
-/// Dry run: the fresh re-check of every approved action; nothing changes.
-pub async fn dry_run(config: &SdkConfig, actions: &[Action], journal: &Replay) -> Vec<Row> {
-    let clients = clients(config, actions);
-    stream::iter(actions.iter())
-        .map(|a| {
-            let client = clients[&a.region].clone();
-            async move {
-                let mut row = row(a);
-                if let Some((v, Line::Outcome { reason, .. })) = journal.outcome(&a.action_id) {
-                    if v != Verdict::Failed {
-                        row.outcome = RowOutcome::Done;
-                        row.detail = format!(
-                            "the journal records it {}{}",
-                            v.as_str(),
-                            reason
-                                .as_ref()
-                                .map(|r| format!(": {r}"))
-                                .unwrap_or_default()
-                        );
-                        return row;
-                    }
-                }
-                let in_flight = journal.in_flight.contains_key(&a.action_id);
-                match fresh_check(&client, a).await {
-                    Err(e) => {
-                        row.outcome = RowOutcome::Failed;
-                        row.detail = format!("re-check failed: {e}");
-                    }
-                    Ok(fresh) => match decide(a, &fresh, in_flight) {
-                        Decision::Call(calls) => {
-                            row.outcome = RowOutcome::WouldCall;
-                            row.detail = format!(
-                                "now {}; would call {}",
-                                fresh.describe(),
-                                calls_text(&calls, a.rotation_period_days)
-                            );
-                        }
-                        Decision::Skip(r) => {
-                            row.outcome = RowOutcome::WouldSkip;
-                            row.detail = r;
-                        }
-                        Decision::AlreadyDone(r) => {
-                            row.outcome = RowOutcome::Done;
-                            row.detail = r;
-                        }
-                    },
-                }
-                row
-            }
-        })
-        .buffered(8)
-        .collect()
-        .await
-}
-
-fn calls_text(calls: &[Call], period: i64) -> String {
-    calls
-        .iter()
-        .map(|c| match c {
-            Call::EnableKeyRotation => format!("EnableKeyRotation({period} days)"),
-            other => other.name().to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", then ")
+/// One action's row in the apply or dry-run output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub action_id: String,
+    pub account: String,
+    pub key: String,
+    pub region: String,
+    pub action: ActionType,
+    pub planned: String,
+    pub outcome: RowOutcome,
+    /// Terminal-safe: AWS's strings are escaped.
+    pub detail: String,
 }
 
 fn row(a: &Action) -> Row {
     Row {
         action_id: a.action_id.clone(),
-        key: a.label().to_string(),
-        region: a.region.clone(),
+        account: a.account_id.clone(),
+        key: display_safe(a.label()),
+        region: display_safe(&a.region),
         action: a.action,
         planned: a.calls.join(" + "),
-        // Every path sets the outcome; until then a row claims nothing done.
-        outcome: RowOutcome::Failed,
+        outcome: RowOutcome::NotStarted,
         detail: String::new(),
     }
+}
+
+fn finish(mut r: Row, outcome: RowOutcome, detail: &str) -> Row {
+    r.outcome = outcome;
+    r.detail = display_safe(detail);
+    r
 }
 
 fn clients(config: &SdkConfig, actions: &[Action]) -> HashMap<String, Client> {
@@ -408,6 +466,7 @@ pub fn requested(actions: &[Action]) -> Vec<Requested> {
         .map(|a| Requested {
             action_id: a.action_id.clone(),
             action: a.action,
+            account_id: a.account_id.clone(),
             region: a.region.clone(),
             key_arn: a.key_arn.clone(),
             label: a.label().to_string(),
@@ -416,231 +475,695 @@ pub fn requested(actions: &[Action]) -> Vec<Requested> {
         .collect()
 }
 
-/// Executes the approved actions not already completed in the journal.
-/// Actions whose last outcome is `failed` are tried again: a re-run after a
-/// permission fix should not need a new approval.
-pub async fn execute(
+/// The call the journal holds in flight for an action, if any.
+fn sent_from(replay: &Replay, action_id: &str) -> Option<Sent> {
+    replay
+        .in_flight
+        .get(action_id)
+        .and_then(|c| Call::parse(c))
+        .map(|call| Sent {
+            call,
+            confirmed: false,
+        })
+}
+
+/// What `kmsrot apply` was asked for.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    pub approval: PathBuf,
+    pub journal: Option<PathBuf>,
+    pub execute: bool,
+    pub require_signed: bool,
+    /// Signing keys accepted; any named implies `require_signed`.
+    pub signers: Vec<String>,
+    pub require_different_executor: bool,
+    /// Stop starting actions after this many throttling or access failures
+    /// in a row.
+    pub max_consecutive_failures: usize,
+    pub concurrency: usize,
+    /// Changing calls per second per region.
+    pub rate_per_region: f64,
+    pub now: DateTime<Utc>,
+}
+
+/// What a run (or a dry run) did.
+#[derive(Debug)]
+pub struct ApplyReport {
+    pub rows: Vec<Row>,
+    pub journal: PathBuf,
+    pub executed: bool,
+    pub signature: SignatureStatus,
+    pub executor: CallerIdentity,
+    pub approver: String,
+    pub expires_at: String,
+    /// Actions an earlier run left in flight, re-read by this one.
+    pub resumed_in_flight: usize,
+    /// Why the run stopped starting actions, if it did.
+    pub stopped: Option<String>,
+}
+
+impl ApplyReport {
+    pub fn count(&self, outcome: RowOutcome) -> usize {
+        self.rows.iter().filter(|r| r.outcome == outcome).count()
+    }
+
+    /// Every approved action ended (enabled, skipped, or done before).
+    pub fn complete(&self) -> bool {
+        self.stopped.is_none()
+            && self.rows.iter().all(|r| {
+                !matches!(
+                    r.outcome,
+                    RowOutcome::Failed | RowOutcome::InFlight | RowOutcome::NotStarted
+                )
+            })
+    }
+}
+
+/// Checks the approval (its hash, its plan, its expiry, its signature, the
+/// executor), then runs it: a dry run, or with `execute` the calls, each
+/// journaled. Refusals are errors; AWS failures on a key are rows.
+pub async fn run(config: &SdkConfig, req: &ApplyRequest) -> Result<ApplyReport> {
+    let path = req.approval.as_path();
+    let (approval, plan) = Approval::read_with_plan(path)?;
+    approval.check_current(path, req.now)?;
+    let signature = approval
+        .check_signature(path, config, req.require_signed, &req.signers)
+        .await?;
+    let executor = aws::caller_identity(config).await?;
+    if req.require_different_executor {
+        approval.check_different_executor(path, &executor)?;
+    }
+    let actions: Vec<Action> = approval
+        .approved_actions
+        .iter()
+        .filter_map(|id| plan.action(id).cloned())
+        .collect();
+    let journal_path = req
+        .journal
+        .clone()
+        .unwrap_or_else(|| journal::default_path(path, &approval.approval_sha256));
+    let mut report = ApplyReport {
+        rows: Vec::new(),
+        journal: journal_path.clone(),
+        executed: req.execute,
+        signature,
+        executor: executor.clone(),
+        approver: approval.approver.clone(),
+        expires_at: approval.expires_at.clone(),
+        resumed_in_flight: 0,
+        stopped: None,
+    };
+    if !req.execute {
+        let replay = journal::replay(&journal_path)?;
+        journal::check_belongs(&journal_path, &replay, &approval.approval_sha256)?;
+        report.rows = dry_run(config, &actions, &replay, &executor).await;
+        return Ok(report);
+    }
+    // The approval's lock first, then the journal's: two applies of one
+    // approval never run at once, whatever journals they name.
+    let _lock = journal::lock_approval(path)?;
+    let (journal, replay) = Journal::open(&journal_path, &approval.approval_sha256)?;
+    journal.append(&Line::Start {
+        at: rfc3339(Utc::now()),
+        approval: path.display().to_string(),
+        plan_sha256: approval.plan_sha256.clone(),
+        approver: approval.approver.clone(),
+        executor: Some(executor.clone()),
+        requested: requested(&actions),
+    })?;
+    report.resumed_in_flight = actions
+        .iter()
+        .filter(|a| replay.in_flight.contains_key(&a.action_id))
+        .count();
+    let runner = Runner::new(config, &actions, &journal, req);
+    report.rows = runner.execute(&actions, &replay, &executor).await?;
+    report.stopped = runner.stopped();
+    Ok(report)
+}
+
+/// Dry run: the fresh re-check of every approved action; nothing changes.
+async fn dry_run(
     config: &SdkConfig,
     actions: &[Action],
-    replay: &Replay,
-    journal: &Journal,
-    opts: ApplyOptions,
-) -> Result<Vec<Row>> {
+    journal: &Replay,
+    executor: &CallerIdentity,
+) -> Vec<Row> {
     let clients = clients(config, actions);
-    let buckets: HashMap<String, Arc<TokenBucket>> = clients
-        .keys()
-        .map(|r| (r.clone(), Arc::new(TokenBucket::new(opts.rate_per_region))))
-        .collect();
-    let mut rows: BTreeMap<usize, Row> = BTreeMap::new();
-    let mut todo = Vec::new();
-    for (i, a) in actions.iter().enumerate() {
-        match replay.outcome(&a.action_id) {
-            Some((v, Line::Outcome { reason, .. })) if v != Verdict::Failed => {
-                let mut r = row(a);
-                r.outcome = v.into();
-                r.detail = format!(
-                    "recorded by an earlier run{}",
-                    reason
-                        .as_ref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                );
+    stream::iter(actions.iter())
+        .map(|a| {
+            let client = clients[&a.region].clone();
+            async move {
+                let r = row(a);
+                if let Some(why) = account_refusal(a, executor) {
+                    return finish(r, RowOutcome::Failed, &format!("refused: {why}"));
+                }
+                if let Some((v, Line::Outcome { reason, .. })) = journal.outcome(&a.action_id) {
+                    if matches!(v, Verdict::Enabled | Verdict::Skipped) {
+                        let detail = format!(
+                            "the journal records it {v}{}",
+                            reason
+                                .as_ref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        );
+                        return finish(r, RowOutcome::Done, &detail);
+                    }
+                }
+                let sent = sent_from(journal, &a.action_id);
+                match fresh_check(&client, a).await {
+                    Err(e) => finish(r, RowOutcome::Failed, &format!("re-check failed: {e}")),
+                    Ok(fresh) => match decide(a, &fresh, sent) {
+                        Decision::Call(next) => {
+                            let seq = Call::sequence(a.action);
+                            let from = seq.iter().position(|c| *c == next).unwrap_or(0);
+                            let calls: Vec<String> = seq[from..]
+                                .iter()
+                                .map(|c| c.text(a.rotation_period_days))
+                                .collect();
+                            finish(
+                                r,
+                                RowOutcome::WouldCall,
+                                &format!(
+                                    "now {}; would call {}",
+                                    fresh.describe(),
+                                    calls.join(", then ")
+                                ),
+                            )
+                        }
+                        Decision::Skip(reason) => finish(r, RowOutcome::WouldSkip, &reason),
+                        Decision::Done { reason, .. } => finish(r, RowOutcome::Done, &reason),
+                    },
+                }
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await
+}
+
+/// How one changing call failed.
+enum CallError {
+    /// KMS refused before acting (a 4xx other than throttling).
+    Refused(ErrorInfo),
+    /// Throttled: KMS did not act; worth another try after a re-check.
+    Throttled(ErrorInfo),
+    /// The answer was lost, or KMS failed mid-way (5xx): it may have acted.
+    Ambiguous(ErrorInfo),
+}
+
+fn classify<E>(e: &SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let info = ErrorInfo::from_sdk(e);
+    match e {
+        SdkError::ConstructionFailure(_) => CallError::Refused(info),
+        SdkError::ServiceError(ctx) if ctx.raw().status().is_server_error() => {
+            CallError::Ambiguous(info)
+        }
+        SdkError::ServiceError(_) if info.is_throttling() => CallError::Throttled(info),
+        SdkError::ServiceError(_) => CallError::Refused(info),
+        // Timeouts, dispatch failures after the request may have been
+        // written, unreadable answers.
+        _ => CallError::Ambiguous(info),
+    }
+}
+
+/// A client override that sends a changing call exactly once: the SDK would
+/// otherwise resend it after a timeout or a dropped connection, when the
+/// first may already have taken effect.
+fn send_once() -> aws_sdk_kms::config::Builder {
+    aws_sdk_kms::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// Sends one changing call, by full key ARN (AWS accepts an ARN for all
+/// three, and the ARN pins the account and region).
+async fn send(client: &Client, a: &Action, call: Call) -> Result<(), CallError> {
+    match call {
+        Call::CancelKeyDeletion => client
+            .cancel_key_deletion()
+            .key_id(&a.key_arn)
+            .customize()
+            .config_override(send_once())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e)),
+        Call::EnableKey => client
+            .enable_key()
+            .key_id(&a.key_arn)
+            .customize()
+            .config_override(send_once())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e)),
+        Call::EnableKeyRotation => client
+            .enable_key_rotation()
+            .key_id(&a.key_arn)
+            .rotation_period_in_days(a.rotation_period_days as i32)
+            .customize()
+            .config_override(send_once())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e)),
+    }
+}
+
+/// The outcome of one action, as journaled.
+struct Recorded {
+    verdict: Verdict,
+    reason: String,
+    error: Option<ErrorInfo>,
+    period: i64,
+    resolved: bool,
+    unconfirmed: Option<Call>,
+}
+
+/// Consecutive throttling or access failures, across the run's tasks.
+#[derive(Default)]
+struct Streak {
+    count: usize,
+    codes: BTreeMap<String, usize>,
+    stopped: Option<String>,
+}
+
+struct Runner<'a> {
+    clients: HashMap<String, Client>,
+    buckets: HashMap<String, Arc<TokenBucket>>,
+    journal: &'a Journal,
+    concurrency: usize,
+    max_failures: usize,
+    /// Tries of a throttled changing call (the SDK's max attempts).
+    max_attempts: u32,
+    stop: AtomicBool,
+    streak: Mutex<Streak>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(
+        config: &SdkConfig,
+        actions: &[Action],
+        journal: &'a Journal,
+        req: &ApplyRequest,
+    ) -> Self {
+        let clients = clients(config, actions);
+        let buckets = clients
+            .keys()
+            .map(|r| (r.clone(), Arc::new(TokenBucket::new(req.rate_per_region))))
+            .collect();
+        Runner {
+            clients,
+            buckets,
+            journal,
+            concurrency: req.concurrency.max(1),
+            max_failures: req.max_consecutive_failures.max(1),
+            max_attempts: config
+                .retry_config()
+                .map(|r| r.max_attempts())
+                .unwrap_or(3)
+                .max(1),
+            stop: AtomicBool::new(false),
+            streak: Mutex::new(Streak::default()),
+        }
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.streak
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stopped
+            .clone()
+    }
+
+    /// Counts a throttling or access failure towards the stop; anything else
+    /// that ends an action breaks the streak.
+    fn note(&self, rec: &Recorded) {
+        let mut s = self.streak.lock().unwrap_or_else(|p| p.into_inner());
+        let sustained = rec.verdict == Verdict::Failed
+            && rec
+                .error
+                .as_ref()
+                .is_some_and(|e| e.is_throttling() || e.is_access_denied());
+        if sustained {
+            s.count += 1;
+            let code = rec
+                .error
+                .as_ref()
+                .map(|e| e.code.clone())
+                .unwrap_or_default();
+            *s.codes.entry(code).or_default() += 1;
+            if s.count >= self.max_failures && s.stopped.is_none() {
+                let codes: Vec<String> = s.codes.iter().map(|(c, n)| format!("{c} x{n}")).collect();
+                s.stopped = Some(format!(
+                    "{} consecutive throttling or access failures ({})",
+                    s.count,
+                    codes.join(", ")
+                ));
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        } else if rec.verdict != Verdict::InFlight {
+            s.count = 0;
+            s.codes.clear();
+        }
+    }
+
+    /// Executes the approved actions not already completed in the journal.
+    /// Actions whose last outcome is `failed` are tried again: a re-run after
+    /// a permission fix should not need a new approval. Calls left in flight
+    /// (by an earlier run, or by this one) are resolved by re-reading.
+    async fn execute(
+        &self,
+        actions: &[Action],
+        replay: &Replay,
+        executor: &CallerIdentity,
+    ) -> Result<Vec<Row>> {
+        let mut rows: BTreeMap<usize, Row> = BTreeMap::new();
+        let mut todo = Vec::new();
+        for (i, a) in actions.iter().enumerate() {
+            match replay.outcome(&a.action_id) {
+                Some((v @ (Verdict::Enabled | Verdict::Skipped), Line::Outcome { reason, .. })) => {
+                    let outcome = if v == Verdict::Enabled {
+                        RowOutcome::Enabled
+                    } else {
+                        RowOutcome::Skipped
+                    };
+                    let detail = format!(
+                        "recorded by an earlier run{}",
+                        reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    );
+                    rows.insert(i, finish(row(a), outcome, &detail));
+                }
+                _ => todo.push((i, a)),
+            }
+        }
+        let results: Vec<(usize, Result<Row>)> = stream::iter(todo)
+            .map(|(i, a)| {
+                let sent = sent_from(replay, &a.action_id);
+                async move {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return (
+                            i,
+                            Ok(finish(
+                                row(a),
+                                RowOutcome::NotStarted,
+                                "not started: the run stopped after sustained failures",
+                            )),
+                        );
+                    }
+                    if let Some(why) = account_refusal(a, executor) {
+                        let rec = Recorded {
+                            verdict: Verdict::Failed,
+                            reason: format!("refused: {why}"),
+                            error: Some(ErrorInfo::new("AccountMismatch", why)),
+                            period: a.rotation_period_days,
+                            resolved: false,
+                            unconfirmed: None,
+                        };
+                        return (i, self.record(a, rec));
+                    }
+                    (i, self.one(a, sent, false).await)
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut unresolved = Vec::new();
+        for (i, r) in results {
+            let r = r?;
+            if r.outcome == RowOutcome::InFlight {
+                unresolved.push(i);
+            }
+            rows.insert(i, r);
+        }
+        if !unresolved.is_empty() {
+            // KMS is eventually consistent: give a call that did land a
+            // moment to show before reading the key.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for i in unresolved {
+                let a = &actions[i];
+                let sent = self.last_unconfirmed(a);
+                let r = self.one(a, sent, true).await?;
                 rows.insert(i, r);
             }
-            _ => todo.push((i, a)),
         }
+        Ok(rows.into_values().collect())
     }
-    let results: Vec<(usize, Result<Row>)> = stream::iter(todo)
-        .map(|(i, a)| {
-            let client = clients[&a.region].clone();
-            let bucket = buckets[&a.region].clone();
-            let in_flight = replay.in_flight.contains_key(&a.action_id);
-            async move { (i, one(&client, &bucket, a, in_flight, journal).await) }
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
-    for (i, r) in results {
-        rows.insert(i, r?);
-    }
-    Ok(rows.into_values().collect())
-}
 
-/// One action: re-check, calls, outcome. Only a journal write failure is an
-/// error; every AWS failure is an outcome.
-async fn one(
-    client: &Client,
-    bucket: &TokenBucket,
-    a: &Action,
-    in_flight: bool,
-    journal: &Journal,
-) -> Result<Row> {
-    let mut row = row(a);
-    let fresh = match fresh_check(client, a).await {
-        Ok(f) => f,
-        Err(e) => {
-            let reason = format!("re-check failed: {e}");
-            record(
-                journal,
-                a,
-                Verdict::Failed,
-                Some(reason.clone()),
-                Some(&e),
-                false,
-            )?;
-            row.outcome = RowOutcome::Failed;
-            row.detail = reason;
-            return Ok(row);
+    /// The call this run left in flight for `a`, read back from the journal.
+    fn last_unconfirmed(&self, a: &Action) -> Option<Sent> {
+        journal::replay(self.journal.path())
+            .ok()
+            .and_then(|r| sent_from(&r, &a.action_id))
+    }
+
+    /// One action: for each call, token, re-check, decision, call, until the
+    /// action ends. Only a journal write failure is an error; every AWS
+    /// failure is an outcome. `resolving`: settle a call this run left in
+    /// flight by re-reading, without sending it again.
+    async fn one(&self, a: &Action, mut sent: Option<Sent>, resolving: bool) -> Result<Row> {
+        let client = &self.clients[&a.region];
+        let bucket = &self.buckets[&a.region];
+        let unconfirmed = |s: Option<Sent>| s.filter(|s| !s.confirmed).map(|s| s.call);
+        let mut throttled: u32 = 0;
+        let mut settling: u64 = 0;
+        loop {
+            // The token first: the re-check and the change it allows are
+            // then one round trip apart, not a queue's wait.
+            bucket.take().await;
+            let fresh = match fresh_check(client, a).await {
+                Ok(f) => f,
+                Err(e) => {
+                    let rec = Recorded {
+                        verdict: Verdict::Failed,
+                        reason: format!("re-check failed: {e}"),
+                        error: Some(e),
+                        period: a.rotation_period_days,
+                        resolved: false,
+                        unconfirmed: unconfirmed(sent),
+                    };
+                    return self.record(a, rec);
+                }
+            };
+            let resolved = sent.is_some_and(|s| !s.confirmed);
+            let call = match decide(a, &fresh, sent) {
+                Decision::Skip(reason) => {
+                    let rec = Recorded {
+                        verdict: Verdict::Skipped,
+                        reason,
+                        error: None,
+                        period: a.rotation_period_days,
+                        resolved,
+                        unconfirmed: None,
+                    };
+                    return self.record(a, rec);
+                }
+                Decision::Done { reason, period } => {
+                    let rec = Recorded {
+                        verdict: Verdict::Enabled,
+                        reason,
+                        error: None,
+                        period,
+                        resolved,
+                        unconfirmed: None,
+                    };
+                    return self.record(a, rec);
+                }
+                Decision::Call(c) => c,
+            };
+            // KMS accepted this very call a moment ago and the key does not
+            // show it yet: KMS is eventually consistent, so wait and read
+            // again rather than send it twice.
+            if sent.is_some_and(|s| s.confirmed && s.call == call) {
+                settling += 1;
+                if settling > 5 {
+                    let rec = Recorded {
+                        verdict: Verdict::Failed,
+                        reason: format!(
+                            "KMS accepted {} but the key still shows {} after several reads",
+                            call.name(),
+                            fresh.describe()
+                        ),
+                        error: None,
+                        period: a.rotation_period_days,
+                        resolved: false,
+                        // Accepted, so it is this action's: the next run
+                        // continues from it.
+                        unconfirmed: Some(call),
+                    };
+                    return self.record(a, rec);
+                }
+                tokio::time::sleep(Duration::from_millis(300 * settling)).await;
+                continue;
+            }
+            if resolving && unconfirmed(sent) == Some(call) {
+                let rec = Recorded {
+                    verdict: Verdict::Failed,
+                    reason: format!(
+                        "{} was sent but its answer was lost, and the key shows it has not taken effect ({}); the next run re-reads the key and calls again only if it still has not",
+                        call.name(),
+                        fresh.describe()
+                    ),
+                    error: None,
+                    period: a.rotation_period_days,
+                    resolved: true,
+                    unconfirmed: Some(call),
+                };
+                return self.record(a, rec);
+            }
+            self.journal.append(&Line::Attempt {
+                at: rfc3339(Utc::now()),
+                action_id: a.action_id.clone(),
+                key_arn: a.key_arn.clone(),
+                call: call.text(a.rotation_period_days),
+            })?;
+            match send(client, a, call).await {
+                Ok(()) => {
+                    sent = Some(Sent {
+                        call,
+                        confirmed: true,
+                    });
+                    throttled = 0;
+                    if call == Call::EnableKeyRotation {
+                        let rec = Recorded {
+                            verdict: Verdict::Enabled,
+                            reason: format!(
+                                "rotation enabled every {} days",
+                                a.rotation_period_days
+                            ),
+                            error: None,
+                            period: a.rotation_period_days,
+                            resolved: false,
+                            unconfirmed: None,
+                        };
+                        return self.record(a, rec);
+                    }
+                    // Re-check before the action's next call.
+                }
+                Err(CallError::Throttled(_)) if throttled + 1 < self.max_attempts => {
+                    throttled += 1;
+                    let backoff = Duration::from_millis(200u64 << throttled.min(5));
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(CallError::Throttled(e)) => {
+                    let rec = Recorded {
+                        verdict: Verdict::Failed,
+                        reason: format!("{} throttled {} times: {e}", call.name(), throttled + 1),
+                        error: Some(e),
+                        period: a.rotation_period_days,
+                        resolved: false,
+                        unconfirmed: unconfirmed(sent),
+                    };
+                    return self.record(a, rec);
+                }
+                Err(CallError::Refused(e)) => {
+                    // The key changed state between the re-check and the
+                    // call: a skip with KMS's reason, not a failure.
+                    let (verdict, reason) = match e.code.as_str() {
+                        "DisabledException" => (
+                            Verdict::Skipped,
+                            format!("{} refused: the key is disabled ({e})", call.name()),
+                        ),
+                        "KMSInvalidStateException" => (
+                            Verdict::Skipped,
+                            format!(
+                                "{} refused: the key's state does not allow it ({e})",
+                                call.name()
+                            ),
+                        ),
+                        _ => (Verdict::Failed, format!("{} failed: {e}", call.name())),
+                    };
+                    let rec = Recorded {
+                        verdict,
+                        reason,
+                        error: Some(e),
+                        period: a.rotation_period_days,
+                        resolved: false,
+                        unconfirmed: None,
+                    };
+                    return self.record(a, rec);
+                }
+                Err(CallError::Ambiguous(e)) => {
+                    let rec = Recorded {
+                        verdict: Verdict::InFlight,
+                        reason: format!(
+                            "{} was sent and its answer lost ({e}); it may have taken effect, so the key is re-read rather than the call repeated",
+                            call.name()
+                        ),
+                        error: Some(e),
+                        period: a.rotation_period_days,
+                        resolved: false,
+                        unconfirmed: Some(call),
+                    };
+                    return self.record(a, rec);
+                }
+            }
         }
-    };
-    let calls = match decide(a, &fresh, in_flight) {
-        Decision::Skip(reason) => {
-            record(
-                journal,
-                a,
-                Verdict::Skipped,
-                Some(reason.clone()),
-                None,
-                false,
-            )?;
-            row.outcome = RowOutcome::Skipped;
-            row.detail = reason;
-            return Ok(row);
-        }
-        Decision::AlreadyDone(reason) => {
-            record(
-                journal,
-                a,
-                Verdict::Enabled,
-                Some(reason.clone()),
-                None,
-                true,
-            )?;
-            row.outcome = RowOutcome::Enabled;
-            row.detail = reason;
-            return Ok(row);
-        }
-        Decision::Call(calls) => calls,
-    };
-    for call in calls {
-        bucket.take().await;
-        journal.append(&Line::Attempt {
-            at: rfc3339(chrono::Utc::now()),
+    }
+
+    fn record(&self, a: &Action, rec: Recorded) -> Result<Row> {
+        self.journal.append(&Line::Outcome {
+            at: rfc3339(Utc::now()),
             action_id: a.action_id.clone(),
             key_arn: a.key_arn.clone(),
-            call: match call {
-                Call::EnableKeyRotation => {
-                    format!(
-                        "EnableKeyRotation(RotationPeriodInDays={})",
-                        a.rotation_period_days
-                    )
-                }
-                other => other.name().to_string(),
-            },
+            region: a.region.clone(),
+            action: a.action,
+            outcome: rec.verdict,
+            rotation_period_days: rec.period,
+            reason: Some(rec.reason.clone()),
+            error_code: rec.error.as_ref().map(|e| e.code.clone()),
+            error_message: rec.error.as_ref().map(|e| e.message.clone()),
+            resolved_after_interruption: rec.resolved,
+            unconfirmed_call: rec.unconfirmed.map(|c| c.text(a.rotation_period_days)),
         })?;
-        let result = match call {
-            // CancelKeyDeletion and EnableKey by key id: moto 5.2 answers 500
-            // to both given an ARN. AWS takes either, and the client is the
-            // key's region.
-            Call::CancelKeyDeletion => client
-                .cancel_key_deletion()
-                .key_id(&a.key_id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ErrorInfo::from_sdk(&e)),
-            Call::EnableKey => client
-                .enable_key()
-                .key_id(&a.key_id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ErrorInfo::from_sdk(&e)),
-            Call::EnableKeyRotation => client
-                .enable_key_rotation()
-                .key_id(&a.key_arn)
-                .rotation_period_in_days(a.rotation_period_days as i32)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ErrorInfo::from_sdk(&e)),
+        self.note(&rec);
+        let outcome = match rec.verdict {
+            Verdict::Enabled => RowOutcome::Enabled,
+            Verdict::Skipped => RowOutcome::Skipped,
+            Verdict::Failed => RowOutcome::Failed,
+            Verdict::InFlight => RowOutcome::InFlight,
         };
-        if let Err(e) = result {
-            // The key changed state between the re-check and the call: that
-            // is a skip with KMS's reason, not a failure of the tool.
-            let (verdict, reason) = match e.code.as_str() {
-                "DisabledException" => (
-                    Verdict::Skipped,
-                    format!("{} refused: the key is disabled ({e})", call.name()),
-                ),
-                "KMSInvalidStateException" => (
-                    Verdict::Skipped,
-                    format!(
-                        "{} refused: the key's state does not allow it ({e})",
-                        call.name()
-                    ),
-                ),
-                _ => (Verdict::Failed, format!("{} failed: {e}", call.name())),
-            };
-            record(journal, a, verdict, Some(reason.clone()), Some(&e), false)?;
-            row.outcome = verdict.into();
-            row.detail = reason;
-            return Ok(row);
-        }
+        Ok(finish(row(a), outcome, &rec.reason))
     }
-    let detail = format!("rotation enabled every {} days", a.rotation_period_days);
-    record(journal, a, Verdict::Enabled, None, None, false)?;
-    row.outcome = RowOutcome::Enabled;
-    row.detail = detail;
-    Ok(row)
-}
-
-fn record(
-    journal: &Journal,
-    a: &Action,
-    outcome: Verdict,
-    reason: Option<String>,
-    error: Option<&ErrorInfo>,
-    resolved: bool,
-) -> Result<()> {
-    journal.append(&Line::Outcome {
-        at: rfc3339(chrono::Utc::now()),
-        action_id: a.action_id.clone(),
-        key_arn: a.key_arn.clone(),
-        region: a.region.clone(),
-        action: a.action,
-        outcome,
-        rotation_period_days: a.rotation_period_days,
-        reason,
-        error_code: error.map(|e| e.code.clone()),
-        error_message: error.map(|e| e.message.clone()),
-        resolved_after_interruption: resolved,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remediate::plan::PlannedState;
 
     fn action(kind: ActionType) -> Action {
+        let (state, on, period, deletion) = match kind {
+            ActionType::EnableRotation => ("Enabled", false, None, None),
+            ActionType::SetRotationPeriod => ("Enabled", true, Some(730), None),
+            ActionType::CancelDeletionAndEnable => (
+                "PendingDeletion",
+                false,
+                None,
+                Some("2026-06-01T00:00:00Z".to_string()),
+            ),
+        };
         Action {
             action_id: "act-1".into(),
             action: kind,
             region: "us-east-1".into(),
-            account_id: None,
+            account_id: "111122223333".into(),
             key_id: "k".into(),
             key_arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
             aliases: vec![],
             description: None,
             planned_state: PlannedState {
-                key_state: Some("Enabled".into()),
+                key_state: Some(state.into()),
                 key_spec: None,
                 origin: None,
                 key_manager: None,
                 eligibility: Some(Eligibility::Eligible),
-                rotation_enabled: Some(false),
-                rotation_period_days: None,
+                rotation_enabled: Some(on),
+                rotation_period_days: period,
+                deletion_date: deletion,
             },
             rotation_period_days: 365,
             calls: vec![],
@@ -649,9 +1172,16 @@ mod tests {
         }
     }
 
-    fn fresh(state: &str, elig: Eligibility, on: Option<bool>, period: Option<i64>) -> Fresh {
+    fn fresh(state: &str, on: Option<bool>, period: Option<i64>) -> Fresh {
+        let elig = match state {
+            "Enabled" => Eligibility::Eligible,
+            "Disabled" => Eligibility::Disabled,
+            "PendingDeletion" => Eligibility::PendingDeletion,
+            _ => Eligibility::Unavailable,
+        };
         Fresh {
             key_state: Some(state.into()),
+            deletion_date: (state == "PendingDeletion").then(|| "2026-06-01T00:00:00Z".into()),
             eligibility: elig,
             reason: "why".into(),
             type_eligibility: Eligibility::Eligible,
@@ -660,82 +1190,204 @@ mod tests {
         }
     }
 
-    #[test]
-    fn decisions_follow_the_fresh_state() {
-        let en = action(ActionType::EnableRotation);
-        let e = Eligibility::Eligible;
-        assert_eq!(
-            decide(&en, &fresh("Enabled", e, Some(false), None), false),
-            Decision::Call(vec![Call::EnableKeyRotation])
-        );
-        assert!(matches!(
-            decide(&en, &fresh("Enabled", e, Some(true), Some(365)), false),
-            Decision::Skip(_)
-        ));
-        assert!(matches!(
-            decide(&en, &fresh("Enabled", e, Some(true), Some(365)), true),
-            Decision::AlreadyDone(_)
-        ));
-        // moto: on, period unknown.
-        assert!(matches!(
-            decide(&en, &fresh("Enabled", e, Some(true), None), false),
-            Decision::Skip(_)
-        ));
-        let set = action(ActionType::SetRotationPeriod);
-        assert_eq!(
-            decide(&set, &fresh("Enabled", e, Some(true), None), false),
-            Decision::Call(vec![Call::EnableKeyRotation])
-        );
-        assert_eq!(
-            decide(&set, &fresh("Enabled", e, Some(true), Some(730)), false),
-            Decision::Call(vec![Call::EnableKeyRotation])
-        );
-        match decide(
-            &en,
-            &fresh(
-                "PendingDeletion",
-                Eligibility::PendingDeletion,
-                Some(false),
-                None,
-            ),
-            false,
-        ) {
-            Decision::Skip(r) => assert!(r.starts_with("now pending deletion"), "{r}"),
-            other => panic!("{other:?}"),
-        }
-        match decide(
-            &en,
-            &fresh("Disabled", Eligibility::Disabled, Some(false), None),
-            false,
-        ) {
-            Decision::Skip(r) => assert!(r.starts_with("now disabled"), "{r}"),
-            other => panic!("{other:?}"),
+    fn skip_reason(d: Decision) -> String {
+        match d {
+            Decision::Skip(r) => r,
+            other => panic!("expected a skip, got {other:?}"),
         }
     }
 
+    const LOST: Option<Sent> = Some(Sent {
+        call: Call::EnableKeyRotation,
+        confirmed: false,
+    });
+
     #[test]
-    fn cancel_deletion_resumes_where_it_stopped() {
-        let c = action(ActionType::CancelDeletionAndEnable);
-        let pd = Eligibility::PendingDeletion;
+    fn enable_rotation_acts_only_on_the_planned_state() {
+        let en = action(ActionType::EnableRotation);
         assert_eq!(
-            decide(&c, &fresh("PendingDeletion", pd, Some(false), None), false),
-            Decision::Call(vec![
-                Call::CancelKeyDeletion,
-                Call::EnableKey,
-                Call::EnableKeyRotation
-            ])
+            decide(&en, &fresh("Enabled", Some(false), None), None),
+            Decision::Call(Call::EnableKeyRotation)
         );
+        // Someone turned rotation on (90 days) after the plan: left alone,
+        // never lengthened to 365.
+        let r = skip_reason(decide(&en, &fresh("Enabled", Some(true), Some(90)), None));
         assert_eq!(
-            decide(
-                &c,
-                &fresh("Disabled", Eligibility::Disabled, Some(false), None),
-                true
-            ),
-            Decision::Call(vec![Call::EnableKey, Call::EnableKeyRotation])
+            r,
+            "state changed since the plan (was Enabled, rotation off, now Enabled, rotation on every 90 days)"
         );
-        let mut rsa = fresh("PendingDeletion", pd, None, None);
+        // Even at the planned period: it was not kmsrot that turned it on.
+        assert!(matches!(
+            decide(&en, &fresh("Enabled", Some(true), Some(365)), None),
+            Decision::Skip(_)
+        ));
+        let r = skip_reason(decide(&en, &fresh("Disabled", Some(false), None), None));
+        assert!(
+            r.starts_with("state changed since the plan (was Enabled, rotation off, now Disabled"),
+            "{r}"
+        );
+        let r = skip_reason(decide(
+            &en,
+            &fresh("PendingDeletion", Some(false), None),
+            None,
+        ));
+        assert!(
+            r.contains("now PendingDeletion (deletion on 2026-06-01T00:00:00Z)"),
+            "{r}"
+        );
+        let mut rsa = fresh("Enabled", Some(false), None);
         rsa.type_eligibility = Eligibility::UnsupportedSpec;
-        assert!(matches!(decide(&c, &rsa, false), Decision::Skip(_)));
+        assert_eq!(
+            skip_reason(decide(&en, &rsa, None)),
+            "no longer eligible: why"
+        );
+    }
+
+    #[test]
+    fn a_lost_answer_is_settled_by_the_key() {
+        let en = action(ActionType::EnableRotation);
+        assert_eq!(
+            decide(&en, &fresh("Enabled", Some(true), Some(365)), LOST),
+            Decision::Done {
+                reason: "rotation on every 365 days: kmsrot's call took effect (read after its answer was lost)".into(),
+                period: 365
+            }
+        );
+        // moto: on, period not reported.
+        assert!(matches!(
+            decide(&en, &fresh("Enabled", Some(true), None), LOST),
+            Decision::Done { .. }
+        ));
+        // Did not land: the key is still as planned.
+        assert_eq!(
+            decide(&en, &fresh("Enabled", Some(false), None), LOST),
+            Decision::Call(Call::EnableKeyRotation)
+        );
+        // On at another period: someone else's doing.
+        assert!(matches!(
+            decide(&en, &fresh("Enabled", Some(true), Some(90)), LOST),
+            Decision::Skip(_)
+        ));
+    }
+
+    #[test]
+    fn set_rotation_period_never_lengthens() {
+        let mut set = action(ActionType::SetRotationPeriod);
+        assert_eq!(
+            decide(&set, &fresh("Enabled", Some(true), Some(730)), None),
+            Decision::Call(Call::EnableKeyRotation)
+        );
+        let r = skip_reason(decide(&set, &fresh("Enabled", Some(true), Some(180)), None));
+        assert!(r.starts_with("state changed since the plan (was Enabled, rotation on every 730 days, now Enabled, rotation on every 180 days)"), "{r}");
+        assert!(matches!(
+            decide(&set, &fresh("Enabled", Some(false), None), None),
+            Decision::Skip(_)
+        ));
+        // A plan (however it was made) that would lengthen is refused here too.
+        set.planned_state.rotation_period_days = Some(180);
+        let r = skip_reason(decide(&set, &fresh("Enabled", Some(true), Some(180)), None));
+        assert!(r.contains("kmsrot never lengthens a period"), "{r}");
+        // moto reports no period: planned and fresh agree, the call is made.
+        set.planned_state.rotation_period_days = None;
+        assert_eq!(
+            decide(&set, &fresh("Enabled", Some(true), None), None),
+            Decision::Call(Call::EnableKeyRotation)
+        );
+    }
+
+    #[test]
+    fn cancel_deletion_resumes_only_its_own_work() {
+        let c = action(ActionType::CancelDeletionAndEnable);
+        assert_eq!(
+            decide(&c, &fresh("PendingDeletion", Some(false), None), None),
+            Decision::Call(Call::CancelKeyDeletion)
+        );
+        // Rescheduled to another date: not the deletion the person saw.
+        let mut moved = fresh("PendingDeletion", Some(false), None);
+        moved.deletion_date = Some("2026-07-01T00:00:00Z".into());
+        assert!(matches!(decide(&c, &moved, None), Decision::Skip(_)));
+        // Disabled, no deletion pending, and not by this action: on purpose.
+        let r = skip_reason(decide(&c, &fresh("Disabled", Some(false), None), None));
+        assert!(
+            r.contains("kmsrot enables only a key whose deletion it cancelled itself"),
+            "{r}"
+        );
+        // Disabled because this action's CancelKeyDeletion landed.
+        for confirmed in [true, false] {
+            let sent = Some(Sent {
+                call: Call::CancelKeyDeletion,
+                confirmed,
+            });
+            assert_eq!(
+                decide(&c, &fresh("Disabled", Some(false), None), sent),
+                Decision::Call(Call::EnableKey)
+            );
+        }
+        let enabled_key = Some(Sent {
+            call: Call::EnableKey,
+            confirmed: true,
+        });
+        assert_eq!(
+            decide(&c, &fresh("Enabled", Some(false), None), enabled_key),
+            Decision::Call(Call::EnableKeyRotation)
+        );
+        // The setting kept through the deletion rotates more often: kept.
+        assert_eq!(
+            decide(&c, &fresh("Enabled", Some(true), Some(90)), enabled_key),
+            Decision::Done {
+                reason: "key enabled; rotation was already on every 90 days once the deletion was cancelled, and is never lengthened".into(),
+                period: 90
+            }
+        );
+        assert_eq!(
+            decide(&c, &fresh("Enabled", Some(true), Some(730)), enabled_key),
+            Decision::Call(Call::EnableKeyRotation)
+        );
+        // Enabled by someone else.
+        assert!(matches!(
+            decide(&c, &fresh("Enabled", Some(false), None), None),
+            Decision::Skip(_)
+        ));
+        let mut rsa = fresh("PendingDeletion", None, None);
+        rsa.type_eligibility = Eligibility::UnsupportedSpec;
+        assert!(matches!(decide(&c, &rsa, None), Decision::Skip(_)));
+    }
+
+    #[test]
+    fn other_accounts_are_refused_in_one_place() {
+        let a = action(ActionType::EnableRotation);
+        let me = |account: &str| CallerIdentity {
+            account: account.into(),
+            arn: format!("arn:aws:iam::{account}:user/ops"),
+            user_id: "AIDA".into(),
+        };
+        assert_eq!(account_refusal(&a, &me("111122223333")), None);
+        let why = account_refusal(&a, &me("444455556666")).unwrap();
+        assert!(why.starts_with("the key is in account 111122223333, and this run's credentials are account 444455556666"), "{why}");
+    }
+
+    #[test]
+    fn a_timeout_may_have_landed_and_an_unsent_call_did_not() {
+        type E = SdkError<
+            aws_sdk_kms::operation::enable_key_rotation::EnableKeyRotationError,
+            HttpResponse,
+        >;
+        let timeout: E = SdkError::timeout_error("attempt timed out");
+        assert!(matches!(classify(&timeout), CallError::Ambiguous(e) if e.code == "TimeoutError"));
+        let unsent: E = SdkError::construction_failure("bad input");
+        assert!(matches!(classify(&unsent), CallError::Refused(_)));
+    }
+
+    #[test]
+    fn journal_calls_parse_back() {
+        for c in [
+            Call::CancelKeyDeletion,
+            Call::EnableKey,
+            Call::EnableKeyRotation,
+        ] {
+            assert_eq!(Call::parse(&c.text(180)), Some(c));
+        }
+        assert_eq!(Call::parse("DeleteEverything"), None);
     }
 
     #[tokio::test]

@@ -2,8 +2,11 @@
 //! step, so that after a crash (kill -9, power loss) it says exactly which
 //! calls may have been made.
 //!
-//! Lines: `start` (the run and every approved action), `attempt` (written and
-//! synced before each KMS call), `outcome` (after the action ends).
+//! Every line starts with the SHA-256 of the approval it belongs to; a
+//! journal never mixes two approvals. Lines: `start` (the run, its executor
+//! and every approved action), `attempt` (written and synced before each KMS
+//! call), `outcome` (after the action ends, or `in_flight` when a call was
+//! sent and its answer lost).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -15,6 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::plan::ActionType;
+use crate::aws::CallerIdentity;
 
 /// One approved action, as the start line records it, so that `verify` needs
 /// only the journal.
@@ -22,6 +26,9 @@ use super::plan::ActionType;
 pub struct Requested {
     pub action_id: String,
     pub action: ActionType,
+    /// The key's account: the run that acts on it needs that account's
+    /// credentials.
+    pub account_id: String,
     pub region: String,
     pub key_arn: String,
     pub label: String,
@@ -34,6 +41,10 @@ pub enum Verdict {
     Enabled,
     Skipped,
     Failed,
+    /// A changing call was sent and its answer lost (a timeout, a dropped
+    /// connection, a 5xx): it may have taken effect. Resolved by re-reading
+    /// the key, at the end of the run or on the next one.
+    InFlight,
 }
 
 impl Verdict {
@@ -42,8 +53,23 @@ impl Verdict {
             Verdict::Enabled => "enabled",
             Verdict::Skipped => "skipped",
             Verdict::Failed => "failed",
+            Verdict::InFlight => "in_flight",
         }
     }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A journal line: the approval it belongs to, then what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub approval_sha256: String,
+    #[serde(flatten)]
+    pub line: Line,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +80,8 @@ pub enum Line {
         approval: String,
         plan_sha256: String,
         approver: String,
+        /// Who runs the apply (STS GetCallerIdentity).
+        executor: Option<CallerIdentity>,
         requested: Vec<Requested>,
     },
     Attempt {
@@ -69,32 +97,42 @@ pub enum Line {
         region: String,
         action: ActionType,
         outcome: Verdict,
+        /// The period the key was left rotating at (for `enabled`), else the
+        /// one requested.
         rotation_period_days: i64,
         reason: Option<String>,
         error_code: Option<String>,
         error_message: Option<String>,
-        /// The run was interrupted after the call was sent; the outcome comes
-        /// from re-reading the key.
+        /// The outcome comes from re-reading the key after a call whose
+        /// answer was lost (a crash, a timeout, a dropped connection).
         #[serde(default)]
         resolved_after_interruption: bool,
+        /// A call that was sent and may yet show its effect (KMS is
+        /// eventually consistent): the next run treats it as in flight.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unconfirmed_call: Option<String>,
     },
 }
 
 /// What a journal says so far.
 #[derive(Debug, Default)]
 pub struct Replay {
+    pub approval_sha256: Option<String>,
     pub plan_sha256: Option<String>,
     pub requested: Vec<Requested>,
     /// Last outcome per action id.
     pub outcomes: BTreeMap<String, Line>,
-    /// Actions with an attempt after their last outcome: a call may have been
-    /// made whose answer was never recorded.
+    /// Actions with a call that may have been made and whose effect is not
+    /// yet known: an attempt after their last outcome, or an outcome that
+    /// left a call unconfirmed. The value is the call.
     pub in_flight: BTreeMap<String, String>,
     /// A torn last line (the process died mid-write) was ignored.
     pub torn_tail: bool,
     /// Bytes up to the end of the last whole line.
     pub valid_len: u64,
     pub runs: usize,
+    /// The executor of each run, in order.
+    pub executors: Vec<Option<CallerIdentity>>,
 }
 
 impl Replay {
@@ -130,7 +168,7 @@ pub fn replay(path: &Path) -> Result<Replay> {
         if raw.trim().is_empty() {
             continue;
         }
-        let line: Line = match serde_json::from_str(raw) {
+        let entry: Entry = match serde_json::from_str(raw) {
             Ok(l) => l,
             Err(_) if i + 1 == lines.len() && !complete => {
                 r.torn_tail = true;
@@ -147,10 +185,22 @@ pub fn replay(path: &Path) -> Result<Replay> {
                     .unwrap_or("malformed")
             ),
         };
+        match &r.approval_sha256 {
+            Some(prev) if *prev != entry.approval_sha256 => bail!(
+                "{}:{}: the journal mixes two approvals ({prev} and {})",
+                path.display(),
+                i + 1,
+                super::display_safe(&entry.approval_sha256)
+            ),
+            Some(_) => {}
+            None => r.approval_sha256 = Some(entry.approval_sha256.clone()),
+        }
+        let line = entry.line;
         match &line {
             Line::Start {
                 plan_sha256,
                 requested,
+                executor,
                 ..
             } => {
                 if let Some(prev) = &r.plan_sha256 {
@@ -168,6 +218,7 @@ pub fn replay(path: &Path) -> Result<Replay> {
                         r.requested.push(q.clone());
                     }
                 }
+                r.executors.push(executor.clone());
                 r.runs += 1;
             }
             Line::Attempt {
@@ -175,8 +226,15 @@ pub fn replay(path: &Path) -> Result<Replay> {
             } => {
                 r.in_flight.insert(action_id.clone(), call.clone());
             }
-            Line::Outcome { action_id, .. } => {
-                r.in_flight.remove(action_id);
+            Line::Outcome {
+                action_id,
+                unconfirmed_call,
+                ..
+            } => {
+                match unconfirmed_call {
+                    Some(call) => r.in_flight.insert(action_id.clone(), call.clone()),
+                    None => r.in_flight.remove(action_id),
+                };
                 r.outcomes.insert(action_id.clone(), line.clone());
             }
         }
@@ -188,22 +246,25 @@ pub fn replay(path: &Path) -> Result<Replay> {
 /// whole, one at a time, each followed by `sync_data`.
 pub struct Journal {
     path: PathBuf,
+    approval_sha256: String,
     file: Mutex<File>,
 }
 
 impl Journal {
-    /// Opens (or creates) the journal for appending, locked, and replays it
-    /// under the lock so no other run can add to it in between. A torn last
-    /// line is cut off: it is the one write that never completed, so removing
-    /// it loses nothing the journal had promised.
-    pub fn open(path: &Path) -> Result<(Journal, Replay)> {
+    /// Opens (or creates) the journal of one approval for appending, locked,
+    /// and replays it under the lock so no other run can add to it in
+    /// between. A journal of another approval is refused. A torn last line is
+    /// cut off: it is the one write that never completed, so removing it
+    /// loses nothing the journal had promised.
+    pub fn open(path: &Path, approval_sha256: &str) -> Result<(Journal, Replay)> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot open the journal for writing", path.display()))?;
-        lock_exclusive(&file, path)?;
+        lock_exclusive(&file, path, "this journal")?;
         let replay = replay(path)?;
+        check_belongs(path, &replay, approval_sha256)?;
         if replay.torn_tail {
             file.set_len(replay.valid_len)
                 .and_then(|_| file.sync_data())
@@ -216,13 +277,17 @@ impl Journal {
         }
         let journal = Journal {
             path: path.to_path_buf(),
+            approval_sha256: approval_sha256.to_string(),
             file: Mutex::new(file),
         };
         Ok((journal, replay))
     }
 
     pub fn append(&self, line: &Line) -> Result<()> {
-        let mut text = serde_json::to_string(line)?;
+        let mut text = serde_json::to_string(&Entry {
+            approval_sha256: self.approval_sha256.clone(),
+            line: line.clone(),
+        })?;
         text.push('\n');
         // A poisoned lock means another task panicked mid-append; the file
         // itself is still a valid sequence of whole lines.
@@ -237,12 +302,58 @@ impl Journal {
     }
 }
 
-/// Takes an exclusive advisory lock for the life of the open file: a second
-/// apply on the same journal would otherwise re-check and call for the same
-/// keys at the same time. The kernel drops the lock when the process dies,
-/// so a kill -9 never leaves a stale lock behind.
+/// Refuses a journal written for another approval: its outcomes say nothing
+/// about this one's actions.
+pub fn check_belongs(path: &Path, replay: &Replay, approval_sha256: &str) -> Result<()> {
+    match &replay.approval_sha256 {
+        Some(sha) if sha != approval_sha256 => Err(crate::error::hinted(
+            format!(
+                "{}: the journal belongs to another approval ({sha}, not {approval_sha256})",
+                path.display()
+            ),
+            "leave out --journal: each approval gets its own journal by default",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An exclusive lock held for as long as this value lives.
+pub struct Lock {
+    _file: File,
+}
+
+/// Locks an approval for one apply at a time, with a lock file beside it
+/// (`approval.json.lock`): two applies of the same approval with different
+/// journals would otherwise each make every call. The file stays behind; the
+/// lock is on the open file, so deleting it while held would let a second
+/// run lock a new file of the same name.
+pub fn lock_approval(approval: &Path) -> Result<Lock> {
+    let mut name = approval
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "approval".into());
+    name.push(".lock");
+    let lock_path = approval.with_file_name(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            crate::error::hinted(
+                format!("{}: cannot create the lock file: {e}", lock_path.display()),
+                "apply needs to write beside the approval; copy the approval and its plan to a writable folder",
+            )
+        })?;
+    lock_exclusive(&file, approval, "this approval")?;
+    Ok(Lock { _file: file })
+}
+
+/// Takes an exclusive advisory lock for the life of the open file. The kernel
+/// drops the lock when the process dies, so a kill -9 never leaves a stale
+/// lock behind.
 #[cfg(unix)]
-fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
+fn lock_exclusive(file: &File, path: &Path, what: &str) -> Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: flock only reads the descriptor, which `file` keeps open for
     // the duration of the call.
@@ -253,44 +364,55 @@ fn lock_exclusive(file: &File, path: &Path) -> Result<()> {
     let err = std::io::Error::last_os_error();
     if err.kind() == std::io::ErrorKind::WouldBlock {
         bail!(
-            "{}: another `kmsrot apply` is using this journal; wait for it to finish",
+            "{}: another `kmsrot apply` is using {what}; wait for it to finish",
             path.display()
         );
     }
-    bail!("{}: cannot lock the journal: {err}", path.display())
+    bail!("{}: cannot lock {what}: {err}", path.display())
 }
 
 #[cfg(not(unix))]
-fn lock_exclusive(_file: &File, _path: &Path) -> Result<()> {
+fn lock_exclusive(_file: &File, _path: &Path, _what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The journal next to an approval: `approval.json` → `approval.journal.jsonl`.
-pub fn default_path(approval: &Path) -> PathBuf {
+/// The journal of an approval, beside it and named after its hash:
+/// `approval.json` → `approval.3f2a9c1b7d4e.journal.jsonl`. Another approval
+/// (even of the same plan, even under the same file name) gets another
+/// journal.
+pub fn default_path(approval: &Path, approval_sha256: &str) -> PathBuf {
     let stem = approval
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "approval".into());
-    approval.with_file_name(format!("{stem}.journal.jsonl"))
+    let short: String = approval_sha256
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    approval.with_file_name(format!("{stem}.{short}.journal.jsonl"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn outcome(id: &str) -> Line {
+    const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn outcome(id: &str, verdict: Verdict, unconfirmed: Option<&str>) -> Line {
         Line::Outcome {
             at: "t".into(),
             action_id: id.into(),
             key_arn: "arn".into(),
             region: "us-east-1".into(),
             action: ActionType::EnableRotation,
-            outcome: Verdict::Enabled,
+            outcome: verdict,
             rotation_period_days: 365,
             reason: None,
             error_code: None,
             error_message: None,
             resolved_after_interruption: false,
+            unconfirmed_call: unconfirmed.map(str::to_string),
         }
     }
 
@@ -307,30 +429,75 @@ mod tests {
     fn replay_finds_done_and_in_flight_actions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let (j, _) = Journal::open(&path).unwrap();
+        let (j, _) = Journal::open(&path, SHA).unwrap();
         j.append(&attempt("a")).unwrap();
-        j.append(&outcome("a")).unwrap();
+        j.append(&outcome("a", Verdict::Enabled, None)).unwrap();
         j.append(&attempt("b")).unwrap();
+        j.append(&attempt("c")).unwrap();
+        j.append(&outcome("c", Verdict::InFlight, Some("EnableKeyRotation")))
+            .unwrap();
         drop(j);
         // A torn tail, as kill -9 mid-write leaves it.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"type":"outcome","action_id":"b","#)
+        f.write_all(br#"{"approval_sha256":"aaaa","type":"outcome","action_id":"b","#)
             .unwrap();
         drop(f);
         let r = replay(&path).unwrap();
         assert!(r.torn_tail);
-        assert!(r.in_flight.contains_key("b"));
+        assert_eq!(r.approval_sha256.as_deref(), Some(SHA));
         assert_eq!(r.outcome("a").map(|o| o.0), Some(Verdict::Enabled));
         assert!(r.outcome("b").is_none());
         assert!(r.in_flight.contains_key("b"));
+        assert_eq!(r.outcome("c").map(|o| o.0), Some(Verdict::InFlight));
+        assert!(
+            r.in_flight.contains_key("c"),
+            "an in-flight outcome stays in flight"
+        );
 
-        let (j, r) = Journal::open(&path).unwrap();
+        let (j, r) = Journal::open(&path, SHA).unwrap();
         assert!(r.torn_tail);
-        j.append(&outcome("b")).unwrap();
+        j.append(&outcome("b", Verdict::Enabled, None)).unwrap();
+        j.append(&outcome("c", Verdict::Enabled, None)).unwrap();
         let r = replay(&path).unwrap();
         assert!(!r.torn_tail);
         assert!(r.in_flight.is_empty());
-        assert_eq!(r.outcomes.len(), 2);
+        assert_eq!(r.outcomes.len(), 3);
+        // Every line names the approval.
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            assert!(
+                line.starts_with(&format!("{{\"approval_sha256\":\"{SHA}\"")),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_journal_of_another_approval_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let (j, _) = Journal::open(&path, SHA).unwrap();
+        j.append(&attempt("a")).unwrap();
+        drop(j);
+        let other = "b".repeat(64);
+        let err = Journal::open(&path, &other).err().unwrap().to_string();
+        assert!(err.contains("belongs to another approval"), "{err}");
+        // Nor may two approvals' lines be mixed in one file.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(
+            f,
+            "{}",
+            serde_json::to_string(&Entry {
+                approval_sha256: other,
+                line: attempt("a")
+            })
+            .unwrap()
+        )
+        .unwrap();
+        let err = replay(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("j.jsonl:2: the journal mixes two approvals"),
+            "{err}"
+        );
     }
 
     #[cfg(unix)]
@@ -338,14 +505,24 @@ mod tests {
     fn a_second_writer_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let first = Journal::open(&path).unwrap();
-        let err = Journal::open(&path)
+        let first = Journal::open(&path, SHA).unwrap();
+        let err = Journal::open(&path, SHA)
             .err()
             .expect("the journal is locked")
             .to_string();
         assert!(err.contains("another `kmsrot apply`"), "{err}");
         drop(first);
-        Journal::open(&path).unwrap();
+        Journal::open(&path, SHA).unwrap();
+
+        let approval = dir.path().join("approval.json");
+        let held = lock_approval(&approval).unwrap();
+        let err = lock_approval(&approval).err().unwrap().to_string();
+        assert!(
+            err.contains("approval.json: another `kmsrot apply` is using this approval"),
+            "{err}"
+        );
+        drop(held);
+        lock_approval(&approval).unwrap();
     }
 
     #[test]
@@ -359,10 +536,10 @@ mod tests {
     }
 
     #[test]
-    fn default_path_sits_next_to_the_approval() {
+    fn default_path_sits_next_to_the_approval_named_by_its_hash() {
         assert_eq!(
-            default_path(Path::new("/x/approval.json")),
-            PathBuf::from("/x/approval.journal.jsonl")
+            default_path(Path::new("/x/approval.json"), "0123456789abcdef0123"),
+            PathBuf::from("/x/approval.0123456789ab.journal.jsonl")
         );
     }
 }

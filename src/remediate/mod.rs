@@ -1,14 +1,17 @@
 //! Approved remediation: `plan` → `approve` → `apply` → `verify`.
 //!
 //! A plan lists one action per key, with the state it was planned from; an
-//! approval names the actions a person chose and the plan's SHA-256; `apply`
-//! re-checks every approved key fresh before touching it and records each
-//! attempt and outcome in an fsynced, append-only journal; `verify` re-reads
-//! the keys the journal says were enabled.
+//! approval names the actions a person chose, the plan's SHA-256 and an
+//! expiry, and may be signed with a KMS key; `apply` acts only on keys still
+//! exactly in their planned state, re-checked just before each call, and
+//! records each attempt and outcome in an fsynced, append-only journal bound
+//! to the approval; `verify` says whether the approved work is done.
 //!
-//! The hash is what ties the approval to exactly the plan a person saw: it is
-//! SHA-256 over the plan's canonical JSON (keys sorted at every level, no
-//! whitespace) without its `plan_sha256` field.
+//! The hashes tie the pieces together: `plan_sha256` is SHA-256 over the
+//! plan's canonical JSON (keys sorted at every level, no whitespace) without
+//! that field; `approval_sha256` likewise over the approval, and the
+//! signature covers it. Every action id is the hash of its kind and key ARN,
+//! so an approved id cannot be pointed at another key.
 
 use std::path::Path;
 
@@ -86,6 +89,53 @@ pub fn action_id(action: ActionType, key_arn: &str) -> String {
     format!("act-{}", &hex::encode(h.finalize())[..16])
 }
 
+/// A string from AWS, a plan or an approval, safe to print on a terminal:
+/// control characters (escape sequences, carriage returns, newlines) are
+/// shown escaped, so a hostile alias or description cannot redraw what the
+/// approver sees.
+pub fn display_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes `value` as pretty JSON to `path` atomically: a temporary file in
+/// the same folder, fsynced, then renamed over `path`, so a reader (or a
+/// crash) never sees half a plan, approval or validation.
+pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        f.write_all(&text)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("{}: cannot write: {e}", path.display())
+    })
+}
+
 /// Reads a JSON document into `T`; every failure is one line naming the file.
 pub fn read_json_doc<T: DeserializeOwned>(path: &Path, what: &str) -> Result<(T, Value)> {
     let text = std::fs::read_to_string(path)
@@ -140,6 +190,15 @@ mod tests {
         assert_eq!(plan_hash(&a), plan_hash(&b));
         let c = json!({"y": [2, 1], "x": 1});
         assert_ne!(plan_hash(&a), plan_hash(&c));
+    }
+
+    #[test]
+    fn display_safe_escapes_control_characters_only() {
+        assert_eq!(display_safe("alias/ok-é"), "alias/ok-é");
+        assert_eq!(
+            display_safe("a\u{1b}[31mb\r\n"),
+            "a\\u{1b}[31mb\\u{d}\\u{a}"
+        );
     }
 
     #[test]

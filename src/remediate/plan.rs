@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{action_id, plan_hash, read_json_doc, PERIOD_RANGE};
@@ -13,10 +13,12 @@ use crate::frames::time::rfc3339;
 use crate::frames::{FINDINGS, KEYS};
 use crate::inventory::{Eligibility, KeyRecord};
 use crate::output::{frame_paths, frame_records, read_frame};
-use crate::policy::Policy;
+use crate::policy::{Policy, Severity};
 use crate::rules::engine::{key_matches, Finding};
 
-pub const PLAN_FORMAT: &str = "kmsrot-plan/1";
+/// `/2`: the planned state carries the deletion date, actions carry their
+/// account, and the findings an action closes carry their rule.
+pub const PLAN_FORMAT: &str = "kmsrot-plan/2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +80,17 @@ pub struct PlannedState {
     pub eligibility: Option<Eligibility>,
     pub rotation_enabled: Option<bool>,
     pub rotation_period_days: Option<i64>,
+    /// When a scheduled deletion takes effect (RFC 3339), if one is scheduled.
+    pub deletion_date: Option<String>,
+}
+
+/// An open finding an action closes when it succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosedFinding {
+    pub finding_id: String,
+    pub rule_id: String,
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +99,8 @@ pub struct Action {
     pub action_id: String,
     pub action: ActionType,
     pub region: String,
-    pub account_id: Option<String>,
+    /// The key's account: `apply` acts only with credentials of this account.
+    pub account_id: String,
     pub key_id: String,
     pub key_arn: String,
     pub aliases: Vec<String>,
@@ -96,7 +110,7 @@ pub struct Action {
     pub rotation_period_days: i64,
     /// The KMS calls `apply --execute` makes, in order.
     pub calls: Vec<String>,
-    pub closes_findings: Vec<String>,
+    pub closes_findings: Vec<ClosedFinding>,
     pub reason: String,
 }
 
@@ -105,6 +119,146 @@ impl Action {
     pub fn label(&self) -> &str {
         self.aliases.first().map_or(&self.key_id, |a| a.as_str())
     }
+
+    /// The fields of an action that restate one another must agree: a plan
+    /// edited and re-hashed by hand cannot then point an approved action id
+    /// at another key, region, account, period or kind of change.
+    pub fn check_consistent(&self) -> Result<(), String> {
+        let expected_id = action_id(self.action, &self.key_arn);
+        if self.action_id != expected_id {
+            return Err(format!(
+                "its action_id is not the hash of {} on {} (that is {expected_id})",
+                self.action, self.key_arn
+            ));
+        }
+        let Some(arn) = KeyArn::parse(&self.key_arn) else {
+            return Err(format!(
+                "key_arn {:?} is not a KMS key ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/ID)",
+                self.key_arn
+            ));
+        };
+        if arn.key_id != self.key_id {
+            return Err(format!(
+                "key_id {} is not the key of {}",
+                self.key_id, self.key_arn
+            ));
+        }
+        if arn.region != self.region {
+            return Err(format!(
+                "region {} is not the region of {}",
+                self.region, self.key_arn
+            ));
+        }
+        if arn.account != self.account_id {
+            return Err(format!(
+                "account_id {} is not the account of {}",
+                self.account_id, self.key_arn
+            ));
+        }
+        if !PERIOD_RANGE.contains(&self.rotation_period_days) {
+            return Err(format!(
+                "rotation_period_days {} is outside AWS's range 90..=2560",
+                self.rotation_period_days
+            ));
+        }
+        let expected_calls = calls(self.action, self.rotation_period_days);
+        if self.calls != expected_calls {
+            return Err(format!(
+                "calls {:?} are not what {} every {} days makes ({:?})",
+                self.calls, self.action, self.rotation_period_days, expected_calls
+            ));
+        }
+        let s = &self.planned_state;
+        let fits = match self.action {
+            ActionType::EnableRotation => {
+                s.key_state.as_deref() == Some("Enabled") && s.rotation_enabled == Some(false)
+            }
+            ActionType::SetRotationPeriod => {
+                s.key_state.as_deref() == Some("Enabled")
+                    && s.rotation_enabled == Some(true)
+                    && s.rotation_period_days
+                        .is_none_or(|cur| cur > self.rotation_period_days)
+            }
+            ActionType::CancelDeletionAndEnable => {
+                s.key_state.as_deref() == Some("PendingDeletion") && s.deletion_date.is_some()
+            }
+        };
+        if !fits {
+            return Err(format!(
+                "its planned state ({}) is not one {} applies to",
+                describe_planned(s),
+                self.action
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The parts of `arn:PARTITION:kms:REGION:ACCOUNT:key/ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyArn<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+    pub key_id: &'a str,
+}
+
+impl<'a> KeyArn<'a> {
+    pub fn parse(arn: &'a str) -> Option<KeyArn<'a>> {
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(partition), Some("kms"), Some(region), Some(account), Some(res)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let key_id = res.strip_prefix("key/")?;
+        let ok = !partition.is_empty()
+            && !region.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !key_id.is_empty()
+            && !key_id.contains('/');
+        ok.then_some(KeyArn {
+            region,
+            account,
+            key_id,
+        })
+    }
+}
+
+/// A planned state in words, as the approver and the skip reasons show it.
+pub fn describe_planned(s: &PlannedState) -> String {
+    describe_state(
+        s.key_state.as_deref(),
+        s.deletion_date.as_deref(),
+        s.rotation_enabled,
+        s.rotation_period_days,
+    )
+}
+
+/// `Enabled, rotation on every 365 days`, `PendingDeletion (deletion on
+/// 2026-01-01T00:00:00Z), rotation off`.
+pub fn describe_state(
+    key_state: Option<&str>,
+    deletion_date: Option<&str>,
+    rotation_enabled: Option<bool>,
+    rotation_period_days: Option<i64>,
+) -> String {
+    let state = key_state.unwrap_or("unknown state");
+    let deletion = deletion_date
+        .map(|d| format!(" (deletion on {d})"))
+        .unwrap_or_default();
+    let rotation = match (rotation_enabled, rotation_period_days) {
+        (Some(true), Some(p)) => format!("rotation on every {p} days"),
+        (Some(true), None) => "rotation on (period not reported)".into(),
+        (Some(false), _) => "rotation off".into(),
+        (None, _) => "rotation status not read".into(),
+    };
+    format!("{state}{deletion}, {rotation}")
 }
 
 /// A key that is not an action, and why.
@@ -180,29 +334,43 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
     let mut actions = Vec::new();
     let mut not_planned = Vec::new();
     for key in &keys {
+        let Some(account_id) = key
+            .account_id
+            .clone()
+            .or_else(|| crate::aws::arn_account(&key.arn).map(str::to_string))
+        else {
+            not_planned.push(apart(
+                key,
+                "not_determined",
+                "The key's account is not known (no account_id, and the ARN names none).".into(),
+            ));
+            continue;
+        };
         match classify(key, opts, period) {
             Classified::Act(kind, reason) => {
                 if let Some(ex) = active_exemption(key, kind, opts) {
                     not_planned.push(apart(key, "exempted", ex));
                     continue;
                 }
-                let closes = open_by_key
+                let mut closes: Vec<ClosedFinding> = open_by_key
                     .get(key.arn.as_str())
                     .map(|fs| {
-                        let mut ids: Vec<String> = fs
-                            .iter()
+                        fs.iter()
                             .filter(|f| kind.closes_rules().contains(&f.rule_id.as_str()))
-                            .map(|f| f.finding_id.clone())
-                            .collect();
-                        ids.sort();
-                        ids
+                            .map(|f| ClosedFinding {
+                                finding_id: f.finding_id.clone(),
+                                rule_id: f.rule_id.clone(),
+                                severity: f.severity,
+                            })
+                            .collect()
                     })
                     .unwrap_or_default();
+                closes.sort_by(|a, b| a.finding_id.cmp(&b.finding_id));
                 actions.push(Action {
                     action_id: action_id(kind, &key.arn),
                     action: kind,
                     region: key.region.clone(),
-                    account_id: key.account_id.clone(),
+                    account_id,
                     key_id: key.key_id.clone(),
                     key_arn: key.arn.clone(),
                     aliases: key.aliases.clone(),
@@ -215,6 +383,9 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
                         eligibility: key.eligibility,
                         rotation_enabled: key.rotation_enabled,
                         rotation_period_days: key.rotation_period_days,
+                        // To the second: what DescribeKey reports, and what a
+                        // person reads.
+                        deletion_date: key.deletion_date.map(|d| rfc3339(d.trunc_subsecs(0))),
                     },
                     rotation_period_days: period,
                     calls: calls(kind, period),
@@ -303,9 +474,17 @@ fn classify(key: &KeyRecord, opts: &PlanOptions<'_>, period: i64) -> Classified 
             format!("Eligible key with automatic rotation off: enable it every {period} days."),
         ),
         (Some(true), current) => match (opts.rotation_period_days, current) {
-            (Some(want), Some(cur)) if cur == want => Classified::Apart(
+            // A shorter or equal period already rotates at least as often as
+            // asked: kmsrot never lengthens a period.
+            (Some(want), Some(cur)) if cur <= want => Classified::Apart(
                 "compliant",
-                format!("Rotation on every {cur} days, as asked."),
+                if cur == want {
+                    format!("Rotation on every {cur} days, as asked.")
+                } else {
+                    format!(
+                        "Rotation on every {cur} days, more often than the {want} asked; kmsrot never lengthens a period."
+                    )
+                },
             ),
             (Some(want), cur) => Classified::Act(
                 ActionType::SetRotationPeriod,
@@ -385,12 +564,11 @@ impl Plan {
             if !seen.insert(a.action_id.as_str()) {
                 bail!("{}: action {} appears twice", path.display(), a.action_id);
             }
-            if !PERIOD_RANGE.contains(&a.rotation_period_days) {
+            if let Err(why) = a.check_consistent() {
                 bail!(
-                    "{}: action {} has rotation_period_days {} outside AWS's range 90..=2560",
+                    "{}: action {} contradicts itself: {why}; make a new plan with `kmsrot plan`",
                     path.display(),
-                    a.action_id,
-                    a.rotation_period_days
+                    a.action_id
                 );
             }
         }
@@ -493,6 +671,131 @@ mod tests {
             kind(classify(&key(Some(true), Some(180), e), &o, 180)),
             Err("compliant")
         );
+        // Never lengthened: 90 days already rotates more often than 180.
+        assert_eq!(
+            kind(classify(&key(Some(true), Some(90), e), &o, 180)),
+            Err("compliant")
+        );
+        assert_eq!(
+            kind(classify(&key(Some(true), Some(400), e), &o, 180)),
+            Ok(ActionType::SetRotationPeriod)
+        );
+    }
+
+    fn consistent_action() -> Action {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";
+        Action {
+            action_id: action_id(ActionType::EnableRotation, arn),
+            action: ActionType::EnableRotation,
+            region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+            key_id: "k1".into(),
+            key_arn: arn.into(),
+            aliases: vec!["alias/app".into()],
+            description: None,
+            planned_state: PlannedState {
+                key_state: Some("Enabled".into()),
+                key_spec: None,
+                origin: None,
+                key_manager: None,
+                eligibility: None,
+                rotation_enabled: Some(false),
+                rotation_period_days: None,
+                deletion_date: None,
+            },
+            rotation_period_days: 365,
+            calls: calls(ActionType::EnableRotation, 365),
+            closes_findings: vec![],
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_action_whose_fields_disagree_is_refused() {
+        consistent_action().check_consistent().unwrap();
+        let other = "arn:aws:kms:us-east-1:111122223333:key/k2";
+        type Edit = Box<dyn Fn(&mut Action)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "action_id is not the hash",
+                Box::new(|a| a.key_arn = other.into()),
+            ),
+            (
+                "key_id k2 is not the key",
+                Box::new(|a| a.key_id = "k2".into()),
+            ),
+            (
+                "region eu-west-1 is not the region",
+                Box::new(|a| a.region = "eu-west-1".into()),
+            ),
+            (
+                "account_id 444455556666 is not the account",
+                Box::new(|a| a.account_id = "444455556666".into()),
+            ),
+            (
+                "are not what enable_rotation every 180 days makes",
+                Box::new(|a| a.rotation_period_days = 180),
+            ),
+            (
+                "outside AWS's range",
+                Box::new(|a| {
+                    a.rotation_period_days = 30;
+                    a.calls = calls(a.action, 30);
+                }),
+            ),
+            (
+                "is not one enable_rotation applies to",
+                Box::new(|a| a.planned_state.rotation_enabled = Some(true)),
+            ),
+            (
+                "is not a KMS key ARN",
+                Box::new(|a| {
+                    a.key_arn = "arn:aws:kms:us-east-1:111122223333:alias/app".into();
+                    a.action_id = action_id(a.action, &a.key_arn);
+                }),
+            ),
+        ];
+        for (want, edit) in cases {
+            let mut a = consistent_action();
+            edit(&mut a);
+            let err = a.check_consistent().unwrap_err();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        // A set_rotation_period that would lengthen the period.
+        let mut a = consistent_action();
+        a.action = ActionType::SetRotationPeriod;
+        a.action_id = action_id(a.action, &a.key_arn);
+        a.planned_state.rotation_enabled = Some(true);
+        a.planned_state.rotation_period_days = Some(180);
+        let err = a.check_consistent().unwrap_err();
+        assert!(
+            err.contains("is not one set_rotation_period applies to"),
+            "{err}"
+        );
+        a.planned_state.rotation_period_days = Some(730);
+        a.check_consistent().unwrap();
+    }
+
+    #[test]
+    fn key_arns_parse() {
+        assert_eq!(
+            KeyArn::parse("arn:aws-cn:kms:cn-north-1:111122223333:key/abc"),
+            Some(KeyArn {
+                region: "cn-north-1",
+                account: "111122223333",
+                key_id: "abc"
+            })
+        );
+        for bad in [
+            "abc",
+            "arn:aws:kms:us-east-1:111122223333:alias/x",
+            "arn:aws:s3:us-east-1:111122223333:key/x",
+            "arn:aws:kms::111122223333:key/x",
+            "arn:aws:kms:us-east-1:1111:key/x",
+            "arn:aws:kms:us-east-1:111122223333:key/",
+        ] {
+            assert_eq!(KeyArn::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

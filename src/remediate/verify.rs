@@ -1,5 +1,7 @@
-//! Validation after an apply: re-read the rotation status of every key the
-//! journal says was enabled, and count what was asked, done and confirmed.
+//! Validation after an apply: is the approved work done? Every key the
+//! journal says was enabled is re-read (its rotation status, and for a
+//! cancelled deletion its key state too); an approved action that failed, is
+//! still in flight or never ran is work not done.
 
 use std::collections::HashMap;
 
@@ -7,7 +9,8 @@ use aws_config::SdkConfig;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use super::journal::{Line, Replay, Verdict};
+use super::journal::{Line, Replay, Requested, Verdict};
+use super::plan::ActionType;
 use crate::aws::{self, ErrorInfo};
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +25,7 @@ pub struct Discrepancy {
 #[derive(Debug, Clone, Serialize)]
 pub struct Validation {
     pub journal: String,
+    pub approval_sha256: Option<String>,
     pub plan_sha256: Option<String>,
     pub verified_at: String,
     pub requested: usize,
@@ -29,11 +33,24 @@ pub struct Validation {
     pub confirmed: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// Approved actions with a call whose answer was lost and not yet settled.
+    pub in_flight: usize,
     /// Approved actions with no outcome in the journal.
     pub missing: usize,
     pub discrepancies: Vec<Discrepancy>,
     pub skipped_keys: Vec<KeyNote>,
     pub failed_keys: Vec<KeyNote>,
+}
+
+impl Validation {
+    /// Every approved action ended as approved or was skipped for a stated
+    /// reason, and every enabled key is still in its approved end state.
+    pub fn work_done(&self) -> bool {
+        self.failed == 0
+            && self.in_flight == 0
+            && self.missing == 0
+            && self.discrepancies.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,12 +61,17 @@ pub struct KeyNote {
     pub error_code: Option<String>,
 }
 
-/// Re-reads every enabled key; anything but rotation on at the journaled
-/// period (where KMS reports a period) is a discrepancy, and so is an
-/// approved action without an outcome.
+/// What an enabled action left behind, to be checked now.
+struct Expect {
+    q: Requested,
+    period: i64,
+}
+
+/// Reads the journal's verdicts and re-reads every enabled key.
 pub async fn verify(config: &SdkConfig, journal_path: &str, replay: &Replay) -> Validation {
     let mut v = Validation {
         journal: journal_path.to_string(),
+        approval_sha256: replay.approval_sha256.clone(),
         plan_sha256: replay.plan_sha256.clone(),
         verified_at: crate::frames::time::rfc3339(chrono::Utc::now()),
         requested: replay.requested.len(),
@@ -57,6 +79,7 @@ pub async fn verify(config: &SdkConfig, journal_path: &str, replay: &Replay) -> 
         confirmed: 0,
         skipped: 0,
         failed: 0,
+        in_flight: 0,
         missing: 0,
         discrepancies: Vec::new(),
         skipped_keys: Vec::new(),
@@ -64,91 +87,159 @@ pub async fn verify(config: &SdkConfig, journal_path: &str, replay: &Replay) -> 
     };
     let mut enabled = Vec::new();
     for q in &replay.requested {
-        let Some((
-            verdict,
-            Line::Outcome {
-                reason, error_code, ..
-            },
-        )) = replay.outcome(&q.action_id)
-        else {
-            v.missing += 1;
-            v.discrepancies.push(Discrepancy {
-                action_id: q.action_id.clone(),
-                key_arn: q.key_arn.clone(),
-                region: q.region.clone(),
-                expected: "an outcome in the journal".into(),
-                observed: if replay.in_flight.contains_key(&q.action_id) {
-                    "an attempt without outcome (run `kmsrot apply --execute` again to resolve it)"
-                        .into()
-                } else {
-                    "no outcome (the apply did not finish)".into()
-                },
-            });
-            continue;
-        };
-        let note = KeyNote {
+        let not_done = |expected: &str, observed: String| Discrepancy {
+            action_id: q.action_id.clone(),
             key_arn: q.key_arn.clone(),
             region: q.region.clone(),
-            reason: reason.clone(),
-            error_code: error_code.clone(),
+            expected: expected.to_string(),
+            observed,
         };
-        match verdict {
-            Verdict::Enabled => {
-                v.enabled += 1;
-                enabled.push(q.clone());
+        let outcome = replay.outcome(&q.action_id);
+        let in_flight = replay.in_flight.get(&q.action_id);
+        match outcome {
+            Some((
+                verdict @ (Verdict::Enabled | Verdict::Skipped),
+                Line::Outcome {
+                    reason,
+                    error_code,
+                    rotation_period_days,
+                    ..
+                },
+            )) => {
+                if verdict == Verdict::Enabled {
+                    v.enabled += 1;
+                    enabled.push(Expect {
+                        q: q.clone(),
+                        period: *rotation_period_days,
+                    });
+                } else {
+                    v.skipped += 1;
+                    v.skipped_keys.push(KeyNote {
+                        key_arn: q.key_arn.clone(),
+                        region: q.region.clone(),
+                        reason: reason.clone(),
+                        error_code: error_code.clone(),
+                    });
+                }
             }
-            Verdict::Skipped => {
-                v.skipped += 1;
-                v.skipped_keys.push(note);
+            _ if in_flight.is_some() => {
+                v.in_flight += 1;
+                v.discrepancies.push(not_done(
+                    "an outcome in the journal",
+                    format!(
+                        "{} was sent and its effect is not yet known (run `kmsrot apply --execute` again to settle it by re-reading the key)",
+                        in_flight.map(String::as_str).unwrap_or("a call")
+                    ),
+                ));
             }
-            Verdict::Failed => {
+            Some((
+                _,
+                Line::Outcome {
+                    reason, error_code, ..
+                },
+            )) => {
                 v.failed += 1;
-                v.failed_keys.push(note);
+                v.failed_keys.push(KeyNote {
+                    key_arn: q.key_arn.clone(),
+                    region: q.region.clone(),
+                    reason: reason.clone(),
+                    error_code: error_code.clone(),
+                });
+            }
+            _ => {
+                v.missing += 1;
+                v.discrepancies.push(not_done(
+                    "an outcome in the journal",
+                    "no outcome (the apply did not reach this action)".into(),
+                ));
             }
         }
     }
     let mut clients: HashMap<String, aws_sdk_kms::Client> = HashMap::new();
-    for q in &enabled {
+    for e in &enabled {
         clients
-            .entry(q.region.clone())
-            .or_insert_with(|| aws::kms(config, &q.region));
+            .entry(e.q.region.clone())
+            .or_insert_with(|| aws::kms(config, &e.q.region));
     }
     let clients = &clients;
     let observed: Vec<_> = stream::iter(enabled)
-        .map(|q| async move {
-            let r = clients[&q.region]
-                .get_key_rotation_status()
-                .key_id(&q.key_arn)
-                .send()
-                .await
-                .map_err(|e| ErrorInfo::from_sdk(&e))
-                .map(|o| (o.key_rotation_enabled(), o.rotation_period_in_days()));
-            (q, r)
+        .map(|e| async move {
+            let r = read_end_state(&clients[&e.q.region], &e.q).await;
+            (e, r)
         })
         .buffered(8)
         .collect()
         .await;
-    for (q, r) in observed {
-        let expected = format!("rotation on every {} days", q.rotation_period_days);
+    for (e, r) in observed {
+        let cancel = e.q.action == ActionType::CancelDeletionAndEnable;
+        let expected = format!(
+            "{}rotation on every {} days",
+            if cancel { "key Enabled, " } else { "" },
+            e.period
+        );
         let bad = |observed: String| Discrepancy {
-            action_id: q.action_id.clone(),
-            key_arn: q.key_arn.clone(),
-            region: q.region.clone(),
+            action_id: e.q.action_id.clone(),
+            key_arn: e.q.key_arn.clone(),
+            region: e.q.region.clone(),
             expected: expected.clone(),
             observed,
         };
         match r {
-            Err(e) => v
+            Err(err) => v
                 .discrepancies
-                .push(bad(format!("GetKeyRotationStatus failed: {e}"))),
-            Ok((false, _)) => v.discrepancies.push(bad("rotation off".into())),
-            Ok((true, Some(p))) if i64::from(p) != q.rotation_period_days => v
+                .push(bad(format!("could not read the key: {err}"))),
+            Ok(s) if cancel && s.key_state.as_deref() != Some("Enabled") => {
+                v.discrepancies.push(bad(format!(
+                    "key {}",
+                    s.key_state.as_deref().unwrap_or("in an unknown state")
+                )))
+            }
+            Ok(s) if !s.rotation_enabled => v.discrepancies.push(bad("rotation off".into())),
+            Ok(EndState {
+                period: Some(p), ..
+            }) if i64::from(p) != e.period => v
                 .discrepancies
                 .push(bad(format!("rotation on every {p} days"))),
             // AWS always reports the period; an emulator may not, and then
             // "on" is all that can be confirmed.
-            Ok((true, _)) => v.confirmed += 1,
+            Ok(_) => v.confirmed += 1,
         }
     }
     v
+}
+
+struct EndState {
+    key_state: Option<String>,
+    rotation_enabled: bool,
+    period: Option<i32>,
+}
+
+async fn read_end_state(
+    client: &aws_sdk_kms::Client,
+    q: &Requested,
+) -> Result<EndState, ErrorInfo> {
+    let key_state = if q.action == ActionType::CancelDeletionAndEnable {
+        client
+            .describe_key()
+            .key_id(&q.key_arn)
+            .send()
+            .await
+            .map_err(|e| ErrorInfo::from_sdk(&e))?
+            .key_metadata()
+            .and_then(|m| m.key_state())
+            .map(|s| s.as_str().to_string())
+    } else {
+        None
+    };
+    let st = client
+        .get_key_rotation_status()
+        .key_id(&q.key_arn)
+        .send()
+        .await
+        .map_err(|e| ErrorInfo::from_sdk(&e))?;
+    Ok(EndState {
+        key_state,
+        rotation_enabled: st.key_rotation_enabled(),
+        period: st.rotation_period_in_days(),
+    })
 }

@@ -6,24 +6,19 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
 use aws_types::SdkConfig;
 use chrono::{DateTime, Duration, Utc};
-use rsa::pkcs8::DecodePublicKey;
-use rsa::traits::PublicKeyParts;
-use rsa::{Pss, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::aws::signing::{self, ALGORITHM};
 use crate::aws::ErrorInfo;
 use crate::bundle::MANIFEST;
 
 pub const SIGNATURE: &str = "manifest.json.sig";
 pub const SIGNATURE_INFO: &str = "manifest.json.sig.json";
-const ALGORITHM: &str = "RSASSA_PSS_SHA_256";
 
 /// `manifest.json.sig.json`: what was signed, with which key and how.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,19 +34,6 @@ pub struct SignatureInfo {
     pub signed_at: DateTime<Utc>,
 }
 
-/// The region a key ARN names, if it is an ARN.
-fn arn_region(key: &str) -> Option<&str> {
-    let parts: Vec<&str> = key.split(':').collect();
-    (parts.len() >= 6 && parts[0] == "arn" && parts[2] == "kms").then(|| parts[3])
-}
-
-fn kms_for(config: &SdkConfig, key: &str) -> aws_sdk_kms::Client {
-    match arn_region(key) {
-        Some(region) => crate::aws::kms(config, region),
-        None => aws_sdk_kms::Client::new(config),
-    }
-}
-
 fn manifest_digest(dir: &Path) -> Result<[u8; 32]> {
     let path = dir.join(MANIFEST);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -62,33 +44,15 @@ fn manifest_digest(dir: &Path) -> Result<[u8; 32]> {
 /// RSASSA_PSS_SHA_256, MessageType DIGEST) and writes the signature beside it.
 pub async fn sign(config: &SdkConfig, dir: &Path, key: &str) -> Result<SignatureInfo> {
     let digest = manifest_digest(dir)?;
-    let kms = kms_for(config, key);
-    let out = kms
-        .sign()
-        .key_id(key)
-        .message(Blob::new(digest.to_vec()))
-        .message_type(MessageType::Digest)
-        .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
-        .send()
-        .await
-        .map_err(|e| {
-            crate::error::Error::aws(
-                format!("kms:Sign with {key}"),
-                ErrorInfo::from_sdk(&e),
-                "--sign-with needs an asymmetric RSA key with KeyUsage SIGN_VERIFY and kms:Sign on it",
-            )
-        })?;
-    let signature = out
-        .signature()
-        .with_context(|| format!("kms:Sign with {key}: the answer holds no signature"))?;
-    std::fs::write(dir.join(SIGNATURE), signature.as_ref())
+    let (key_id, signature) = signing::sign_digest(config, key, &digest).await?;
+    std::fs::write(dir.join(SIGNATURE), &signature)
         .with_context(|| format!("writing {}", dir.join(SIGNATURE).display()))?;
     let info = SignatureInfo {
         signed_file: MANIFEST.into(),
         signature_file: SIGNATURE.into(),
-        key_id: out.key_id().unwrap_or(key).to_string(),
+        key_id,
         signing_algorithm: ALGORITHM.into(),
-        message_type: "DIGEST".into(),
+        message_type: signing::MESSAGE_TYPE.into(),
         digest_sha256: hex::encode(digest),
         signed_at: Utc::now(),
     };
@@ -174,23 +138,8 @@ pub async fn verify(config: &SdkConfig, dir: &Path) -> Result<SignatureCheck> {
     let Some(info) = read_info(dir)? else {
         return Ok(SignatureCheck::Unsigned);
     };
-    let kms = kms_for(config, &info.key_id);
-    let out = kms
-        .get_public_key()
-        .key_id(&info.key_id)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "kms:GetPublicKey {}: {}",
-                info.key_id,
-                ErrorInfo::from_sdk(&e)
-            )
-        })?;
-    let der = out
-        .public_key()
-        .with_context(|| format!("kms:GetPublicKey {}: no public key", info.key_id))?;
-    verify_with(dir, &info, der.as_ref())
+    let (_, der) = signing::public_key(config, &info.key_id).await?;
+    verify_with(dir, &info, &der)
 }
 
 /// Verifies against a DER SubjectPublicKeyInfo.
@@ -202,8 +151,6 @@ pub fn verify_with(dir: &Path, info: &SignatureInfo, der: &[u8]) -> Result<Signa
             info.signing_algorithm
         );
     }
-    let key = RsaPublicKey::from_public_key_der(der)
-        .map_err(|e| anyhow::anyhow!("{}: not an RSA public key: {e}", info.key_id))?;
     let sig_path = dir.join(&info.signature_file);
     let sig =
         std::fs::read(&sig_path).with_context(|| format!("reading {}", sig_path.display()))?;
@@ -221,29 +168,15 @@ pub fn verify_with(dir: &Path, info: &SignatureInfo, der: &[u8]) -> Result<Signa
             info.digest_sha256
         ));
     }
-    // AWS KMS, given MessageType DIGEST, signs the digest itself with a salt
-    // as long as the hash (32 bytes). moto 5.2.5 ignores MessageType, hashes
-    // the digest again and uses the longest salt; that form is accepted too
-    // and reported as such. Both bind the signature to the manifest's SHA-256.
-    let em_len = (key.n().bits() - 1).div_ceil(8);
-    let max_salt = em_len.saturating_sub(32 + 2);
-    let rehashed: [u8; 32] = Sha256::digest(digest).into();
-    for (hashed, salt, form) in [
-        (&digest, 32, "KMS DIGEST"),
-        (&rehashed, max_salt, "digest signed as a message (emulator)"),
-        (&rehashed, 32, "digest signed as a message"),
-    ] {
-        if key
-            .verify(Pss::new_with_salt::<Sha256>(salt), hashed, &sig)
-            .is_ok()
-        {
-            return Ok(SignatureCheck::Valid {
-                key_id: info.key_id.clone(),
-                form,
-            });
-        }
+    match signing::verify_digest(der, &digest, &sig)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", info.key_id))?
+    {
+        Some(form) => Ok(SignatureCheck::Valid {
+            key_id: info.key_id.clone(),
+            form,
+        }),
+        None => invalid("the signature does not match manifest.json".into()),
     }
-    invalid("the signature does not match manifest.json".into())
 }
 
 /// Where an upload went, and under what retention.
@@ -379,7 +312,7 @@ pub async fn upload(
 mod tests {
     use super::*;
     use rsa::pkcs8::EncodePublicKey;
-    use rsa::RsaPrivateKey;
+    use rsa::{Pss, RsaPrivateKey};
 
     #[test]
     fn a_kms_style_signature_verifies_and_tampering_is_caught() {

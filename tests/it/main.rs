@@ -4,6 +4,7 @@ mod support;
 
 mod assess;
 mod diff;
+mod iac;
 mod iam;
 mod inventory;
 mod layering;

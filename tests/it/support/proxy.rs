@@ -6,6 +6,12 @@
 //! HTTP/1.1 for the AWS SDK's JSON protocol: keep-alive connections,
 //! `Content-Length` bodies.
 //!
+//! It can also stand in for behaviour AWS documents and moto lacks: answering
+//! GetKeyRotationStatus with the RotationPeriodInDays AWS always reports, and
+//! forwarding CancelKeyDeletion/EnableKey with the bare key id moto needs
+//! (it answers 500 to the key ARN AWS accepts), while recording what the
+//! client really sent.
+//!
 //! Rules match on the SigV4 credential scope's region
 //! (`Authorization: ... Credential=AKID/DATE/REGION/SERVICE/aws4_request`) and
 //! on the operation (`X-Amz-Target: TrentService.OPERATION`); the first rule
@@ -43,6 +49,19 @@ pub enum Action {
     /// entries, with AWS's `Truncated`/`NextMarker`, because moto ignores
     /// `Limit` and always answers with everything in one page.
     Page { size: usize },
+    /// Forward, let moto act, then close the connection without answering:
+    /// the change lands and the client sees a failure (a timeout or a
+    /// dropped connection after dispatch).
+    DropAfterForward,
+    /// Forward with the `KeyId` ARN cut to the bare key id, which moto 5.2
+    /// needs for CancelKeyDeletion and EnableKey (AWS takes either). The
+    /// count records the ARN as the client sent it.
+    BareKeyId,
+    /// Forward GetKeyRotationStatus and add the RotationPeriodInDays AWS
+    /// reports for a key with rotation on (moto never does): the period of
+    /// the last EnableKeyRotation that went through this proxy, else AWS's
+    /// default of 365.
+    ReportPeriod,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +128,21 @@ impl Rule {
         self
     }
 
+    pub fn drop_after_forward(mut self) -> Self {
+        self.action = Action::DropAfterForward;
+        self
+    }
+
+    pub fn bare_key_id(mut self) -> Self {
+        self.action = Action::BareKeyId;
+        self
+    }
+
+    pub fn report_period(mut self) -> Self {
+        self.action = Action::ReportPeriod;
+        self
+    }
+
     /// Only the first `n` matching requests get this rule's action.
     pub fn times(mut self, n: usize) -> Self {
         self.times = Some(n);
@@ -148,6 +182,9 @@ struct Counts {
 
 struct Shared {
     upstream: String,
+    /// Bare key id → RotationPeriodInDays of the last EnableKeyRotation that
+    /// moto accepted through this proxy.
+    periods: Mutex<BTreeMap<String, i64>>,
     rules: Vec<Rule>,
     /// Requests each rule has applied to, for [`Rule::times`].
     hits: Mutex<Vec<usize>>,
@@ -175,6 +212,7 @@ impl Proxy {
         let port = listener.local_addr().expect("proxy: bound address").port();
         let shared = Arc::new(Shared {
             upstream,
+            periods: Mutex::new(BTreeMap::new()),
             hits: Mutex::new(vec![0; rules.len()]),
             rules,
             counts: Mutex::new(Counts::default()),
@@ -247,6 +285,7 @@ impl Drop for Proxy {
     }
 }
 
+#[derive(Clone)]
 struct Request {
     method: String,
     target: String,
@@ -380,13 +419,78 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 std::thread::sleep(*d);
                 forward(&s.upstream, &req)?
             }
-            Some(Action::Page { size }) => page(&s.upstream, req, *size)?,
+            Some(Action::Page { size }) => page(&s.upstream, req.clone(), *size)?,
+            Some(Action::DropAfterForward) => {
+                let resp = forward(&s.upstream, &req)?;
+                track_period(s, &req, operation.as_deref(), &resp);
+                s.counts.lock().unwrap().faults += 1;
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Some(Action::BareKeyId) => forward(&s.upstream, &with_bare_key_id(&req))?,
+            Some(Action::ReportPeriod) => report_period(s, &req)?,
             None => forward(&s.upstream, &req)?,
         };
+        track_period(s, &req, operation.as_deref(), &resp);
         write_response(&mut writer, &resp)?;
     }
     let _ = writer.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// The request's KeyId as a bare key id.
+fn bare_key_id(req: &Request) -> Option<String> {
+    let v: Value = serde_json::from_slice(&req.body).ok()?;
+    let k = v.get("KeyId")?.as_str()?;
+    Some(k.rsplit_once("key/").map_or(k, |(_, id)| id).to_string())
+}
+
+fn with_bare_key_id(req: &Request) -> Request {
+    let mut body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    if let (Some(id), Some(obj)) = (bare_key_id(req), body.as_object_mut()) {
+        obj.insert("KeyId".into(), Value::String(id));
+    }
+    Request {
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+        ..req.clone()
+    }
+}
+
+/// Remembers the period of each EnableKeyRotation moto accepted, and forgets
+/// it on DisableKeyRotation.
+fn track_period(s: &Shared, req: &Request, operation: Option<&str>, resp: &Response) {
+    if !resp.status_line.contains(" 200") {
+        return;
+    }
+    let Some(id) = bare_key_id(req) else { return };
+    let mut periods = s.periods.lock().unwrap();
+    match operation {
+        Some("EnableKeyRotation") => {
+            let period = serde_json::from_slice::<Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("RotationPeriodInDays").and_then(Value::as_i64))
+                .unwrap_or(365);
+            periods.insert(id, period);
+        }
+        Some("DisableKeyRotation") => {
+            periods.remove(&id);
+        }
+        _ => {}
+    }
+}
+
+fn report_period(s: &Shared, req: &Request) -> std::io::Result<Response> {
+    let mut resp = forward(&s.upstream, req)?;
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+        return Ok(resp);
+    };
+    let on = doc.get("KeyRotationEnabled").and_then(Value::as_bool) == Some(true);
+    if let (true, Some(obj), Some(id)) = (on, doc.as_object_mut(), bare_key_id(req)) {
+        let period = s.periods.lock().unwrap().get(&id).copied().unwrap_or(365);
+        obj.insert("RotationPeriodInDays".into(), Value::from(period));
+        resp.body = serde_json::to_vec(&doc).unwrap_or_default();
+    }
+    Ok(resp)
 }
 
 fn error_response(status: u16, code: &str, message: &str) -> Response {
