@@ -16,6 +16,7 @@ SELECT
   CONCAT(f.event_name, ' by ', COALESCE(f.principal_arn, 'an unknown principal'), ' failed with ', f.error_code, ' ',
          CAST(f.failed_calls AS VARCHAR), ' time(s), first ', STRFTIME(f.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
          ', last ', STRFTIME(f.last_seen, '%Y-%m-%dT%H:%M:%SZ'), ': ', COALESCE(f.message, 'no message')) AS detail,
-  CONCAT('CloudTrail events ', f.event_ids) AS evidence
+  CONCAT('CloudTrail events ', f.event_ids,
+         CASE WHEN f.key_via IS NULL THEN '' ELSE CONCAT('; key named as ', f.key_via) END) AS evidence
 FROM rotation_failures f
 WHERE NOT f.access_denied

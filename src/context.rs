@@ -66,6 +66,7 @@ pub struct Ctx {
     aws_options: AwsOptions,
     sdk: OnceCell<SdkConfig>,
     regions: OnceCell<RegionPlan>,
+    enabled: OnceCell<Vec<String>>,
     pub policy: Policy,
     pub clock: Clock,
     pub output: Format,
@@ -84,6 +85,7 @@ impl Ctx {
             aws_options,
             sdk: OnceCell::new(),
             regions: OnceCell::new(),
+            enabled: OnceCell::new(),
             policy,
             clock,
             output,
@@ -139,6 +141,22 @@ impl Ctx {
                 Ok(plan)
             })
             .await
+    }
+
+    /// Every region enabled for the account (account:ListRegions, else the
+    /// built-in list), whatever `--region` says; resolved once.
+    pub async fn enabled_regions(&self) -> Result<&[String]> {
+        self.enabled
+            .get_or_try_init(|| async {
+                let config = self.aws().await?;
+                let all = AwsOptions {
+                    regions: vec!["all".into()],
+                    ..self.aws_options.clone()
+                };
+                Ok(aws::regions::resolve(config, &all).await?.regions)
+            })
+            .await
+            .map(Vec::as_slice)
     }
 }
 

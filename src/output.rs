@@ -14,7 +14,7 @@ use polars::prelude::{DataFrame, DataType, ParquetReader, ParquetWriter, SerRead
 use serde_json::{Map, Value};
 
 use crate::frames::time::rfc3339;
-use crate::frames::{check_columns, Kind, Schema};
+use crate::frames::{check_columns, conform, Kind, Schema};
 
 /// How rows printed to stdout are formatted (`--output`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -147,8 +147,7 @@ pub fn read_frame(dir: &Path, schema: &Schema) -> Result<DataFrame> {
     let df = ParquetReader::new(file)
         .finish()
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    check_columns(&df, schema).with_context(|| format!("{}", path.display()))?;
-    Ok(df)
+    conform(df, schema).with_context(|| format!("{}", path.display()))
 }
 
 /// A cell rendered once, then written to both CSV and JSON.

@@ -1,7 +1,8 @@
 -- rotation_failures: failed calls of a rotation API in the audit window, one row per key,
--- principal, API and error code, with how many, when first and last, a message and the event
--- ids. The engine derives it once for the rules that read it: permission_failure (access_denied)
--- and rotation_call_failed (every other error). Columns: src/frames.rs ROTATION_FAILURES.
+-- principal, API and error code, with how many, when first and last, a message, how the key was
+-- named when not by its ARN (key_via), and the event ids. The engine derives it once for the rules
+-- that read it: permission_failure (access_denied) and rotation_call_failed (every other error).
+-- Columns: src/frames.rs ROTATION_FAILURES.
 WITH failures AS (
   SELECT
     e.account_id,
@@ -14,6 +15,7 @@ WITH failures AS (
     MIN(e.event_time) AS first_seen,
     MAX(e.event_time) AS last_seen,
     MAX(e.error_message) AS message,
+    MAX(e.key_arn_via) AS key_via,
     STRING_AGG(e.event_id, ' ') AS event_ids
   FROM events e
   CROSS JOIN params p
@@ -35,6 +37,7 @@ SELECT
   f.first_seen,
   f.last_seen,
   f.message,
+  f.key_via,
   f.event_ids,
   f.error_code IN ('AccessDenied', 'AccessDeniedException') AS access_denied
 FROM failures f

@@ -30,6 +30,14 @@
 //! Prints events read, kept, duplicates, then counts by event name and by
 //! error code.
 //!
+//! A file named as a CloudTrail delivery (`..._CloudTrail_...`) that is not
+//! one whole `{"Records":[...]}` document is corrupt. A file or gzip member
+//! larger than `--max-log-bytes` (default 256 MiB) once inflated is corrupt
+//! and not read. The S3 archive is listed up to `--late-delivery-days`
+//! (default 2) after `--until`. A CloudTrail Lake query is cancelled after
+//! `--query-timeout` seconds (default 3600). Only remote sources touch AWS:
+//! a scan of local files resolves no credentials or region.
+//!
 //! Exit: 0 complete; 3 partial (a corrupt file, an unreadable source or a day
 //! without logs; stderr says which); 2 usage or fatal error.
 
@@ -75,6 +83,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     scan.summary_table().print_stdout(ctx.output)?;
     for g in scan.coverage.gaps() {
         eprintln!("partial: {g}");
+    }
+    for w in scan.coverage.warnings() {
+        eprintln!("warning: {w}");
     }
     let skipped: usize = scan
         .coverage

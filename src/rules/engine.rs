@@ -105,7 +105,11 @@ pub fn assess(
     let mut ctx = SQLContext::new();
     ctx.register("keys", evidence.keys.clone().lazy());
     ctx.register("rotations", evidence.rotations.clone().lazy());
-    ctx.register("events", evidence.events.clone().lazy());
+    // Aliases resolved through the inventory, marked (see rules::derived).
+    ctx.register(
+        "events",
+        super::derived::events_for_rules(&evidence.events, &evidence.keys)?.lazy(),
+    );
     ctx.register("params", params_frame(evidence, policy, as_of)?.lazy());
     let (days, log_days) = trail_frames(evidence.trail.as_ref())?;
     ctx.register("trail_days", days.lazy());
@@ -118,7 +122,7 @@ pub fn assess(
         "exemptions",
         exemptions_frame(&policy.exemptions, as_of)?.lazy(),
     );
-    for d in super::DERIVED {
+    for d in super::DERIVED_TABLES {
         let df = ctx
             .execute(d.sql)
             .and_then(|lf| lf.collect())

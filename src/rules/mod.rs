@@ -27,6 +27,7 @@ use crate::frames::{Schema, ROTATION_FAILURES};
 use crate::policy::Severity;
 
 pub mod assess;
+pub mod derived;
 pub mod engine;
 pub mod key_policy;
 
@@ -49,14 +50,15 @@ pub struct Rule {
 }
 
 /// A table derived in SQL from the frames and `params` before the rules run,
-/// so that rules reading the same grouping share one definition.
-pub struct Derived {
+/// so that rules reading the same grouping share one definition. (The
+/// `derived` module adapts the frames themselves; these are tables of their own.)
+pub struct DerivedTable {
     pub schema: Schema,
     pub origin: &'static str,
     pub sql: &'static str,
 }
 
-pub const DERIVED: &[Derived] = &[Derived {
+pub const DERIVED_TABLES: &[DerivedTable] = &[DerivedTable {
     schema: ROTATION_FAILURES,
     origin: "queries/derived/rotation_failures.sql",
     sql: include_str!("../../queries/derived/rotation_failures.sql"),
@@ -64,8 +66,10 @@ pub const DERIVED: &[Derived] = &[Derived {
 
 impl Rule {
     /// The derived tables this rule reads.
-    pub fn derived(&self) -> impl Iterator<Item = &'static Derived> + '_ {
-        DERIVED.iter().filter(|d| self.sql.contains(d.schema.name))
+    pub fn derived_tables(&self) -> impl Iterator<Item = &'static DerivedTable> + '_ {
+        DERIVED_TABLES
+            .iter()
+            .filter(|d| self.sql.contains(d.schema.name))
     }
 
     /// Everything that decides the rule's findings: its SQL, then the SQL of
@@ -73,7 +77,7 @@ impl Rule {
     /// manifest records its SHA-256.
     pub fn full_text(&self) -> String {
         let mut text = self.sql.clone();
-        for d in self.derived() {
+        for d in self.derived_tables() {
             text.push_str(&format!(
                 "\n\n-- {} ({}), derived before the rules run:\n{}",
                 d.schema.name,

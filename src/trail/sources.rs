@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use super::reader::{parse_event_list, ReadOptions};
 use super::{Collector, EventRow, TrailCoverage};
+use crate::aws::regions::DEFAULT_ENABLED;
 use crate::context::Ctx;
 use crate::error::{hinted, Error};
 use crate::frames::EVENTS;
@@ -51,9 +52,11 @@ pub fn parse_source(s: &str) -> Result<Source> {
     Ok(Source::Local(PathBuf::from(s)))
 }
 
-/// Reads every source, in order, and closes the scan. LookupEvents has no
-/// cross-region view: it is asked in the run's regions (`--region`, `all`
-/// discovered), else the configured one. Local files never touch AWS.
+/// Reads every source, in order, and closes the scan. AWS is reached only
+/// through `ctx`, and only for a remote source: a scan of local files never
+/// resolves a region or credentials, so it never probes IMDS. LookupEvents
+/// has no cross-region view: it is asked in the run's regions (`--region`,
+/// `all` discovered), else the configured one.
 pub async fn scan_sources(
     ctx: &Ctx,
     sources: &[String],
@@ -65,6 +68,7 @@ pub async fn scan_sources(
         .map(|s| parse_source(s).map(|p| (s.as_str(), p)))
         .collect::<Result<Vec<_>>>()?;
     let progress = &ctx.progress;
+    let remote = parsed.iter().any(|(_, p)| !matches!(p, Source::Local(_)));
     let mut collector = Collector::new();
     for (given, source) in parsed {
         match source {
@@ -85,6 +89,29 @@ pub async fn scan_sources(
                 super::lake::scan(config, given, opts, &mut collector, progress).await?
             }
         }
+    }
+    // An account named with --account that no source found a log for
+    // shows every day missing in every region in scope, not nothing.
+    if !collector
+        .accounts_without_ledger(&opts.scope.accounts)
+        .is_empty()
+    {
+        let regions: Vec<String> = if !opts.scope.regions.is_empty() {
+            opts.scope.regions.clone()
+        } else if remote {
+            ctx.enabled_regions().await?.to_vec()
+        } else {
+            // Local files only: no AWS call is made, so the opt-in regions
+            // an account enabled are not known.
+            if !sources.is_empty() {
+                collector.source_mut(0).limits.push(format!(
+                    "an --account with no logs is reported missing in the {} regions every account has enabled; name opt-in regions with --region",
+                    DEFAULT_ENABLED.len()
+                ));
+            }
+            DEFAULT_ENABLED.iter().map(|r| r.to_string()).collect()
+        };
+        collector.note_named_accounts(&opts.scope.accounts, &regions);
     }
     Ok(collector.finish(opts.window))
 }

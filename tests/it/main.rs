@@ -12,6 +12,7 @@ mod offline;
 mod remediate;
 mod report;
 mod trail;
+mod trail_hostile;
 mod trail_lake;
 mod trail_lookup;
 mod trail_s3;
