@@ -2,7 +2,7 @@
 //! history, CloudTrail rotation failures grouped by caller and error, the
 //! key-policy statements that deny rotation, its grants, the open findings
 //! the rules make for it, and a verdict with the fix. The same report is
-//! built from a live account or from a bundle.
+//! built from a live account ([`live`]) or from a bundle ([`from_bundle`]).
 //!
 //! The findings are not decided here: the rule engine runs over the key's
 //! evidence exactly as `assess` runs over the bundle, so `diagnose` and
@@ -15,15 +15,19 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::aws;
 use crate::bundle::{self, Manifest};
-use crate::error::hinted;
+use crate::context::Ctx;
+use crate::error::Error;
+use crate::frames::time::rfc3339;
 use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
+pub use crate::inventory::grants::Grant;
 use crate::inventory::{keys_frame, rotations_frame, Eligibility, KeyRecord, RotationRecord};
-use crate::output::{frame_paths, frame_records, read_frame, rfc3339};
+use crate::output::{frame_paths, frame_records, read_frame};
 use crate::policy::Policy;
 use crate::rules::engine::{self, key_matches, Evidence, Finding};
 use crate::rules::{facts, key_policy, Rule};
-use crate::trail::{events_frame, EventRow};
+use crate::trail::{events_frame, lookup, EventRow};
 
 /// Failures of one caller with one error code on one API.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -50,13 +54,6 @@ pub struct DenyStatement {
     pub condition: Option<String>,
     /// The callers the Deny leaves out; `None` when it applies to everyone.
     pub unaffected: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Grant {
-    pub grant_id: String,
-    pub grantee: Option<String>,
-    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,44 +138,67 @@ pub fn open_findings(
 ) -> Result<Vec<Finding>> {
     Ok(engine::assess(evidence, rules, policy, as_of)?
         .into_iter()
-        .filter(|f| f.status == "open" && f.key_arn.as_deref() == Some(key_arn))
+        .filter(|f| f.is_open() && f.key_arn.as_deref() == Some(key_arn))
         .collect())
 }
 
-/// A key read live, with what LookupEvents returned about it.
-pub struct LiveKey {
-    pub key: KeyRecord,
-    pub rotations: Vec<RotationRecord>,
-    pub events: Vec<EventRow>,
-    pub grants: Option<Vec<Grant>>,
-    pub gaps: Vec<String>,
-}
-
-/// How far back LookupEvents reaches.
-pub const LOOKUP_DAYS: i64 = 90;
-
-/// The report of a key read live, judged as of `now` over the last
-/// [`LOOKUP_DAYS`] of CloudTrail.
-pub fn live(live: LiveKey, rules: &[Rule], policy: &Policy, now: DateTime<Utc>) -> Result<Report> {
+/// Diagnoses `wanted` live: the key from KMS in its region (the ARN's, else
+/// the first `--region`, else the configured one), its grants, and
+/// LookupEvents for the last [`lookup::RETENTION_DAYS`] days; judged as of
+/// now by `rules` with `policy`.
+pub async fn live(ctx: &Ctx, wanted: &str, rules: &[Rule], policy: &Policy) -> Result<Report> {
+    let config = ctx.aws().await?;
+    let region = match aws::arn_region(wanted).filter(|_| wanted.starts_with("arn:")) {
+        Some(r) => r.to_string(),
+        None => match ctx
+            .aws_options()
+            .regions
+            .iter()
+            .find(|r| r.as_str() != "all")
+        {
+            Some(r) => r.clone(),
+            None => aws::default_region(config)?,
+        },
+    };
+    let kms = aws::kms(config, &region);
+    let (key, rotations, errors) = crate::inventory::read_one(&kms, &region, wanted)
+        .await
+        .map_err(|e| {
+            Error::aws(
+                format!("DescribeKey of {wanted} in {region}"),
+                e,
+                "check the key id, ARN or alias and the region; the caller needs kms:DescribeKey",
+            )
+        })?;
+    let mut gaps: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{} failed: {}", e.operation, e.error))
+        .collect();
+    let grants = match crate::inventory::grants::list(&kms, &key.arn).await {
+        Ok(g) => Some(g),
+        Err(e) => {
+            gaps.push(format!("ListGrants failed: {e}"));
+            None
+        }
+    };
+    let now = ctx.clock.now();
+    let (events, lookup_gaps) = lookup::key_events(config, &region, &key.arn, now).await;
+    gaps.extend(lookup_gaps);
+    gaps.push(format!(
+        "CloudTrail read from LookupEvents: the last {} days only; diagnose --bundle covers the archive",
+        lookup::RETENTION_DAYS
+    ));
     let evidence = Evidence {
-        keys: keys_frame(std::slice::from_ref(&live.key))?,
-        rotations: rotations_frame(&live.rotations)?,
-        events: events_frame(&live.events)?,
+        keys: keys_frame(std::slice::from_ref(&key))?,
+        rotations: rotations_frame(&rotations)?,
+        events: events_frame(&events)?,
         // LookupEvents has no day ledger: history_mismatch judges only the
         // CloudTrail side, and no region-wide gap is reported for one key.
         trail: None,
-        window_start: now - Duration::days(LOOKUP_DAYS),
+        window_start: now - Duration::days(lookup::RETENTION_DAYS),
     };
-    let findings = open_findings(&live.key.arn, &evidence, rules, policy, now)?;
-    Ok(build(
-        live.key,
-        live.rotations,
-        live.events,
-        live.grants,
-        live.gaps,
-        now,
-        findings,
-    ))
+    let findings = open_findings(&key.arn, &evidence, rules, policy, now)?;
+    Ok(build(key, rotations, events, grants, gaps, now, findings))
 }
 
 /// The report of the key `wanted` (id, ARN, alias or alias ARN) from the
@@ -201,13 +221,13 @@ pub fn from_bundle(
     let key = match matching.as_slice() {
         [one] => (*one).clone(),
         [] => {
-            return Err(hinted(
+            return Err(Error::usage(
                 format!("{wanted}: no such key in {}", dir.display()),
                 "give the key's id, ARN or alias as it appears in keys.csv",
             ))
         }
         many => {
-            return Err(hinted(
+            return Err(Error::usage(
                 format!(
                     "{wanted}: names {} keys in {} ({})",
                     many.len(),
@@ -246,11 +266,7 @@ pub fn from_bundle(
     if let Some(a) = assessed {
         let changed: Vec<&str> = rules
             .iter()
-            .filter(|r| {
-                a.rules
-                    .get(&r.id)
-                    .is_some_and(|h| *h != crate::rules::rule_sha256(r))
-            })
+            .filter(|r| a.rules.get(&r.id).is_some_and(|h| *h != r.sha256()))
             .map(|r| r.id.as_str())
             .collect();
         if !changed.is_empty() {
@@ -273,7 +289,7 @@ pub fn from_bundle(
         let written: BTreeSet<String> =
             frame_records::<Finding>(&read_frame(dir, &FINDINGS)?, &FINDINGS)?
                 .into_iter()
-                .filter(|f| f.status == "open" && f.key_arn.as_deref() == Some(key.arn.as_str()))
+                .filter(|f| f.is_open() && f.key_arn.as_deref() == Some(key.arn.as_str()))
                 .map(|f| f.finding_id)
                 .collect();
         let now: BTreeSet<String> = findings.iter().map(|f| f.finding_id.clone()).collect();

@@ -22,8 +22,8 @@ use super::key_policy;
 use super::Rule;
 use crate::bundle::{ExemptionReach, MatchedKey};
 use crate::frames::{
-    col, Cell, FrameBuilder, CALL_FAILURES, EVENTS, EXEMPTIONS, FINDINGS, KEYS, KEY_CLOCK, PARAMS,
-    POLICY_STATEMENTS, ROTATIONS, TRAIL_DAYS, TRAIL_LOG_DAYS, TRAIL_ROTATIONS,
+    check_columns, col, Cell, FrameBuilder, CALL_FAILURES, EVENTS, EXEMPTIONS, FINDINGS, KEYS,
+    KEY_CLOCK, PARAMS, POLICY_STATEMENTS, ROTATIONS, TRAIL_DAYS, TRAIL_LOG_DAYS, TRAIL_ROTATIONS,
 };
 use crate::inventory::{KeyRecord, RotationRecord};
 use crate::output::frame_records;
@@ -47,8 +47,7 @@ pub struct Finding {
     pub finding_id: String,
     pub rule_id: String,
     pub severity: Severity,
-    /// `open` or `exempted`.
-    pub status: String,
+    pub status: FindingStatus,
     pub account_id: Option<String>,
     pub region: Option<String>,
     pub key_arn: Option<String>,
@@ -59,6 +58,35 @@ pub struct Finding {
     pub remediation: String,
     pub exemption_reason: Option<String>,
     pub exemption_expires: Option<String>,
+}
+
+/// Whether a finding counts against the key, or an active exemption covers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingStatus {
+    Open,
+    Exempted,
+}
+
+impl FindingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingStatus::Open => "open",
+            FindingStatus::Exempted => "exempted",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Finding {
+    pub fn is_open(&self) -> bool {
+        self.status == FindingStatus::Open
+    }
 }
 
 /// A stable id for the same rule, key and subject, month after month.
@@ -191,12 +219,26 @@ pub fn assess(
         "exemptions",
         exemptions_frame(&policy.exemptions, &now.keys, as_of)?.lazy(),
     );
+    // Tables derived in Rust (rules::facts); their definitions in words ship
+    // with the rules that read them (DERIVED_TABLES).
     ctx.register("key_clock", key_clock_frame(&now)?.lazy());
     ctx.register(
         "call_failures",
         call_failures_frame(&now, evidence.window_start, as_of)?.lazy(),
     );
     ctx.register("trail_rotations", trail_rotations_frame(&now)?.lazy());
+    // Tables derived in SQL, run once before the rules that share them.
+    for d in super::DERIVED_TABLES {
+        let super::Derivation::Sql(sql) = d.derivation else {
+            continue;
+        };
+        let df = ctx
+            .execute(sql)
+            .and_then(|lf| lf.collect())
+            .map_err(|e| anyhow::anyhow!("{}: {}", d.origin, one_line(&e.to_string())))?;
+        check_columns(&df, &d.schema).with_context(|| d.origin.to_string())?;
+        ctx.register(d.schema.name, df.lazy());
+    }
 
     let aliases: HashMap<&str, &[String]> = now
         .keys
@@ -352,7 +394,7 @@ fn make_finding(
         finding_id: id,
         rule_id: rule.id.clone(),
         severity: policy.severity_for(&rule.id, rule.severity),
-        status: "open".into(),
+        status: FindingStatus::Open,
         account_id: row.account_id,
         region: row.region,
         key_arn: row.key_arn,
@@ -378,7 +420,7 @@ fn make_finding(
         .filter(|e| e.covers_rule(&rule.id) && key_matches(&e.key, arn, key_aliases))
         .collect();
     if let Some(active) = matching.iter().find(|e| !e.is_expired(as_of)) {
-        finding.status = "exempted".into();
+        finding.status = FindingStatus::Exempted;
         finding.exemption_reason = Some(format!(
             "{} (approved by {})",
             active.reason, active.approver
@@ -409,12 +451,15 @@ fn params_frame(evidence: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> R
         .as_ref()
         .map_or(0, |t| t.sources.len() as i64);
     b.push(vec![
-        Cell::Time(Some(as_of)),
-        Cell::Time(Some(evidence.window_start)),
-        Cell::Time(Some(as_of)),
-        Cell::Int(Some(policy.max_rotation_period_days)),
-        Cell::Int(Some(policy.grace_days)),
-        Cell::Int(Some(sources)),
+        (col::AS_OF, Cell::Time(Some(as_of))),
+        (col::WINDOW_START, Cell::Time(Some(evidence.window_start))),
+        (col::WINDOW_END, Cell::Time(Some(as_of))),
+        (
+            col::MAX_PERIOD_DAYS,
+            Cell::Int(Some(policy.max_rotation_period_days)),
+        ),
+        (col::GRACE_DAYS, Cell::Int(Some(policy.grace_days))),
+        (col::TRAIL_SOURCES, Cell::Int(Some(sources))),
     ])?;
     b.finish()
 }
@@ -459,12 +504,15 @@ fn trail_frames(trail: Option<&TrailCoverage>) -> Result<(DataFrame, DataFrame)>
             shown.join(", ")
         };
         days.push(vec![
-            Cell::str(&d.account_id),
-            Cell::str(&d.region),
-            Cell::Int(Some(status.len() as i64)),
-            Cell::Int(Some((status.len() - missing.len()) as i64)),
-            Cell::Int(Some(missing.len() as i64)),
-            Cell::str(missing_text),
+            (col::ACCOUNT_ID, Cell::str(&d.account_id)),
+            (col::REGION, Cell::str(&d.region)),
+            (col::DAYS_IN_WINDOW, Cell::Int(Some(status.len() as i64))),
+            (
+                col::DAYS_WITH_LOGS,
+                Cell::Int(Some((status.len() - missing.len()) as i64)),
+            ),
+            (col::DAYS_MISSING, Cell::Int(Some(missing.len() as i64))),
+            (col::MISSING_DAYS, Cell::str(missing_text)),
         ])?;
         let logged: BTreeSet<NaiveDate> = status
             .iter()
@@ -474,10 +522,10 @@ fn trail_frames(trail: Option<&TrailCoverage>) -> Result<(DataFrame, DataFrame)>
         for day in &logged {
             let next_logged = day.succ_opt().is_some_and(|n| logged.contains(&n));
             log_days.push(vec![
-                Cell::str(&d.account_id),
-                Cell::str(&d.region),
-                Cell::str(day.to_string()),
-                Cell::Bool(Some(next_logged)),
+                (col::ACCOUNT_ID, Cell::str(&d.account_id)),
+                (col::REGION, Cell::str(&d.region)),
+                (col::DAY, Cell::str(day.to_string())),
+                (col::NEXT_DAY_LOGGED, Cell::Bool(Some(next_logged))),
             ])?;
         }
     }
@@ -511,22 +559,31 @@ fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
         for st in statements {
             let denies = |a: &str| st.denied_rotation_actions.contains(&a);
             b.push(vec![
-                Cell::opt_str(accounts[i].clone()),
-                Cell::opt_str(regions[i].clone()),
-                Cell::opt_str(arns[i].clone()),
-                Cell::Int(Some(st.index as i64)),
-                Cell::opt_str(st.sid.clone()),
-                Cell::str(&st.effect),
-                Cell::opt_str(st.principal.clone()),
-                Cell::str(&st.actions),
-                Cell::opt_str(st.condition.clone()),
-                Cell::opt_str(
-                    Some(st.denied_rotation_actions.join(", ")).filter(|s| !s.is_empty()),
+                (col::ACCOUNT_ID, Cell::opt_str(accounts[i].clone())),
+                (col::REGION, Cell::opt_str(regions[i].clone())),
+                (col::KEY_ARN, Cell::opt_str(arns[i].clone())),
+                (col::STATEMENT_INDEX, Cell::Int(Some(st.index as i64))),
+                (col::SID, Cell::opt_str(st.sid.clone())),
+                (col::EFFECT, Cell::str(&st.effect)),
+                (col::PRINCIPAL, Cell::opt_str(st.principal.clone())),
+                (col::ACTIONS, Cell::str(&st.actions)),
+                (col::CONDITION, Cell::opt_str(st.condition.clone())),
+                (
+                    col::DENIED_ROTATION_ACTIONS,
+                    Cell::opt_str(
+                        Some(st.denied_rotation_actions.join(", ")).filter(|s| !s.is_empty()),
+                    ),
                 ),
-                Cell::Bool(Some(denies("kms:EnableKeyRotation"))),
-                Cell::Bool(Some(denies("kms:RotateKeyOnDemand"))),
-                Cell::Bool(Some(st.everyone)),
-                Cell::opt_str(st.unaffected.clone()),
+                (
+                    col::DENIES_ENABLE,
+                    Cell::Bool(Some(denies("kms:EnableKeyRotation"))),
+                ),
+                (
+                    col::DENIES_ON_DEMAND,
+                    Cell::Bool(Some(denies("kms:RotateKeyOnDemand"))),
+                ),
+                (col::EVERYONE, Cell::Bool(Some(st.everyone))),
+                (col::UNAFFECTED, Cell::opt_str(st.unaffected.clone())),
             ])?;
         }
     }
@@ -543,16 +600,19 @@ fn exemptions_frame(
         let matched = matched_keys(e, keys);
         let row = |k: Option<&KeyRecord>| {
             vec![
-                Cell::str(&e.key),
-                Cell::str(&e.rule),
-                Cell::str(&e.reason),
-                Cell::str(&e.approver),
-                Cell::str(e.expires.to_string()),
-                Cell::Bool(Some(e.is_expired(as_of))),
-                Cell::opt_str(k.and_then(|k| k.account_id.clone())),
-                Cell::opt_str(k.map(|k| k.region.clone())),
-                Cell::opt_str(k.map(|k| k.arn.clone())),
-                Cell::Int(Some(matched.len() as i64)),
+                (col::KEY, Cell::str(&e.key)),
+                (col::RULE, Cell::str(&e.rule)),
+                (col::REASON, Cell::str(&e.reason)),
+                (col::APPROVER, Cell::str(&e.approver)),
+                (col::EXPIRES, Cell::str(e.expires.to_string())),
+                (col::EXPIRED, Cell::Bool(Some(e.is_expired(as_of)))),
+                (
+                    col::ACCOUNT_ID,
+                    Cell::opt_str(k.and_then(|k| k.account_id.clone())),
+                ),
+                (col::REGION, Cell::opt_str(k.map(|k| k.region.clone()))),
+                (col::KEY_ARN, Cell::opt_str(k.map(|k| k.arn.clone()))),
+                (col::MATCHED_KEYS, Cell::Int(Some(matched.len() as i64))),
             ]
         };
         if matched.is_empty() {
@@ -570,20 +630,23 @@ fn key_clock_frame(now: &AsOf) -> Result<DataFrame> {
     for k in &now.keys {
         let c = facts::key_clock(k, &now.rotation_records, &now.rotation_events);
         b.push(vec![
-            Cell::opt_str(c.account_id),
-            Cell::str(c.region),
-            Cell::str(c.key_arn),
-            Cell::Bool(Some(c.history_read)),
-            Cell::Time(c.last_rotation),
-            Cell::opt_str(c.last_rotation_source.map(|s| s.as_str())),
-            Cell::Time(c.rotation_on_since),
-            Cell::Int(Some(c.period_days)),
-            Cell::Bool(Some(c.period_known)),
-            Cell::Time(c.next_rotation_date),
-            Cell::Time(c.schedule_start),
-            Cell::str(c.schedule_basis),
-            Cell::Time(c.due_at),
-            Cell::Time(c.material_since),
+            (col::ACCOUNT_ID, Cell::opt_str(c.account_id)),
+            (col::REGION, Cell::str(c.region)),
+            (col::KEY_ARN, Cell::str(c.key_arn)),
+            (col::HISTORY_READ, Cell::Bool(Some(c.history_read))),
+            (col::LAST_ROTATION, Cell::Time(c.last_rotation)),
+            (
+                col::LAST_ROTATION_SOURCE,
+                Cell::opt_str(c.last_rotation_source.map(|s| s.as_str())),
+            ),
+            (col::ROTATION_ON_SINCE, Cell::Time(c.rotation_on_since)),
+            (col::PERIOD_DAYS, Cell::Int(Some(c.period_days))),
+            (col::PERIOD_KNOWN, Cell::Bool(Some(c.period_known))),
+            (col::NEXT_ROTATION_DATE, Cell::Time(c.next_rotation_date)),
+            (col::SCHEDULE_START, Cell::Time(c.schedule_start)),
+            (col::SCHEDULE_BASIS, Cell::str(c.schedule_basis)),
+            (col::DUE_AT, Cell::Time(c.due_at)),
+            (col::MATERIAL_SINCE, Cell::Time(c.material_since)),
         ])?;
     }
     b.finish()
@@ -601,21 +664,24 @@ fn call_failures_frame(
             .iter()
             .find_map(|id| now.key_via.get(id).cloned());
         b.push(vec![
-            Cell::opt_str(g.account_id),
-            Cell::opt_str(g.region),
-            Cell::opt_str(g.key_arn),
-            Cell::str(g.caller),
-            Cell::opt_str(Some(g.sessions.join(", ")).filter(|s| !s.is_empty())),
-            Cell::Int(Some(g.sessions.len() as i64)),
-            Cell::str(g.event_name),
-            Cell::str(g.error_code),
-            Cell::Bool(Some(g.access_denied)),
-            Cell::Int(Some(g.count as i64)),
-            Cell::Time(g.first_seen),
-            Cell::Time(g.last_seen),
-            Cell::opt_str(g.message),
-            Cell::str(g.event_ids.join(" ")),
-            Cell::opt_str(via),
+            (col::ACCOUNT_ID, Cell::opt_str(g.account_id)),
+            (col::REGION, Cell::opt_str(g.region)),
+            (col::KEY_ARN, Cell::opt_str(g.key_arn)),
+            (col::CALLER, Cell::str(g.caller)),
+            (
+                col::SESSIONS,
+                Cell::opt_str(Some(g.sessions.join(", ")).filter(|s| !s.is_empty())),
+            ),
+            (col::SESSION_COUNT, Cell::Int(Some(g.sessions.len() as i64))),
+            (col::EVENT_NAME, Cell::str(g.event_name)),
+            (col::ERROR_CODE, Cell::str(g.error_code)),
+            (col::ACCESS_DENIED, Cell::Bool(Some(g.access_denied))),
+            (col::FAILURES, Cell::Int(Some(g.count as i64))),
+            (col::FIRST_SEEN, Cell::Time(g.first_seen)),
+            (col::LAST_SEEN, Cell::Time(g.last_seen)),
+            (col::ERROR_MESSAGE, Cell::opt_str(g.message)),
+            (col::EVENT_IDS, Cell::str(g.event_ids.join(" "))),
+            (col::KEY_ARN_VIA, Cell::opt_str(via)),
         ])?;
     }
     b.finish()
@@ -627,15 +693,21 @@ fn trail_rotations_frame(now: &AsOf) -> Result<DataFrame> {
     for e in now.rotation_events.iter().filter(|e| facts::is_rotation(e)) {
         let key = e.key_arn.as_deref().and_then(|a| by_arn.get(a).copied());
         b.push(vec![
-            Cell::opt_str(e.event_id.clone()),
-            Cell::Time(e.event_time),
-            Cell::opt_str(e.event_name.clone()),
-            Cell::opt_str(e.rotation_type.clone()),
-            Cell::opt_str(e.account_id.clone()),
-            Cell::opt_str(e.aws_region.clone()),
-            Cell::opt_str(e.key_arn.clone()),
-            Cell::Bool(Some(facts::is_in_progress(key, e))),
-            Cell::opt_str(e.linked_event_id.clone()),
+            (col::EVENT_ID, Cell::opt_str(e.event_id.clone())),
+            (col::EVENT_TIME, Cell::Time(e.event_time)),
+            (col::EVENT_NAME, Cell::opt_str(e.event_name.clone())),
+            (col::ROTATION_TYPE, Cell::opt_str(e.rotation_type.clone())),
+            (col::ACCOUNT_ID, Cell::opt_str(e.account_id.clone())),
+            (col::REGION, Cell::opt_str(e.aws_region.clone())),
+            (col::KEY_ARN, Cell::opt_str(e.key_arn.clone())),
+            (
+                col::IN_PROGRESS,
+                Cell::Bool(Some(facts::is_in_progress(key, e))),
+            ),
+            (
+                col::LINKED_EVENT_ID,
+                Cell::opt_str(e.linked_event_id.clone()),
+            ),
         ])?;
     }
     b.finish()
@@ -646,20 +718,26 @@ pub fn findings_frame(findings: &[Finding]) -> Result<DataFrame> {
     let mut b = FrameBuilder::new(FINDINGS);
     for f in findings {
         b.push(vec![
-            Cell::str(&f.finding_id),
-            Cell::str(&f.rule_id),
-            Cell::str(f.severity.as_str()),
-            Cell::str(&f.status),
-            Cell::opt_str(f.account_id.clone()),
-            Cell::opt_str(f.region.clone()),
-            Cell::opt_str(f.key_arn.clone()),
-            Cell::str(&f.title),
-            Cell::str(&f.detail),
-            Cell::opt_str(f.evidence.clone()),
-            Cell::str(&f.controls),
-            Cell::str(&f.remediation),
-            Cell::opt_str(f.exemption_reason.clone()),
-            Cell::opt_str(f.exemption_expires.clone()),
+            (col::FINDING_ID, Cell::str(&f.finding_id)),
+            (col::RULE_ID, Cell::str(&f.rule_id)),
+            (col::SEVERITY, Cell::str(f.severity.as_str())),
+            (col::STATUS, Cell::str(f.status.as_str())),
+            (col::ACCOUNT_ID, Cell::opt_str(f.account_id.clone())),
+            (col::REGION, Cell::opt_str(f.region.clone())),
+            (col::KEY_ARN, Cell::opt_str(f.key_arn.clone())),
+            (col::TITLE, Cell::str(&f.title)),
+            (col::DETAIL, Cell::str(&f.detail)),
+            (col::EVIDENCE, Cell::opt_str(f.evidence.clone())),
+            (col::CONTROLS, Cell::str(&f.controls)),
+            (col::REMEDIATION, Cell::str(&f.remediation)),
+            (
+                col::EXEMPTION_REASON,
+                Cell::opt_str(f.exemption_reason.clone()),
+            ),
+            (
+                col::EXEMPTION_EXPIRES,
+                Cell::opt_str(f.exemption_expires.clone()),
+            ),
         ])?;
     }
     b.finish()

@@ -32,6 +32,45 @@ pub const ROTATION_APIS: [&str; 5] = [
 /// itself (key policy, grants).
 pub const ACCESS_DENIED_CODES: [&str; 2] = ["AccessDenied", "AccessDeniedException"];
 
+/// `key_clock`, in words: what `DERIVED_TABLES` ships with the rules.
+pub const KEY_CLOCK_DEFINITION: &str = "
+One row per key of the keys frame, from the evidence as of params.as_of.
+history_read: ListKeyRotations was read for the key (keys.rotation_count is set).
+last_rotation: the later of the latest ListKeyRotations RotationDate and the latest successful
+RotateKey or RotateKeyOnDemand event in CloudTrail, leaving out an on-demand rotation the key reports
+as still in progress (GetKeyRotationStatus OnDemandRotationStartDate set, event at or after it less an
+hour); last_rotation_source says which; on a tie, ListKeyRotations.
+rotation_on_since: walking the key's successful EnableKeyRotation and DisableKeyRotation calls in time
+order, the earliest EnableKeyRotation since the last DisableKeyRotation (a later EnableKeyRotation
+while rotation is on only changes the period); empty when there is none, or the last call disabled.
+period_days: RotationPeriodInDays, else AWS's default 365 (period_known says which).
+schedule_start: the latest of last_rotation, rotation_on_since, and next_rotation_date minus the
+period; else the key's creation date. schedule_basis says which, in words.
+due_at: schedule_start plus the period.
+material_since: last_rotation, else the key's creation date.
+";
+
+/// `call_failures`, in words.
+pub const CALL_FAILURES_DEFINITION: &str = "
+Failed calls (error_code set) of EnableKeyRotation, DisableKeyRotation, RotateKeyOnDemand,
+GetKeyRotationStatus and ListKeyRotations with event_time in [params.window_start, params.as_of],
+from the events the rules see (aliases resolved), one row per account, region, key, caller, API and
+error code. caller: userIdentity.sessionContext.sessionIssuer.arn for an assumed-role session (the
+role), else the role rebuilt from an assumed-role session ARN, else principal_arn; sessions: the
+distinct session ARNs of the role, joined with ', '. access_denied: error_code is AccessDenied or
+AccessDeniedException. failures: how many; first_seen, last_seen; error_message of the latest;
+event_ids sorted; key_arn_via: how the key was found when a record named it by alias.
+";
+
+/// `trail_rotations`, in words.
+pub const TRAIL_ROTATIONS_DEFINITION: &str = "
+Successful RotateKey and RotateKeyOnDemand events the rules see, one row each. in_progress: the event
+is an on-demand rotation (RotateKeyOnDemand, or rotation_type ON_DEMAND) of a key whose
+GetKeyRotationStatus reports OnDemandRotationStartDate, at or after that date less an hour: started,
+not yet completed, so not yet in ListKeyRotations. linked_event_id: the other record of the same
+on-demand rotation (its RotateKeyOnDemand call and RotateKey service event).
+";
+
 /// AWS's default RotationPeriodInDays, used when the status did not say.
 pub const DEFAULT_PERIOD_DAYS: i64 = 365;
 

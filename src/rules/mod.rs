@@ -24,13 +24,18 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
+use crate::frames::{Schema, CALL_FAILURES, KEY_CLOCK, TRAIL_ROTATIONS};
 use crate::policy::Severity;
 
+pub mod assess;
 pub mod derived;
 pub mod engine;
 pub mod facts;
 pub mod key_policy;
+
+pub use assess::{assess_bundle, Assessment};
 #[cfg(test)]
 mod scenario_tests;
 
@@ -48,6 +53,80 @@ pub struct Rule {
     pub sql: String,
     /// `built-in queries/<id>.sql` or the path it was read from.
     pub origin: String,
+}
+
+/// A table derived from the frames and `params` before the rules run, so
+/// that rules reading the same facts share one definition. (The `derived`
+/// module adapts the frames themselves; these are tables of their own.)
+pub struct DerivedTable {
+    pub schema: Schema,
+    pub origin: &'static str,
+    pub derivation: Derivation,
+}
+
+/// How a derived table is made.
+pub enum Derivation {
+    /// SQL run over the frames and `params`.
+    Sql(&'static str),
+    /// Computed in `src/rules/facts.rs`, where the logic is too procedural
+    /// for plain SQL (walking enable/disable calls in order, grouping
+    /// sessions under their role); this is its definition in words, which
+    /// the report ships and the manifest's hash covers with the rule.
+    Rust(&'static str),
+}
+
+pub const DERIVED_TABLES: &[DerivedTable] = &[
+    DerivedTable {
+        schema: KEY_CLOCK,
+        origin: "src/rules/facts.rs key_clock",
+        derivation: Derivation::Rust(facts::KEY_CLOCK_DEFINITION),
+    },
+    DerivedTable {
+        schema: CALL_FAILURES,
+        origin: "src/rules/facts.rs call_failures",
+        derivation: Derivation::Rust(facts::CALL_FAILURES_DEFINITION),
+    },
+    DerivedTable {
+        schema: TRAIL_ROTATIONS,
+        origin: "src/rules/facts.rs is_in_progress",
+        derivation: Derivation::Rust(facts::TRAIL_ROTATIONS_DEFINITION),
+    },
+];
+
+impl Rule {
+    /// The derived tables this rule reads.
+    pub fn derived_tables(&self) -> impl Iterator<Item = &'static DerivedTable> + '_ {
+        DERIVED_TABLES
+            .iter()
+            .filter(|d| self.sql.contains(d.schema.name))
+    }
+
+    /// Everything that decides the rule's findings: its SQL, then the SQL of
+    /// each derived table it reads. The report ships this text and the
+    /// manifest records its SHA-256.
+    pub fn full_text(&self) -> String {
+        let mut text = self.sql.clone();
+        for d in self.derived_tables() {
+            let body = match d.derivation {
+                Derivation::Sql(sql) => sql.trim_end().to_string(),
+                Derivation::Rust(words) => words
+                    .trim()
+                    .lines()
+                    .map(|l| format!("-- {}", l.trim()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            };
+            text.push_str(&format!(
+                "\n\n-- {} ({}), derived before the rules run:\n{body}",
+                d.schema.name, d.origin,
+            ));
+        }
+        text
+    }
+
+    pub fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.full_text().as_bytes()))
+    }
 }
 
 /// The rules shipped with kmsrot, embedded at build time.
@@ -205,13 +284,6 @@ pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
     })
 }
 
-/// SHA-256 of a rule's SQL: what the manifest records, so a changed rule is
-/// visible.
-pub fn rule_sha256(rule: &Rule) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(rule.sql.as_bytes()))
-}
-
 /// The moment an assessment judges a bundle, and a note when it is not the
 /// day the evidence was collected.
 ///
@@ -234,15 +306,15 @@ pub fn judged_as_of(
         d if d > 0 => Some(format!(
             "judged {d} day{} after collection (collected {}, judged as of {}): what happened since collection is not in the evidence",
             plural(d),
-            crate::output::rfc3339(collected_at),
-            crate::output::rfc3339(as_of)
+            crate::frames::time::rfc3339(collected_at),
+            crate::frames::time::rfc3339(as_of)
         )),
         d => Some(format!(
             "judged {} day{} before collection (collected {}, judged as of {}): events after the as-of time are ignored",
             -d,
             plural(-d),
-            crate::output::rfc3339(collected_at),
-            crate::output::rfc3339(as_of)
+            crate::frames::time::rfc3339(collected_at),
+            crate::frames::time::rfc3339(as_of)
         )),
     };
     (as_of, note)
@@ -361,6 +433,22 @@ mod tests {
                 .starts_with("judged 1 day before collection"),
             "{earlier:?}"
         );
+    }
+
+    #[test]
+    fn a_rule_that_reads_a_derived_table_carries_its_definition() {
+        let rules = load(None).unwrap();
+        let denied = rules.iter().find(|r| r.id == "permission_failure").unwrap();
+        assert!(denied.full_text().contains(
+            "-- call_failures (src/rules/facts.rs call_failures), derived before the rules run:"
+        ));
+        assert_ne!(
+            denied.sha256(),
+            hex::encode(Sha256::digest(denied.sql.as_bytes()))
+        );
+        // A rule that reads none hashes exactly its own SQL.
+        let plain = rules.iter().find(|r| r.id == "rotation_disabled").unwrap();
+        assert_eq!(plain.full_text(), plain.sql);
     }
 
     #[test]
