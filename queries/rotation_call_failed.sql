@@ -5,41 +5,24 @@
 -- remediation: Read the error: DisabledException means enable the key first; KMSInvalidStateException means the
 --   key is pending deletion or unavailable; UnsupportedOperationException means the key type cannot rotate
 --   automatically (use a new key and an alias swap); ConflictException means an automatic rotation was due.
+-- aws: EnableKeyRotation fails with DisabledException on a disabled key, KMSInvalidStateException in other
+--   unusable states and UnsupportedOperationException on key types that cannot rotate automatically (AWS KMS API
+--   Reference, EnableKeyRotation: https://docs.aws.amazon.com/kms/latest/APIReference/API_EnableKeyRotation.html).
 -- description: CloudTrail records failed calls to EnableKeyRotation, DisableKeyRotation, RotateKeyOnDemand,
 --   GetKeyRotationStatus or ListKeyRotations in the audit window with an error other than an access denial,
---   grouped per key, principal, API and error code.
-WITH failures AS (
-  SELECT
-    e.account_id,
-    e.aws_region AS region,
-    e.key_arn,
-    e.principal_arn,
-    e.event_name,
-    e.error_code,
-    COUNT(*) AS n,
-    MIN(e.event_time) AS first_seen,
-    MAX(e.event_time) AS last_seen,
-    MAX(e.error_message) AS message,
-    MAX(e.key_arn_via) AS key_via,
-    STRING_AGG(e.event_id, ' ') AS event_ids
-  FROM events e
-  CROSS JOIN params p
-  WHERE e.event_name IN ('EnableKeyRotation', 'DisableKeyRotation', 'RotateKeyOnDemand',
-                         'GetKeyRotationStatus', 'ListKeyRotations')
-    AND e.error_code IS NOT NULL
-    AND e.error_code NOT IN ('AccessDenied', 'AccessDeniedException')
-    AND e.event_time >= p.window_start
-    AND e.event_time <= p.as_of
-  GROUP BY e.account_id, e.aws_region, e.key_arn, e.principal_arn, e.event_name, e.error_code
-)
+--   grouped per key, caller (the role of an assumed-role session), API and error code.
 SELECT
   f.account_id,
   f.region,
   f.key_arn,
-  CONCAT(COALESCE(f.principal_arn, 'unknown principal'), ' ', f.event_name, ' ', f.error_code) AS subject,
-  CONCAT(f.event_name, ' by ', COALESCE(f.principal_arn, 'an unknown principal'), ' failed with ', f.error_code, ' ',
-         CAST(f.n AS VARCHAR), ' time(s), first ', STRFTIME(f.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
-         ', last ', STRFTIME(f.last_seen, '%Y-%m-%dT%H:%M:%SZ'), ': ', COALESCE(f.message, 'no message')) AS detail,
+  CONCAT(f.caller, ' ', f.event_name, ' ', f.error_code) AS subject,
+  CONCAT(f.event_name, ' by ', f.caller, ' failed with ', f.error_code, ' ', CAST(f.failures AS VARCHAR), ' time(s)',
+         CASE WHEN f.session_count > 0
+              THEN CONCAT(' in ', CAST(f.session_count AS VARCHAR), ' session(s)') ELSE '' END,
+         ', first ', STRFTIME(f.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
+         ', last ', STRFTIME(f.last_seen, '%Y-%m-%dT%H:%M:%SZ'), ': ', COALESCE(f.error_message, 'no message')) AS detail,
   CONCAT('CloudTrail events ', f.event_ids,
-         CASE WHEN f.key_via IS NULL THEN '' ELSE CONCAT('; key named as ', f.key_via) END) AS evidence
-FROM failures f
+         CASE WHEN f.sessions IS NULL THEN '' ELSE CONCAT('; sessions: ', f.sessions) END,
+         CASE WHEN f.key_arn_via IS NULL THEN '' ELSE CONCAT('; key named as ', f.key_arn_via) END) AS evidence
+FROM call_failures f
+WHERE f.access_denied = false

@@ -4,12 +4,15 @@
 //! through [`FrameBuilder`], so a schema change happens here and nowhere else.
 //! The on-disk forms (Parquet, CSV, JSON) are written by [`crate::output`] from
 //! these same declarations, which is what keeps the three files in agreement.
+//! Times are written and read through [`time`].
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use polars::prelude::{
     DataFrame, DataType, IntoColumn, NamedFrom, PlSmallStr, Series, TimeUnit, TimeZone,
 };
+
+pub mod time;
 
 /// How a column is typed in the frame and rendered in CSV/JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +100,7 @@ pub mod col {
     pub const AWS_REGION: &str = "aws_region";
     pub const PRINCIPAL_ARN: &str = "principal_arn";
     pub const PRINCIPAL_TYPE: &str = "principal_type";
+    pub const SESSION_ISSUER_ARN: &str = "session_issuer_arn";
     pub const INVOKED_BY: &str = "invoked_by";
     pub const SOURCE_IP: &str = "source_ip";
     pub const USER_AGENT: &str = "user_agent";
@@ -146,6 +150,38 @@ pub mod col {
     pub const ACTIONS: &str = "actions";
     pub const CONDITION: &str = "condition";
     pub const DENIED_ROTATION_ACTIONS: &str = "denied_rotation_actions";
+
+    pub const STATEMENT_INDEX: &str = "statement_index";
+    pub const EVERYONE: &str = "everyone";
+    pub const UNAFFECTED: &str = "unaffected";
+    pub const DENIES_ENABLE: &str = "denies_enable";
+    pub const DENIES_ON_DEMAND: &str = "denies_on_demand";
+
+    pub const NEXT_DAY_LOGGED: &str = "next_day_logged";
+
+    pub const HISTORY_READ: &str = "history_read";
+    pub const LAST_ROTATION: &str = "last_rotation";
+    pub const LAST_ROTATION_SOURCE: &str = "last_rotation_source";
+    pub const ROTATION_ON_SINCE: &str = "rotation_on_since";
+    pub const PERIOD_DAYS: &str = "period_days";
+    pub const PERIOD_KNOWN: &str = "period_known";
+    pub const SCHEDULE_START: &str = "schedule_start";
+    pub const SCHEDULE_BASIS: &str = "schedule_basis";
+    pub const DUE_AT: &str = "due_at";
+    pub const MATERIAL_SINCE: &str = "material_since";
+
+    pub const CALLER: &str = "caller";
+    pub const SESSIONS: &str = "sessions";
+    pub const SESSION_COUNT: &str = "session_count";
+    pub const ACCESS_DENIED: &str = "access_denied";
+    pub const FAILURES: &str = "failures";
+    pub const FIRST_SEEN: &str = "first_seen";
+    pub const LAST_SEEN: &str = "last_seen";
+    pub const EVENT_IDS: &str = "event_ids";
+
+    pub const IN_PROGRESS: &str = "in_progress";
+
+    pub const MATCHED_KEYS: &str = "matched_keys";
 
     pub const KEY: &str = "key";
     pub const RULE: &str = "rule";
@@ -227,6 +263,7 @@ pub const EVENTS: Schema = Schema {
         c(col::KEY_ID, Kind::Str),
         c(col::PRINCIPAL_ARN, Kind::Str),
         c(col::PRINCIPAL_TYPE, Kind::Str),
+        c(col::SESSION_ISSUER_ARN, Kind::Str),
         c(col::CALLER_ACCOUNT_ID, Kind::Str),
         c(col::INVOKED_BY, Kind::Str),
         c(col::SOURCE_IP, Kind::Str),
@@ -251,6 +288,7 @@ pub const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("events", col::RECIPIENT_ACCOUNT_ID),
     ("events", col::SHARED_EVENT_ID),
     ("events", col::LINKED_EVENT_ID),
+    ("events", col::SESSION_ISSUER_ARN),
 ];
 
 /// One row per finding (issue 4). `finding_id` is stable for the same rule,
@@ -302,33 +340,108 @@ pub const TRAIL_DAYS: Schema = Schema {
     ],
 };
 
-/// Each day (YYYY-MM-DD) that has at least one CloudTrail log file.
+/// Each day (YYYY-MM-DD) that has at least one CloudTrail log file, and
+/// whether the next day has one too: a file is filed under its delivery day,
+/// so an event late on `day` can arrive in the next day's files.
 pub const TRAIL_LOG_DAYS: Schema = Schema {
     name: "trail_log_days",
     columns: &[
         c(col::ACCOUNT_ID, Kind::Str),
         c(col::REGION, Kind::Str),
         c(col::DAY, Kind::Str),
+        c(col::NEXT_DAY_LOGGED, Kind::Bool),
     ],
 };
 
-/// Key policy statements, one row each, with the rotation actions a Deny covers.
+/// One row per key: its rotation clock (`rules::facts::key_clock`).
+pub const KEY_CLOCK: Schema = Schema {
+    name: "key_clock",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::HISTORY_READ, Kind::Bool),
+        c(col::LAST_ROTATION, Kind::Time),
+        c(col::LAST_ROTATION_SOURCE, Kind::Str),
+        c(col::ROTATION_ON_SINCE, Kind::Time),
+        c(col::PERIOD_DAYS, Kind::Int),
+        c(col::PERIOD_KNOWN, Kind::Bool),
+        c(col::NEXT_ROTATION_DATE, Kind::Time),
+        c(col::SCHEDULE_START, Kind::Time),
+        c(col::SCHEDULE_BASIS, Kind::Str),
+        c(col::DUE_AT, Kind::Time),
+        c(col::MATERIAL_SINCE, Kind::Time),
+    ],
+};
+
+/// Failed rotation API calls in the window, one row per account, region,
+/// key, caller (the role of an assumed-role session), API and error code.
+pub const CALL_FAILURES: Schema = Schema {
+    name: "call_failures",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::CALLER, Kind::Str),
+        c(col::SESSIONS, Kind::Str),
+        c(col::SESSION_COUNT, Kind::Int),
+        c(col::EVENT_NAME, Kind::Str),
+        c(col::ERROR_CODE, Kind::Str),
+        c(col::ACCESS_DENIED, Kind::Bool),
+        c(col::FAILURES, Kind::Int),
+        c(col::FIRST_SEEN, Kind::Time),
+        c(col::LAST_SEEN, Kind::Time),
+        c(col::ERROR_MESSAGE, Kind::Str),
+        c(col::EVENT_IDS, Kind::Str),
+        c(col::KEY_ARN_VIA, Kind::Str),
+    ],
+};
+
+/// Successful RotateKey and RotateKeyOnDemand events, each marked when it is
+/// the on-demand rotation its key reports as still in progress, with the
+/// event it is linked to (a RotateKeyOnDemand call and its RotateKey service
+/// event are one rotation).
+pub const TRAIL_ROTATIONS: Schema = Schema {
+    name: "trail_rotations",
+    columns: &[
+        c(col::EVENT_ID, Kind::Str),
+        c(col::EVENT_TIME, Kind::Time),
+        c(col::EVENT_NAME, Kind::Str),
+        c(col::ROTATION_TYPE, Kind::Str),
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::IN_PROGRESS, Kind::Bool),
+        c(col::LINKED_EVENT_ID, Kind::Str),
+    ],
+};
+
+/// Key policy statements, one row each, with the rotation actions a Deny
+/// covers and whom it leaves out.
 pub const POLICY_STATEMENTS: Schema = Schema {
     name: "policy_statements",
     columns: &[
         c(col::ACCOUNT_ID, Kind::Str),
         c(col::REGION, Kind::Str),
         c(col::KEY_ARN, Kind::Str),
+        c(col::STATEMENT_INDEX, Kind::Int),
         c(col::SID, Kind::Str),
         c(col::EFFECT, Kind::Str),
         c(col::PRINCIPAL, Kind::Str),
         c(col::ACTIONS, Kind::Str),
         c(col::CONDITION, Kind::Str),
         c(col::DENIED_ROTATION_ACTIONS, Kind::Str),
+        c(col::DENIES_ENABLE, Kind::Bool),
+        c(col::DENIES_ON_DEMAND, Kind::Bool),
+        c(col::EVERYONE, Kind::Bool),
+        c(col::UNAFFECTED, Kind::Str),
     ],
 };
 
-/// The policy's exemptions, with whether each has expired as of the run.
+/// The policy's exemptions, with whether each has expired as of the run:
+/// one row per key an exemption matches (`key` as written in the policy,
+/// `key_arn`, `account_id` and `region` of the matched key), or one row with
+/// those empty when it matches no key of the bundle.
 pub const EXEMPTIONS: Schema = Schema {
     name: "exemptions",
     columns: &[
@@ -338,6 +451,10 @@ pub const EXEMPTIONS: Schema = Schema {
         c(col::APPROVER, Kind::Str),
         c(col::EXPIRES, Kind::Str),
         c(col::EXPIRED, Kind::Bool),
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::MATCHED_KEYS, Kind::Int),
     ],
 };
 
@@ -361,8 +478,8 @@ pub const IAC_FINDINGS: Schema = Schema {
     ],
 };
 
-/// One cell of a row handed to [`FrameBuilder::push`]; its variant must match
-/// the column's [`Kind`].
+/// One cell of a row handed to [`FrameBuilder::push`], beside its column's
+/// name; its variant must match the column's [`Kind`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cell {
     Str(Option<String>),
@@ -390,7 +507,8 @@ enum ColumnData {
     StrList(Vec<Vec<String>>),
 }
 
-/// Builds a frame of one [`Schema`] row by row, checking each cell's type.
+/// Builds a frame of one [`Schema`] row by row, checking each cell's column
+/// name and type.
 pub struct FrameBuilder {
     schema: Schema,
     data: Vec<ColumnData>,
@@ -425,8 +543,10 @@ impl FrameBuilder {
         self.rows == 0
     }
 
-    /// Appends one row; `row` lists the cells in schema order.
-    pub fn push(&mut self, row: Vec<Cell>) -> Result<()> {
+    /// Appends one row: `(column name, cell)` pairs in schema order. Names
+    /// are checked, not only kinds, so two swapped cells of one kind are a
+    /// bug caught here rather than a wrong column in an auditor's file.
+    pub fn push(&mut self, row: Vec<(&str, Cell)>) -> Result<()> {
         if row.len() != self.schema.columns.len() {
             bail!(
                 "internal: {} row has {} cells, schema has {} columns",
@@ -437,7 +557,15 @@ impl FrameBuilder {
         }
         // Check every cell before touching any column so a bad row leaves the
         // builder consistent.
-        for (cell, column) in row.iter().zip(self.schema.columns) {
+        for (i, ((name, cell), column)) in row.iter().zip(self.schema.columns).enumerate() {
+            if *name != column.name {
+                bail!(
+                    "internal: {} column {} is {}, the row gives {name} there",
+                    self.schema.name,
+                    i + 1,
+                    column.name
+                );
+            }
             let ok = matches!(
                 (cell, column.kind),
                 (Cell::Str(_), Kind::Str)
@@ -457,7 +585,7 @@ impl FrameBuilder {
                 );
             }
         }
-        for (cell, data) in row.into_iter().zip(self.data.iter_mut()) {
+        for ((_, cell), data) in row.into_iter().zip(self.data.iter_mut()) {
             match (cell, data) {
                 (Cell::Str(v) | Cell::Json(v), ColumnData::Str(d)) => d.push(v),
                 (Cell::Bool(v), ColumnData::Bool(d)) => d.push(v),
@@ -581,6 +709,9 @@ mod tests {
             TRAIL_LOG_DAYS,
             POLICY_STATEMENTS,
             EXEMPTIONS,
+            KEY_CLOCK,
+            CALL_FAILURES,
+            TRAIL_ROTATIONS,
             IAC_FINDINGS,
         ] {
             let df = schema.empty().unwrap();
@@ -602,8 +733,8 @@ key_policy"
         assert_eq!(
             EVENTS.names().join(","),
             "event_id,event_time,event_name,event_type,event_source,aws_region,account_id,key_arn,\
-key_id,principal_arn,principal_type,caller_account_id,invoked_by,source_ip,user_agent,error_code,\
-error_message,rotation_type,rotation_period_days,request_id,recipient_account_id,shared_event_id,\
+key_id,principal_arn,principal_type,session_issuer_arn,caller_account_id,invoked_by,source_ip,user_agent,\
+error_code,error_message,rotation_type,rotation_period_days,request_id,recipient_account_id,shared_event_id,\
 linked_event_id,source"
         );
         assert_eq!(
@@ -630,15 +761,38 @@ linked_event_id,source"
         let mut b = FrameBuilder::new(ROTATIONS);
         let err = b
             .push(vec![
-                Cell::str("1"),
-                Cell::str("r"),
-                Cell::str("k"),
-                Cell::str("a"),
-                Cell::Str(None),
-                Cell::str("AUTOMATIC"),
+                (col::ACCOUNT_ID, Cell::str("1")),
+                (col::REGION, Cell::str("r")),
+                (col::KEY_ID, Cell::str("k")),
+                (col::KEY_ARN, Cell::str("a")),
+                (col::ROTATION_DATE, Cell::Str(None)),
+                (col::ROTATION_TYPE, Cell::str("AUTOMATIC")),
             ])
             .unwrap_err();
         assert!(err.to_string().contains("rotation_date"));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn swapped_cells_of_one_kind_are_refused() {
+        let mut b = FrameBuilder::new(ROTATIONS);
+        let err = b
+            .push(vec![
+                (col::ACCOUNT_ID, Cell::str("111122223333")),
+                (col::REGION, Cell::str("us-east-1")),
+                (
+                    col::KEY_ARN,
+                    Cell::str("arn:aws:kms:us-east-1:111122223333:key/k"),
+                ),
+                (col::KEY_ID, Cell::str("k")),
+                (col::ROTATION_DATE, Cell::Time(None)),
+                (col::ROTATION_TYPE, Cell::str("AUTOMATIC")),
+            ])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "internal: rotations column 3 is key_id, the row gives key_arn there"
+        );
         assert!(b.is_empty());
     }
 }

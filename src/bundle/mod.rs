@@ -24,6 +24,10 @@ use crate::inventory::InventoryCoverage;
 use crate::output::write_json_file;
 use crate::trail::TrailCoverage;
 
+pub mod collect;
+
+pub use collect::{collect, CollectRequest, Collected};
+
 pub const MANIFEST: &str = "manifest.json";
 pub const COVERAGE: &str = "coverage.json";
 /// Bumped when the layout changes in a way readers must know about.
@@ -59,6 +63,38 @@ pub struct AssessmentEntry {
     pub rules: BTreeMap<String, String>,
     pub findings: usize,
     pub open: usize,
+    /// Set when the evidence was judged on another day than it was
+    /// collected: "judged N days after collection" (or before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of_note: Option<String>,
+    /// Each exemption of the policy and the keys of this bundle it matched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemptions: Vec<ExemptionReach>,
+    /// The policy as applied (periods, grace, overrides, exemptions), so
+    /// `diagnose` re-derives exactly these findings without the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_applied: Option<crate::policy::Policy>,
+}
+
+/// One exemption and its reach: every key of the bundle it matched.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExemptionReach {
+    /// As written in the policy: key ARN, key id, alias or alias ARN.
+    pub key: String,
+    pub rule: String,
+    pub reason: String,
+    pub approver: String,
+    pub expires: String,
+    pub expired: bool,
+    pub matched: Vec<MatchedKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MatchedKey {
+    pub account_id: Option<String>,
+    pub region: String,
+    pub key_arn: String,
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -174,13 +210,19 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            crate::error::hinted(
-                format!("{}: cannot read the bundle manifest: {e}", path.display()),
+            crate::error::Error::input(
+                &path,
+                format!("cannot read the bundle manifest: {e}"),
                 "a bundle is the folder written by `kmsrot collect --out BUNDLE`",
             )
         })?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a kmsrot manifest: {e}", path.display()))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            crate::error::Error::input(
+                &path,
+                format!("not a kmsrot manifest: {e}"),
+                "a bundle's manifest.json is written by `kmsrot collect`; collect the bundle again if it was edited",
+            )
+        })?;
         if m.format > FORMAT_VERSION {
             bail!(
                 "{}: bundle format {} is newer than this kmsrot understands ({FORMAT_VERSION}); upgrade kmsrot",

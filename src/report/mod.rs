@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::bundle::{self, Coverage, Manifest};
+use crate::frames::time::rfc3339;
 use crate::frames::{Schema, EVENTS, FINDINGS, KEYS, ROTATIONS};
-use crate::inventory::{KeyRecord, RotationRecord};
-use crate::output::{frame_records, read_frame, rfc3339, write_frame, write_json_file};
+use crate::inventory::{Eligibility, KeyRecord, RotationRecord};
+use crate::output::{frame_records, read_frame, write_frame, write_json_file};
 use crate::policy::Severity;
 use crate::rules::engine::Finding;
 use crate::rules::{self, Rule};
@@ -41,6 +41,9 @@ const ROTATION_EVENTS: &[&str] = &[
     "DisableKeyRotation",
 ];
 
+/// How the report shows the rotation of an AWS-managed key.
+const ROTATED_BY_AWS: &str = "rotated by AWS";
+
 /// An assessed bundle, read back.
 pub struct Evidence {
     pub dir: PathBuf,
@@ -57,8 +60,9 @@ impl Evidence {
         let manifest = Manifest::read(dir)?;
         let coverage = bundle::read_coverage(dir)?;
         if manifest.assessment.is_none() || !dir.join("findings.parquet").exists() {
-            return Err(crate::error::hinted(
-                format!("{}: the bundle has not been assessed", dir.display()),
+            return Err(crate::error::Error::input(
+                dir,
+                "the bundle has not been assessed",
                 format!(
                     "run `kmsrot assess {}` first; a report without findings would look clean",
                     dir.display()
@@ -86,11 +90,51 @@ impl Evidence {
 }
 
 /// What `write` produced.
+#[derive(Debug)]
 pub struct Written {
+    /// The report folder.
+    pub out: PathBuf,
     pub files: Vec<String>,
     pub open: usize,
     pub findings: usize,
     pub complete: bool,
+}
+
+impl Written {
+    /// The line `report` and `audit` print on stderr.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "report: {} files in {} ({} findings, {} open{}); open {}",
+            self.files.len(),
+            self.out.display(),
+            self.findings,
+            self.open,
+            if self.complete {
+                ""
+            } else {
+                "; coverage partial"
+            },
+            self.out.join("report.html").display()
+        )
+    }
+
+    pub fn outcome(&self) -> crate::error::Outcome {
+        if self.complete {
+            crate::error::Outcome::Complete
+        } else {
+            crate::error::Outcome::Partial
+        }
+    }
+}
+
+/// Loads the assessed bundle in `bundle` and writes its report into `out`.
+pub fn write_bundle_report(
+    bundle: &Path,
+    out: &Path,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Written> {
+    let ev = Evidence::load(bundle)?;
+    write(&ev, out, as_of).with_context(|| format!("writing the report into {}", out.display()))
 }
 
 // ---- the template context -------------------------------------------------
@@ -167,6 +211,9 @@ struct KeyView {
     key_spec: String,
     state: String,
     eligibility: String,
+    /// The verdict itself, for the charts; the text above is for people.
+    #[serde(skip)]
+    eligible: bool,
     eligibility_reason: String,
     rotation: String,
     period: String,
@@ -180,6 +227,8 @@ struct KeyView {
 #[derive(Debug, Serialize)]
 struct EligibilityRow {
     eligibility: String,
+    #[serde(skip)]
+    eligible: bool,
     rotation_on: usize,
     rotation_off: usize,
     not_applicable: usize,
@@ -236,6 +285,18 @@ struct ExemptionView {
     status: String,
 }
 
+/// One exemption of the policy and every key it matched, so an approver
+/// sees how far a bare alias or key id reaches.
+#[derive(Debug, Serialize)]
+struct ReachView {
+    key: String,
+    rule: String,
+    approver: String,
+    expires: String,
+    status: &'static str,
+    matched: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct RuleView {
     id: String,
@@ -269,6 +330,8 @@ struct ReportContext {
     bundle_tool_version: String,
     as_of: String,
     assessed_as_of: String,
+    /// "judged N days after collection", when the assessment says so.
+    as_of_note: Option<String>,
     collected_at: String,
     simulated: Option<String>,
     caller: String,
@@ -283,6 +346,7 @@ struct ReportContext {
     eligibility: Vec<EligibilityRow>,
     coverage: CoverageView,
     exemptions: Vec<ExemptionView>,
+    exemption_reach: Vec<ReachView>,
     rules: Vec<RuleView>,
     sources: Vec<SourceView>,
     data_files: Vec<String>,
@@ -301,8 +365,7 @@ fn opt(s: &Option<String>) -> String {
 /// Customer managed by the inventory's verdict, which also knows the
 /// `alias/aws/*` keys an emulator reports as CUSTOMER.
 fn is_customer_managed(k: &KeyRecord) -> bool {
-    k.key_manager.as_deref() == Some("CUSTOMER")
-        && k.eligibility.is_none_or(|e| e.as_str() != "aws_managed")
+    k.key_manager.as_deref() == Some("CUSTOMER") && k.eligibility != Some(Eligibility::AwsManaged)
 }
 
 /// A key's name for people: its first alias, else its id.
@@ -321,28 +384,15 @@ fn percent(part: usize, whole: usize) -> String {
     }
 }
 
-/// The last rotation the evidence shows for a key: ListKeyRotations, the
-/// key's own status, or a successful rotation event in CloudTrail.
+/// The last rotation the evidence shows for a key, decided where the rules
+/// decide it (`rules::facts::last_rotation`), so the report and the findings
+/// agree.
 pub fn last_rotation(
     k: &KeyRecord,
     rotations: &[RotationRecord],
     events: &[EventRow],
 ) -> Option<DateTime<Utc>> {
-    let listed = rotations
-        .iter()
-        .filter(|r| r.key_arn == k.arn)
-        .filter_map(|r| r.rotation_date);
-    let logged = events
-        .iter()
-        .filter(|e| e.key_arn.as_deref() == Some(k.arn.as_str()) && e.error_code.is_none())
-        .filter(|e| {
-            matches!(
-                e.event_name.as_deref(),
-                Some("RotateKey" | "RotateKeyOnDemand")
-            )
-        })
-        .filter_map(|e| e.event_time);
-    listed.chain(logged).chain(k.last_rotation_date).max()
+    rules::facts::last_rotation(k, rotations, events).map(|(t, _)| t)
 }
 
 fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
@@ -390,10 +440,6 @@ fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
     items.into_iter().map(|(_, i)| i).collect()
 }
 
-fn rule_sha(rule: &Rule) -> String {
-    hex::encode(Sha256::digest(rule.sql.as_bytes()))
-}
-
 fn context(
     ev: &Evidence,
     rules: &[Rule],
@@ -414,12 +460,12 @@ fn context(
     };
 
     // Summary.
-    let open: Vec<&Finding> = ev.findings.iter().filter(|f| f.status == "open").collect();
+    let open: Vec<&Finding> = ev.findings.iter().filter(|f| f.is_open()).collect();
     let open_arns: BTreeSet<&str> = open.iter().filter_map(|f| f.key_arn.as_deref()).collect();
     let in_scope: Vec<&KeyRecord> = ev
         .keys
         .iter()
-        .filter(|k| k.eligibility.is_some_and(|e| e.as_str() == "eligible"))
+        .filter(|k| k.eligibility == Some(Eligibility::Eligible))
         .collect();
     let compliant = in_scope
         .iter()
@@ -433,7 +479,7 @@ fn context(
             exempted: ev
                 .findings
                 .iter()
-                .filter(|f| f.severity == *s && f.status != "open")
+                .filter(|f| f.severity == *s && !f.is_open())
                 .count(),
         })
         .collect();
@@ -469,7 +515,7 @@ fn context(
         let view = FindingView {
             finding_id: f.finding_id.clone(),
             severity: f.severity.as_str(),
-            status: f.status.clone(),
+            status: f.status.as_str().to_string(),
             key: key_label(&f.key_arn),
             key_arn: opt(&f.key_arn),
             region: opt(&f.region),
@@ -482,7 +528,7 @@ fn context(
                 _ => String::new(),
             },
         };
-        let open = usize::from(f.status == "open");
+        let open = usize::from(f.is_open());
         match groups.iter_mut().find(|g| g.rule_id == f.rule_id) {
             Some(g) => {
                 g.open += open;
@@ -525,11 +571,15 @@ fn context(
                 eligibility: k
                     .eligibility
                     .map_or("unknown".into(), |e| e.as_str().to_string()),
+                eligible: k.eligibility == Some(Eligibility::Eligible),
                 eligibility_reason: opt(&k.eligibility_reason),
-                rotation: match k.rotation_enabled {
-                    Some(true) => "on".into(),
-                    Some(false) => "off".into(),
-                    None => "n/a".into(),
+                // AWS rotates its managed keys every year and reports them
+                // on; an emulator reports them off.
+                rotation: match (k.eligibility, k.rotation_enabled) {
+                    (Some(Eligibility::AwsManaged), _) => ROTATED_BY_AWS.into(),
+                    (_, Some(true)) => "on".into(),
+                    (_, Some(false)) => "off".into(),
+                    (_, None) => "n/a".into(),
                 },
                 period: k
                     .rotation_period_days
@@ -555,6 +605,7 @@ fn context(
             .entry(k.eligibility.clone())
             .or_insert_with(|| EligibilityRow {
                 eligibility: k.eligibility.clone(),
+                eligible: k.eligible,
                 rotation_on: 0,
                 rotation_off: 0,
                 not_applicable: 0,
@@ -562,7 +613,7 @@ fn context(
             });
         row.total += 1;
         match k.rotation.as_str() {
-            "on" => row.rotation_on += 1,
+            "on" | ROTATED_BY_AWS => row.rotation_on += 1,
             "off" => row.rotation_off += 1,
             _ => row.not_applicable += 1,
         }
@@ -574,7 +625,7 @@ fn context(
     let exemptions = ev
         .findings
         .iter()
-        .filter(|f| f.status != "open" || f.rule_id == "exemption_expired")
+        .filter(|f| !f.is_open() || f.rule_id == "exemption_expired")
         .map(|f| ExemptionView {
             rule_id: f.rule_id.clone(),
             key: key_label(&f.key_arn),
@@ -596,7 +647,7 @@ fn context(
         .iter()
         .filter(|r| assessed.is_none_or(|a| a.rules.contains_key(&r.id)))
         .map(|r| {
-            let sha = rule_sha(r);
+            let sha = r.sha256();
             let note = match assessed.and_then(|a| a.rules.get(&r.id)) {
                 Some(recorded) if *recorded != sha => format!(
                     "the bundle was assessed with a different text of this rule (SHA-256 {})",
@@ -639,6 +690,7 @@ fn context(
         bundle_tool_version: m.tool_version.clone(),
         as_of: rfc3339(as_of),
         assessed_as_of: rfc3339(ev.assessed_as_of()),
+        as_of_note: assessed.and_then(|a| a.as_of_note.clone()),
         collected_at: rfc3339(m.collected_at),
         simulated: m.simulated.clone(),
         caller: m
@@ -656,11 +708,39 @@ fn context(
         eligibility,
         coverage,
         exemptions,
+        exemption_reach: reach_view(assessed),
         rules: rules_view,
         sources,
         data_files,
         charts,
     }
+}
+
+fn reach_view(assessed: Option<&bundle::AssessmentEntry>) -> Vec<ReachView> {
+    assessed
+        .map(|a| a.exemptions.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .map(|x| ReachView {
+            key: x.key.clone(),
+            rule: x.rule.clone(),
+            approver: x.approver.clone(),
+            expires: x.expires.clone(),
+            status: if x.expired { "expired" } else { "applies" },
+            matched: x
+                .matched
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} ({}, {})",
+                        k.key_arn,
+                        k.account_id.as_deref().unwrap_or("unknown account"),
+                        k.region
+                    )
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
@@ -669,7 +749,7 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
             .iter()
             .map(|r| RegionRow {
                 region: r.region.clone(),
-                status: r.status.clone(),
+                status: r.status.as_str().to_string(),
                 keys_listed: r.keys_listed,
                 keys_described: r.keys_described,
                 error: r.error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
@@ -745,7 +825,7 @@ fn keys_for_chart(ev: &Evidence, as_of: DateTime<Utc>) -> Vec<charts::AgeBar> {
                 } else {
                     None
                 },
-                eligible: k.eligibility.is_some_and(|e| e.as_str() == "eligible"),
+                eligible: k.eligibility == Some(Eligibility::Eligible),
                 rotated: last.is_some(),
             }
         })
@@ -758,7 +838,8 @@ fn eligibility_bars(rows: &[EligibilityRow]) -> Vec<charts::StackBar> {
     rows.iter()
         .map(|r| charts::StackBar {
             label: r.eligibility.clone(),
-            eligible: r.eligibility == "eligible",
+            eligible: r.eligible,
+            rotated_by_aws: r.eligibility == Eligibility::AwsManaged.as_str(),
             on: r.rotation_on,
             off: r.rotation_off,
             na: r.not_applicable,
@@ -892,7 +973,7 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     std::fs::create_dir_all(out.join("rules"))?;
     for r in &rules {
         let rel = format!("rules/{}.sql", r.id);
-        std::fs::write(out.join(&rel), &r.sql).with_context(|| format!("writing {rel}"))?;
+        std::fs::write(out.join(&rel), r.full_text()).with_context(|| format!("writing {rel}"))?;
         files.push(rel);
     }
 
@@ -909,6 +990,7 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     files.push(SUMS.into());
 
     Ok(Written {
+        out: out.to_path_buf(),
         files,
         open: ctx.summary.open,
         findings: ctx.summary.findings,

@@ -55,7 +55,8 @@ use super::record::{keep, Kept, Record};
 use super::s3::DayRange;
 use super::{Collector, FileIssue, QueryRecord};
 use crate::aws::{self, ErrorInfo};
-use crate::error::hinted;
+use crate::error::{hinted, Error};
+use crate::frames::time::show_time;
 use crate::progress::Progress;
 
 /// Rows per GetQueryResults page (the API's maximum).
@@ -1066,7 +1067,7 @@ pub async fn scan(
         if defaulted {
             src.limits.push(format!(
                 "no --since: the queries read from {}, the default audit window ({} days), not the whole table",
-                super::show_time(window.since),
+                show_time(window.since),
                 crate::policy::Policy::default().audit_window_days
             ));
         }
@@ -1227,12 +1228,13 @@ fn settle(
             src.errors.push(format!("{what}{id}: {e}"));
             Ok(false)
         }
-        Err(QueryError::Athena(reason)) => Err(hinted(
+        Err(QueryError::Athena(reason)) => Err(Error::fatal(
             format!("{what}: {reason}"),
             "check that the table is AWS's CloudTrail table and that --athena-partitions names its partition columns (SHOW CREATE TABLE in the Athena console shows both)",
         )),
-        Err(QueryError::Invalid(e)) => Err(hinted(
-            format!("{what}: Athena refused the query: {e}"),
+        Err(QueryError::Invalid(e)) => Err(Error::aws(
+            format!("{what}: Athena refused the query"),
+            e,
             "when the workgroup sets no query result location, give one with --athena-output s3://BUCKET/PREFIX/; check --athena-workgroup and --athena-catalog",
         )),
     }
