@@ -1261,6 +1261,29 @@ mod tests {
     }
 
     #[test]
+    fn partition_roles_are_named_once_each() {
+        let p = AthenaPartitions::parse("region=Region, date=timestamp,account=account").unwrap();
+        assert_eq!(p.column(PartitionRole::Region), Some("region"));
+        assert_eq!(p.column(PartitionRole::Date), Some("timestamp"));
+        assert_eq!(
+            AthenaPartitions::parse("").unwrap(),
+            AthenaPartitions::default()
+        );
+        for (bad, why) in [
+            ("date", "ROLE=COLUMN"),
+            ("week=w", "unknown partition role"),
+            ("date=a,date=b", "named twice"),
+            ("date=a,account=a", "two roles"),
+            ("date=\"t\"", "not a column name"),
+            ("date=1x", "not a column name"),
+            ("year=y,day=d", "go together"),
+        ] {
+            let err = AthenaPartitions::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn tables_are_database_dot_table() {
         assert_eq!(
             parse_table("athena:Security_Logs.cloudtrail_logs_pp").unwrap(),

@@ -617,6 +617,26 @@ impl TrailCoverage {
 }
 
 impl TrailCoverage {
+    /// What the query engines scanned and cost, one line per source that
+    /// ran queries (Athena bills the bytes it scans).
+    pub fn query_costs(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .filter(|s| !s.queries.is_empty())
+            .map(|s| {
+                let bytes: u64 = s.queries.iter().filter_map(|q| q.data_scanned_bytes).sum();
+                let cost: f64 = s.queries.iter().filter_map(|q| q.cost_usd).sum();
+                format!(
+                    "{}: {} quer{} scanned {:.2} GiB, ${cost:.4} at the list price (coverage.json lists each query, its SQL and its cost)",
+                    s.source,
+                    s.queries.len(),
+                    if s.queries.len() == 1 { "y" } else { "ies" },
+                    bytes as f64 / (1u64 << 30) as f64,
+                )
+            })
+            .collect()
+    }
+
     /// One line per thing a reader should know that is not a gap.
     pub fn warnings(&self) -> Vec<String> {
         self.duplicate_conflicts

@@ -372,6 +372,10 @@ fn athena_polls_pages_and_records_each_query_with_its_cost() {
     let out = tmp.path().join("athena");
     let (code, stdout, stderr) = scan(&proxy.url, &out, &WINDOW);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("note: athena:cloudtrail.org_trail: 2 queries scanned 6.00 GiB, $0.0293 at the list price"),
+        "{stderr}"
+    );
 
     // Each query polled while QUEUED and RUNNING, then paged to its end
     // (moto ignores MaxResults; the proxy pages as Athena does).
