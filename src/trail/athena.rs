@@ -740,6 +740,9 @@ impl Runner<'_> {
         let mut columns: Option<Vec<String>> = None;
         let mut pages = 0usize;
         let mut csv_tried = false;
+        // Rows the CSV already handed on before it failed: the pages that
+        // follow start with them.
+        let mut already: u64 = 0;
         rec.results_read_from = "GetQueryResults".into();
         loop {
             if pages >= API_PAGES_BEFORE_CSV && token.is_some() && !csv_tried {
@@ -753,7 +756,9 @@ impl Runner<'_> {
                             );
                             return Ok(());
                         }
-                        Err(e) => {
+                        Err((n, e)) => {
+                            rec.rows += n;
+                            already = n;
                             tracing::info!("reading {loc}: {e}; paging GetQueryResults instead");
                             rec.results_read_from = format!(
                                 "GetQueryResults (the result CSV {loc} could not be read: {e})"
@@ -811,6 +816,11 @@ impl Runner<'_> {
                 }
                 columns = Some(cols);
             }
+            let drop = usize::try_from(already)
+                .unwrap_or(usize::MAX)
+                .min(rows.len());
+            rows.drain(..drop);
+            already -= drop as u64;
             let batch = Rows {
                 columns: columns.clone().unwrap_or_default(),
                 rows,
@@ -828,18 +838,19 @@ impl Runner<'_> {
     }
 
     /// Streams the result CSV at `loc`, skipping the header and the `skip`
-    /// rows already read through the API; returns the rows handed on.
+    /// rows already read through the API; returns the rows handed on, or
+    /// why it stopped and how many it had handed on by then.
     async fn read_csv(
         &self,
         loc: &str,
         columns: &[String],
         skip: u64,
         on_rows: &mut impl FnMut(&Rows),
-    ) -> Result<u64, String> {
+    ) -> Result<u64, (u64, String)> {
         let (bucket, key) = loc
             .strip_prefix("s3://")
             .and_then(|r| r.split_once('/'))
-            .ok_or_else(|| format!("not an S3 location: {loc}"))?;
+            .ok_or_else(|| (0, format!("not an S3 location: {loc}")))?;
         let out = self
             .s3
             .get_object()
@@ -847,7 +858,7 @@ impl Runner<'_> {
             .key(key)
             .send()
             .await
-            .map_err(|e| ErrorInfo::from_sdk(&e).to_string())?;
+            .map_err(|e| (0, ErrorInfo::from_sdk(&e).to_string()))?;
         let mut body = out.body;
         let mut parser = CsvParser::default();
         let mut seen: u64 = 0;
@@ -885,16 +896,17 @@ impl Runner<'_> {
             }
             Ok(n)
         };
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| format!("reading the body: {e}"))?
-        {
+        loop {
+            let chunk = match body.try_next().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err((handed, format!("reading the body: {e}"))),
+            };
             let records = parser.push(&chunk);
-            handed += emit(records, &mut header_done, &mut seen)?;
+            handed += emit(records, &mut header_done, &mut seen).map_err(|e| (handed, e))?;
         }
-        let records = parser.finish()?;
-        handed += emit(records, &mut header_done, &mut seen)?;
+        let records = parser.finish().map_err(|e| (handed, e))?;
+        handed += emit(records, &mut header_done, &mut seen).map_err(|e| (handed, e))?;
         Ok(handed)
     }
 }

@@ -499,6 +499,50 @@ fn a_large_result_is_read_from_the_result_csv_after_ten_pages() {
 }
 
 #[test]
+fn a_result_csv_that_cannot_be_read_is_paged_instead() {
+    let moto = Moto::start();
+    // No results bucket: moto writes no CSV, and GetObject fails.
+    let events: Vec<_> = (0..25)
+        .map(|i| {
+            kms_row(
+                &format!("c{i:02}"),
+                &format!("2025-03-03T10:{i:02}:00Z"),
+                "GetKeyRotationStatus",
+                &[],
+            )
+        })
+        .collect();
+    let (_, days) = window_rows();
+    queue(
+        &moto,
+        vec![
+            result_set(&columns(COLUMNS), &events),
+            result_set(&columns(&["account", "region", "day"]), &days),
+        ],
+    );
+    let proxy = Proxy::start(
+        &moto.url,
+        vec![Rule::operation("GetQueryResults").athena_pages(2)],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("athena");
+    let (code, stdout, stderr) = scan(&proxy.url, &out, &WINDOW);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(events_by_id(&out).len(), 25);
+    let q = &read_json(&out.join("coverage.json"))["trail"]["sources"][0]["queries"][0];
+    assert_eq!(q["rows"], 25);
+    assert!(
+        q["results_read_from"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{q}"
+    );
+    // 26 rows (header included) in pages of 2, then 3 for the days.
+    assert_eq!(proxy.requests().get("GetQueryResults"), Some(&(13 + 3)));
+}
+
+#[test]
 fn a_failed_or_cancelled_query_exits_2_with_athenas_reason() {
     for (state, reason, error) in [
         (
