@@ -15,12 +15,13 @@
 //! (`SELECT DISTINCT` account, region, day) gives the day ledger.
 //!
 //! Each returned row is rebuilt into a CloudTrail record and decided on by
-//! [`super::record::keep`], as every source's records are; the SQL is written
-//! to select exactly what `keep` keeps from the same files, and tests run it
-//! on a real engine (DuckDB, through sqlglot) to prove it.
+//! [`super::record::keep`], as every source's records are. The SQL selects
+//! exactly what `keep` keeps from the same files when times have CloudTrail's
+//! own shape, and a superset that `keep` narrows when they do not; tests run
+//! it on a real engine (DuckDB, through sqlglot) over real logs to prove it.
 //!
 //! Trino functions relied on (Athena engine v3), each checked to transpile
-//! faithfully to DuckDB by `tests/it/athena_sql.py`: `regexp_like`,
+//! faithfully to DuckDB by `tests/it/support/athena_duckdb.py`: `regexp_like`,
 //! `json_extract`, `json_extract_scalar`, `json_format`, `filter` with a
 //! lambda, `element_at`, `coalesce`, `concat`, `substr`.
 //!
@@ -30,7 +31,8 @@
 //! result, the CSV Athena wrote to the output location. FAILED and CANCELLED
 //! queries are errors with Athena's reason (exit 2); a query still queued or
 //! running at `--athena-timeout` is stopped (StopQueryExecution) and the
-//! coverage says so (exit 3), as does every query running on Ctrl-C.
+//! coverage says so (exit 3); on Ctrl-C every running query is stopped
+//! before the process exits.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
