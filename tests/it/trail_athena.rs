@@ -1113,3 +1113,40 @@ fn athena_sql_on_duckdb_keeps_what_the_reader_keeps_with_data_events() {
 fn athena_sql_on_duckdb_keeps_what_the_reader_keeps_for_one_account_and_region() {
     semantics_case(&["--account", ACCOUNT, "--region", "us-east-1"]);
 }
+
+#[test]
+fn collect_takes_athena_as_a_trail_source() {
+    let moto = Moto::start();
+    create_bucket(&moto, RESULTS_BUCKET);
+    let (events, days) = window_rows();
+    queue(
+        &moto,
+        vec![
+            result_set(&columns(COLUMNS), &events),
+            result_set(&columns(&["account", "region", "day"]), &days),
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    let mut cmd = moto.kmsrot();
+    cmd.args(["--region", "us-east-1", "collect", "--out"])
+        .arg(&bundle)
+        .args(["--trail", TABLE])
+        .args(["--athena-output", &format!("s3://{RESULTS_BUCKET}/kmsrot/")])
+        .args([
+            "--athena-partitions",
+            "date=timestamp,account=account,region=region",
+        ])
+        .args(WINDOW);
+    let (code, stdout, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("note: athena:cloudtrail.org_trail: 2 queries"),
+        "{stderr}"
+    );
+    assert_eq!(events_by_id(&bundle).len(), 5);
+    let cov = read_json(&bundle.join("coverage.json"));
+    let src = &cov["trail"]["sources"][0];
+    assert_eq!(src["kind"], "athena", "{cov:#}");
+    assert_eq!(src["queries"].as_array().unwrap().len(), 2);
+}
