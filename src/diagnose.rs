@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::inventory::{Eligibility, KeyRecord, RotationRecord};
+use crate::output::display_safe;
 use crate::output::rfc3339;
 use crate::rules::key_policy;
 use crate::trail::EventRow;
@@ -318,12 +319,15 @@ fn verdict(
 /// The report as text for a person.
 pub fn render_text(r: &Report) -> String {
     let k = &r.key;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    // Every value is evidence (an alias, a principal, an error message) and
+    // is printed with terminal control characters escaped.
+    let d = |v: &str| display_safe(v);
+    let opt = |v: &Option<String>| display_safe(v.as_deref().unwrap_or("-"));
     let time = |v: Option<DateTime<Utc>>| v.map(rfc3339).unwrap_or_else(|| "-".into());
     let mut s = String::new();
-    s.push_str(&format!("Key        {}\n", k.arn));
+    s.push_str(&format!("Key        {}\n", d(&k.arn)));
     if !k.aliases.is_empty() {
-        s.push_str(&format!("Aliases    {}\n", k.aliases.join(", ")));
+        s.push_str(&format!("Aliases    {}\n", d(&k.aliases.join(", "))));
     }
     s.push_str(&format!(
         "Type       {} / {} / {} / {}\n",
@@ -387,28 +391,28 @@ pub fn render_text(r: &Report) -> String {
     for f in &r.failures {
         s.push_str(&format!(
             "  {} {} {} x{} ({} .. {}): {}\n",
-            f.principal,
-            f.event_name,
-            f.error_code,
+            d(&f.principal),
+            d(&f.event_name),
+            d(&f.error_code),
             f.count,
             time(f.first_seen),
             time(f.last_seen),
-            f.message.as_deref().unwrap_or("-")
+            d(f.message.as_deref().unwrap_or("-"))
         ));
     }
     s.push_str(&format!(
         "\nKey policy statements denying rotation: {}\n",
         r.deny_statements.len()
     ));
-    for d in &r.deny_statements {
+    for s_ in &r.deny_statements {
         s.push_str(&format!(
             "  {}: Deny {} to {}{}\n",
-            d.sid.as_deref().unwrap_or("(no Sid)"),
-            d.denies.join(", "),
-            d.principal.as_deref().unwrap_or("-"),
-            d.condition
+            d(s_.sid.as_deref().unwrap_or("(no Sid)")),
+            d(&s_.denies.join(", ")),
+            d(s_.principal.as_deref().unwrap_or("-")),
+            s_.condition
                 .as_deref()
-                .map(|c| format!(" when {c}"))
+                .map(|c| format!(" when {}", d(c)))
                 .unwrap_or_default()
         ));
     }
@@ -419,9 +423,9 @@ pub fn render_text(r: &Report) -> String {
             for grant in g {
                 s.push_str(&format!(
                     "  {} to {}: {}\n",
-                    grant.grant_id,
-                    grant.grantee.as_deref().unwrap_or("-"),
-                    grant.operations.join(", ")
+                    d(&grant.grant_id),
+                    d(grant.grantee.as_deref().unwrap_or("-")),
+                    d(&grant.operations.join(", "))
                 ));
             }
         }
@@ -429,9 +433,9 @@ pub fn render_text(r: &Report) -> String {
     if !r.gaps.is_empty() {
         s.push_str("\nNot seen:\n");
         for g in &r.gaps {
-            s.push_str(&format!("  {g}\n"));
+            s.push_str(&format!("  {}\n", d(g)));
         }
     }
-    s.push_str(&format!("\nVerdict\n  {}\n", r.verdict));
+    s.push_str(&format!("\nVerdict\n  {}\n", d(&r.verdict)));
     s
 }

@@ -134,7 +134,7 @@ fn print(ctx: &Ctx, report: &ApplyReport) -> Result<()> {
             r.detail.clone(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush()?;
     Ok(())

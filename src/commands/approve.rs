@@ -193,7 +193,7 @@ fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {
             r.why.clone(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush()?;
     Ok(())

@@ -50,6 +50,15 @@ pub struct Args {
     /// Folder of extra rules (*.sql); a rule with a built-in id replaces it.
     #[arg(long, value_name = "DIR")]
     pub queries: Option<PathBuf>,
+
+    /// The previous assessed bundle: findings still open keep the date they were first seen.
+    #[arg(long, value_name = "BUNDLE")]
+    pub previous: Option<PathBuf>,
+
+    /// Go on when the bundle does not match its manifest; the files that
+    /// differ keep their sealed hashes, so the bundle still fails verification.
+    #[arg(long)]
+    pub allow_modified: bool,
 }
 
 /// What an assessment produced, for `assess` and `audit`.
@@ -60,14 +69,28 @@ pub struct Assessment {
     pub gaps: Vec<String>,
 }
 
-/// Assesses a bundle in place: findings written, manifest updated.
+/// Assesses a bundle in place: findings written, manifest updated. The
+/// bundle is verified against its manifest before anything is read or
+/// written, and only the files written here are re-hashed into it.
 pub fn assess_bundle(
     dir: &std::path::Path,
     policy: &Policy,
     rules: Vec<Rule>,
     as_of: DateTime<Utc>,
+    allow_modified: bool,
+    previous: Option<&std::path::Path>,
 ) -> Result<Assessment> {
-    let mut manifest = Manifest::read(dir)?;
+    policy.check_rule_ids(rules.iter().map(|r| r.id.as_str()))?;
+    let opened = bundle::open(dir, allow_modified)?;
+    let mut manifest: Manifest = opened.manifest;
+    let earlier: Vec<Finding> = match previous {
+        Some(p) => {
+            bundle::open(p, allow_modified)?;
+            crate::output::frame_records(&read_frame(p, &FINDINGS)?, &FINDINGS)
+                .with_context(|| format!("{}: the previous findings", p.display()))?
+        }
+        None => Vec::new(),
+    };
     let coverage = bundle::read_coverage(dir)?;
     let evidence = Evidence {
         keys: read_frame(dir, &KEYS)?,
@@ -76,8 +99,9 @@ pub fn assess_bundle(
         trail: coverage.trail.clone(),
         window_start: manifest.audit_window.start,
     };
-    let findings = engine::assess(&evidence, &rules, policy, as_of)?;
-    write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
+    let mut findings = engine::assess(&evidence, &rules, policy, as_of)?;
+    engine::date_findings(&mut findings, manifest.collected_at, &earlier);
+    let written = write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
     manifest.assessment = Some(AssessmentEntry {
         assessed_at: Utc::now(),
         as_of,
@@ -89,7 +113,7 @@ pub fn assess_bundle(
         findings: findings.len(),
         open: findings.iter().filter(|f| f.status == "open").count(),
     });
-    manifest.seal(dir)?;
+    manifest.seal_files(dir, &written)?;
     Ok(Assessment {
         findings,
         rules,
@@ -140,10 +164,17 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let policy = Policy::load(args.policy.as_deref())?;
     let rules = rules::load(args.queries.as_deref())?;
     let as_of = args.as_of.unwrap_or_else(Utc::now);
-    let a = assess_bundle(&args.bundle, &policy, rules, as_of)
-        .with_context(|| format!("assessing {}", args.bundle.display()))?;
+    let a = assess_bundle(
+        &args.bundle,
+        &policy,
+        rules,
+        as_of,
+        args.allow_modified,
+        args.previous.as_deref(),
+    )
+    .with_context(|| format!("assessing {}", args.bundle.display()))?;
 
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     summary_table(&a.findings).print(ctx.global.output, &mut stdout)?;
     stdout.flush()?;
 

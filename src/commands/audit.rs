@@ -51,6 +51,14 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Severity::High)]
     pub fail_on: Severity,
 
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
+
+    /// The previous run's bundle: findings still open keep the date they were first seen.
+    #[arg(long, value_name = "BUNDLE")]
+    pub previous: Option<PathBuf>,
+
     /// Say in the manifest that the data is not from a real account.
     #[arg(long, value_name = "WHY")]
     pub simulated: Option<String>,
@@ -59,9 +67,12 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let bundle = args.out.join("bundle");
     let report_dir = args.out.join("report");
+    let previous: Vec<&std::path::Path> = args.previous.iter().map(|p| p.as_path()).collect();
+    crate::output::prepare_out_dir(&args.out, args.force, &previous)?;
     // Read before collecting, so a bad policy fails before any AWS call.
     let policy = Policy::load(args.policy.as_deref())?;
     let rule_set = rules::load(None)?;
+    policy.check_rule_ids(rule_set.iter().map(|r| r.id.as_str()))?;
 
     let progress = Progress::new(ctx.progress());
     let phases = progress.bar("audit", 3);
@@ -79,6 +90,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             include_data_events: false,
             simulated: args.simulated.clone(),
             concurrency: 16,
+            force: false,
         },
     )
     .await
@@ -87,15 +99,22 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
 
     phases.set_message("assess");
     let as_of = args.until.unwrap_or_else(Utc::now);
-    let a = assess::assess_bundle(&bundle, &policy, rule_set, as_of)
-        .with_context(|| format!("audit: assessing {}", bundle.display()))?;
-    let mut stdout = std::io::stdout().lock();
+    let a = assess::assess_bundle(
+        &bundle,
+        &policy,
+        rule_set,
+        as_of,
+        false,
+        args.previous.as_deref(),
+    )
+    .with_context(|| format!("audit: assessing {}", bundle.display()))?;
+    let mut stdout = crate::output::stdout();
     assess::summary_table(&a.findings).print(ctx.global.output, &mut stdout)?;
     drop(stdout);
     phases.inc(1);
 
     phases.set_message("report");
-    report::write_report(&bundle, &report_dir, None).context("audit: report")?;
+    report::write_report(&bundle, &report_dir, None, false, false).context("audit: report")?;
     phases.inc(1);
     phases.finish_and_clear();
 

@@ -74,6 +74,10 @@ pub struct Args {
     #[arg(long, value_name = "WHY")]
     pub simulated: Option<String>,
 
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
+
     /// Keys read at once in each region.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -81,16 +85,8 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let out = &args.out;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(hinted(
-            format!("{}: the bundle folder is not empty", out.display()),
-            "give a new folder: a bundle is sealed once, and mixing two runs would break its manifest",
-        ));
-    }
+    // A bundle is sealed once: mixing two runs would break its manifest.
+    crate::output::prepare_out_dir(out, args.force, &[])?;
     let policy = Policy::load(args.policy.as_deref())?;
     let collected_at = Utc::now();
     let until = args.until.unwrap_or(collected_at);
@@ -255,7 +251,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             missing.map_or_else(|| "no trail".to_string(), |m| m.to_string()),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush()?;
     for g in coverage.gaps() {

@@ -8,6 +8,8 @@
 //!
 //! Exit: 0.
 
+use std::io::Write;
+
 use anyhow::Result;
 use clap::CommandFactory;
 
@@ -25,6 +27,12 @@ pub struct Args {
 
 pub async fn run(_ctx: &Ctx, args: Args) -> Result<Outcome> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "kmsrot", &mut std::io::stdout());
+    // Rendered whole first: clap_complete panics on a write error, and the
+    // reader may close the pipe (`kmsrot completions bash | true`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "kmsrot", &mut script);
+    let mut stdout = crate::output::stdout();
+    stdout.write_all(&script)?;
+    stdout.flush()?;
     Ok(Outcome::Complete)
 }

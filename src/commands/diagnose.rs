@@ -40,14 +40,18 @@ pub struct Args {
     /// Read from this bundle instead of AWS.
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
+
+    /// With --bundle: go on when the bundle does not match its manifest.
+    #[arg(long, requires = "bundle")]
+    pub allow_modified: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let report = match &args.bundle {
-        Some(dir) => from_bundle(dir, &args.key)?,
+        Some(dir) => from_bundle(dir, &args.key, args.allow_modified)?,
         None => live(ctx, &args.key).await?,
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     match ctx.global.output {
         Format::Json => {
             serde_json::to_writer_pretty(&mut stdout, &report)?;
@@ -61,8 +65,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     Ok(Outcome::Complete)
 }
 
-fn from_bundle(dir: &std::path::Path, wanted: &str) -> Result<diagnose::Report> {
-    let manifest = crate::bundle::Manifest::read(dir)?;
+fn from_bundle(
+    dir: &std::path::Path,
+    wanted: &str,
+    allow_modified: bool,
+) -> Result<diagnose::Report> {
+    let opened = crate::bundle::open(dir, allow_modified)?;
+    let integrity = opened.integrity_note();
+    let manifest = opened.manifest;
     let keys: Vec<KeyRecord> = frame_records(&read_frame(dir, &KEYS)?, &KEYS)?;
     let Some(key) = keys
         .iter()
@@ -84,7 +94,7 @@ fn from_bundle(dir: &std::path::Path, wanted: &str) -> Result<diagnose::Report> 
         .filter(|e| e.key_arn.as_deref() == Some(key.arn.as_str()))
         .collect();
     let coverage = crate::bundle::read_coverage(dir)?;
-    let mut gaps = Vec::new();
+    let mut gaps: Vec<String> = integrity.into_iter().collect();
     if coverage.trail.is_none() {
         gaps.push(
             "the bundle holds no CloudTrail source: failures and rotation events are unknown"

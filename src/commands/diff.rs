@@ -13,11 +13,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::Ctx;
 use crate::error::Outcome;
-use crate::output::{write_json_file, Format};
+use crate::output::{write_bytes_atomic, write_json_file, Format};
 use crate::report::diff::diff;
 use crate::report::Evidence;
 
@@ -28,22 +28,33 @@ pub struct Args {
     pub old: PathBuf,
     /// The later bundle.
     pub new: PathBuf,
-    /// Also write diff.md and diff.json into this folder.
+    /// Also write diff.md and diff.json into this folder (new or empty,
+    /// outside both bundles).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Go on when the bundle does not match its manifest; what is written then says so.
+    #[arg(long)]
+    pub allow_modified: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let old = Evidence::load(&args.old)?;
-    let new = Evidence::load(&args.new)?;
+    if let Some(dir) = &args.out {
+        crate::output::refuse_overlap(dir, &[&args.old, &args.new])?;
+    }
+    let old = Evidence::load(&args.old, args.allow_modified)?;
+    let new = Evidence::load(&args.new, args.allow_modified)?;
     let d = diff(&old, &new);
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(dir.join("diff.md"), d.markdown())
-            .with_context(|| format!("writing {}", dir.join("diff.md").display()))?;
+        crate::output::prepare_out_dir(dir, args.force, &[&args.old, &args.new])?;
+        write_bytes_atomic(&dir.join("diff.md"), d.markdown().as_bytes())?;
         write_json_file(&dir.join("diff.json"), &d)?;
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     if ctx.global.output == Format::Json {
         serde_json::to_writer_pretty(&mut stdout, &d)?;
         writeln!(stdout)?;

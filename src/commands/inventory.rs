@@ -39,12 +39,17 @@ pub struct Args {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
+
     /// Regions read at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub region_concurrency: u16,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    crate::output::prepare_out_dir(&args.out, args.force, &[])?;
     let opts = ctx.global.aws();
     let config = aws::load_config(&opts).await;
     let plan = aws::regions::resolve(&config, &opts).await?;
@@ -91,7 +96,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             s.unknown.to_string(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush().context("writing to stdout")?;
 

@@ -6,6 +6,7 @@
 //!
 //! Exit: 0; 2 the folder cannot be written.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -27,7 +28,11 @@ pub async fn run(_ctx: &Ctx, args: Args) -> Result<Outcome> {
     let cmd = Cli::command();
     match &args.out {
         None => {
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            let mut stdout = crate::output::stdout();
+            stdout.write_all(&page)?;
+            stdout.flush()?;
         }
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

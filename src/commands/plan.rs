@@ -54,9 +54,14 @@ pub struct Args {
     /// Also plan to cancel scheduled deletions and re-enable those keys.
     #[arg(long)]
     pub include_pending_deletion: bool,
+
+    /// Plan even when the bundle does not match its manifest.
+    #[arg(long)]
+    pub allow_modified: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    crate::output::refuse_overlap(&args.out, &[&args.bundle])?;
     let policy = Policy::load(args.policy.as_deref())?;
     let plan = plan::build(
         &args.bundle,
@@ -65,6 +70,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             rotation_period_days: args.rotation_period_days,
             include_pending_deletion: args.include_pending_deletion,
             now: Utc::now(),
+            allow_modified: args.allow_modified,
         },
     )
     .with_context(|| format!("planning from {}", args.bundle.display()))?;
@@ -81,7 +87,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             a.closes_findings.len().to_string(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush()?;
 

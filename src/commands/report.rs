@@ -46,9 +46,18 @@ pub struct Args {
     /// The bundle folder, after `kmsrot assess`.
     pub bundle: PathBuf,
 
-    /// Folder to write the report into (created if absent).
+    /// Folder to write the report into (created if absent; must be empty,
+    /// outside the bundle).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Go on when the bundle does not match its manifest; what is written then says so.
+    #[arg(long)]
+    pub allow_modified: bool,
 
     /// Measure rotation ages at this date (default: the assessment's as-of).
     #[arg(long, value_name = "DATE", value_parser = parse_until)]
@@ -77,9 +86,11 @@ pub fn write_report(
     bundle: &Path,
     out: &Path,
     as_of: Option<DateTime<Utc>>,
+    force: bool,
+    allow_modified: bool,
 ) -> Result<report::Written> {
-    let ev = Evidence::load(bundle)?;
-    let written = report::write(&ev, out, as_of)
+    let ev = Evidence::load(bundle, allow_modified)?;
+    let written = report::write(&ev, out, as_of, force)
         .with_context(|| format!("writing the report into {}", out.display()))?;
     eprintln!(
         "report: {} files in {} ({} findings, {} open{}); open {}",
@@ -98,6 +109,9 @@ pub fn write_report(
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    // Before anything is signed or written: the report never goes into the
+    // evidence it reads.
+    crate::output::refuse_overlap(&args.out, &[&args.bundle])?;
     let needs_aws = args.sign_with.is_some() || args.upload.is_some();
     let config = if needs_aws {
         Some(crate::aws::load_config(&ctx.global.aws()).await)
@@ -111,11 +125,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         if !v.ok() {
             return Err(crate::error::hinted(
                 format!(
-                    "{}: {} file(s) changed, {} added, {} removed since the manifest was sealed; refusing to sign",
+                    "{}: does not match its manifest ({}); refusing to sign",
                     args.bundle.display(),
-                    v.changed.len(),
-                    v.added.len(),
-                    v.removed.len()
+                    v.describe()
                 ),
                 "run `kmsrot verify-bundle` to see which",
             ));
@@ -128,7 +140,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             info.key_id
         );
     }
-    let written = write_report(&args.bundle, &args.out, args.as_of)?;
+    let written = write_report(
+        &args.bundle,
+        &args.out,
+        args.as_of,
+        args.force,
+        args.allow_modified,
+    )?;
     if let (Some(url), Some(config)) = (&args.upload, &config) {
         let mut files: Vec<(String, PathBuf)> = written
             .files

@@ -77,6 +77,10 @@ pub struct Args {
     #[arg(long)]
     pub include_data_events: bool,
 
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
+
     /// More event names to keep, one per line (`#` comments), added to
     /// queries/trail_events.txt.
     #[arg(long, value_name = "FILE")]
@@ -121,6 +125,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             ));
         }
     }
+    // Local sources are read whole: the output must not land among them.
+    let local: Vec<&Path> = args
+        .sources
+        .iter()
+        .filter(|s| !s.contains("://") && *s != "lookup" && !s.starts_with("lake:"))
+        .map(Path::new)
+        .collect();
+    crate::output::prepare_out_dir(&args.out, args.force, &local)?;
     let extra_events = match &args.events_file {
         Some(path) => read_event_list(path)?,
         None => Vec::new(),
@@ -189,7 +201,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     for (code, n) in &by_error {
         table.row(["error_code", code, &n.to_string()]);
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush().context("writing to stdout")?;
 

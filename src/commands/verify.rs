@@ -67,7 +67,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         v.missing,
         v.discrepancies.len(),
     ]);
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush()?;
     for k in &v.failed_keys {

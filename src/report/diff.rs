@@ -51,6 +51,9 @@ pub struct BundleRef {
     pub as_of: Option<String>,
     pub keys: usize,
     pub open: usize,
+    /// Set when the bundle did not match its manifest and was read anyway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +87,7 @@ fn bundle_ref(ev: &Evidence) -> BundleRef {
         as_of: ev.manifest.assessment.as_ref().map(|a| rfc3339(a.as_of)),
         keys: ev.keys.len(),
         open: ev.findings.iter().filter(|f| f.status == "open").count(),
+        integrity: ev.integrity.clone(),
     }
 }
 
@@ -279,17 +283,35 @@ impl Diff {
 
     pub fn markdown(&self) -> String {
         let mut s = String::new();
-        let cell = |v: &str| v.replace('|', "\\|").replace('\n', " ");
+        // Every value comes from a bundle: links, images and code spans in
+        // it are escaped like the report's.
+        let cell = |v: &str| super::md_cell(v.to_string());
         let _ = writeln!(s, "# Monthly review: what changed\n");
+        for (which, b) in [("Old", &self.old), ("New", &self.new)] {
+            if let Some(note) = &b.integrity {
+                let _ = writeln!(
+                    s,
+                    "> **Warning: the {} bundle: {}.** It was read anyway (`--allow-modified`).\n",
+                    which.to_ascii_lowercase(),
+                    cell(note)
+                );
+            }
+        }
         let _ = writeln!(
             s,
-            "- Old: `{}` collected {} ({} keys, {} open findings)",
-            self.old.path, self.old.collected_at, self.old.keys, self.old.open
+            "- Old: {} collected {} ({} keys, {} open findings)",
+            super::md_code(self.old.path.clone()),
+            cell(&self.old.collected_at),
+            self.old.keys,
+            self.old.open
         );
         let _ = writeln!(
             s,
-            "- New: `{}` collected {} ({} keys, {} open findings)\n",
-            self.new.path, self.new.collected_at, self.new.keys, self.new.open
+            "- New: {} collected {} ({} keys, {} open findings)\n",
+            super::md_code(self.new.path.clone()),
+            cell(&self.new.collected_at),
+            self.new.keys,
+            self.new.open
         );
         let _ = writeln!(s, "| Change | Count |\n|---|---:|");
         for (what, n) in [

@@ -295,6 +295,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 reason: "Retired with the legacy batch system".into(),
                 approver: "ciso@example.com".into(),
                 expires: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+                line: 0,
             },
             Exemption {
                 key: arn(us, "k-rsa"),
@@ -302,6 +303,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 reason: "Signing key for firmware; replaced yearly".into(),
                 approver: "ciso@example.com".into(),
                 expires: NaiveDate::from_ymd_opt(2025, 6, 30).unwrap(),
+                line: 0,
             },
         ],
         ..Policy::default()
