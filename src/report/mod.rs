@@ -842,17 +842,16 @@ fn environment() -> Result<minijinja::Environment<'static>> {
 }
 
 /// A value from the evidence made inert in Markdown text, table cells and
-/// list items alike: every character that can open a link, an image, code,
-/// emphasis, raw HTML, an entity or a heading, or end a table cell, is
-/// backslash-escaped (CommonMark escapes any ASCII punctuation this way), and
-/// line breaks become spaces. A principal ARN like `![x](https://evil/p.png)`
+/// list items alike: every character that can open a link, an image, code or
+/// raw HTML (an autolink included), or end a table cell, is backslash-escaped
+/// (CommonMark escapes any ASCII punctuation this way), and line breaks become
+/// spaces. A principal ARN like `![x](https://evil/p.png)`
 /// then renders as text and fetches nothing.
 pub fn md_cell(value: String) -> String {
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '!' | '<' | '>' | '|' | '#' | '~'
-            | '&' => {
+            '\\' | '`' | '[' | ']' | '(' | ')' | '!' | '<' | '>' | '|' => {
                 out.push('\\');
                 out.push(c);
             }
