@@ -125,6 +125,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             ));
         }
     }
+    let extra_events = match &args.events_file {
+        Some(path) => read_event_list(path)?,
+        None => Vec::new(),
+    };
     // Local sources are read whole: the output must not land among them.
     let local: Vec<&Path> = args
         .sources
@@ -133,10 +137,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         .map(Path::new)
         .collect();
     crate::output::prepare_out_dir(&args.out, args.force, &local)?;
-    let extra_events = match &args.events_file {
-        Some(path) => read_event_list(path)?,
-        None => Vec::new(),
-    };
     // `--region all` means every region: no filter on awsRegion.
     let regions = if ctx.global.regions.iter().any(|r| r == "all") {
         Vec::new()

@@ -471,7 +471,8 @@ fn corrupt_files_and_missing_days_exit_3() {
             "2023-07-09",
             "--until",
             "2023-07-11",
-            "--force", "--out",
+            "--force",
+            "--out",
         ])
         .arg(out.path())
         .arg(dir.path()));
@@ -601,7 +602,8 @@ fn gzipped_archive_layout_reads_whole_days_and_flags_a_truncated_file() {
                 "2023-07-10",
                 "--until",
                 "2023-07-11",
-                "--force", "--out",
+                "--force",
+                "--out",
             ])
             .arg(out.path())
             .arg(dir.path()))
