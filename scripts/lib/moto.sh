@@ -6,6 +6,11 @@
 MOTO_SPEC='moto[server]==5.2.5'
 # Same botocore line as moto 5.2.5's, so installing it changes nothing else.
 AWSCLI_SPEC='awscli==1.46.3'
+# What the output-consumer tests run (tests/it/hostile.rs): OCSF findings
+# validated against the vendored OCSF JSON Schema, and the Parquet files read
+# by a reader that is not polars. (botocore, which validates the ASFF
+# bodies, comes with moto.) Same jsonschema as moto's own dependency.
+TEST_TOOLS_SPEC=('jsonschema==4.26.0' 'duckdb==1.1.3')
 
 _python_bin() {
     for p in python3.11 python3 python; do
@@ -47,6 +52,15 @@ ensure_awscli() {
     if [[ ! -x .venv/bin/aws ]]; then
         echo "installing $AWSCLI_SPEC into .venv (first run only)" >&2
         venv_install "$AWSCLI_SPEC"
+    fi
+}
+
+# ensure_test_tools: jsonschema and duckdb importable from .venv/bin/python.
+ensure_test_tools() {
+    if ! .venv/bin/python -c 'import jsonschema, duckdb' >/dev/null 2>&1 \
+        || [[ "$(.venv/bin/python -c 'import duckdb; print(duckdb.__version__)' 2>/dev/null)" != "1.1.3" ]]; then
+        echo "installing ${TEST_TOOLS_SPEC[*]} into .venv (first run only)" >&2
+        venv_install "${TEST_TOOLS_SPEC[@]}"
     fi
 }
 

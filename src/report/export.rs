@@ -244,7 +244,7 @@ pub fn asff_readme(bodies: &[(String, Value)]) -> String {
         "# Security Hub findings (ASFF)\n\n\
 Each file is one `BatchImportFindings` request: the findings of one account and region \
 (a finding's ProductArn must name the region it is sent to), at most 100 of them. \
-Send each from that account, in that region:\n\n```sh\n",
+Send each from that account, in that region, from this folder:\n\n```sh\n",
     );
     for (name, body) in bodies {
         let region = body["Findings"][0]["Region"].as_str().unwrap_or("REGION");

@@ -848,6 +848,8 @@ fn environment() -> Result<minijinja::Environment<'static>> {
 /// spaces. A principal ARN like `![x](https://evil/p.png)`
 /// then renders as text and fetches nothing.
 pub fn md_cell(value: String) -> String {
+    // A report.md is read in terminals too: no escape sequence survives.
+    let value = crate::output::display_safe(&value.replace(['\n', '\r'], " "));
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
         match c {
@@ -866,7 +868,7 @@ pub fn md_cell(value: String) -> String {
 /// holds: the fence is longer than the longest run of backticks inside, so
 /// the value cannot close it early; line breaks become spaces.
 pub fn md_code(value: String) -> String {
-    let value = value.replace(['\n', '\r'], " ");
+    let value = crate::output::display_safe(&value.replace(['\n', '\r'], " "));
     let mut longest = 0;
     let mut run = 0;
     for c in value.chars() {
