@@ -197,7 +197,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         args.bundle.join("findings.*").display()
     );
     for g in &a.gaps {
-        eprintln!("partial: {g}");
+        eprintln!("partial: {}", crate::output::display_safe(g));
     }
     Ok(outcome(&a, args.fail_on))
 }

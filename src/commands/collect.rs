@@ -102,6 +102,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let caller = match aws::caller_identity(&config).await {
         Ok(c) => Some(c),
         Err(e) => {
+            // render() has already escaped control characters.
             eprintln!("warning: {}", crate::error::render(&e).replace('\n', " "));
             None
         }
@@ -109,7 +110,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let plan = aws::regions::resolve(&config, &opts).await?;
     if let Some(e) = &plan.discovery_error {
         eprintln!(
-            "warning: could not discover the account's regions (account:ListRegions: {e}); reading the built-in list of {} regions instead",
+            "warning: could not discover the account's regions (account:ListRegions: {}); reading the built-in list of {} regions instead",
+            crate::output::display_safe(&e.to_string()),
             plan.regions.len()
         );
     }
@@ -255,7 +257,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush()?;
     for g in coverage.gaps() {
-        eprintln!("partial: {g}");
+        eprintln!("partial: {}", crate::output::display_safe(&g));
     }
     if args.trails.is_empty() {
         eprintln!("note: no --trail source: rotation events and failures are not in this bundle (the evidence_gap rule will say so)");

@@ -55,7 +55,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let plan = aws::regions::resolve(&config, &opts).await?;
     if let Some(e) = &plan.discovery_error {
         eprintln!(
-            "warning: could not discover the account's regions (account:ListRegions: {e}); reading the built-in list of {} regions instead",
+            "warning: could not discover the account's regions (account:ListRegions: {}); reading the built-in list of {} regions instead",
+            crate::output::display_safe(&e.to_string()),
             plan.regions.len()
         );
     }
@@ -102,7 +103,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
 
     let gaps = inv.coverage.gaps();
     for g in &gaps {
-        eprintln!("partial: {g}");
+        eprintln!("partial: {}", crate::output::display_safe(g));
     }
     eprintln!(
         "{} keys, {} rotations written to {}",

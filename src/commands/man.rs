@@ -35,11 +35,26 @@ pub async fn run(_ctx: &Ctx, args: Args) -> Result<Outcome> {
             stdout.flush()?;
         }
         Some(dir) => {
+            // Not emptied first: a man folder (share/man/man1) holds other
+            // pages. Each page is written atomically.
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            clap_mangen::generate_to(cmd, dir)
+            let mut cmd = cmd.disable_help_subcommand(true);
+            cmd.build();
+            write_pages(cmd, dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
             eprintln!("man pages written to {}", dir.display());
         }
     }
     Ok(Outcome::Complete)
+}
+
+/// The page of `cmd` and of each visible subcommand, as clap_mangen names them.
+fn write_pages(cmd: clap::Command, dir: &std::path::Path) -> Result<()> {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+        write_pages(sub, dir)?;
+    }
+    let man = clap_mangen::Man::new(cmd);
+    let mut page = Vec::new();
+    man.render(&mut page)?;
+    crate::output::write_bytes_atomic(&dir.join(man.get_filename()), &page)
 }

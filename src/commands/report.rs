@@ -7,8 +7,10 @@
 //!                            per-key detail and history, charts (inline SVG),
 //!                            coverage and gaps, exemptions, the method
 //!   keys/rotations/events/findings .csv .parquet .json   the frames
-//!   findings.asff.json       Security Hub BatchImportFindings body
-//!   findings.ocsf.json       OCSF Compliance Finding events
+//!   asff/ACCOUNT-REGION-N.json   Security Hub BatchImportFindings bodies, one
+//!                            per account and region, at most 100 findings
+//!                            each; asff/README.md says how to send them
+//!   findings.ocsf.json       OCSF 1.3.0 Compliance Finding events
 //!   manifest.json[.sig]      the bundle's manifest (and signature)
 //!   coverage.json, rules/*.sql   what was read; the rules that ran
 //!   SHA256SUMS               every file written (`sha256sum -c SHA256SUMS`)
@@ -24,9 +26,15 @@
 //! retention (`--object-lock-mode`, `--object-lock-days`) where the bucket has
 //! Object Lock enabled, and plainly (said on stderr) where it has not.
 //!
+//! The bundle is verified against its manifest first: a file changed,
+//! added, removed or replaced by a link is an error naming it, unless
+//! `--allow-modified`, when the report opens with "this bundle does not match
+//! its manifest". `--out` must be new or empty (`--force` empties it) and
+//! outside the bundle.
+//!
 //! Exit: 0 written and coverage complete; 3 written, coverage partial;
-//! 2 the bundle cannot be read or has not been assessed, or signing or
-//! uploading failed.
+//! 2 the bundle cannot be read, does not match its manifest or has not been
+//! assessed, or signing or uploading failed.
 
 use std::path::{Path, PathBuf};
 

@@ -206,7 +206,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     stdout.flush().context("writing to stdout")?;
 
     for g in coverage.gaps() {
-        eprintln!("partial: {g}");
+        eprintln!("partial: {}", crate::output::display_safe(&g));
     }
     let skipped: usize = coverage.sources.iter().map(|s| s.files_skipped.len()).sum();
     if skipped > 0 {

@@ -59,15 +59,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             SignatureCheck::Unsigned => true,
             SignatureCheck::Valid { key_id, form } => {
                 eprintln!(
-                    "{}: signature verifies with {key_id} ({form})",
-                    args.bundle.display()
+                    "{}: signature verifies with {} ({form})",
+                    args.bundle.display(),
+                    crate::output::display_safe(&key_id)
                 );
                 true
             }
             SignatureCheck::Invalid { key_id, reason } => {
                 eprintln!(
-                    "{}: signature by {key_id} does not verify: {reason}",
-                    args.bundle.display()
+                    "{}: signature by {} does not verify: {}",
+                    args.bundle.display(),
+                    crate::output::display_safe(&key_id),
+                    crate::output::display_safe(&reason)
                 );
                 false
             }
