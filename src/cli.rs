@@ -87,6 +87,8 @@ pub enum Command {
     Apply(commands::apply::Args),
     /// Re-read the keys an apply enabled; write the validation summary.
     Verify(commands::verify::Args),
+    /// Judge Terraform plans and state and CloudFormation templates before the keys exist.
+    Iac(commands::iac::Args),
     /// Print the shell completion script.
     Completions(commands::completions::Args),
     /// Print the man page.

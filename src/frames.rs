@@ -150,6 +150,11 @@ pub mod col {
     pub const APPROVER: &str = "approver";
     pub const EXPIRES: &str = "expires";
     pub const EXPIRED: &str = "expired";
+
+    pub const SOURCE_FILE: &str = "source_file";
+    pub const RESOURCE: &str = "resource";
+    pub const RESOURCE_TYPE: &str = "resource_type";
+    pub const LINE: &str = "line";
 }
 
 const fn c(name: &'static str, kind: Kind) -> Column {
@@ -319,6 +324,26 @@ pub const EXEMPTIONS: Schema = Schema {
         c(col::APPROVER, Kind::Str),
         c(col::EXPIRES, Kind::Str),
         c(col::EXPIRED, Kind::Bool),
+    ],
+};
+
+/// One row per KMS resource in a Terraform plan or state or a CloudFormation
+/// template that `kmsrot iac` flags, cannot judge, or lists as not applicable.
+/// The first seven columns are issue 14's contract; `status` (`open`,
+/// `exempted`, `not_applicable`, `unknown`) and `line` (1-based, where the
+/// resource or its property is written) follow.
+pub const IAC_FINDINGS: Schema = Schema {
+    name: "iac_findings",
+    columns: &[
+        c(col::SOURCE_FILE, Kind::Str),
+        c(col::RESOURCE, Kind::Str),
+        c(col::RESOURCE_TYPE, Kind::Str),
+        c(col::RULE_ID, Kind::Str),
+        c(col::SEVERITY, Kind::Str),
+        c(col::DETAIL, Kind::Str),
+        c(col::REMEDIATION, Kind::Str),
+        c(col::STATUS, Kind::Str),
+        c(col::LINE, Kind::Int),
     ],
 };
 
@@ -508,6 +533,7 @@ mod tests {
             TRAIL_LOG_DAYS,
             POLICY_STATEMENTS,
             EXEMPTIONS,
+            IAC_FINDINGS,
         ] {
             let df = schema.empty().unwrap();
             check_columns(&df, &schema).unwrap();
@@ -530,6 +556,10 @@ key_policy"
             "event_id,event_time,event_name,event_type,event_source,aws_region,account_id,key_arn,\
 key_id,principal_arn,principal_type,invoked_by,source_ip,user_agent,error_code,error_message,\
 rotation_type,rotation_period_days,request_id,source"
+        );
+        assert_eq!(
+            IAC_FINDINGS.names().join(","),
+            "source_file,resource,resource_type,rule_id,severity,detail,remediation,status,line"
         );
     }
 

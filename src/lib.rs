@@ -1,6 +1,6 @@
 //! kmsrot: proves, and where a person approves, fixes AWS KMS key rotation.
 //!
-//! Data flows one way: sources (`aws`, `inventory`, `trail`) → frames
+//! Data flows one way: sources (`aws`, `inventory`, `trail`, `iac`) → frames
 //! (`frames`) → rules → actions → reports (`output`). `cli` and `commands`
 //! are the only modules that know about the command line.
 
@@ -11,6 +11,7 @@ pub mod commands;
 pub mod diagnose;
 pub mod error;
 pub mod frames;
+pub mod iac;
 pub mod inventory;
 pub mod output;
 pub mod policy;

@@ -89,7 +89,9 @@ impl std::fmt::Display for Severity {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exemption {
-    /// Key ARN, key id, or alias (`alias/name`).
+    /// What it exempts: a key (ARN, key id, alias or alias ARN) for the rules
+    /// over a bundle, or an infrastructure-as-code resource (a Terraform
+    /// address or a CloudFormation logical id) for `kmsrot iac`.
     pub key: String,
     /// Rule id, or `*`.
     pub rule: String,
@@ -111,6 +113,81 @@ impl Exemption {
     pub fn covers_rule(&self, rule_id: &str) -> bool {
         self.rule == "*" || self.rule == rule_id
     }
+
+    /// True when the exemption's `key` names `subject`.
+    pub fn names(&self, subject: &Subject<'_>) -> bool {
+        names(&self.key, subject)
+    }
+}
+
+/// What an exemption can name. Every matcher goes through [`names`], so a
+/// key exemption and an IaC exemption are read by the same rules.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A KMS key by ARN, with its aliases (`alias/name`).
+    Key { arn: &'a str, aliases: &'a [String] },
+    /// A Terraform resource address (`module.app.aws_kms_key.data[0]`) or a
+    /// CloudFormation logical id (`DataKey`).
+    Resource { address: &'a str },
+}
+
+/// Whether an exemption's `key = "..."` names `subject`.
+///
+/// A key is named by its ARN, key id, alias or alias ARN. A resource is named
+/// by its exact address or logical id; an address written without instance
+/// keys (`aws_kms_key.data`, `module.app.aws_kms_key.data`) names every
+/// instance that `count` or `for_each` makes of it. The two never collide: key
+/// ids and ARNs carry `-` or `:`, aliases start with `alias/`, and neither is a
+/// valid Terraform address or CloudFormation logical id.
+pub fn names(wanted: &str, subject: &Subject<'_>) -> bool {
+    match *subject {
+        Subject::Key { arn, aliases } => {
+            if wanted == arn {
+                return true;
+            }
+            let id = arn.rsplit_once("key/").map(|(_, id)| id).unwrap_or(arn);
+            if wanted == id {
+                return true;
+            }
+            let alias = wanted
+                .split_once(":alias/")
+                .map(|(_, a)| format!("alias/{a}"))
+                .unwrap_or_else(|| wanted.to_string());
+            aliases.contains(&alias)
+        }
+        Subject::Resource { address } => {
+            wanted == address || (!wanted.contains('[') && strip_instance_keys(address) == wanted)
+        }
+    }
+}
+
+/// `module.a["x"].aws_kms_key.k[0]` → `module.a.aws_kms_key.k`. Brackets inside
+/// quoted keys (`["a[1]"]`) are part of the key, not the address.
+pub fn strip_instance_keys(address: &str) -> String {
+    let mut out = String::with_capacity(address.len());
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    for ch in address.chars() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match ch {
+            '[' => depth += 1,
+            ']' if depth > 0 => depth -= 1,
+            '"' if depth > 0 => in_str = true,
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -447,6 +524,38 @@ expires = 2026-03-31
         )
         .unwrap();
         p.check_rule_ids(known).unwrap();
+    }
+
+    #[test]
+    fn exemptions_name_keys_and_iac_resources_alike() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let aliases = vec!["alias/app".to_string()];
+        let key = Subject::Key {
+            arn,
+            aliases: &aliases,
+        };
+        for wanted in [
+            arn,
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "alias/app",
+            "arn:aws:kms:us-east-1:111122223333:alias/app",
+        ] {
+            assert!(names(wanted, &key), "{wanted}");
+        }
+        assert!(!names("alias/other", &key));
+        assert!(!names("aws_kms_key.app", &key));
+
+        let tf = Subject::Resource {
+            address: r#"module.app["eu[1]"].aws_kms_key.data[0]"#,
+        };
+        assert!(names(r#"module.app["eu[1]"].aws_kms_key.data[0]"#, &tf));
+        assert!(names("module.app.aws_kms_key.data", &tf));
+        assert!(!names("aws_kms_key.data", &tf));
+        assert!(!names("module.app.aws_kms_key.data[1]", &tf));
+        let cfn = Subject::Resource { address: "DataKey" };
+        assert!(names("DataKey", &cfn));
+        assert!(!names("DataKey2", &cfn));
+        assert!(!names(arn, &cfn));
     }
 
     #[test]

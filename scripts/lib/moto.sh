@@ -6,10 +6,11 @@
 MOTO_SPEC='moto[server]==5.2.5'
 # Same botocore line as moto 5.2.5's, so installing it changes nothing else.
 AWSCLI_SPEC='awscli==1.46.3'
-# What the output-consumer tests run (tests/it/hostile.rs): OCSF findings
-# validated against the vendored OCSF JSON Schema, and the Parquet files read
-# by a reader that is not polars. (botocore, which validates the ASFF
-# bodies, comes with moto.) Same jsonschema as moto's own dependency.
+# What the output-consumer tests run: `kmsrot iac --format sarif` validated
+# against the vendored SARIF 2.1.0 schema (tests/it/iac.rs), the OCSF findings
+# against the vendored OCSF JSON Schema, and the Parquet files read by a reader
+# that is not polars (tests/it/hostile.rs). botocore, which validates the ASFF
+# bodies, comes with moto; this jsonschema is the one moto[server] pulls in.
 TEST_TOOLS_SPEC=('jsonschema==4.26.0' 'duckdb==1.1.3')
 
 _python_bin() {

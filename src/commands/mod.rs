@@ -14,6 +14,7 @@ pub mod collect;
 pub mod completions;
 pub mod diagnose;
 pub mod diff;
+pub mod iac;
 pub mod inventory;
 pub mod man;
 pub mod plan;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(&ctx, args).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Diff(args) => diff::run(&ctx, args).await,
+        Command::Iac(args) => iac::run(&ctx, args).await,
         Command::Completions(args) => completions::run(&ctx, args).await,
         Command::Man(args) => man::run(&ctx, args).await,
         Command::Trail(TrailCommand::Scan(args)) => trail_scan::run(&ctx, args).await,

@@ -286,20 +286,10 @@ fn make_finding(
     finding
 }
 
-/// An exemption names a key by ARN, key id, alias, or alias ARN.
+/// An exemption names a key by ARN, key id, alias, or alias ARN
+/// ([`crate::policy::names`] is the one matcher).
 pub fn key_matches(wanted: &str, arn: &str, aliases: &[String]) -> bool {
-    if wanted == arn {
-        return true;
-    }
-    let id = arn.rsplit_once("key/").map(|(_, id)| id).unwrap_or(arn);
-    if wanted == id {
-        return true;
-    }
-    let alias = wanted
-        .split_once(":alias/")
-        .map(|(_, a)| format!("alias/{a}"))
-        .unwrap_or_else(|| wanted.to_string());
-    aliases.contains(&alias)
+    crate::policy::names(wanted, &crate::policy::Subject::Key { arn, aliases })
 }
 
 fn aliases_by_arn(keys: &DataFrame) -> Result<HashMap<String, Vec<String>>> {

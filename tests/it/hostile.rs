@@ -777,3 +777,28 @@ fn parquet_reads_in_duckdb_and_agrees_with_csv() {
         "{csv}"
     );
 }
+
+#[test]
+fn iac_csv_is_neutral_and_its_json_raw() {
+    let work = tempfile::tempdir().unwrap();
+    let template = work.path().join("template.json");
+    std::fs::write(
+        &template,
+        r#"{"Resources": {"=HYPERLINK(1)": {"Type": "AWS::KMS::Key", "Properties": {"EnableKeyRotation": false}}}}"#,
+    )
+    .unwrap();
+    let out = work.path().join("iac");
+    let (code, stdout, stderr) = run(kmsrot()
+        .args(["--output", "csv", "iac"])
+        .arg(&template)
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("'=HYPERLINK(1)"), "{stdout}");
+    assert!(assert_no_formula_cells(&out) > 5);
+    let json = read_json(&out.join("iac_findings.json"));
+    assert_eq!(json[0]["resource"], "=HYPERLINK(1)");
+    // --out is not mixed with an earlier run's files.
+    let (code, _, stderr) = run(kmsrot().arg("iac").arg(&template).arg("--out").arg(&out));
+    assert_eq!(code, 2, "{stderr}");
+}
