@@ -478,6 +478,45 @@ mod tests {
     use crate::frames::{EVENTS, KEYS, ROTATIONS};
     use chrono::TimeZone;
 
+    #[test]
+    fn first_seen_is_carried_from_the_previous_assessment() {
+        let day = |d| Utc.with_ymd_and_hms(2026, 1, d, 0, 0, 0).unwrap();
+        let finding = |id: &str, first: Option<DateTime<Utc>>| Finding {
+            finding_id: id.into(),
+            rule_id: "rotation_disabled".into(),
+            severity: Severity::High,
+            status: "open".into(),
+            account_id: None,
+            region: None,
+            key_arn: None,
+            title: String::new(),
+            detail: String::new(),
+            evidence: None,
+            controls: vec![],
+            compliance: "FAILED".into(),
+            remediation: String::new(),
+            exemption_reason: None,
+            exemption_expires: None,
+            first_seen: first,
+            last_seen: None,
+        };
+        let previous = vec![finding("kr-a", Some(day(1)))];
+        let mut now = vec![
+            finding("kr-a", None),
+            finding("kr-b", None),
+            finding("kr-c", Some(day(5))),
+        ];
+        date_findings(&mut now, day(20), &previous);
+        assert_eq!(now[0].first_seen, Some(day(1)), "carried");
+        assert_eq!(now[1].first_seen, Some(day(20)), "new: the collection time");
+        assert_eq!(
+            now[2].first_seen,
+            Some(day(5)),
+            "the rule's own first evidence"
+        );
+        assert!(now.iter().all(|f| f.last_seen == Some(day(20))));
+    }
+
     fn empty_evidence() -> Evidence {
         Evidence {
             keys: KEYS.empty().unwrap(),

@@ -802,3 +802,53 @@ fn iac_csv_is_neutral_and_its_json_raw() {
     let (code, _, stderr) = run(kmsrot().arg("iac").arg(&template).arg("--out").arg(&out));
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn created_at_is_carried_from_the_previous_bundle() {
+    let work = tempfile::tempdir().unwrap();
+    let old = work.path().join("old");
+    let new = work.path().join("new");
+    copy_dir(&sample_bundle(), &old);
+    copy_dir(&sample_bundle(), &new);
+    // Last month's findings were first seen on New Year's Day.
+    let mut findings: Vec<kmsrot::rules::engine::Finding> = frame_records(
+        &read_frame(&old, &kmsrot::frames::FINDINGS).unwrap(),
+        &kmsrot::frames::FINDINGS,
+    )
+    .unwrap();
+    let new_year = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    for f in &mut findings {
+        f.first_seen = Some(new_year);
+    }
+    write_frame(
+        &old,
+        &kmsrot::frames::FINDINGS,
+        &mut kmsrot::rules::engine::findings_frame(&findings).unwrap(),
+    )
+    .unwrap();
+    kmsrot::bundle::Manifest::read(&old)
+        .unwrap()
+        .seal(&old)
+        .unwrap();
+
+    let (code, _, stderr) = run(kmsrot()
+        .args(["assess", "--as-of", AS_OF, "--previous"])
+        .arg(&old)
+        .arg(&new));
+    assert!(code == 1 || code == 3, "{stderr}");
+    let out = work.path().join("report");
+    let (code, _, stderr) = report(&new, &out);
+    assert_eq!(code, 3, "{stderr}");
+    for path in files_with(&out.join("asff"), "json") {
+        for f in read_json(&path)["Findings"].as_array().unwrap() {
+            assert_eq!(f["CreatedAt"], "2026-01-01T00:00:00Z");
+            assert_eq!(f["FirstObservedAt"], "2026-01-01T00:00:00Z");
+            assert!(f["LastObservedAt"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-11-22"));
+        }
+    }
+}
