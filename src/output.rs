@@ -131,7 +131,19 @@ pub fn read_frame(dir: &Path, schema: &Schema) -> Result<DataFrame> {
     let df = ParquetReader::new(file)
         .finish()
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    check_columns(&df, schema).with_context(|| format!("{}", path.display()))?;
+    if let Err(e) = check_columns(&df, schema) {
+        return Err(crate::error::hinted(
+            format!("{}: {e}", path.display()),
+            format!(
+                "the file was written by another version of kmsrot; {}",
+                if schema.name == crate::frames::FINDINGS.name {
+                    "run `kmsrot assess` on the bundle again"
+                } else {
+                    "collect the bundle again with this version"
+                }
+            ),
+        ));
+    }
     Ok(df)
 }
 
