@@ -9,12 +9,14 @@
 --   filtered them out (check its event selectors).
 -- description: A successful RotateKey or RotateKeyOnDemand event with no ListKeyRotations entry within a day of
 --   it (for keys whose history was read), or a ListKeyRotations entry in the audit window, on a day for which
---   CloudTrail logs exist, with no rotation event within a day of it.
+--   CloudTrail logs exist, with no rotation event within a day of it. An on-demand rotation logs a
+--   RotateKeyOnDemand call and a RotateKey service event; linked to each other, they count as one rotation.
 WITH
 trail_rot AS (
   SELECT e.event_id, e.account_id, e.aws_region AS region, e.key_arn, e.event_time
   FROM events e
   WHERE e.event_name IN ('RotateKey', 'RotateKeyOnDemand') AND e.error_code IS NULL
+    AND NOT (e.event_name = 'RotateKeyOnDemand' AND e.linked_event_id IS NOT NULL)
 ),
 trail_side AS (
   SELECT

@@ -23,6 +23,7 @@ WITH failures AS (
     MIN(e.event_time) AS first_seen,
     MAX(e.event_time) AS last_seen,
     MAX(e.error_message) AS message,
+    MAX(e.key_arn_via) AS key_via,
     STRING_AGG(e.event_id, ' ') AS event_ids
   FROM events e
   CROSS JOIN params p
@@ -41,5 +42,6 @@ SELECT
   CONCAT(COALESCE(f.principal_arn, 'An unknown principal'), ' was denied ', f.event_name, ' (', f.error_code, ') ',
          CAST(f.n AS VARCHAR), ' time(s), first ', STRFTIME(f.first_seen, '%Y-%m-%dT%H:%M:%SZ'),
          ', last ', STRFTIME(f.last_seen, '%Y-%m-%dT%H:%M:%SZ'), ': ', COALESCE(f.message, 'no message')) AS detail,
-  CONCAT('CloudTrail events ', f.event_ids) AS evidence
+  CONCAT('CloudTrail events ', f.event_ids,
+         CASE WHEN f.key_via IS NULL THEN '' ELSE CONCAT('; key named as ', f.key_via) END) AS evidence
 FROM failures f

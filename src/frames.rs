@@ -105,6 +105,13 @@ pub mod col {
     pub const ERROR_MESSAGE: &str = "error_message";
     pub const REQUEST_ID: &str = "request_id";
     pub const SOURCE: &str = "source";
+    pub const CALLER_ACCOUNT_ID: &str = "caller_account_id";
+    pub const RECIPIENT_ACCOUNT_ID: &str = "recipient_account_id";
+    pub const SHARED_EVENT_ID: &str = "shared_event_id";
+    pub const LINKED_EVENT_ID: &str = "linked_event_id";
+    /// Derived at assess time: how an event's key_arn was found when the
+    /// record named the key by alias (see `rules::derived`).
+    pub const KEY_ARN_VIA: &str = "key_arn_via";
 
     pub const FINDING_ID: &str = "finding_id";
     pub const RULE_ID: &str = "rule_id";
@@ -224,6 +231,7 @@ pub const EVENTS: Schema = Schema {
         c(col::KEY_ID, Kind::Str),
         c(col::PRINCIPAL_ARN, Kind::Str),
         c(col::PRINCIPAL_TYPE, Kind::Str),
+        c(col::CALLER_ACCOUNT_ID, Kind::Str),
         c(col::INVOKED_BY, Kind::Str),
         c(col::SOURCE_IP, Kind::Str),
         c(col::USER_AGENT, Kind::Str),
@@ -232,9 +240,22 @@ pub const EVENTS: Schema = Schema {
         c(col::ROTATION_TYPE, Kind::Str),
         c(col::ROTATION_PERIOD_DAYS, Kind::Int),
         c(col::REQUEST_ID, Kind::Str),
+        c(col::RECIPIENT_ACCOUNT_ID, Kind::Str),
+        c(col::SHARED_EVENT_ID, Kind::Str),
+        c(col::LINKED_EVENT_ID, Kind::Str),
         c(col::SOURCE, Kind::Str),
     ],
 };
+
+/// Columns added to a frame after bundles were first written. A bundle
+/// written before lacks them; reading it fills them with nulls, which is
+/// what an older reader knew about them: nothing.
+pub const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("events", col::CALLER_ACCOUNT_ID),
+    ("events", col::RECIPIENT_ACCOUNT_ID),
+    ("events", col::SHARED_EVENT_ID),
+    ("events", col::LINKED_EVENT_ID),
+];
 
 /// One row per finding (issue 4). `finding_id` is stable for the same rule,
 /// key and subject from one bundle to the next.
@@ -502,6 +523,50 @@ pub fn time_dtype() -> DataType {
     DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
 }
 
+/// `df` with exactly the schema's columns, in order: a frame from an older
+/// bundle that lacks only [`ADDED_COLUMNS`] gets them as null columns;
+/// anything else that differs is an error.
+pub fn conform(df: DataFrame, schema: &Schema) -> Result<DataFrame> {
+    if check_columns(&df, schema).is_ok() {
+        return Ok(df);
+    }
+    let got: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let added = |name: &str| {
+        ADDED_COLUMNS
+            .iter()
+            .any(|(frame, column)| *frame == schema.name && *column == name)
+    };
+    let older: Vec<&str> = schema
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .filter(|n| !added(n) || got.iter().any(|g| g == n))
+        .collect();
+    if got != older {
+        check_columns(&df, schema)?;
+    }
+    let height = df.height();
+    let empty = schema.empty()?;
+    let mut columns = Vec::with_capacity(schema.columns.len());
+    for c in schema.columns {
+        match df.column(c.name) {
+            Ok(col) => columns.push(col.clone()),
+            Err(_) => {
+                let dtype = empty.column(c.name)?.dtype().clone();
+                columns.push(
+                    Series::full_null(PlSmallStr::from_static(c.name), height, &dtype)
+                        .into_column(),
+                );
+            }
+        }
+    }
+    DataFrame::new(height, columns).context("filling the columns an older bundle lacks")
+}
+
 /// Checks that `df` has exactly the schema's columns, in order.
 pub fn check_columns(df: &DataFrame, schema: &Schema) -> Result<()> {
     let got: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
@@ -554,13 +619,27 @@ key_policy"
         assert_eq!(
             EVENTS.names().join(","),
             "event_id,event_time,event_name,event_type,event_source,aws_region,account_id,key_arn,\
-key_id,principal_arn,principal_type,invoked_by,source_ip,user_agent,error_code,error_message,\
-rotation_type,rotation_period_days,request_id,source"
+key_id,principal_arn,principal_type,caller_account_id,invoked_by,source_ip,user_agent,error_code,\
+error_message,rotation_type,rotation_period_days,request_id,recipient_account_id,shared_event_id,\
+linked_event_id,source"
         );
         assert_eq!(
             IAC_FINDINGS.names().join(","),
             "source_file,resource,resource_type,rule_id,severity,detail,remediation,status,line"
         );
+    }
+
+    #[test]
+    fn an_older_events_frame_gets_the_added_columns_as_nulls() {
+        let added: Vec<&str> = ADDED_COLUMNS.iter().map(|(_, c)| *c).collect();
+        let full = EVENTS.empty().unwrap();
+        let older = full.drop_many(added.iter().map(|s| s.to_string())).clone();
+        assert_eq!(older.width(), EVENTS.columns.len() - added.len());
+        let df = conform(older, &EVENTS).unwrap();
+        check_columns(&df, &EVENTS).unwrap();
+        // Anything else missing is still refused.
+        let broken = full.drop(col::EVENT_NAME).unwrap();
+        assert!(conform(broken, &EVENTS).is_err());
     }
 
     #[test]

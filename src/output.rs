@@ -29,7 +29,7 @@ use polars::prelude::{
 };
 use serde_json::{Map, Value};
 
-use crate::frames::{check_columns, Kind, Schema};
+use crate::frames::{check_columns, conform, Kind, Schema};
 
 /// `--output` for commands that print rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -131,9 +131,9 @@ pub fn read_frame(dir: &Path, schema: &Schema) -> Result<DataFrame> {
     let df = ParquetReader::new(file)
         .finish()
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    if let Err(e) = check_columns(&df, schema) {
-        return Err(crate::error::hinted(
-            format!("{}: {e}", path.display()),
+    conform(df, schema).map_err(|e| {
+        crate::error::hinted(
+            format!("{}: {e:#}", path.display()),
             format!(
                 "the file was written by another version of kmsrot; {}",
                 if schema.name == crate::frames::FINDINGS.name {
@@ -142,9 +142,8 @@ pub fn read_frame(dir: &Path, schema: &Schema) -> Result<DataFrame> {
                     "collect the bundle again with this version"
                 }
             ),
-        ));
-    }
-    Ok(df)
+        )
+    })
 }
 
 /// A cell rendered once, then written to both CSV and JSON.

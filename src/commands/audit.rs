@@ -62,6 +62,9 @@ pub struct Args {
     /// Say in the manifest that the data is not from a real account.
     #[arg(long, value_name = "WHY")]
     pub simulated: Option<String>,
+
+    #[command(flatten)]
+    pub read: crate::cli::TrailReadArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -91,6 +94,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             simulated: args.simulated.clone(),
             concurrency: 16,
             force: false,
+            read: args.read.clone(),
         },
     )
     .await

@@ -30,6 +30,7 @@ use super::Ctx;
 use crate::aws;
 use crate::aws::raw::RawRecorder;
 use crate::bundle::{AuditWindow, Coverage, Manifest, SourceEntry, COVERAGE, FORMAT_VERSION};
+use crate::cli::TrailReadArgs;
 use crate::error::{hinted, Outcome};
 use crate::frames::{EVENTS, KEYS, ROTATIONS};
 use crate::inventory::{self, Limits};
@@ -81,6 +82,9 @@ pub struct Args {
     /// Keys read at once in each region.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+
+    #[command(flatten)]
+    pub read: TrailReadArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -128,21 +132,21 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         since: Some(since),
         until: Some(until),
     };
-    let read_opts = trail::reader::ReadOptions {
+    let read_opts = args.read.apply(trail::reader::ReadOptions {
         include_data_events: args.include_data_events,
         window,
         scope: Scope {
             accounts: args.accounts.clone(),
             regions: regions.clone(),
         },
-        extra_events: Vec::new(),
-    };
+        ..Default::default()
+    });
     let (rows, trail_cov) = if args.trails.is_empty() {
         (Vec::new(), None)
     } else {
+        let aws = trail::sources::Aws::loaded(config.clone(), regions.clone());
         let (rows, cov) =
-            trail::sources::scan_sources(&config, &args.trails, &regions, &read_opts, &progress)
-                .await?;
+            trail::sources::scan_sources(&aws, &args.trails, &read_opts, &progress).await?;
         (rows, Some(cov))
     };
 

@@ -188,6 +188,7 @@ async fn lookup_events(
         },
         scope: Default::default(),
         extra_events: Vec::new(),
+        ..ReadOptions::default()
     };
     let attr = match LookupAttribute::builder()
         .attribute_key(LookupAttributeKey::ResourceName)

@@ -30,6 +30,14 @@
 //! Prints events read, kept, duplicates, then counts by event name and by
 //! error code.
 //!
+//! A file named as a CloudTrail delivery (`..._CloudTrail_...`) that is not
+//! one whole `{"Records":[...]}` document is corrupt. A file or gzip member
+//! larger than `--max-log-bytes` (default 256 MiB) once inflated is corrupt
+//! and not read. The S3 archive is listed up to `--late-delivery-days`
+//! (default 2) after `--until`. A CloudTrail Lake query is cancelled after
+//! `--query-timeout` seconds (default 3600). Only remote sources touch AWS:
+//! a scan of local files resolves no credentials or region.
+//!
 //! Exit: 0 complete; 3 partial (a corrupt file, an unreadable source or a day
 //! without logs; stderr says which); 2 usage or fatal error.
 
@@ -41,6 +49,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use super::Ctx;
+use crate::cli::TrailReadArgs;
 use crate::error::{hinted, Outcome};
 use crate::frames::EVENTS;
 use crate::output::{write_frame, write_json_file, Table};
@@ -85,6 +94,9 @@ pub struct Args {
     /// queries/trail_events.txt.
     #[arg(long, value_name = "FILE")]
     pub events_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub read: TrailReadArgs,
 }
 
 /// RFC 3339, or `YYYY-MM-DD` meaning that day's first instant (UTC).
@@ -147,7 +159,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         since: args.since,
         until: args.until,
     };
-    let opts = ReadOptions {
+    let opts = args.read.apply(ReadOptions {
         include_data_events: args.include_data_events,
         window,
         scope: Scope {
@@ -155,23 +167,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             regions,
         },
         extra_events,
-    };
+        ..ReadOptions::default()
+    });
 
     let progress = Progress::new(ctx.progress());
-    let opts_aws = ctx.global.aws();
-    let config = crate::aws::load_config(&opts_aws).await;
-    // LookupEvents is regional: ask it in the regions named, else the
-    // configured one (`--region all` needs discovery, as the inventory does).
-    let lookup_regions = if ctx.global.regions.is_empty() {
-        Vec::new()
-    } else {
-        crate::aws::regions::resolve(&config, &opts_aws)
-            .await?
-            .regions
-    };
+    // AWS is set up only if a source needs it: local files never probe
+    // IMDS for a region.
+    let aws = trail::sources::Aws::lazy(ctx.global.aws());
     let (rows, coverage) =
-        trail::sources::scan_sources(&config, &args.sources, &lookup_regions, &opts, &progress)
-            .await?;
+        trail::sources::scan_sources(&aws, &args.sources, &opts, &progress).await?;
 
     let out = &args.out;
     write_frame(out, &EVENTS, &mut trail::events_frame(&rows)?)?;
@@ -207,6 +211,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
 
     for g in coverage.gaps() {
         eprintln!("partial: {}", crate::output::display_safe(&g));
+    }
+    for w in coverage.warnings() {
+        eprintln!("warning: {w}");
     }
     let skipped: usize = coverage.sources.iter().map(|s| s.files_skipped.len()).sum();
     if skipped > 0 {

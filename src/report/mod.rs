@@ -810,6 +810,8 @@ fn timeline(ev: &Evidence) -> Vec<charts::Lane> {
         };
         let m = match (name.as_str(), e.error_code.is_some()) {
             (n, true) if ROTATION_EVENTS.contains(&n) => charts::Mark::Failure,
+            // Its RotateKey service event marks the one rotation.
+            ("RotateKeyOnDemand", false) if e.linked_event_id.is_some() => continue,
             ("RotateKey" | "RotateKeyOnDemand", false) => charts::Mark::Rotation,
             ("DisableKeyRotation", false) => charts::Mark::Disabled,
             ("EnableKeyRotation", false) => charts::Mark::Enabled,
@@ -1075,6 +1077,44 @@ mod tests {
             .render(minijinja::context! { v => "<img src=x onerror=alert(1)>" })
             .unwrap();
         assert_eq!(out, "<td>&lt;img src=x onerror=alert(1)&gt;</td>");
+    }
+
+    #[test]
+    fn a_linked_on_demand_rotation_is_one_rotation_on_the_timeline() {
+        use chrono::TimeZone;
+        let mut ev =
+            Evidence::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-bundle"))
+                .unwrap();
+        let key = ev.keys[0].arn.clone();
+        let at = |m| Utc.with_ymd_and_hms(2026, 1, 10, 9, m, 0).unwrap();
+        let row = |id: &str, name: &str, kind: &str, m, link: Option<&str>| EventRow {
+            event_id: Some(id.into()),
+            event_time: Some(at(m)),
+            event_name: Some(name.into()),
+            event_type: Some(kind.into()),
+            rotation_type: Some("ON_DEMAND".into()),
+            key_arn: Some(key.clone()),
+            linked_event_id: link.map(str::to_string),
+            source: "t".into(),
+            ..EventRow::default()
+        };
+        ev.rotations.clear();
+        let rotations = |ev: &Evidence| {
+            timeline(ev)
+                .iter()
+                .flat_map(|l| l.marks.iter())
+                .filter(|(_, m)| *m == charts::Mark::Rotation)
+                .count()
+        };
+        ev.events = vec![
+            row("call", "RotateKeyOnDemand", "AwsApiCall", 0, Some("svc")),
+            row("svc", "RotateKey", "AwsServiceEvent", 2, Some("call")),
+        ];
+        assert_eq!(rotations(&ev), 1);
+        for e in &mut ev.events {
+            e.linked_event_id = None;
+        }
+        assert_eq!(rotations(&ev), 2, "unlinked, each record is a mark");
     }
 
     #[test]

@@ -87,7 +87,11 @@ pub fn assess(
     let mut ctx = SQLContext::new();
     ctx.register("keys", evidence.keys.clone().lazy());
     ctx.register("rotations", evidence.rotations.clone().lazy());
-    ctx.register("events", evidence.events.clone().lazy());
+    // Aliases resolved through the inventory, marked (see rules::derived).
+    ctx.register(
+        "events",
+        super::derived::events_for_rules(&evidence.events, &evidence.keys)?.lazy(),
+    );
     ctx.register("params", params_frame(evidence, policy, as_of)?.lazy());
     let (days, log_days) = trail_frames(evidence.trail.as_ref())?;
     ctx.register("trail_days", days.lazy());

@@ -34,6 +34,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::policy::Severity;
 
+pub mod derived;
 pub mod engine;
 pub mod key_policy;
 #[cfg(test)]

@@ -263,6 +263,8 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
         events_read: 7,
         events_kept: 7,
         duplicates: 0,
+        duplicate_conflicts: Vec::new(),
+        cross_account_copies: 0,
     };
     let evidence = Evidence {
         keys: keys_frame(&keys).unwrap(),

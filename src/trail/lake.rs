@@ -7,28 +7,38 @@
 //! account and region, for the day coverage. Rows come back as strings
 //! (StartQuery, then GetQueryResults polled until FINISHED and paged with
 //! NextToken); each is rebuilt as a CloudTrail record and read by the same
-//! parser as every other source.
+//! parser as every other source, so [`super::record::keep`] decides here as
+//! everywhere.
+//!
+//! Every query is bounded in time (the window, or the default audit window
+//! when `--since` is not given: an unbounded query scans, and bills, the whole
+//! store). A query is never abandoned running: on the deadline
+//! (`--query-timeout`), on a failed GetQueryResults and on Ctrl-C it is
+//! cancelled (CancelQuery).
 
 use std::collections::HashMap;
+use std::sync::{Mutex, Once};
 use std::time::Duration as StdDuration;
 
 use anyhow::Result;
 use aws_config::SdkConfig;
 use aws_sdk_cloudtrail::types::QueryStatus;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{json, Map, Value};
 use tokio::time::{sleep, Instant};
 
 use super::reader::{self, ReadOptions};
-use super::{Collector, FileIssue};
+use super::{Collector, FileIssue, Window};
 use crate::aws::{self, ErrorInfo};
 use crate::error::hinted;
 use crate::progress::Progress;
 
 /// Rows per GetQueryResults page (the API's maximum).
 const PAGE: i32 = 1000;
-/// How long a query may stay queued or running before the scan gives up.
-const QUERY_DEADLINE: StdDuration = StdDuration::from_secs(3600);
+/// StartQuery's QueryStatement is at most 10,000 characters.
+pub const MAX_STATEMENT: usize = 10_000;
+/// The resource type CloudTrail gives a KMS key in `resources[]`.
+const KMS_KEY_TYPE: &str = "AWS::KMS::Key";
 
 /// An event data store named by ARN or by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +83,24 @@ pub fn parse_store(source: &str) -> Result<Store> {
 /// Lake SQL's timestamp literal.
 fn sql_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// The window a Lake query reads: the one asked, with an open start
+/// closed at the default audit window before its end (or `now`). The second
+/// value says whether the start was filled in.
+pub fn bounded_window(w: &Window, now: DateTime<Utc>) -> (Window, bool) {
+    if w.since.is_some() {
+        return (*w, false);
+    }
+    let days = crate::policy::Policy::default().audit_window_days;
+    let end = w.until.unwrap_or(now);
+    (
+        Window {
+            since: Some(end - Duration::days(days)),
+            until: w.until,
+        },
+        true,
+    )
 }
 
 /// The WHERE conditions shared by both queries: window and scope.
@@ -124,41 +152,54 @@ fn quoted(items: &[String]) -> String {
         .join(", ")
 }
 
-/// The kept event names: the default list plus `--events-file`.
-fn kept_names(opts: &ReadOptions) -> Vec<String> {
-    let mut names = reader::parse_event_list(reader::DEFAULT_EVENTS_FILE);
-    for extra in &opts.extra_events {
-        if !names.contains(extra) {
-            names.push(extra.clone());
-        }
-    }
-    names
-}
-
-/// The query for kept events. `element_at` rather than `[...]` because a
-/// subscript fails the query on a missing map key.
+/// The query for kept events: a superset of what the reader keeps (it
+/// decides), with the columns [`record`] rebuilds a record from.
+/// `element_at` rather than `[...]` because a subscript fails the query on a
+/// missing map key. The key is the first resource of type AWS::KMS::Key
+/// whose ARN is a key's, as the file reader picks it: not merely the first
+/// resource (UpdateAlias lists the alias first, typed as a key too).
 pub fn events_sql(store: &Store, opts: &ReadOptions) -> Result<String> {
     let mut c = vec!["eventsource = 'kms.amazonaws.com'".to_string()];
     if !opts.include_data_events {
         c.push(format!(
             "(eventname IN ({}) OR errorcode IS NOT NULL)",
-            quoted(&kept_names(opts))
+            quoted(&opts.kept_names())
         ));
     }
     c.extend(conditions(opts)?);
-    Ok(format!(
+    let sql = format!(
         "SELECT eventid, eventtime, eventname, eventtype, eventsource, awsregion, recipientaccountid, \
-useridentity.arn AS principal_arn, useridentity.type AS principal_type, useridentity.invokedby AS invoked_by, \
+sharedeventid, useridentity.arn AS principal_arn, useridentity.type AS principal_type, \
+useridentity.accountid AS principal_account_id, useridentity.invokedby AS invoked_by, \
+useridentity.sessioncontext.sessionissuer.arn AS session_issuer_arn, \
 sourceipaddress, useragent, errorcode, errormessage, \
 element_at(requestparameters, 'keyId') AS request_key_id, \
 element_at(requestparameters, 'rotationPeriodInDays') AS rotation_period_in_days, \
 element_at(serviceeventdetails, 'keyId') AS service_key_id, \
 element_at(serviceeventdetails, 'rotationType') AS rotation_type, \
-element_at(resources, 1).arn AS resource_arn, requestid \
+element_at(filter(resources, r -> r.type = '{KMS_KEY_TYPE}' AND r.arn LIKE 'arn:%:kms:%:key/%'), 1).arn AS resource_arn, \
+requestid \
 FROM {} WHERE {} ORDER BY eventtime",
         store.id,
         c.join(" AND ")
-    ))
+    );
+    check_length(&sql)?;
+    Ok(sql)
+}
+
+/// StartQuery refuses a statement over [`MAX_STATEMENT`] characters; say so
+/// before sending it, and why it got long.
+fn check_length(sql: &str) -> Result<()> {
+    let n = sql.chars().count();
+    if n > MAX_STATEMENT {
+        return Err(hinted(
+            format!(
+                "the CloudTrail Lake query would be {n} characters; StartQuery takes at most {MAX_STATEMENT}"
+            ),
+            "list fewer event names in --events-file (or use --include-data-events, which lists none), or fewer --account/--region values",
+        ));
+    }
+    Ok(())
 }
 
 /// The query for day coverage: which days have any event, per account and
@@ -170,18 +211,21 @@ pub fn days_sql(store: &Store, opts: &ReadOptions) -> Result<String> {
     } else {
         format!(" WHERE {}", c.join(" AND "))
     };
-    Ok(format!(
+    let sql = format!(
         "SELECT DISTINCT recipientaccountid, awsregion, date(eventtime) AS day FROM {}{filter}",
         store.id
-    ))
+    );
+    check_length(&sql)?;
+    Ok(sql)
 }
 
-/// Lake timestamps read `2025-03-02 12:01:00.000`; CloudTrail's are RFC 3339.
+/// Lake timestamps read `2025-03-02 12:01:00.000` (UTC); CloudTrail's are
+/// RFC 3339. Fractions are kept, so both sources give the same instant.
 fn rfc3339_time(lake: &str) -> Option<String> {
     ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(lake, f).ok())
-        .map(|t| t.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(|t| t.and_utc().format("%Y-%m-%dT%H:%M:%S%.fZ").to_string())
 }
 
 /// One result row as a CloudTrail record, so the common parser reads it.
@@ -195,6 +239,7 @@ fn record(row: &HashMap<&str, &str>) -> Value {
     };
     let s = |k: &str| get(k).map(|v| json!(v));
     put("eventID", s("eventid"));
+    put("sharedEventID", s("sharedeventid"));
     put(
         "eventTime",
         get("eventtime").map(|t| json!(rfc3339_time(t).unwrap_or_else(|| t.to_string()))),
@@ -213,17 +258,28 @@ fn record(row: &HashMap<&str, &str>) -> Value {
     for (col, field) in [
         ("principal_arn", "arn"),
         ("principal_type", "type"),
+        ("principal_account_id", "accountId"),
         ("invoked_by", "invokedBy"),
     ] {
         if let Some(v) = get(col) {
             who.insert(field.into(), json!(v));
         }
     }
+    if let Some(issuer) = get("session_issuer_arn") {
+        who.insert(
+            "sessionContext".into(),
+            json!({ "sessionIssuer": { "arn": issuer } }),
+        );
+    }
     if !who.is_empty() {
         put("userIdentity", Some(Value::Object(who)));
     }
     let mut params = Map::new();
-    if let Some(k) = get("request_key_id") {
+    // requestParameters is a map of strings in Lake: a value that was an
+    // object or an array in the record arrives as its JSON text. The file
+    // reader reads only a string keyId, so such a value is not one here.
+    let not_json = |v: &&str| !v.starts_with('{') && !v.starts_with('[');
+    if let Some(k) = get("request_key_id").filter(not_json) {
         params.insert("keyId".into(), json!(k));
     }
     if let Some(p) = get("rotation_period_in_days").and_then(|p| p.parse::<i64>().ok()) {
@@ -233,18 +289,19 @@ fn record(row: &HashMap<&str, &str>) -> Value {
         put("requestParameters", Some(Value::Object(params)));
     }
     let mut details = Map::new();
-    if let Some(k) = get("service_key_id") {
+    if let Some(k) = get("service_key_id").filter(not_json) {
         details.insert("keyId".into(), json!(k));
     }
-    if let Some(r) = get("rotation_type") {
+    if let Some(r) = get("rotation_type").filter(not_json) {
         details.insert("rotationType".into(), json!(r));
     }
     if !details.is_empty() {
         put("serviceEventDetails", Some(Value::Object(details)));
     }
+    // The query selected only a resource of this type.
     put(
         "resources",
-        get("resource_arn").map(|a| json!([{ "ARN": a }])),
+        get("resource_arn").map(|a| json!([{ "ARN": a, "type": KMS_KEY_TYPE }])),
     );
     Value::Object(rec)
 }
@@ -256,25 +313,109 @@ struct Page {
     bytes_scanned: Option<i64>,
 }
 
-async fn start(client: &aws_sdk_cloudtrail::Client, sql: &str) -> Result<String, ErrorInfo> {
-    let out = client
-        .start_query()
-        .query_statement(sql)
-        .send()
-        .await
-        .map_err(|e| ErrorInfo::from_sdk(&e))?;
-    out.query_id()
-        .map(str::to_string)
-        .ok_or_else(|| ErrorInfo::new("ResponseError", "StartQuery returned no QueryId"))
+/// Queries started and not yet finished, so Ctrl-C can cancel them.
+static RUNNING: Mutex<Vec<(aws_sdk_cloudtrail::Client, String)>> = Mutex::new(Vec::new());
+static WATCH: Once = Once::new();
+
+fn running() -> std::sync::MutexGuard<'static, Vec<(aws_sdk_cloudtrail::Client, String)>> {
+    // A plain list: a panic elsewhere leaves nothing half-updated in it.
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The next page of a query's results, waiting while it is queued or running.
+/// On Ctrl-C, cancels every query still running, then exits 130 (the
+/// shell's code for SIGINT). Installed once, on the first query: from then
+/// on Ctrl-C is handled here for the rest of the run, so it must still end
+/// the process after the queries are done.
+fn watch_ctrl_c() {
+    WATCH.call_once(|| {
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            let queries = std::mem::take(&mut *running());
+            for (client, id) in queries {
+                let sent = tokio::time::timeout(
+                    StdDuration::from_secs(10),
+                    client.cancel_query().query_id(&id).send(),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(_)) => eprintln!("interrupted: cancelled CloudTrail Lake query {id}"),
+                    Ok(Err(e)) => eprintln!(
+                        "interrupted: CancelQuery {id} failed: {}",
+                        ErrorInfo::from_sdk(&e)
+                    ),
+                    Err(_) => eprintln!("interrupted: CancelQuery {id} did not answer"),
+                }
+            }
+            std::process::exit(130);
+        });
+    });
+}
+
+/// Cancels a query that is being abandoned; says in the returned text
+/// whether that worked, for the coverage.
+async fn cancel(client: &aws_sdk_cloudtrail::Client, id: &str) -> String {
+    running().retain(|(_, q)| q != id);
+    match client.cancel_query().query_id(id).send().await {
+        Ok(_) => format!("query {id} cancelled"),
+        // It may have finished in between; either way it no longer runs.
+        Err(e) => format!("CancelQuery {id}: {}", ErrorInfo::from_sdk(&e)),
+    }
+}
+
+/// Starts a query, waiting out Lake's limit on concurrent queries (each
+/// account may run only a few at once) until the deadline.
+async fn start(
+    client: &aws_sdk_cloudtrail::Client,
+    sql: &str,
+    deadline: Instant,
+) -> Result<String, ErrorInfo> {
+    let mut backoff = StdDuration::from_secs(1);
+    loop {
+        match client.start_query().query_statement(sql).send().await {
+            Ok(out) => {
+                return out.query_id().map(str::to_string).ok_or_else(|| {
+                    ErrorInfo::new("ResponseError", "StartQuery returned no QueryId")
+                })
+            }
+            Err(e) => {
+                let info = ErrorInfo::from_sdk(&e);
+                if info.code != "MaxConcurrentQueriesException" {
+                    return Err(info);
+                }
+                if Instant::now() + backoff >= deadline {
+                    return Err(ErrorInfo::new(
+                        info.code,
+                        format!(
+                            "{} (still refused at the --query-timeout deadline)",
+                            info.message
+                        ),
+                    ));
+                }
+                tracing::debug!("StartQuery: {info}; retrying in {backoff:?}");
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(StdDuration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// How a query ended.
+enum End {
+    Finished,
+    /// Lake stopped it at its own time limit; the rows read are partial.
+    TimedOut(String),
+}
+
+/// The next page of a query's results, waiting while it is queued or
+/// running, until the deadline.
 async fn next_page(
     client: &aws_sdk_cloudtrail::Client,
     query_id: &str,
     token: Option<&str>,
-) -> Result<Page, ErrorInfo> {
-    let deadline = Instant::now() + QUERY_DEADLINE;
+    deadline: Instant,
+) -> Result<(Page, End), ErrorInfo> {
     let mut poll = StdDuration::from_millis(500);
     loop {
         let out = client
@@ -285,34 +426,25 @@ async fn next_page(
             .send()
             .await
             .map_err(|e| ErrorInfo::from_sdk(&e))?;
-        match out.query_status() {
+        let end = match out.query_status() {
             Some(QueryStatus::Queued) | Some(QueryStatus::Running) => {
-                if Instant::now() >= deadline {
+                let now = Instant::now();
+                if now >= deadline {
                     return Err(ErrorInfo::new(
-                        "TimedOut",
-                        format!("query {query_id} still running after {QUERY_DEADLINE:?}"),
+                        "DeadlineExceeded",
+                        format!("query {query_id} still running at the --query-timeout deadline"),
                     ));
                 }
-                sleep(poll).await;
+                sleep(poll.min(deadline - now)).await;
                 poll = (poll * 2).min(StdDuration::from_secs(10));
+                continue;
             }
-            Some(QueryStatus::Finished) => {
-                let rows = out
-                    .query_result_rows()
-                    .iter()
-                    .map(|cells| {
-                        cells
-                            .iter()
-                            .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
-                            .collect()
-                    })
-                    .collect();
-                return Ok(Page {
-                    rows,
-                    next_token: out.next_token().map(str::to_string),
-                    bytes_scanned: out.query_statistics().and_then(|s| s.bytes_scanned()),
-                });
-            }
+            Some(QueryStatus::Finished) => None,
+            Some(QueryStatus::TimedOut) => Some(End::TimedOut(
+                out.error_message()
+                    .unwrap_or("the query ran past CloudTrail Lake's time limit")
+                    .to_string(),
+            )),
             other => {
                 let status = other.map_or("UnknownStatus", |s| s.as_str());
                 return Err(ErrorInfo::new(
@@ -322,15 +454,31 @@ async fn next_page(
                         .to_string(),
                 ));
             }
-        }
+        };
+        let rows = out
+            .query_result_rows()
+            .iter()
+            .map(|cells| {
+                cells
+                    .iter()
+                    .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    .collect()
+            })
+            .collect();
+        let page = Page {
+            rows,
+            next_token: out.next_token().map(str::to_string),
+            bytes_scanned: out.query_statistics().and_then(|s| s.bytes_scanned()),
+        };
+        return Ok((page, end.unwrap_or(End::Finished)));
     }
 }
 
 /// Reads the event data store named by `source` (`lake:ARN` or `lake:ID`)
 /// into `collector` as one source.
 ///
-/// A malformed source, account or region is an error; query failures are
-/// recorded in the source's coverage.
+/// A malformed source, account or region, or a statement too long for
+/// Lake, is an error; query failures are recorded in the source's coverage.
 pub async fn scan(
     config: &SdkConfig,
     source: &str,
@@ -339,8 +487,13 @@ pub async fn scan(
     progress: &Progress,
 ) -> Result<()> {
     let store = parse_store(source)?;
-    let events_query = events_sql(&store, opts)?;
-    let days_query = days_sql(&store, opts)?;
+    let (window, defaulted) = bounded_window(&opts.window, Utc::now());
+    let lake_opts = ReadOptions {
+        window,
+        ..opts.clone()
+    };
+    let events_query = events_sql(&store, &lake_opts)?;
+    let days_query = days_sql(&store, &lake_opts)?;
     let region = match &store.region {
         Some(r) => r.clone(),
         None => aws::default_region(config)?,
@@ -350,11 +503,19 @@ pub async fn scan(
         "filtered in CloudTrail Lake: records_read counts the rows the query returned, bytes_read the bytes Lake scanned"
             .into(),
     );
+    if defaulted {
+        collector.source_mut(idx).limits.push(format!(
+            "no --since: the query reads from {}, the default audit window ({} days), not the whole store",
+            super::show_time(window.since),
+            crate::policy::Policy::default().audit_window_days
+        ));
+    }
     let client = aws::cloudtrail(config, &region);
+    let timeout = StdDuration::from_secs(opts.query_timeout_secs.max(1));
     let label = format!("lake:{}", store.id);
     let bar = progress.bar("lake rows", 0);
 
-    match run(&client, &events_query, |page| {
+    let events = run(&client, &events_query, timeout, |page| {
         bar.inc(page.rows.len() as u64);
         let src = collector.source_mut(idx);
         src.records_read += page.rows.len() as u64;
@@ -376,17 +537,11 @@ pub async fn scan(
         collector.source_mut(idx).files_corrupt.extend(corrupt);
         collector.add_rows(idx, kept);
     })
-    .await
-    {
-        Ok(bytes) => collector.source_mut(idx).bytes_read += bytes,
-        Err(e) => collector
-            .source_mut(idx)
-            .errors
-            .push(format!("CloudTrail Lake events query on {}: {e}", store.id)),
-    }
+    .await;
+    record_outcome(collector, idx, &store, "events", events);
 
     let mut days: Vec<(String, String, NaiveDate)> = Vec::new();
-    match run(&client, &days_query, |page| {
+    let day_rows = run(&client, &days_query, timeout, |page| {
         for row in &page.rows {
             let day = row
                 .get("day")
@@ -398,14 +553,8 @@ pub async fn scan(
             }
         }
     })
-    .await
-    {
-        Ok(bytes) => collector.source_mut(idx).bytes_read += bytes,
-        Err(e) => collector.source_mut(idx).errors.push(format!(
-            "CloudTrail Lake day-coverage query on {}: {e}",
-            store.id
-        )),
-    }
+    .await;
+    record_outcome(collector, idx, &store, "day-coverage", day_rows);
     for a in &opts.scope.accounts {
         for r in &opts.scope.regions {
             collector.note_scope(a, r);
@@ -418,27 +567,72 @@ pub async fn scan(
     Ok(())
 }
 
+/// Puts a query's outcome in the source's coverage: bytes scanned, or why
+/// it did not finish (which makes the coverage partial).
+fn record_outcome(
+    collector: &mut Collector,
+    idx: usize,
+    store: &Store,
+    what: &str,
+    outcome: Result<(u64, End), ErrorInfo>,
+) {
+    let src = collector.source_mut(idx);
+    match outcome {
+        Ok((bytes, End::Finished)) => src.bytes_read += bytes,
+        Ok((bytes, End::TimedOut(message))) => {
+            src.bytes_read += bytes;
+            src.errors.push(format!(
+                "CloudTrail Lake {what} query on {}: TIMED_OUT: {message}; the rows it returned are read, the rest is missing: narrow the window (--since/--until) and run again",
+                store.id
+            ));
+        }
+        Err(e) => src
+            .errors
+            .push(format!("CloudTrail Lake {what} query on {}: {e}", store.id)),
+    }
+}
+
 /// Runs one query to the end, handing each page to `on_page`; returns the
-/// bytes Lake scanned.
+/// bytes Lake scanned and how it ended. A query that fails or reaches the
+/// deadline after it started is cancelled, and the error says so.
 async fn run(
     client: &aws_sdk_cloudtrail::Client,
     sql: &str,
+    timeout: StdDuration,
     mut on_page: impl FnMut(&Page),
-) -> Result<u64, ErrorInfo> {
-    let id = start(client, sql).await?;
+) -> Result<(u64, End), ErrorInfo> {
+    watch_ctrl_c();
+    let deadline = Instant::now() + timeout;
+    let id = start(client, sql, deadline).await?;
+    running().push((client.clone(), id.clone()));
     let mut token: Option<String> = None;
     let mut bytes = 0;
+    let mut ended = End::Finished;
     loop {
-        let page = next_page(client, &id, token.as_deref()).await?;
+        let (page, end) = match next_page(client, &id, token.as_deref(), deadline).await {
+            Ok(p) => p,
+            Err(e) => {
+                let cancelled = cancel(client, &id).await;
+                return Err(ErrorInfo::new(
+                    e.code,
+                    format!("{} ({cancelled})", e.message),
+                ));
+            }
+        };
         on_page(&page);
         if let Some(b) = page.bytes_scanned {
             bytes = u64::try_from(b).unwrap_or(0);
         }
+        if let End::TimedOut(m) = end {
+            ended = End::TimedOut(m);
+        }
         match page.next_token {
             Some(t) if !t.is_empty() && token.as_deref() != Some(t.as_str()) => token = Some(t),
-            _ => return Ok(bytes),
+            _ => break,
         }
     }
+    running().retain(|(_, q)| *q != id);
+    Ok((bytes, ended))
 }
 
 #[cfg(test)]
@@ -507,6 +701,69 @@ mod tests {
             ..ReadOptions::default()
         };
         assert!(events_sql(&store, &bad).is_err());
+    }
+
+    #[test]
+    fn every_query_is_bounded_in_time() {
+        let now = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
+        let (w, filled) = bounded_window(&Window::default(), now);
+        assert!(filled);
+        assert_eq!(w.since, Some(now - Duration::days(400)));
+        let opts = ReadOptions {
+            window: w,
+            ..ReadOptions::default()
+        };
+        let store = parse_store("lake:eds1").unwrap();
+        for sql in [
+            events_sql(&store, &opts).unwrap(),
+            days_sql(&store, &opts).unwrap(),
+        ] {
+            assert!(sql.contains("eventtime >= '2024-04-27 00:00:00'"), "{sql}");
+        }
+        let asked = Window {
+            since: Some(now - Duration::days(3)),
+            until: None,
+        };
+        assert_eq!(bounded_window(&asked, now), (asked, false));
+    }
+
+    #[test]
+    fn a_statement_over_ten_thousand_characters_is_refused() {
+        let opts = ReadOptions {
+            extra_events: (0..600).map(|i| format!("LongEventName{i:04}")).collect(),
+            ..ReadOptions::default()
+        };
+        let err = events_sql(&parse_store("lake:eds1").unwrap(), &opts).unwrap_err();
+        let text = crate::error::render(&err);
+        assert!(text.contains("StartQuery takes at most 10000"), "{text}");
+        assert!(text.contains("hint: "), "{text}");
+    }
+
+    #[test]
+    fn the_key_is_the_first_kms_key_resource_and_keeps_its_type() {
+        let sql = events_sql(&parse_store("lake:eds1").unwrap(), &ReadOptions::default()).unwrap();
+        assert!(
+            sql.contains(
+                "filter(resources, r -> r.type = 'AWS::KMS::Key' AND r.arn LIKE 'arn:%:kms:%:key/%')"
+            ),
+            "{sql}"
+        );
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let row: HashMap<&str, &str> = [
+            ("eventid", "e1"),
+            ("eventtime", "2025-03-02 12:01:00.000"),
+            ("eventname", "CreateKey"),
+            ("eventsource", "kms.amazonaws.com"),
+            ("awsregion", "us-east-1"),
+            ("recipientaccountid", "111122223333"),
+            ("resource_arn", arn),
+        ]
+        .into_iter()
+        .collect();
+        let row = reader::parse_record(&record(&row).to_string(), "l", &ReadOptions::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.key_arn.as_deref(), Some(arn));
     }
 
     #[test]

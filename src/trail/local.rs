@@ -12,7 +12,8 @@ use std::sync::mpsc;
 
 use anyhow::Result;
 
-use super::reader::{scan_bytes, FileScan, ReadOptions, Verdict};
+use super::gz;
+use super::reader::{over_limit, scan_bytes_held, FileScan, ReadOptions, Verdict};
 use super::{Collector, FileIssue};
 use crate::error::hinted;
 use crate::progress::Progress;
@@ -97,13 +98,7 @@ pub fn scan(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
                     let label = path.display().to_string();
-                    let result = read_into(path, &mut buf)
-                        .map(|()| scan_bytes(&label, &buf, opts))
-                        .map_err(|e| format!("cannot read: {e}"));
-                    // Big one-off files should not pin their buffer.
-                    if buf.capacity() > 64 << 20 {
-                        buf = Vec::new();
-                    }
+                    let result = read_and_scan(path, &label, &mut buf, opts);
                     if tx.send((i, result)).is_err() {
                         break;
                     }
@@ -127,10 +122,57 @@ pub fn scan(
     Ok(())
 }
 
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Reads one file into `buf` and scans it. A file larger than
+/// `--max-log-bytes` is not read at all; one larger than [`gz::LARGE`] is
+/// read only while holding the large-buffer permit, and its buffer is given
+/// back before the permit is.
+fn read_and_scan(
+    path: &Path,
+    label: &str,
+    buf: &mut Vec<u8>,
+    opts: &ReadOptions,
+) -> Result<FileScan, String> {
+    let mut file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let size = file
+        .metadata()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    if size > opts.max_log_bytes {
+        return Ok(FileScan {
+            verdict: Verdict::Corrupt(over_limit(size, opts.max_log_bytes)),
+            bytes: size,
+            records_read: 0,
+            bad_times: 0,
+            rows: Vec::new(),
+            log_days: Vec::new(),
+            delivered: None,
+        });
+    }
+    let mut permit = (size > gz::LARGE as u64).then(gz::large_permit);
     buf.clear();
-    File::open(path)?.read_to_end(buf)?;
-    Ok(())
+    buf.reserve_exact(usize::try_from(size).unwrap_or(0));
+    // `take` keeps a file that grows while being read inside the limit.
+    let read = (&mut file)
+        .take(opts.max_log_bytes.saturating_add(1))
+        .read_to_end(buf);
+    let result = match read {
+        Err(e) => Err(format!("cannot read: {e}")),
+        Ok(n) if n as u64 > opts.max_log_bytes => Ok(FileScan {
+            verdict: Verdict::Corrupt(over_limit(n as u64, opts.max_log_bytes)),
+            bytes: n as u64,
+            records_read: 0,
+            bad_times: 0,
+            rows: Vec::new(),
+            log_days: Vec::new(),
+            delivered: None,
+        }),
+        Ok(_) => Ok(scan_bytes_held(label, buf, opts, &mut permit)),
+    };
+    if buf.capacity() > gz::LARGE {
+        *buf = Vec::new();
+    }
+    drop(permit);
+    result
 }
 
 /// Adds one file's outcome to the ledger.
@@ -156,6 +198,7 @@ pub fn add_scan(collector: &mut Collector, idx: usize, label: &str, scan: FileSc
         let src = collector.source_mut(idx);
         src.bytes_read += scan.bytes;
         src.records_read += scan.records_read;
+        src.records_bad_time += scan.bad_times;
         match scan.verdict {
             Verdict::Read => src.files_read += 1,
             Verdict::Skipped(reason) => src.files_skipped.push(FileIssue {
@@ -171,5 +214,5 @@ pub fn add_scan(collector: &mut Collector, idx: usize, label: &str, scan: FileSc
     for (account, region, day) in &scan.log_days {
         collector.note_log_day(account, region, *day);
     }
-    collector.add_rows(idx, scan.rows);
+    collector.add_rows_delivered(idx, scan.rows, scan.delivered);
 }

@@ -185,13 +185,7 @@ fn lookup_attributes(opts: &ReadOptions) -> Vec<(LookupAttributeKey, String)> {
             "kms.amazonaws.com".to_string(),
         )];
     }
-    let mut names = reader::parse_event_list(reader::DEFAULT_EVENTS_FILE);
-    for extra in &opts.extra_events {
-        if !names.contains(extra) {
-            names.push(extra.clone());
-        }
-    }
-    names
+    opts.kept_names()
         .into_iter()
         .map(|n| (LookupAttributeKey::EventName, n))
         .collect()

@@ -3,7 +3,9 @@
 //! frame, plus a record of what was covered.
 //!
 //! Every source feeds one [`Collector`], which de-duplicates on eventID (real
-//! archives deliver some events twice) and keeps the coverage ledger.
+//! archives deliver some events twice) and on sharedEventID (a cross-account
+//! call is delivered to each account), links the two records of one
+//! on-demand rotation, and keeps the coverage ledger.
 
 pub mod gz;
 pub mod lake;
@@ -18,10 +20,10 @@ pub mod sources;
 
 pub use model::{EventRow, Scope, Window};
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Result;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::frames::{Cell, FrameBuilder, EVENTS};
@@ -41,6 +43,7 @@ impl EventRow {
             Cell::opt_str(self.key_id.clone()),
             Cell::opt_str(self.principal_arn.clone()),
             Cell::opt_str(self.principal_type.clone()),
+            Cell::opt_str(self.caller_account_id.clone()),
             Cell::opt_str(self.invoked_by.clone()),
             Cell::opt_str(self.source_ip.clone()),
             Cell::opt_str(self.user_agent.clone()),
@@ -49,6 +52,9 @@ impl EventRow {
             Cell::opt_str(self.rotation_type.clone()),
             Cell::Int(self.rotation_period_days),
             Cell::opt_str(self.request_id.clone()),
+            Cell::opt_str(self.recipient_account_id.clone()),
+            Cell::opt_str(self.shared_event_id.clone()),
+            Cell::opt_str(self.linked_event_id.clone()),
             Cell::str(&self.source),
         ]
     }
@@ -72,6 +78,10 @@ pub struct SourceCoverage {
     pub bytes_read: u64,
     pub records_read: u64,
     pub records_kept: u64,
+    /// Records that would be kept, or place a day, whose eventTime is
+    /// missing or not a zoned RFC 3339 time: never kept, never a day.
+    #[serde(default)]
+    pub records_bad_time: u64,
     pub files_skipped: Vec<FileIssue>,
     pub files_corrupt: Vec<FileIssue>,
     /// API or listing failures that left part of this source unread.
@@ -100,15 +110,74 @@ pub struct TrailCoverage {
     pub days: Vec<DayCoverage>,
     pub events_read: u64,
     pub events_kept: u64,
+    /// Copies of an eventID already seen, dropped.
     pub duplicates: u64,
+    /// eventIDs whose copies differ in content: which copy was kept.
+    #[serde(default)]
+    pub duplicate_conflicts: Vec<DuplicateConflict>,
+    /// Copies of a cross-account call delivered to another account than the
+    /// key's (same sharedEventID), dropped.
+    #[serde(default)]
+    pub cross_account_copies: u64,
+}
+
+/// One eventID delivered with different content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateConflict {
+    pub event_id: String,
+    /// The copy kept: one with an errorCode first, then the earliest
+    /// delivery, then the first source in name order.
+    pub kept: String,
+    pub dropped: Vec<String>,
+}
+
+/// On-demand rotation: the service event follows the call by seconds to
+/// minutes; a small negative slack absorbs clock differences between the
+/// two hosts that log them.
+const LINK_AFTER: i64 = 30 * 60;
+const LINK_BEFORE: i64 = 60;
+
+/// A kept row, with what decides between its copies.
+#[derive(Debug)]
+struct Held {
+    row: EventRow,
+    src: usize,
+    delivered: Option<DateTime<Utc>>,
+}
+
+impl Held {
+    /// Lower is preferred: a copy with an errorCode (a failure is the
+    /// evidence that matters), then the earliest delivery, then the first
+    /// source by name, so the choice never depends on arrival order.
+    fn rank(&self) -> (bool, bool, Option<DateTime<Utc>>, &str, Option<&str>) {
+        (
+            self.row.error_code.is_none(),
+            self.delivered.is_none(),
+            self.delivered,
+            &self.row.source,
+            self.row.event_id.as_deref(),
+        )
+    }
+}
+
+/// The same event, whichever file it came from.
+fn same_content(a: &EventRow, b: &EventRow) -> bool {
+    let strip = |r: &EventRow| EventRow {
+        source: String::new(),
+        linked_event_id: None,
+        ..r.clone()
+    };
+    strip(a) == strip(b)
 }
 
 /// Gathers rows and coverage from every source.
 #[derive(Debug, Default)]
 pub struct Collector {
-    rows: Vec<EventRow>,
-    seen: HashSet<String>,
+    held: Vec<Held>,
+    by_id: HashMap<String, usize>,
     duplicates: u64,
+    /// eventID → sources of copies whose content differed.
+    conflicts: BTreeMap<String, BTreeSet<String>>,
     sources: Vec<SourceCoverage>,
     /// (account, region) → days that have at least one log file.
     days: BTreeMap<(String, String), BTreeSet<NaiveDate>>,
@@ -133,22 +202,49 @@ impl Collector {
         &mut self.sources[idx]
     }
 
-    /// Adds kept rows of source `idx`, dropping events already seen.
+    /// Adds kept rows of source `idx` that come from no file (an API).
     pub fn add_rows(&mut self, idx: usize, rows: impl IntoIterator<Item = EventRow>) {
+        self.add_rows_delivered(idx, rows, None);
+    }
+
+    /// Adds kept rows of source `idx`, from a file CloudTrail delivered at
+    /// `delivered`. Of two copies of one eventID, one is kept, chosen the
+    /// same way whatever order they arrive in; copies that differ are
+    /// recorded as a conflict.
+    pub fn add_rows_delivered(
+        &mut self,
+        idx: usize,
+        rows: impl IntoIterator<Item = EventRow>,
+        delivered: Option<DateTime<Utc>>,
+    ) {
         for row in rows {
-            if let Some(id) = &row.event_id {
-                if !self.seen.insert(id.clone()) {
+            let new = Held {
+                row,
+                src: idx,
+                delivered,
+            };
+            let Some(id) = new.row.event_id.clone() else {
+                self.held.push(new);
+                continue;
+            };
+            match self.by_id.get(&id) {
+                None => {
+                    self.by_id.insert(id, self.held.len());
+                    self.held.push(new);
+                }
+                Some(&i) => {
                     self.duplicates += 1;
-                    continue;
+                    let old = &self.held[i];
+                    if !same_content(&old.row, &new.row) {
+                        let c = self.conflicts.entry(id).or_default();
+                        c.insert(old.row.source.clone());
+                        c.insert(new.row.source.clone());
+                    }
+                    if new.rank() < old.rank() {
+                        self.held[i] = new;
+                    }
                 }
             }
-            let src = &mut self.sources[idx];
-            src.records_kept += 1;
-            if let Some(t) = row.event_time {
-                src.first_event = Some(src.first_event.map_or(t, |f| f.min(t)));
-                src.last_event = Some(src.last_event.map_or(t, |l| l.max(t)));
-            }
-            self.rows.push(row);
         }
     }
 
@@ -168,25 +264,94 @@ impl Collector {
             .or_default();
     }
 
-    /// Closes the scan: rows sorted by time then id, and the coverage ledger
-    /// with missing days computed over `window` (or, when open, over the span
-    /// of days seen for each account and region).
-    pub fn finish(mut self, window: Window) -> (Vec<EventRow>, TrailCoverage) {
-        self.rows
-            .sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+    /// Gives every named account that no source found a log for a day
+    /// ledger in each of `regions`, so that it shows every day missing
+    /// rather than vanishing from the coverage.
+    pub fn note_named_accounts(&mut self, accounts: &[String], regions: &[String]) {
+        for a in accounts {
+            if self.days.keys().any(|(acct, _)| acct == a) {
+                continue;
+            }
+            for r in regions {
+                self.note_scope(a, r);
+            }
+        }
+    }
+
+    /// Named accounts with no day ledger yet.
+    pub fn accounts_without_ledger<'a>(&self, accounts: &'a [String]) -> Vec<&'a String> {
+        accounts
+            .iter()
+            .filter(|a| !self.days.keys().any(|(acct, _)| acct == *a))
+            .collect()
+    }
+
+    /// Closes the scan: cross-account copies dropped, rows sorted by time
+    /// then id, on-demand rotations linked, and the coverage ledger with
+    /// missing days computed over `window` (or, when open, over the span of
+    /// days seen for each account and region).
+    pub fn finish(self, window: Window) -> (Vec<EventRow>, TrailCoverage) {
+        let Collector {
+            held,
+            duplicates,
+            conflicts,
+            mut sources,
+            days: seen_days,
+            ..
+        } = self;
+        let (held, cross_account_copies) = drop_cross_account_copies(held);
+        let mut held = held;
+        held.sort_by(|a, b| {
+            (a.row.event_time, &a.row.event_id).cmp(&(b.row.event_time, &b.row.event_id))
+        });
+        for h in &held {
+            let src = &mut sources[h.src];
+            src.records_kept += 1;
+            if let Some(t) = h.row.event_time {
+                src.first_event = Some(src.first_event.map_or(t, |f| f.min(t)));
+                src.last_event = Some(src.last_event.map_or(t, |l| l.max(t)));
+            }
+        }
+        let kept_source: HashMap<&str, &str> = held
+            .iter()
+            .filter_map(|h| Some((h.row.event_id.as_deref()?, h.row.source.as_str())))
+            .collect();
+        let duplicate_conflicts = conflicts
+            .iter()
+            .map(|(id, srcs)| {
+                let kept = kept_source
+                    .get(id.as_str())
+                    .copied()
+                    .unwrap_or("")
+                    .to_string();
+                DuplicateConflict {
+                    event_id: id.clone(),
+                    dropped: srcs.iter().filter(|s| **s != kept).cloned().collect(),
+                    kept,
+                }
+            })
+            .collect();
+        let mut rows: Vec<EventRow> = held.into_iter().map(|h| h.row).collect();
+        link_on_demand_rotations(&mut rows);
         let mut days = Vec::new();
-        for ((account, region), seen) in &self.days {
+        // With no window, a ledger with no log at all (a named account no
+        // source has logs for) is judged over the span the scan saw.
+        let seen_first = seen_days.values().filter_map(|s| s.first()).min().copied();
+        let seen_last = seen_days.values().filter_map(|s| s.last()).max().copied();
+        for ((account, region), seen) in &seen_days {
             let first = window
                 .since
                 .map(|t| t.date_naive())
-                .or_else(|| seen.first().copied());
+                .or_else(|| seen.first().copied())
+                .or(seen_first);
             // A window open at the end runs to today: a trail that stopped
             // delivering last month has missing days since, not none.
             let last = window
                 .until
                 .or(window.since.map(|_| Utc::now()))
                 .map(|t| t.date_naive())
-                .or_else(|| seen.last().copied());
+                .or_else(|| seen.last().copied())
+                .or(seen_last);
             let mut missing = Vec::new();
             if let (Some(mut d), Some(last)) = (first, last) {
                 while d <= last {
@@ -210,21 +375,122 @@ impl Collector {
                 days_missing: missing,
             });
         }
-        let complete = self
-            .sources
+        let complete = sources
             .iter()
-            .all(|s| s.files_corrupt.is_empty() && s.errors.is_empty())
-            && days.iter().all(|d| d.days_missing.is_empty());
+            .all(|s| s.files_corrupt.is_empty() && s.errors.is_empty() && s.records_bad_time == 0)
+            && days
+                .iter()
+                .all(|d| d.days_missing.is_empty() && !d.days_with_logs.is_empty());
         let coverage = TrailCoverage {
             complete,
             window,
-            events_read: self.sources.iter().map(|s| s.records_read).sum(),
-            events_kept: self.rows.len() as u64,
-            duplicates: self.duplicates,
-            sources: self.sources,
+            events_read: sources.iter().map(|s| s.records_read).sum(),
+            events_kept: rows.len() as u64,
+            duplicates,
+            duplicate_conflicts,
+            cross_account_copies,
+            sources,
             days,
         };
-        (self.rows, coverage)
+        (rows, coverage)
+    }
+}
+
+/// A call made from account B on account A's key is delivered to both
+/// accounts, under two eventIDs and one sharedEventID. Keeps one copy per
+/// sharedEventID and event name: the one delivered to the key's owner
+/// (`account_id` is the key's account), else the best ranked. Only copies
+/// delivered to another account are dropped: two records of one account
+/// that share the id (an Insights start and end do) are not copies.
+fn drop_cross_account_copies(held: Vec<Held>) -> (Vec<Held>, u64) {
+    let owner_copy = |h: &Held| {
+        h.row.recipient_account_id.is_some() && h.row.recipient_account_id == h.row.account_id
+    };
+    let group = |h: &Held| {
+        h.row
+            .shared_event_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| (s.to_string(), h.row.event_name.clone()))
+    };
+    let mut best: HashMap<(String, Option<String>), usize> = HashMap::new();
+    for (i, h) in held.iter().enumerate() {
+        let Some(g) = group(h) else { continue };
+        match best.get(&g) {
+            Some(&j) => {
+                let b = &held[j];
+                if (!owner_copy(h), h.rank()) < (!owner_copy(b), b.rank()) {
+                    best.insert(g, i);
+                }
+            }
+            None => {
+                best.insert(g, i);
+            }
+        }
+    }
+    let mut dropped = 0;
+    let keep: Vec<bool> = held
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let Some(g) = group(h) else { return true };
+            let b = &held[best[&g]];
+            let copy_elsewhere = b.row.recipient_account_id != h.row.recipient_account_id;
+            let k = best[&g] == i || !copy_elsewhere;
+            if !k {
+                dropped += 1;
+            }
+            k
+        })
+        .collect();
+    let out = held
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(h, k)| k.then_some(h))
+        .collect();
+    (out, dropped)
+}
+
+/// An on-demand rotation is logged twice: the `RotateKeyOnDemand` call and
+/// the `RotateKey` service event with rotationType ON_DEMAND that KMS logs
+/// when the rotation happens. Both rows stay; each carries the other's
+/// eventID, so the rules and the timeline count one rotation. A call is
+/// linked to the nearest unlinked service event for the same key from a
+/// minute before to half an hour after it. `rows` are sorted by time.
+pub fn link_on_demand_rotations(rows: &mut [EventRow]) {
+    let is_call = |r: &EventRow| {
+        r.event_name.as_deref() == Some("RotateKeyOnDemand")
+            && r.error_code.is_none()
+            && r.key_arn.is_some()
+            && r.event_time.is_some()
+    };
+    let is_rotation = |r: &EventRow| {
+        r.event_name.as_deref() == Some("RotateKey")
+            && r.event_type.as_deref() == Some("AwsServiceEvent")
+            && r.rotation_type.as_deref() == Some("ON_DEMAND")
+            && r.error_code.is_none()
+            && r.key_arn.is_some()
+            && r.event_time.is_some()
+    };
+    let calls: Vec<usize> = (0..rows.len()).filter(|&i| is_call(&rows[i])).collect();
+    let mut taken = vec![false; rows.len()];
+    for c in calls {
+        let (Some(t), Some(key)) = (rows[c].event_time, rows[c].key_arn.clone()) else {
+            continue;
+        };
+        let from = t - Duration::seconds(LINK_BEFORE);
+        let to = t + Duration::seconds(LINK_AFTER);
+        let found = (0..rows.len())
+            .filter(|&i| !taken[i] && is_rotation(&rows[i]))
+            .filter(|&i| rows[i].key_arn.as_deref() == Some(key.as_str()))
+            .filter_map(|i| rows[i].event_time.map(|e| (i, e)))
+            .filter(|(_, e)| *e >= from && *e <= to)
+            .min_by_key(|(i, e)| ((*e - t).num_milliseconds().abs(), *i));
+        if let Some((r, _)) = found {
+            taken[r] = true;
+            rows[c].linked_event_id = rows[r].event_id.clone();
+            rows[r].linked_event_id = rows[c].event_id.clone();
+        }
     }
 }
 
@@ -250,6 +516,12 @@ impl TrailCoverage {
             }
         }
         for d in &self.days {
+            if d.days_missing.is_empty() && d.days_with_logs.is_empty() {
+                out.push(format!(
+                    "no CloudTrail log at all for account {} region {}",
+                    d.account_id, d.region
+                ));
+            }
             if !d.days_missing.is_empty() {
                 let shown: Vec<String> = d
                     .days_missing
@@ -276,6 +548,23 @@ impl TrailCoverage {
     }
 }
 
+impl TrailCoverage {
+    /// One line per thing a reader should know that is not a gap.
+    pub fn warnings(&self) -> Vec<String> {
+        self.duplicate_conflicts
+            .iter()
+            .map(|c| {
+                format!(
+                    "event {} was delivered with different content; kept the copy in {} ({} other copy(ies) dropped, listed in coverage.json)",
+                    c.event_id,
+                    c.kept,
+                    c.dropped.len()
+                )
+            })
+            .collect()
+    }
+}
+
 /// RFC 3339 for optional times in messages.
 pub fn show_time(t: Option<DateTime<Utc>>) -> String {
     t.map(rfc3339).unwrap_or_else(|| "-".into())
@@ -286,10 +575,14 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    fn at(h: u32, m: u32, sec: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 2, h, m, sec).unwrap()
+    }
+
     fn row(id: &str) -> EventRow {
         EventRow {
             event_id: Some(id.into()),
-            event_time: Some(Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap()),
+            event_time: Some(at(3, 4, 5)),
             source: "f.json".into(),
             ..EventRow::default()
         }
@@ -303,7 +596,147 @@ mod tests {
         let (rows, cov) = c.finish(Window::default());
         assert_eq!(rows.len(), 2);
         assert_eq!(cov.duplicates, 1);
+        assert!(cov.duplicate_conflicts.is_empty());
         assert_eq!(cov.sources[0].records_kept, 2);
+    }
+
+    #[test]
+    fn conflicting_copies_pick_the_failure_then_the_earliest_delivery_in_any_order() {
+        let plain = |src: &str| EventRow {
+            source: src.into(),
+            user_agent: Some(src.into()),
+            ..row("x")
+        };
+        let failed = EventRow {
+            error_code: Some("AccessDeniedException".into()),
+            ..plain("late.json")
+        };
+        let early = Some(at(4, 0, 0));
+        let late = Some(at(9, 0, 0));
+        let feeds: [Vec<(EventRow, Option<DateTime<Utc>>)>; 2] = [
+            vec![
+                (plain("b.json"), late),
+                (plain("a.json"), early),
+                (failed.clone(), late),
+            ],
+            vec![
+                (failed.clone(), late),
+                (plain("a.json"), early),
+                (plain("b.json"), late),
+            ],
+        ];
+        for feed in feeds {
+            let mut c = Collector::new();
+            let s = c.begin_source("logs", "file");
+            for (r, d) in feed {
+                c.add_rows_delivered(s, [r], d);
+            }
+            let (rows, cov) = c.finish(Window::default());
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].source, "late.json", "the failure wins");
+            assert_eq!(cov.duplicates, 2);
+            assert_eq!(
+                cov.duplicate_conflicts,
+                vec![DuplicateConflict {
+                    event_id: "x".into(),
+                    kept: "late.json".into(),
+                    dropped: vec!["a.json".into(), "b.json".into()],
+                }]
+            );
+            assert_eq!(cov.warnings().len(), 1);
+        }
+        // Without a failure, the earliest delivery wins, whatever the order.
+        for order in [[0, 1], [1, 0]] {
+            let copies = [(plain("z.json"), early), (plain("a.json"), late)];
+            let mut c = Collector::new();
+            let s = c.begin_source("logs", "file");
+            for i in order {
+                c.add_rows_delivered(s, [copies[i].0.clone()], copies[i].1);
+            }
+            let (rows, _) = c.finish(Window::default());
+            assert_eq!(rows[0].source, "z.json");
+        }
+    }
+
+    #[test]
+    fn a_cross_account_call_is_one_row_under_the_owner() {
+        let copy = |id: &str, recipient: &str| EventRow {
+            event_id: Some(id.into()),
+            shared_event_id: Some("shared-1".into()),
+            account_id: Some("111122223333".into()),
+            recipient_account_id: Some(recipient.into()),
+            caller_account_id: Some("444455556666".into()),
+            key_arn: Some("arn:aws:kms:us-east-1:111122223333:key/k".into()),
+            ..row(id)
+        };
+        for order in [["b", "a"], ["a", "b"]] {
+            let mut c = Collector::new();
+            let s = c.begin_source("logs", "file");
+            for who in order {
+                let r = if who == "a" {
+                    copy("id-a", "111122223333")
+                } else {
+                    copy("id-b", "444455556666")
+                };
+                c.add_rows(s, [r]);
+            }
+            let (rows, cov) = c.finish(Window::default());
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].event_id.as_deref(), Some("id-a"));
+            assert_eq!(rows[0].account_id.as_deref(), Some("111122223333"));
+            assert_eq!(rows[0].caller_account_id.as_deref(), Some("444455556666"));
+            assert_eq!(cov.cross_account_copies, 1);
+            assert_eq!(cov.sources[0].records_kept, 1);
+        }
+    }
+
+    #[test]
+    fn an_on_demand_call_and_its_service_event_are_linked() {
+        let key = Some("arn:aws:kms:us-east-1:111122223333:key/k".to_string());
+        let call = |id: &str, t| EventRow {
+            event_id: Some(id.into()),
+            event_time: Some(t),
+            event_name: Some("RotateKeyOnDemand".into()),
+            event_type: Some("AwsApiCall".into()),
+            rotation_type: Some("ON_DEMAND".into()),
+            key_arn: key.clone(),
+            ..EventRow::default()
+        };
+        let rotation = |id: &str, t, kind: &str| EventRow {
+            event_id: Some(id.into()),
+            event_time: Some(t),
+            event_name: Some("RotateKey".into()),
+            event_type: Some("AwsServiceEvent".into()),
+            rotation_type: Some(kind.into()),
+            key_arn: key.clone(),
+            ..EventRow::default()
+        };
+        let mut c = Collector::new();
+        let s = c.begin_source("logs", "file");
+        c.add_rows(
+            s,
+            [
+                call("c1", at(3, 0, 0)),
+                rotation("r1", at(3, 2, 0), "ON_DEMAND"),
+                rotation("auto", at(3, 2, 30), "AUTOMATIC"),
+                // Too late for c1: an hour after it.
+                call("c2", at(5, 0, 0)),
+                rotation("r-far", at(6, 10, 0), "ON_DEMAND"),
+            ],
+        );
+        let (rows, _) = c.finish(Window::default());
+        let link = |id: &str| {
+            rows.iter()
+                .find(|r| r.event_id.as_deref() == Some(id))
+                .unwrap()
+                .linked_event_id
+                .clone()
+        };
+        assert_eq!(link("c1").as_deref(), Some("r1"));
+        assert_eq!(link("r1").as_deref(), Some("c1"));
+        assert_eq!(link("auto"), None);
+        assert_eq!(link("c2"), None);
+        assert_eq!(link("r-far"), None);
     }
 
     #[test]
@@ -320,5 +753,58 @@ mod tests {
         let (_, cov) = c.finish(window);
         assert_eq!(cov.days[0].days_missing, vec![d(2), d(4)]);
         assert!(!cov.complete);
+    }
+
+    #[test]
+    fn a_named_account_without_logs_gets_every_day_missing() {
+        let mut c = Collector::new();
+        c.begin_source("logs", "file");
+        let d = |day| NaiveDate::from_ymd_opt(2025, 1, day).unwrap();
+        c.note_log_day("111122223333", "us-east-1", d(1));
+        let named = vec!["111122223333".to_string(), "999999999999".to_string()];
+        assert_eq!(c.accounts_without_ledger(&named), vec![&named[1]]);
+        c.note_named_accounts(&named, &["us-east-1".into(), "eu-west-1".into()]);
+        let window = Window {
+            since: Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()),
+            until: Some(Utc.with_ymd_and_hms(2025, 1, 1, 23, 0, 0).unwrap()),
+        };
+        let (_, cov) = c.finish(window);
+        let of = |a: &str| {
+            cov.days
+                .iter()
+                .filter(|x| x.account_id == a)
+                .map(|x| (x.region.clone(), x.days_missing.len()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of("111122223333"), vec![("us-east-1".to_string(), 0)]);
+        assert_eq!(
+            of("999999999999"),
+            vec![("eu-west-1".to_string(), 1), ("us-east-1".to_string(), 1)]
+        );
+        assert!(!cov.complete);
+
+        // No window: judged over the days the scan saw, and never complete.
+        let mut c = Collector::new();
+        c.begin_source("logs", "file");
+        c.note_log_day("111122223333", "us-east-1", d(1));
+        c.note_log_day("111122223333", "us-east-1", d(2));
+        c.note_named_accounts(&named, &["us-east-1".into()]);
+        let (_, cov) = c.finish(Window::default());
+        let other = cov
+            .days
+            .iter()
+            .find(|x| x.account_id == "999999999999")
+            .unwrap();
+        assert_eq!(other.days_missing, vec![d(1), d(2)]);
+        assert!(!cov.complete);
+        let mut c = Collector::new();
+        c.begin_source("logs", "file");
+        c.note_named_accounts(&named, &["us-east-1".into()]);
+        let (_, cov) = c.finish(Window::default());
+        assert!(!cov.complete, "no log anywhere is not complete");
+        assert!(cov
+            .gaps()
+            .iter()
+            .any(|g| g.contains("no CloudTrail log at all")));
     }
 }

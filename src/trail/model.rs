@@ -42,12 +42,19 @@ pub struct EventRow {
     pub event_type: Option<String>,
     pub event_source: Option<String>,
     pub aws_region: Option<String>,
-    /// recipientAccountId.
+    /// The account that owns the key: the account of `key_arn` when the
+    /// record names the key by ARN, else recipientAccountId. A call made
+    /// from account B on account A's key is A's event.
     pub account_id: Option<String>,
     pub key_arn: Option<String>,
+    /// The key as the record named it: a key id, or an alias (`alias/NAME`
+    /// or the alias ARN). An alias is never turned into `key_arn` here; the
+    /// rules resolve it through the inventory's aliases.
     pub key_id: Option<String>,
     pub principal_arn: Option<String>,
     pub principal_type: Option<String>,
+    /// userIdentity.accountId: the account the caller belongs to.
+    pub caller_account_id: Option<String>,
     pub invoked_by: Option<String>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
@@ -56,6 +63,15 @@ pub struct EventRow {
     pub rotation_type: Option<String>,
     pub rotation_period_days: Option<i64>,
     pub request_id: Option<String>,
+    /// recipientAccountId: the account whose trail delivered this copy.
+    pub recipient_account_id: Option<String>,
+    /// sharedEventID: one id for the copies of a cross-account call that
+    /// CloudTrail delivers to each account involved.
+    pub shared_event_id: Option<String>,
+    /// The other half of one on-demand rotation: on a `RotateKeyOnDemand`
+    /// call, the eventID of the `RotateKey` service event it caused, and on
+    /// that service event, the call's eventID.
+    pub linked_event_id: Option<String>,
     /// The file or API that produced the row.
     pub source: String,
 }

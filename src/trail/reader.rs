@@ -11,20 +11,30 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::sync::{MutexGuard, OnceLock};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use memchr::memmem;
 use serde::Deserialize;
 
 use super::gz;
-use super::record::{day_of, Record};
+use super::record::{keep, opt_str, parse_time, Kept, Record};
 use super::scan::{self, ArrayElements, ScanError};
 use super::{EventRow, Scope, Window};
 
 /// The KMS event names kept by default, one per line in
 /// `queries/trail_events.txt`, where users can read and extend them.
 pub const DEFAULT_EVENTS_FILE: &str = include_str!("../../queries/trail_events.txt");
+
+/// The default of `--max-log-bytes`: CloudTrail delivers files of a few MB;
+/// a file or gzip member that inflates past this is not read.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 256 << 20;
+
+/// The default of `--late-delivery-days`.
+pub const DEFAULT_LATE_DELIVERY_DAYS: u32 = 2;
+
+/// The default of `--query-timeout` (CloudTrail Lake), in seconds.
+pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 3600;
 
 /// Event names from a list file: one per line, `#` starts a comment.
 pub fn parse_event_list(text: &str) -> Vec<String> {
@@ -41,7 +51,7 @@ fn default_events() -> &'static [String] {
 }
 
 /// What to keep.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// Keep every KMS event, not just the listed names and failures.
     pub include_data_events: bool,
@@ -50,10 +60,35 @@ pub struct ReadOptions {
     /// Event names kept in addition to `queries/trail_events.txt`
     /// (`--events-file`).
     pub extra_events: Vec<String>,
+    /// A file, or a gzip member, larger than this once inflated is corrupt
+    /// and not read (`--max-log-bytes`): memory stays bounded on hostile
+    /// input such as a gzip bomb.
+    pub max_log_bytes: u64,
+    /// How many days after its last day the S3 archive is listed
+    /// (`--late-delivery-days`): a file's folder is its delivery day, and
+    /// CloudTrail can deliver hours late.
+    pub late_delivery_days: u32,
+    /// How long a CloudTrail Lake query may take before it is cancelled
+    /// (`--query-timeout`).
+    pub query_timeout_secs: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            include_data_events: false,
+            window: Window::default(),
+            scope: Scope::default(),
+            extra_events: Vec::new(),
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
+            query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+        }
+    }
 }
 
 impl ReadOptions {
-    fn keeps_name(&self, name: &str) -> bool {
+    pub fn keeps_name(&self, name: &str) -> bool {
         default_events().iter().any(|n| n == name) || self.extra_events.iter().any(|n| n == name)
     }
 
@@ -61,16 +96,29 @@ impl ReadOptions {
         default_events().iter().any(|n| n.as_bytes() == name)
             || self.extra_events.iter().any(|n| n.as_bytes() == name)
     }
+
+    /// The kept event names: the default list plus `--events-file`, for
+    /// sources that filter before the reader does (LookupEvents, Lake).
+    pub fn kept_names(&self) -> Vec<String> {
+        let mut names = default_events().to_vec();
+        for extra in &self.extra_events {
+            if !names.contains(extra) {
+                names.push(extra.clone());
+            }
+        }
+        names
+    }
 }
 
 /// How a file was taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Read,
-    /// Not CloudTrail (a digest file, some other JSON); not a gap.
+    /// Not CloudTrail (a digest or Insights file, some other JSON); not a gap.
     Skipped(String),
-    /// Damaged: truncated gzip, invalid JSON, wrong shape. Rows read before
-    /// the damage are still in [`FileScan::rows`]; the reason says how many.
+    /// Damaged: truncated gzip, invalid JSON, wrong shape, a record whose
+    /// time cannot be read. Rows read before the damage are still in
+    /// [`FileScan::rows`]; the reason says how many.
     Corrupt(String),
 }
 
@@ -82,11 +130,17 @@ pub struct FileScan {
     pub bytes: u64,
     /// CloudTrail records seen in the file, before filtering.
     pub records_read: u64,
+    /// Records that would be kept, or count for a day, but whose eventTime
+    /// is missing or not a zoned RFC 3339 time (never kept, never a day).
+    pub bad_times: u64,
     /// Kept rows, `source` set to the label.
     pub rows: Vec<EventRow>,
     /// (account, region, day) this file is a log for: the delivery day from
-    /// an AWS-named file, else the days of its records. Within the scope.
+    /// an AWS-named file, else the UTC days of its records. Within the scope.
     pub log_days: Vec<(String, String, NaiveDate)>,
+    /// When CloudTrail delivered the file (its name's time), if AWS-named:
+    /// of two copies of one event, the earlier delivery wins.
+    pub delivered: Option<DateTime<Utc>>,
 }
 
 thread_local! {
@@ -97,12 +151,26 @@ thread_local! {
 
 /// Reads one file's bytes, whatever its shape. Never panics on input.
 pub fn scan_bytes(label: &str, data: &[u8], opts: &ReadOptions) -> FileScan {
+    scan_bytes_held(label, data, opts, &mut None)
+}
+
+/// [`scan_bytes`] for a caller that may already hold the large-buffer
+/// permit (it read a large file into memory): inflation then uses it
+/// rather than waiting for it.
+pub fn scan_bytes_held(
+    label: &str,
+    data: &[u8],
+    opts: &ReadOptions,
+    permit: &mut Option<MutexGuard<'static, ()>>,
+) -> FileScan {
     let mut out = FileScan {
         verdict: Verdict::Read,
         bytes: data.len() as u64,
         records_read: 0,
+        bad_times: 0,
         rows: Vec::new(),
         log_days: Vec::new(),
+        delivered: None,
     };
     if is_digest_path(label) {
         out.verdict = Verdict::Skipped(
@@ -110,7 +178,20 @@ pub fn scan_bytes(label: &str, data: &[u8], opts: &ReadOptions) -> FileScan {
         );
         return out;
     }
+    if is_insight_path(label) {
+        out.verdict = Verdict::Skipped(
+            "CloudTrail Insights file (CloudTrail-Insight/), not an event log".into(),
+        );
+        return out;
+    }
     let named = aws_log_name(label);
+    out.delivered = named.as_ref().map(|n| n.delivered);
+    let shape = if is_delivery_name(label) {
+        Shape::Delivery
+    } else {
+        Shape::Any
+    };
+    let limit = usize::try_from(opts.max_log_bytes).unwrap_or(usize::MAX);
     if gz::is_gzip(data) {
         INFLATED.with(|cell| {
             // A re-entrant call (not expected) falls back to a fresh buffer.
@@ -120,24 +201,36 @@ pub fn scan_bytes(label: &str, data: &[u8], opts: &ReadOptions) -> FileScan {
                 Ok(b) => b,
                 Err(_) => &mut fresh,
             };
-            let inflated = gz::inflate(data, buf);
-            scan_text(label, buf, opts, named.as_ref(), &mut out);
-            if let Err(e) = inflated {
-                out.verdict = Verdict::Corrupt(match &out.verdict {
-                    Verdict::Read | Verdict::Skipped(_) => {
-                        format!("{}; {} records read before it", e.reason, out.records_read)
+            match gz::inflate(data, buf, limit, permit) {
+                Err(e) if e.over_limit => {
+                    // A bomb's text is not worth scanning, and a real log
+                    // this large is not one CloudTrail wrote.
+                    out.verdict = Verdict::Corrupt(e.reason);
+                }
+                inflated => {
+                    scan_text(label, buf, opts, named.as_ref(), shape, &mut out);
+                    if let Err(e) = inflated {
+                        out.verdict = Verdict::Corrupt(match &out.verdict {
+                            Verdict::Read | Verdict::Skipped(_) => {
+                                format!("{}; {} records read before it", e.reason, out.records_read)
+                            }
+                            Verdict::Corrupt(inner) => {
+                                format!("{}; the recovered text: {inner}", e.reason)
+                            }
+                        });
                     }
-                    Verdict::Corrupt(inner) => format!("{}; the recovered text: {inner}", e.reason),
-                });
+                }
             }
-            // Large one-off files should not pin their buffer for the rest
-            // of the run.
-            if buf.capacity() > 256 << 20 {
+            // A large buffer is given back before the permit is, so at
+            // most one large buffer lives at a time.
+            if buf.capacity() > gz::LARGE {
                 *buf = Vec::new();
             }
         });
+    } else if data.len() > limit {
+        out.verdict = Verdict::Corrupt(over_limit(data.len() as u64, opts.max_log_bytes));
     } else {
-        scan_text(label, data, opts, named.as_ref(), &mut out);
+        scan_text(label, data, opts, named.as_ref(), shape, &mut out);
     }
     if let Some(n) = &named {
         // A damaged file still shows a log was delivered that day when some
@@ -155,6 +248,13 @@ pub fn scan_bytes(label: &str, data: &[u8], opts: &ReadOptions) -> FileScan {
     out
 }
 
+/// The reason given for a file larger than `--max-log-bytes`.
+pub fn over_limit(size: u64, limit: u64) -> String {
+    format!(
+        "{size} bytes, more than --max-log-bytes ({limit}); not read (raise --max-log-bytes to read a file this large)"
+    )
+}
+
 /// Parses one CloudTrail record given as JSON text (LookupEvents'
 /// CloudTrailEvent, a Lake row). Ok(None): valid but not kept.
 pub fn parse_record(
@@ -166,45 +266,11 @@ pub fn parse_record(
     if !rec.looks_like_cloudtrail() {
         return Err("not a CloudTrail record (no eventName, eventSource or eventID)".into());
     }
-    Ok(keep(&rec, label, opts))
-}
-
-/// The filter on a parsed record: KMS, listed name or failure (or all KMS
-/// with data events), inside the window and scope.
-fn keep(rec: &Record, label: &str, opts: &ReadOptions) -> Option<EventRow> {
-    if rec.event_source.as_deref() != Some("kms.amazonaws.com") {
-        return None;
+    match keep(&rec, label, opts) {
+        Kept::Row(row) => Ok(Some(*row)),
+        Kept::Dropped => Ok(None),
+        Kept::BadTime(p) => Err(p.to_string()),
     }
-    let wanted = opts.include_data_events
-        || rec.error_code.as_deref().is_some_and(|c| !c.is_empty())
-        || rec
-            .event_name
-            .as_deref()
-            .is_some_and(|n| opts.keeps_name(n));
-    if !wanted {
-        return None;
-    }
-    if !in_scope(rec, &opts.scope) {
-        return None;
-    }
-    let time = rec.time();
-    if opts.window.since.is_some() || opts.window.until.is_some() {
-        // A record that cannot be placed in time cannot be shown to be
-        // inside the window asked for.
-        if !time.is_some_and(|t| opts.window.contains(t)) {
-            return None;
-        }
-    }
-    Some(rec.to_row(time, label))
-}
-
-fn in_scope(rec: &Record, scope: &Scope) -> bool {
-    (scope.regions.is_empty()
-        || rec
-            .aws_region
-            .as_deref()
-            .is_some_and(|r| scope.wants_region(r)))
-        && (scope.accounts.is_empty() || rec.account().is_some_and(|a| scope.wants_account(a)))
 }
 
 /// `.../CloudTrail-Digest/...` objects are signed hashes of log files.
@@ -212,6 +278,21 @@ fn is_digest_path(label: &str) -> bool {
     label.contains("CloudTrail-Digest/")
         || label.contains("CloudTrail-Digest\\")
         || base_name(label).contains("_CloudTrail-Digest_")
+}
+
+/// `.../CloudTrail-Insight/...` files hold Insights events (unusual API
+/// rates), not the calls themselves: they prove nothing about a day's logs.
+fn is_insight_path(label: &str) -> bool {
+    label.contains("CloudTrail-Insight/")
+        || label.contains("CloudTrail-Insight\\")
+        || base_name(label).contains("_CloudTrail-Insight_")
+}
+
+/// A name CloudTrail gives its deliveries (`..._CloudTrail_...`). Such a
+/// file must be one `{"Records":[...]}` document, whole; anything else
+/// under that name is corrupt, not "some other JSON".
+pub fn is_delivery_name(label: &str) -> bool {
+    base_name(label).contains("_CloudTrail_")
 }
 
 fn base_name(label: &str) -> &str {
@@ -225,6 +306,8 @@ pub struct LogName {
     pub region: String,
     /// Delivery day (the name's time is when the file was written).
     pub day: NaiveDate,
+    /// Delivery time, to the minute.
+    pub delivered: DateTime<Utc>,
 }
 
 pub fn aws_log_name(label: &str) -> Option<LogName> {
@@ -241,11 +324,26 @@ pub fn aws_log_name(label: &str) -> Option<LogName> {
         return None;
     }
     let day = NaiveDate::parse_from_str(stamp.get(..8)?, "%Y%m%d").ok()?;
+    let delivered = stamp
+        .get(..13)
+        .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M").ok())
+        .map(|t| t.and_utc())
+        .unwrap_or_else(|| day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     Some(LogName {
         account: account.into(),
         region: region.into(),
         day,
+        delivered,
     })
+}
+
+/// What shape the file must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Named as a CloudTrail delivery: `{"Records":[...]}` and nothing else.
+    Delivery,
+    /// Any of the shapes the reader knows; other JSON is skipped.
+    Any,
 }
 
 /// Byte-level needles, built once.
@@ -268,47 +366,91 @@ fn needles() -> &'static Needles {
     })
 }
 
-/// Sorted offsets of one needle in a whole buffer, walked forward as the
-/// records go by: one `memmem` pass per file instead of one per record.
-struct Hits {
-    at: Vec<usize>,
-    next: usize,
-    len: usize,
+/// The hits of one needle in a whole buffer, found forward as the records
+/// go by: one `memmem` pass per file instead of one per record, and no list
+/// of offsets (on hostile text, a list of every `\u` would take four times
+/// the text's size).
+struct Hits<'b> {
+    finder: &'b memmem::Finder<'static>,
+    buf: &'b [u8],
+    /// Where the search resumes.
+    from: usize,
+    /// The next hit at or after the last record start asked about, if any.
+    next: Option<usize>,
 }
 
-impl Hits {
-    fn new(finder: &memmem::Finder<'_>, buf: &[u8]) -> Self {
-        Hits {
-            at: finder.find_iter(buf).collect(),
-            next: 0,
-            len: finder.needle().len(),
+impl<'b> Hits<'b> {
+    fn new(finder: &'b memmem::Finder<'static>, buf: &'b [u8]) -> Self {
+        let mut h = Hits {
+            finder,
+            buf,
+            from: 0,
+            next: None,
+        };
+        h.advance();
+        h
+    }
+
+    fn advance(&mut self) {
+        self.next = self
+            .buf
+            .get(self.from..)
+            .and_then(|rest| self.finder.find(rest))
+            .map(|i| self.from + i);
+        if let Some(n) = self.next {
+            self.from = n + 1;
+        } else {
+            self.from = self.buf.len();
         }
     }
 
-    /// The hits wholly inside `[s, e)`. Calls come with increasing `s`.
-    fn within(&mut self, s: usize, e: usize) -> &[usize] {
-        while self.next < self.at.len() && self.at[self.next] < s {
-            self.next += 1;
+    /// The first hit at or after `s`. Calls come with increasing `s`.
+    fn first_from(&mut self, s: usize) -> Option<usize> {
+        while let Some(n) = self.next {
+            if n >= s {
+                return Some(n);
+            }
+            // Skip straight to `s` rather than hit by hit.
+            self.from = self.from.max(s);
+            self.advance();
         }
-        let from = self.next;
-        let mut to = from;
-        while to < self.at.len() && self.at[to] + self.len <= e {
-            to += 1;
+        None
+    }
+
+    /// Is a hit wholly inside `[s, e)`?
+    fn any_within(&mut self, s: usize, e: usize) -> bool {
+        let len = self.finder.needle().len();
+        self.first_from(s).is_some_and(|n| n + len <= e)
+    }
+
+    /// Does any hit wholly inside `[s, e)` satisfy `f`? Consumes the hits
+    /// it looks at.
+    fn any_within_where(&mut self, s: usize, e: usize, mut f: impl FnMut(usize) -> bool) -> bool {
+        let len = self.finder.needle().len();
+        let mut at = s;
+        while let Some(n) = self.first_from(at) {
+            if n + len > e {
+                return false;
+            }
+            if f(n) {
+                return true;
+            }
+            at = n + 1;
         }
-        &self.at[from..to]
+        false
     }
 }
 
 /// The needles found in a whole file's text.
-struct FileHits {
-    unicode_escape: Hits,
-    kms: Hits,
-    error_code: Hits,
-    event_name: Hits,
+struct FileHits<'b> {
+    unicode_escape: Hits<'b>,
+    kms: Hits<'b>,
+    error_code: Hits<'b>,
+    event_name: Hits<'b>,
 }
 
-impl FileHits {
-    fn new(buf: &[u8]) -> Self {
+impl<'b> FileHits<'b> {
+    fn new(buf: &'b [u8]) -> Self {
         let n = needles();
         FileHits {
             unicode_escape: Hits::new(&n.unicode_escape, buf),
@@ -320,20 +462,18 @@ impl FileHits {
 
     /// [`may_be_kept`] for the record at `buf[s..e]`, from the file's hits.
     fn may_be_kept(&mut self, buf: &[u8], s: usize, e: usize, opts: &ReadOptions) -> bool {
-        if !self.unicode_escape.within(s, e).is_empty() {
+        if self.unicode_escape.any_within(s, e) {
             return true;
         }
-        if self.kms.within(s, e).is_empty() {
+        if !self.kms.any_within(s, e) {
             return false;
         }
-        if opts.include_data_events || !self.error_code.within(s, e).is_empty() {
+        if opts.include_data_events || self.error_code.any_within(s, e) {
             return true;
         }
         let rec = &buf[..e];
         self.event_name
-            .within(s, e)
-            .iter()
-            .any(|&at| names_kept_event(rec, at, opts))
+            .any_within_where(s, e, |at| names_kept_event(rec, at, opts))
     }
 }
 
@@ -381,23 +521,33 @@ fn names_kept_event(rec: &[u8], at: usize, opts: &ReadOptions) -> bool {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Meta<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     event_time: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "@timestamp")]
+    #[serde(borrow, rename = "@timestamp", default, deserialize_with = "opt_str")]
     at_timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     aws_region: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     recipient_account_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     user_identity: Option<MetaIdentity<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    event_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    event_category: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MetaIdentity<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     account_id: Option<Cow<'a, str>>,
+}
+
+/// An Insights event (unusual API activity) is not a log of the day's
+/// calls: it never makes a day covered.
+fn is_insight(event_type: Option<&str>, category: Option<&str>) -> bool {
+    event_type == Some("AwsCloudTrailInsight") || category == Some("Insight")
 }
 
 /// A LookupEvents element: the record is a JSON string inside it.
@@ -408,7 +558,7 @@ struct LookupEvent<'a> {
 }
 
 /// Per-file state while its records go by.
-struct FileState<'o> {
+struct FileState<'o, 'b> {
     label: String,
     opts: &'o ReadOptions,
     /// Collect days from records (the file is not AWS-named).
@@ -417,11 +567,11 @@ struct FileState<'o> {
     /// First record-level problem; later records are still read.
     first_bad: Option<String>,
     bad_records: u64,
-    /// Needle offsets in the file's text, for records given by offset.
-    hits: FileHits,
+    /// Needle hits in the file's text, for records given by offset.
+    hits: FileHits<'b>,
 }
 
-impl FileState<'_> {
+impl FileState<'_, '_> {
     fn note_bad(&mut self, what: String) {
         self.bad_records += 1;
         if self.first_bad.is_none() {
@@ -429,8 +579,14 @@ impl FileState<'_> {
         }
     }
 
-    fn note_day(&mut self, account: Option<&str>, region: Option<&str>, time: Option<&str>) {
-        let (Some(a), Some(r), Some(d)) = (account, region, time.and_then(day_of)) else {
+    fn note_bad_time(&mut self, at: usize, p: &super::record::TimeProblem, out: &mut FileScan) {
+        out.bad_times += 1;
+        self.note_bad(format!("record at byte {at}: {p}"));
+    }
+
+    /// A record's day, from its parsed UTC time.
+    fn note_day(&mut self, account: Option<&str>, region: Option<&str>, day: NaiveDate) {
+        let (Some(a), Some(r)) = (account, region) else {
             return;
         };
         if !self.opts.scope.wants_account(a) || !self.opts.scope.wants_region(r) {
@@ -439,13 +595,33 @@ impl FileState<'_> {
         if !self
             .days
             .iter()
-            .any(|(x, y, z)| *z == d && x == a && y == r)
+            .any(|(x, y, z)| *z == day && x == a && y == r)
         {
-            self.days.push((a.to_string(), r.to_string(), d));
+            self.days.push((a.to_string(), r.to_string(), day));
         }
     }
 
-    /// One CloudTrail record's bytes.
+    /// The day of a record for the ledger: a time that does not parse is a
+    /// bad record (a day must never be counted from text it was not read
+    /// from); a record with no time at all is not evidence of any day.
+    fn day_from(
+        &mut self,
+        at: usize,
+        account: Option<&str>,
+        region: Option<&str>,
+        time: Option<&str>,
+        out: &mut FileScan,
+    ) {
+        let Some(text) = time else { return };
+        match parse_time(text) {
+            Some(t) => self.note_day(account, region, t.date_naive()),
+            None => {
+                let p = super::record::TimeProblem::Invalid(text.chars().take(40).collect());
+                self.note_bad_time(at, &p, out);
+            }
+        }
+    }
+
     /// The record at `buf[s..e]` of the file's text.
     fn record(&mut self, buf: &[u8], s: usize, e: usize, out: &mut FileScan) {
         let candidate = self.hits.may_be_kept(buf, s, e, self.opts);
@@ -459,15 +635,23 @@ impl FileState<'_> {
         if candidate {
             match serde_json::from_slice::<Record>(bytes) {
                 Ok(rec) => {
-                    if self.want_days {
-                        self.note_day(
-                            rec.account(),
-                            rec.aws_region.as_deref(),
-                            rec.event_time.as_deref().or(rec.at_timestamp.as_deref()),
-                        );
+                    if self.want_days
+                        && !is_insight(rec.event_type.as_deref(), rec.event_category.as_deref())
+                    {
+                        let time = rec.event_time.as_deref().or(rec.at_timestamp.as_deref());
+                        self.day_from(at, rec.account(), rec.aws_region.as_deref(), time, out);
                     }
-                    if let Some(row) = keep(&rec, &self.label, self.opts) {
-                        out.rows.push(row);
+                    match keep(&rec, &self.label, self.opts) {
+                        Kept::Row(row) => out.rows.push(*row),
+                        Kept::Dropped => {}
+                        Kept::BadTime(p) => {
+                            // Counted once, when the ledger already did.
+                            if !(self.want_days
+                                && matches!(p, super::record::TimeProblem::Invalid(_)))
+                            {
+                                self.note_bad_time(at, &p, out);
+                            }
+                        }
                     }
                 }
                 Err(e) => self.note_bad(format!("record at byte {at}: invalid JSON: {e}")),
@@ -475,15 +659,14 @@ impl FileState<'_> {
         } else if self.want_days {
             match serde_json::from_slice::<Meta>(bytes) {
                 Ok(m) => {
-                    let account = m.recipient_account_id.as_deref().or(m
-                        .user_identity
-                        .as_ref()
-                        .and_then(|u| u.account_id.as_deref()));
-                    self.note_day(
-                        account,
-                        m.aws_region.as_deref(),
-                        m.event_time.as_deref().or(m.at_timestamp.as_deref()),
-                    );
+                    if !is_insight(m.event_type.as_deref(), m.event_category.as_deref()) {
+                        let account = m.recipient_account_id.as_deref().or(m
+                            .user_identity
+                            .as_ref()
+                            .and_then(|u| u.account_id.as_deref()));
+                        let time = m.event_time.as_deref().or(m.at_timestamp.as_deref());
+                        self.day_from(at, account, m.aws_region.as_deref(), time, out);
+                    }
                 }
                 Err(e) => self.note_bad(format!("record at byte {at}: invalid JSON: {e}")),
             }
@@ -570,8 +753,24 @@ fn walk_object(
         let ve = match &mut sink {
             Some((st, out)) if (is_records || is_events) && buf.get(vs) == Some(&b'[') => {
                 let mut it = ArrayElements::new(buf, vs);
-                for el in it.by_ref() {
+                if is_records && !st.want_days {
+                    // Records of an AWS-named file are not all parsed (only
+                    // those that may be kept): each is cut by the full
+                    // structural scan, so a syntax error anywhere makes the
+                    // file corrupt, as the parse of every record does under
+                    // any other name.
+                    it = it.validating();
+                }
+                while let Some(el) = it.next() {
                     let (s, e) = el?;
+                    if let Some(bad) = it.take_invalid() {
+                        out.records_read += 1;
+                        st.note_bad(format!(
+                            "record at byte {s}: invalid JSON at byte {}: {}",
+                            bad.at, bad.what
+                        ));
+                        continue;
+                    }
                     if !is_records {
                         st.element(buf, s, e, out);
                     } else if buf[s] == b'{' {
@@ -665,6 +864,7 @@ fn scan_text(
     buf: &[u8],
     opts: &ReadOptions,
     named: Option<&LogName>,
+    shape: Shape,
     out: &mut FileScan,
 ) {
     let mut st = FileState {
@@ -684,13 +884,19 @@ fn scan_text(
     };
     i = scan::skip_ws(buf, i);
     let Some(&first) = buf.get(i) else {
-        out.verdict = if named.is_some() {
+        out.verdict = if named.is_some() || shape == Shape::Delivery {
             Verdict::Corrupt("empty file".into())
         } else {
             Verdict::Skipped("empty file".into())
         };
         return;
     };
+    if shape == Shape::Delivery {
+        delivery(buf, i, first, &mut st, out);
+        finish_text(&st, out);
+        out.log_days = st.days;
+        return;
+    }
     match first {
         b'{' => match walk_object(buf, i, Some((&mut st, &mut *out))) {
             Err(e) => {
@@ -788,6 +994,12 @@ fn scan_text(
             return;
         }
     }
+    finish_text(&st, out);
+    out.log_days = st.days;
+}
+
+/// Bad records make a file that otherwise read well corrupt.
+fn finish_text(st: &FileState, out: &mut FileScan) {
     if let (Verdict::Read, Some(bad)) = (&out.verdict, &st.first_bad) {
         out.verdict = Verdict::Corrupt(if st.bad_records > 1 {
             format!(
@@ -799,7 +1011,65 @@ fn scan_text(
             format!("{bad}; {} rows kept from the other records", out.rows.len())
         });
     }
-    out.log_days = st.days;
+}
+
+/// A file named as a CloudTrail delivery: one `{"Records":[...]}` object,
+/// whole, or it is corrupt.
+fn delivery(buf: &[u8], i: usize, first: u8, st: &mut FileState, out: &mut FileScan) {
+    let not_delivery = |what: String| {
+        Verdict::Corrupt(format!(
+            "named as a CloudTrail delivery but {what}, not {{\"Records\":[...]}}"
+        ))
+    };
+    if first != b'{' {
+        out.verdict = not_delivery(if first == b'[' {
+            "holds a JSON array".into()
+        } else {
+            format!("is not JSON (starts with byte 0x{first:02x})")
+        });
+        return;
+    }
+    let (kind, end) = match walk_object(buf, i, Some((&mut *st, &mut *out))) {
+        Ok(r) => r,
+        Err(e) => {
+            out.verdict = Verdict::Corrupt(structural(&e, out));
+            return;
+        }
+    };
+    match kind {
+        TopObject::Records(vs) if buf[vs] == b'[' => {}
+        TopObject::Records(_) => {
+            out.verdict = Verdict::Corrupt("wrong shape: \"Records\" is not an array".into());
+            return;
+        }
+        TopObject::Other(keys) if keys.is_empty() => {
+            out.verdict = not_delivery("holds an empty object".into());
+            return;
+        }
+        TopObject::Other(keys) => {
+            out.verdict = not_delivery(format!("holds an object with keys {}", keys.join(", ")));
+            return;
+        }
+        TopObject::Digest => {
+            out.verdict = not_delivery("holds a digest".into());
+            return;
+        }
+        TopObject::Events(_) => {
+            out.verdict = not_delivery("holds LookupEvents output".into());
+            return;
+        }
+        TopObject::Single => {
+            out.verdict = not_delivery("holds a single event".into());
+            return;
+        }
+    }
+    let j = scan::skip_ws(buf, end);
+    if j < buf.len() {
+        out.verdict = Verdict::Corrupt(format!(
+            "unexpected data at byte {j} after the Records document; {} records read before it",
+            out.records_read
+        ));
+    }
 }
 
 /// Handles one top-level object; false when the file is not CloudTrail.
@@ -988,6 +1258,162 @@ mod tests {
         );
         let s = scan_bytes("x.json", bad.as_bytes(), &opts());
         assert!(matches!(s.verdict, Verdict::Corrupt(_)));
+    }
+
+    const DELIVERY: &str =
+        "AWSLogs/111122223333/CloudTrail/us-east-1/2025/01/02/111122223333_CloudTrail_us-east-1_20250102T0305Z_abcd.json";
+
+    #[test]
+    fn a_delivery_name_demands_a_whole_records_document() {
+        let good = format!(r#"{{"Records":[{}]}}"#, rec("RotateKey", ""));
+        assert_eq!(
+            scan_bytes(DELIVERY, good.as_bytes(), &opts()).verdict,
+            Verdict::Read
+        );
+        for text in [
+            "garbage",
+            "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>",
+            "{}",
+            r#"{"name":"x"}"#,
+            "[]",
+            r#"{"Events":[]}"#,
+            "",
+            &format!("{}\n{}", rec("RotateKey", ""), rec("RotateKey", "")),
+            &format!("{good}{good}"),
+            &format!("{good} x"),
+        ] {
+            for label in [DELIVERY.to_string(), format!("{DELIVERY}.gz")] {
+                let s = scan_bytes(&label, text.as_bytes(), &opts());
+                assert!(
+                    matches!(s.verdict, Verdict::Corrupt(_)),
+                    "{label}: {text:?}: {:?}",
+                    s.verdict
+                );
+            }
+        }
+        // Other names keep the reader's other shapes, and skip other JSON.
+        assert!(matches!(
+            scan_bytes("notes.json", b"{}", &opts()).verdict,
+            Verdict::Skipped(_)
+        ));
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_record_that_is_not_kept_is_corrupt_under_any_name() {
+        // Decrypt is not kept, so its bytes are not parsed; they are checked.
+        let bad = rec("Decrypt", "").replace(r#""awsRegion":"#, r#""awsRegion" "#);
+        let text = format!(r#"{{"Records":[{},{bad}]}}"#, rec("RotateKey", ""));
+        for label in [DELIVERY, "copy.json"] {
+            let s = scan_bytes(label, text.as_bytes(), &opts());
+            let Verdict::Corrupt(reason) = &s.verdict else {
+                panic!("{label}: {:?}", s.verdict)
+            };
+            assert!(reason.contains("invalid JSON"), "{label}: {reason}");
+            assert_eq!(s.rows.len(), 1, "the good record is still kept");
+        }
+        let mismatched = rec("Decrypt", "").replace(r#"{"keyId":"k1"}"#, r#"{"keyId":["k1"}]"#);
+        let text = format!(r#"{{"Records":[{mismatched}]}}"#);
+        assert!(matches!(
+            scan_bytes(DELIVERY, text.as_bytes(), &opts()).verdict,
+            Verdict::Corrupt(_)
+        ));
+    }
+
+    #[test]
+    fn insight_files_and_records_do_not_make_a_day() {
+        let insight = r#"{"Records":[{"eventVersion":"1.07","eventTime":"2025-01-02T03:00:00Z","awsRegion":"us-east-1","eventID":"i1","eventType":"AwsCloudTrailInsight","recipientAccountId":"111122223333","sharedEventID":"s","insightDetails":{"state":"Start"},"eventCategory":"Insight"}]}"#;
+        for label in [
+            "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2025/01/02/111122223333_CloudTrail-Insight_us-east-1_20250102T0305Z_x.json.gz",
+            "111122223333_CloudTrail-Insight_us-east-1_20250102T0305Z_x.json",
+        ] {
+            let s = scan_bytes(label, insight.as_bytes(), &opts());
+            assert!(matches!(s.verdict, Verdict::Skipped(_)), "{label}");
+            assert!(s.log_days.is_empty());
+        }
+        // Renamed, the records themselves still do not count.
+        let s = scan_bytes("renamed.json", insight.as_bytes(), &opts());
+        assert_eq!(s.verdict, Verdict::Read);
+        assert!(s.log_days.is_empty(), "{:?}", s.log_days);
+    }
+
+    #[test]
+    fn bad_times_are_bad_records_never_rows_or_days() {
+        let spaced = rec("RotateKey", "").replace("2025-01-02T03:04:05Z", "2025-01-02 03:04:05Z");
+        let zoneless =
+            rec("EnableKeyRotation", "").replace("2025-01-02T03:04:05Z", "2025-01-02T03:04:05");
+        let offset = rec("DisableKeyRotation", "")
+            .replace("2025-01-02T03:04:05Z", "2025-01-02T00:30:00+01:00")
+            .replace("id-DisableKeyRotation", "id-offset");
+        let text = format!(r#"{{"Records":[{spaced},{zoneless},{offset}]}}"#);
+        for label in ["plain.json", DELIVERY] {
+            let s = scan_bytes(label, text.as_bytes(), &opts());
+            assert_eq!(s.bad_times, 2, "{label}");
+            let Verdict::Corrupt(reason) = &s.verdict else {
+                panic!("{label}: {:?}", s.verdict)
+            };
+            assert!(
+                reason.contains("eventTime `2025-01-02 03:04:05Z`"),
+                "{reason}"
+            );
+            assert_eq!(s.rows.len(), 1);
+            assert_eq!(
+                s.rows[0].event_time.unwrap().to_rfc3339(),
+                "2025-01-01T23:30:00+00:00"
+            );
+        }
+        // Not AWS-named: the days come from records, and only parsed ones.
+        let s = scan_bytes("plain.json", text.as_bytes(), &opts());
+        assert_eq!(
+            s.log_days,
+            vec![(
+                "111122223333".to_string(),
+                "us-east-1".to_string(),
+                NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()
+            )]
+        );
+        // A record not kept, with a bad time, cannot place a day either.
+        let decrypt = rec("Decrypt", "").replace("2025-01-02T03:04:05Z", "2025-01-02 03:04:05");
+        let s = scan_bytes("plain.json", decrypt.as_bytes(), &opts());
+        assert_eq!((s.bad_times, s.log_days.len()), (1, 0));
+        assert!(parse_record(&spaced, "l", &opts()).is_err());
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_corrupt_and_not_read() {
+        let text = format!(r#"{{"Records":[{}]}}"#, rec("RotateKey", ""));
+        let small = ReadOptions {
+            max_log_bytes: 100,
+            ..opts()
+        };
+        let s = scan_bytes("x.json", text.as_bytes(), &small);
+        let Verdict::Corrupt(reason) = &s.verdict else {
+            panic!("{:?}", s.verdict)
+        };
+        assert!(reason.contains("--max-log-bytes (100)"), "{reason}");
+        assert_eq!(s.records_read, 0);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, text.as_bytes()).unwrap();
+        let zipped = e.finish().unwrap();
+        let s = scan_bytes("x.json.gz", &zipped, &small);
+        assert!(
+            matches!(s.verdict, Verdict::Corrupt(ref r) if r.contains("gzip member 1 inflates"))
+        );
+    }
+
+    #[test]
+    fn hostile_needle_floods_are_read_in_one_pass() {
+        // Many needles outside any kept record: the answer is unchanged.
+        let noise = format!(
+            r#"{{"eventSource":"s3.amazonaws.com","eventName":"GetObject","eventTime":"2025-01-02T03:04:05Z","userAgent":"{}"}}"#,
+            r#"errorCode kms.amazonaws.com \u0041 \"eventName\": \"RotateKey\" "#.repeat(2000)
+        );
+        let text = format!(
+            r#"{{"Records":[{noise},{},{noise}]}}"#,
+            rec("RotateKey", "")
+        );
+        let s = scan_bytes("x.json", text.as_bytes(), &opts());
+        assert_eq!(s.verdict, Verdict::Read);
+        assert_eq!((s.records_read, s.rows.len()), (3, 1));
     }
 
     #[test]

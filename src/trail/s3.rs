@@ -3,15 +3,23 @@
 //! CloudTrail delivers to
 //! `PREFIX/AWSLogs/[o-ORGID/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz`.
 //! The key layout is the index: accounts, regions and days are pruned by
-//! listing with a delimiter, so only the day folders inside the window (widened
-//! by one day at each end, because a file's name carries its delivery time,
-//! not the time of its events) are ever listed, and only their objects fetched.
-//! Digest files (`CloudTrail-Digest/`) are signatures, not events: never
-//! fetched.
+//! listing with a delimiter, so only the day folders inside the window are
+//! ever listed, and only their objects fetched. A folder's day is the
+//! delivery day, not the day of its events: CloudTrail delivers within
+//! minutes as a rule but can be hours late, so the listing starts a day
+//! before `--since` and runs `--late-delivery-days` (default 2) past
+//! `--until`; coverage `limits` says that later deliveries are not read.
+//! Digest (`CloudTrail-Digest/`) and Insights (`CloudTrail-Insight/`) folders
+//! hold no events: never listed.
+//!
+//! The walk is two steps, kept apart so another listing can reuse them (the
+//! digest files of log file validation sit in the same layout):
+//! [`walk_layout`] finds the day folders of one service folder in scope,
+//! then [`list_day`] lists each day's objects, which are fetched and parsed.
 //!
 //! Objects are fetched concurrently and parsed on the blocking pool as they
-//! arrive, so memory holds at most a bounded number of objects, never the
-//! archive.
+//! arrive, so memory holds at most a bounded number of objects (and bytes),
+//! never the archive.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,6 +40,14 @@ use crate::progress::Progress;
 /// Objects in flight (fetched or being parsed) at once. Each holds one
 /// delivery file in memory; CloudTrail files are a few MB at most.
 const FETCH_CONCURRENCY: usize = 16;
+/// Bytes of object bodies held at once, in MiB, whatever their number:
+/// sixteen hostile objects of `--max-log-bytes` each must not all be in
+/// memory together.
+const BODY_BUDGET_MIB: u32 = 256;
+/// The service folder of event logs, under each account. Digest files sit
+/// in `CloudTrail-Digest/` with the same layout below it, so the walk takes
+/// the folder to look for.
+pub const EVENTS_FOLDER: &str = "CloudTrail";
 /// Prefixes listed at once while walking the layout.
 const LIST_CONCURRENCY: usize = 16;
 /// Day folders whose listings are read ahead of the fetches.
@@ -112,7 +128,7 @@ impl ArchiveUrl {
             level = match level {
                 Level::Top if seg.starts_with("o-") => Level::OrgAccount,
                 Level::Top | Level::OrgAccount => Level::Service,
-                Level::Service if seg == "CloudTrail" => Level::Region,
+                Level::Service if seg == EVENTS_FOLDER => Level::Region,
                 Level::Service => {
                     return Err(format!(
                         "`{seg}` is not an event folder; kmsrot reads AWSLogs/ACCOUNT/CloudTrail/ (digest and insight files are not rotation evidence)"
@@ -154,21 +170,24 @@ struct DayFolder {
     day: NaiveDate,
 }
 
-/// Delivery days worth listing: the window widened by one day at each end.
+/// Delivery days worth listing: from the day before the window (clock
+/// skew between the logging host and the day folder) to `late` days after it.
 #[derive(Debug, Clone, Copy)]
-struct DayRange {
+pub struct DayRange {
     first: Option<NaiveDate>,
     last: Option<NaiveDate>,
 }
 
 impl DayRange {
-    fn from_window(w: &Window) -> Self {
+    pub fn from_window(w: &Window, late: u32) -> Self {
         DayRange {
             first: w
                 .since
-                .map(|t| t.date_naive() - Duration::days(1))
-                .map(|d| d.max(NaiveDate::MIN)),
-            last: w.until.map(|t| t.date_naive() + Duration::days(1)),
+                .and_then(|t| t.date_naive().checked_sub_signed(Duration::days(1))),
+            last: w.until.and_then(|t| {
+                t.date_naive()
+                    .checked_add_signed(Duration::days(i64::from(late)))
+            }),
         }
     }
 
@@ -210,6 +229,8 @@ impl DayRange {
 #[derive(Debug, Clone)]
 struct ObjectRef {
     key: String,
+    /// Size as listed.
+    size: u64,
     account: String,
     region: String,
     day: NaiveDate,
@@ -265,8 +286,15 @@ pub async fn scan(
     };
     let idx = collector.begin_source(url, "s3");
 
-    let range = DayRange::from_window(&opts.window);
-    let walk = walk_layout(&client, &archive, opts, range).await;
+    let range = DayRange::from_window(&opts.window, opts.late_delivery_days);
+    if let (Some(until), Some(last)) = (opts.window.until, range.last) {
+        collector.source_mut(idx).limits.push(format!(
+            "day folders are listed up to {last}, {} day(s) after --until {}: events delivered later than that (a late delivery or a backfill) are not read; raise --late-delivery-days to read them",
+            opts.late_delivery_days,
+            until.date_naive()
+        ));
+    }
+    let walk = walk_layout(&client, &archive, opts, range, EVENTS_FOLDER).await;
     for e in walk.errors {
         collector.source_mut(idx).errors.push(e);
     }
@@ -287,6 +315,7 @@ pub async fn scan(
     let cpu = Arc::new(Semaphore::new(
         std::thread::available_parallelism().map_or(2, |n| n.get()),
     ));
+    let bodies = Arc::new(Semaphore::new(BODY_BUDGET_MIB as usize));
     let bucket = archive.bucket.clone();
     let listed = stream::iter(walk.days)
         .map(|day| list_day(&client, &bucket, day))
@@ -296,7 +325,7 @@ pub async fn scan(
             stream::iter(items)
         });
     let mut done = listed
-        .map(|item| process(&client, &bucket, item, opts, cpu.clone()))
+        .map(|item| process(&client, &bucket, item, opts, cpu.clone(), bodies.clone()))
         .buffer_unordered(FETCH_CONCURRENCY);
 
     while let Some(d) = done.next().await {
@@ -304,8 +333,11 @@ pub async fn scan(
         match d {
             Done::Scanned(obj, scan) => {
                 // The key's folders say which account, region and day this
-                // file logs, even when none of its events is kept.
-                collector.note_log_day(&obj.account, &obj.region, obj.day);
+                // file logs, even when none of its events is kept; a file
+                // that held nothing readable shows nothing.
+                if scan.verdict == reader::Verdict::Read || scan.records_read > 0 {
+                    collector.note_log_day(&obj.account, &obj.region, obj.day);
+                }
                 add_scan(collector, idx, &format!("s3://{bucket}/{}", obj.key), scan);
             }
             // A file that could not be fetched is no evidence for its day.
@@ -384,13 +416,16 @@ struct Walk {
 }
 
 /// Walks the folders breadth-first, one level at a time, listing each
-/// level's folders concurrently. Levels the user fixed in the URL, or named
-/// with --account/--region, are not listed.
+/// level's folders concurrently, down to the day folders of `service` (the
+/// folder under each account: [`EVENTS_FOLDER`], or `CloudTrail-Digest` for
+/// a digest walk). Levels the user fixed in the URL, or named with
+/// --account/--region, are not listed.
 async fn walk_layout(
     client: &aws_sdk_s3::Client,
     archive: &ArchiveUrl,
     opts: &ReadOptions,
     range: DayRange,
+    service: &str,
 ) -> Walk {
     let mut walk = Walk::default();
     let mut frontier = vec![Node {
@@ -404,7 +439,7 @@ async fn walk_layout(
     }];
     while !frontier.is_empty() {
         let expanded: Vec<(Vec<Node>, Vec<DayFolder>, Option<String>)> = stream::iter(frontier)
-            .map(|node| expand(client, archive, opts, range, node))
+            .map(|node| expand(client, archive, opts, range, service, node))
             .buffer_unordered(LIST_CONCURRENCY)
             .collect()
             .await;
@@ -432,6 +467,7 @@ async fn expand(
     archive: &ArchiveUrl,
     opts: &ReadOptions,
     range: DayRange,
+    service: &str,
     node: Node,
 ) -> (Vec<Node>, Vec<DayFolder>, Option<String>) {
     let child = |name: &str, level: Level, fixed_used: usize| Node {
@@ -448,7 +484,7 @@ async fn expand(
         // so that its days show as missing rather than vanish.
         Level::Service if fixed.is_some() || !opts.scope.accounts.is_empty() => {
             let used = node.fixed_used + usize::from(fixed.is_some());
-            return (vec![child("CloudTrail", Level::Region, used)], vec![], None);
+            return (vec![child(service, Level::Region, used)], vec![], None);
         }
         Level::OrgAccount | Level::Top if fixed.is_some() => {
             let name = fixed.unwrap_or_default();
@@ -537,7 +573,7 @@ async fn expand(
                 }
             }
             Level::Service => {
-                if name == "CloudTrail" {
+                if name == service {
                     children.push(child(&name, Level::Region, node.fixed_used));
                 }
             }
@@ -651,8 +687,16 @@ async fn list_day(client: &aws_sdk_s3::Client, bucket: &str, day: DayFolder) -> 
                 }));
                 continue;
             }
+            if is_insight(key) {
+                items.push(Listed::Skipped(FileIssue {
+                    path: format!("s3://{bucket}/{key}"),
+                    reason: "CloudTrail Insights file, not an event log".into(),
+                }));
+                continue;
+            }
             items.push(Listed::Object(ObjectRef {
                 key: key.to_string(),
+                size: obj.size().map_or(0, |n| u64::try_from(n).unwrap_or(0)),
                 account: day.account.clone(),
                 region: day.region.clone(),
                 day: day.day,
@@ -670,6 +714,10 @@ fn is_digest(key: &str) -> bool {
     key.contains("CloudTrail-Digest")
 }
 
+fn is_insight(key: &str) -> bool {
+    key.contains("CloudTrail-Insight")
+}
+
 /// Fetches and parses one object; other items pass through.
 async fn process(
     client: &aws_sdk_s3::Client,
@@ -677,11 +725,31 @@ async fn process(
     item: Listed,
     opts: &ReadOptions,
     cpu: Arc<Semaphore>,
+    bodies: Arc<Semaphore>,
 ) -> Done {
     let obj = match item {
         Listed::Object(o) => o,
         Listed::Skipped(issue) => return Done::Skipped(issue),
         Listed::Error(e) => return Done::Error(e),
+    };
+    if obj.size > opts.max_log_bytes {
+        let scan = FileScan {
+            verdict: reader::Verdict::Corrupt(reader::over_limit(obj.size, opts.max_log_bytes)),
+            bytes: 0,
+            records_read: 0,
+            bad_times: 0,
+            rows: Vec::new(),
+            log_days: Vec::new(),
+            delivered: None,
+        };
+        return Done::Scanned(obj, scan);
+    }
+    // Held until the body is parsed and dropped.
+    let mib = u32::try_from(obj.size.div_ceil(1 << 20))
+        .unwrap_or(BODY_BUDGET_MIB)
+        .clamp(1, BODY_BUDGET_MIB);
+    let Ok(_body_permit) = bodies.acquire_many_owned(mib).await else {
+        return Done::FetchFailed(obj, "the scan was shut down".into());
     };
     let body = match client
         .get_object()
@@ -748,20 +816,22 @@ mod tests {
     }
 
     #[test]
-    fn day_range_widens_the_window_by_a_day() {
+    fn day_range_starts_a_day_early_and_waits_for_late_deliveries() {
         let w = Window {
             since: Some(Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap()),
             until: Some(Utc.with_ymd_and_hms(2025, 3, 31, 0, 0, 0).unwrap()),
         };
-        let r = DayRange::from_window(&w);
+        let r = DayRange::from_window(&w, 2);
         let d = |m, day| NaiveDate::from_ymd_opt(2025, m, day).unwrap();
         assert!(r.day(d(2, 28)));
         assert!(!r.day(d(2, 27)));
-        assert!(r.day(d(4, 1)));
-        assert!(!r.day(d(4, 2)));
+        assert!(r.day(d(4, 1)) && r.day(d(4, 2)));
+        assert!(!r.day(d(4, 3)));
         assert!(r.month(2025, 2) && r.month(2025, 4) && !r.month(2025, 5));
         assert!(r.year(2025) && !r.year(2024));
-        let open = DayRange::from_window(&Window::default());
+        let r = DayRange::from_window(&w, 0);
+        assert!(r.day(d(3, 31)) && !r.day(d(4, 1)));
+        let open = DayRange::from_window(&Window::default(), 2);
         assert!(open.day(d(1, 1)) && open.year(1999));
     }
 

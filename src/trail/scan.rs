@@ -41,10 +41,10 @@ pub fn skip_ws(buf: &[u8], mut i: usize) -> usize {
 pub fn skip_string(buf: &[u8], i: usize) -> ScanResult<usize> {
     let mut j = i + 1;
     loop {
-        match memchr2(b'"', b'\\', &buf[j..]) {
+        match quote_or_backslash(buf, j) {
             None => return err(i, "unterminated string"),
             Some(k) => {
-                j += k;
+                j = k;
                 if buf[j] == b'"' {
                     return Ok(j + 1);
                 }
@@ -57,6 +57,43 @@ pub fn skip_string(buf: &[u8], i: usize) -> ScanResult<usize> {
             }
         }
     }
+}
+
+/// The offset of the first `"` or `\\` at or after `from`. CloudTrail's
+/// strings are short (names, ids, ARNs): one 16-byte compare finds the end
+/// of most of them, where a `memchr2` call would cost more in setup than in
+/// search. Longer strings fall through to `memchr2`.
+#[inline]
+fn quote_or_backslash(buf: &[u8], from: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        let mut at = from;
+        for _ in 0..4 {
+            if at + 16 > buf.len() {
+                break;
+            }
+            // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes
+            // at `at` lie inside `buf` (checked above).
+            let mask = unsafe {
+                let v = _mm_loadu_si128(buf.as_ptr().add(at) as *const __m128i);
+                _mm_movemask_epi8(_mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                ))
+            };
+            if mask != 0 {
+                return Some(at + mask.trailing_zeros() as usize);
+            }
+            at += 16;
+        }
+        return memchr2(b'"', b'\\', buf.get(at..)?).map(|k| at + k);
+    }
+    #[allow(unreachable_code)]
+    memchr2(b'"', b'\\', buf.get(from..)?).map(|k| from + k)
 }
 
 fn skip_literal(buf: &[u8], i: usize) -> ScanResult<usize> {
@@ -510,6 +547,11 @@ pub struct ArrayElements<'a> {
     i: usize,
     first: bool,
     done: bool,
+    /// Cut containers with the full structural scan ([`skip_value`]).
+    validate: bool,
+    /// The structural error inside the last element yielded, when it was
+    /// cut by bracket balance only because the full scan refused it.
+    invalid: Option<ScanError>,
 }
 
 impl<'a> ArrayElements<'a> {
@@ -519,7 +561,23 @@ impl<'a> ArrayElements<'a> {
             i: start + 1,
             first: true,
             done: false,
+            validate: false,
+            invalid: None,
         }
+    }
+
+    /// Checks every element's whole structure while cutting it, in the
+    /// same single pass. An element that fails the check but whose brackets
+    /// balance is still yielded (the array goes on after it); its error is
+    /// then in [`ArrayElements::take_invalid`].
+    pub fn validating(mut self) -> Self {
+        self.validate = true;
+        self
+    }
+
+    /// The structural error inside the element just yielded, if any.
+    pub fn take_invalid(&mut self) -> Option<ScanError> {
+        self.invalid.take()
     }
 
     /// Offset just past the closing bracket, once iteration has ended.
@@ -545,8 +603,15 @@ impl Iterator for ArrayElements<'_> {
             }
             return None;
         }
-        // Records are cut out by bracket balance (see skip_balanced).
+        // Records are cut out by bracket balance (see skip_balanced), or by
+        // the full scan when asked, falling back to balance to go on.
+        self.invalid = None;
         let skipped = match buf.get(i) {
+            Some(b'{') | Some(b'[') if self.validate => skip_value(buf, i).or_else(|e| {
+                let end = skip_balanced(buf, i).map_err(|_| e.clone())?;
+                self.invalid = Some(e);
+                Ok(end)
+            }),
             Some(b'{') | Some(b'[') => skip_balanced(buf, i),
             _ => skip_value(buf, i),
         };
@@ -648,6 +713,34 @@ mod tests {
         assert!(skip_balanced(br#"{"a":"}"#, 0).is_err());
         assert!(skip_balanced(br#"{"a":[1,2]"#, 0).is_err());
         assert!(skip_balanced(b"{\"a\":\"b\\", 0).is_err());
+    }
+
+    #[test]
+    fn validating_elements_flag_a_bad_one_and_go_on() {
+        let s = br#"[{"a":1},{"b" 2},{"c":[1}],{"d":4}]"#;
+        let mut it = ArrayElements::new(s, 0).validating();
+        let mut seen = Vec::new();
+        while let Some(el) = it.next() {
+            let (a, b) = el.unwrap();
+            seen.push((
+                String::from_utf8_lossy(&s[a..b]).to_string(),
+                it.take_invalid().is_some(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (r#"{"a":1}"#.to_string(), false),
+                (r#"{"b" 2}"#.to_string(), true),
+                (r#"{"c":[1}]"#.to_string(), true),
+                (r#"{"d":4}"#.to_string(), false),
+            ]
+        );
+        // Truncation is still the end of the array.
+        let cut = br#"[{"a":1},{"b":"#;
+        let mut it = ArrayElements::new(cut, 0).validating();
+        assert!(it.next().unwrap().is_ok());
+        assert!(it.next().unwrap().is_err());
     }
 
     #[test]

@@ -5,11 +5,88 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use aws_config::SdkConfig;
+use tokio::sync::OnceCell;
 
 use super::reader::ReadOptions;
 use super::{Collector, EventRow, TrailCoverage};
+use crate::aws::regions::{self, DEFAULT_ENABLED};
+use crate::aws::AwsOptions;
 use crate::error::hinted;
 use crate::progress::Progress;
+
+/// AWS access for the sources that need it, set up on first use only: a
+/// scan of local files never resolves a region or credentials, so it never
+/// probes the instance metadata service (IMDS) or waits for it.
+pub struct Aws {
+    opts: AwsOptions,
+    config: OnceCell<SdkConfig>,
+    /// The regions `--region` names (`all` discovered), else the default.
+    named: OnceCell<Vec<String>>,
+    /// Every region enabled for the account.
+    enabled: OnceCell<Vec<String>>,
+}
+
+impl Aws {
+    /// From the global flags; nothing is resolved yet.
+    pub fn lazy(opts: AwsOptions) -> Self {
+        Aws {
+            opts,
+            config: OnceCell::new(),
+            named: OnceCell::new(),
+            enabled: OnceCell::new(),
+        }
+    }
+
+    /// A configuration already loaded, and the regions the run covers.
+    pub fn loaded(config: SdkConfig, regions: Vec<String>) -> Self {
+        Aws {
+            opts: AwsOptions::default(),
+            config: OnceCell::new_with(Some(config)),
+            named: OnceCell::new_with(Some(regions.clone())),
+            enabled: OnceCell::new_with(Some(regions)),
+        }
+    }
+
+    pub async fn config(&self) -> &SdkConfig {
+        self.config
+            .get_or_init(|| crate::aws::load_config(&self.opts))
+            .await
+    }
+
+    /// The regions asked with `--region` (`all`: every enabled one), or the
+    /// configured region: where LookupEvents is asked.
+    pub async fn named_regions(&self) -> Result<&[String]> {
+        let config = self.config().await;
+        self.named
+            .get_or_try_init(|| async {
+                if self.opts.regions.is_empty() {
+                    Ok(vec![crate::aws::default_region(config)?])
+                } else {
+                    regions::resolve(config, &self.opts)
+                        .await
+                        .map(|p| p.regions)
+                }
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// Every region enabled for the account (account:ListRegions, else the
+    /// built-in list).
+    pub async fn enabled_regions(&self) -> Result<&[String]> {
+        let config = self.config().await;
+        self.enabled
+            .get_or_try_init(|| async {
+                let all = AwsOptions {
+                    regions: vec!["all".into()],
+                    ..self.opts.clone()
+                };
+                regions::resolve(config, &all).await.map(|p| p.regions)
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+}
 
 /// A SOURCE argument, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,12 +126,10 @@ pub fn parse_source(s: &str) -> Result<Source> {
     Ok(Source::Local(PathBuf::from(s)))
 }
 
-/// Reads every source, in order, and closes the scan. `lookup_regions` are
-/// the regions LookupEvents is asked in (it has no cross-region view).
+/// Reads every source, in order, and closes the scan.
 pub async fn scan_sources(
-    config: &SdkConfig,
+    aws: &Aws,
     sources: &[String],
-    lookup_regions: &[String],
     opts: &ReadOptions,
     progress: &Progress,
 ) -> Result<(Vec<EventRow>, TrailCoverage)> {
@@ -63,6 +138,7 @@ pub async fn scan_sources(
         .iter()
         .map(|s| parse_source(s).map(|p| (s.as_str(), p)))
         .collect::<Result<Vec<_>>>()?;
+    let remote = parsed.iter().any(|(_, p)| !matches!(p, Source::Local(_)));
     let mut collector = Collector::new();
     for (given, source) in parsed {
         match source {
@@ -70,20 +146,40 @@ pub async fn scan_sources(
                 super::local::scan(&path, given, opts, &mut collector, progress)?
             }
             Source::S3 { .. } => {
-                super::s3::scan(config, given, opts, &mut collector, progress).await?
+                super::s3::scan(aws.config().await, given, opts, &mut collector, progress).await?
             }
             Source::Lookup => {
-                let regions = if lookup_regions.is_empty() {
-                    vec![crate::aws::default_region(config)?]
-                } else {
-                    lookup_regions.to_vec()
-                };
-                super::lookup::scan(config, &regions, opts, &mut collector, progress).await?
+                let regions = aws.named_regions().await?;
+                super::lookup::scan(aws.config().await, regions, opts, &mut collector, progress)
+                    .await?
             }
             Source::Lake(_) => {
-                super::lake::scan(config, given, opts, &mut collector, progress).await?
+                super::lake::scan(aws.config().await, given, opts, &mut collector, progress).await?
             }
         }
+    }
+    // An account named with --account that no source found a log for
+    // shows every day missing in every region in scope, not nothing.
+    if !collector
+        .accounts_without_ledger(&opts.scope.accounts)
+        .is_empty()
+    {
+        let regions: Vec<String> = if !opts.scope.regions.is_empty() {
+            opts.scope.regions.clone()
+        } else if remote {
+            aws.enabled_regions().await?.to_vec()
+        } else {
+            // Local files only: no AWS call is made, so the opt-in regions
+            // an account enabled are not known.
+            if !sources.is_empty() {
+                collector.source_mut(0).limits.push(format!(
+                    "an --account with no logs is reported missing in the {} regions every account has enabled; name opt-in regions with --region",
+                    DEFAULT_ENABLED.len()
+                ));
+            }
+            DEFAULT_ENABLED.iter().map(|r| r.to_string()).collect()
+        };
+        collector.note_named_accounts(&opts.scope.accounts, &regions);
     }
     Ok(collector.finish(opts.window))
 }

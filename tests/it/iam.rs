@@ -30,6 +30,7 @@ const ACTIONS: &[(&str, &[&str])] = &[
     ("lookup_events", &["cloudtrail:LookupEvents"]),
     ("start_query", &["cloudtrail:StartQuery"]),
     ("get_query_results", &["cloudtrail:GetQueryResults"]),
+    ("cancel_query", &["cloudtrail:CancelQuery"]),
     // ListObjectsV2 is authorized by s3:ListBucket.
     ("list_objects_v2", &["s3:ListBucket"]),
     ("get_object", &["s3:GetObject"]),

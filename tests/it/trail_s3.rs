@@ -129,8 +129,9 @@ const LIST: &str = "current-docs.ct-listkeyrotations.1.json";
 const CREATE: &str = "kms-dev-guide.ct-createkey.1.json";
 const DECRYPT_FAILED: &str = "kms-dev-guide.ct-decrypt.5.json";
 
-/// The window asked: 2025-03-02 .. 2025-03-04. Delivery days 03-01 and 03-05
-/// are listed too (widened by a day); 02-27 and 03-06 never are.
+/// The window asked: 2025-03-02 .. 2025-03-04. Delivery days 03-01 (a day
+/// early) and 03-05, 03-06 (--late-delivery-days 2) are listed too; 02-27
+/// never is.
 const SINCE: &str = "2025-03-02T00:00:00Z";
 const UNTIL: &str = "2025-03-04T23:59:59Z";
 
@@ -250,6 +251,26 @@ fn digest_keys() -> Vec<String> {
         .collect()
 }
 
+/// Each file's key and stored bytes.
+fn bodies(files: &[LogFile]) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| {
+            let body = serde_json::to_vec(&json!({ "Records": f.records })).unwrap();
+            let mut gz = gzip(&body);
+            if f.corrupt {
+                // Cut mid-stream, as an interrupted copy leaves it.
+                gz.truncate(gz.len() / 2);
+            }
+            (f.key(), gz)
+        })
+        .collect();
+    for key in digest_keys() {
+        out.push((key, gzip(br#"{"awsAccountId":"111122223333","digestStartTime":"2025-03-02T00:00:00Z","logFiles":[]}"#)));
+    }
+    out
+}
+
 async fn upload(moto: &Moto, files: &[LogFile]) {
     // The bucket lives in another region than kmsrot's default, as org
     // trail buckets often do.
@@ -264,22 +285,7 @@ async fn upload(moto: &Moto, files: &[LogFile]) {
         .send()
         .await
         .expect("create bucket");
-    let mut puts: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|f| {
-            let body = serde_json::to_vec(&json!({ "Records": f.records })).unwrap();
-            let mut gz = gzip(&body);
-            if f.corrupt {
-                // Cut mid-stream, as an interrupted copy leaves it.
-                gz.truncate(gz.len() / 2);
-            }
-            (f.key(), gz)
-        })
-        .collect();
-    for key in digest_keys() {
-        puts.push((key, gzip(br#"{"awsAccountId":"111122223333","digestStartTime":"2025-03-02T00:00:00Z","logFiles":[]}"#)));
-    }
-    for (key, body) in puts {
+    for (key, body) in bodies(files) {
         s3.put_object()
             .bucket(BUCKET)
             .key(&key)
@@ -372,7 +378,7 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
     );
 
     let widened =
-        NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()..=NaiveDate::from_ymd_opt(2025, 3, 5).unwrap();
+        NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()..=NaiveDate::from_ymd_opt(2025, 3, 6).unwrap();
     let expected: BTreeSet<String> = files
         .iter()
         .filter(|f| widened.contains(&f.day()))
@@ -638,4 +644,136 @@ fn a_bucket_that_does_not_exist_is_a_usage_error() {
         "{stderr}"
     );
     assert!(stderr.contains("hint: "), "{stderr}");
+}
+
+/// The events and day ledger of a scan's output, with `source` dropped.
+fn evidence(out: &Path) -> (BTreeMap<String, Value>, Value) {
+    let rows = read_json(&out.join("events.json"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("source");
+            (r["event_id"].as_str().unwrap().to_string(), r)
+        })
+        .collect();
+    (rows, trail_coverage(out)["days"].clone())
+}
+
+/// 18.9: an event an hour before --until, delivered 29 hours later, is in
+/// a folder two days past the window: read from S3 as from a local copy of
+/// the same files, and `limits` says how late a delivery may be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_delivery_is_read_from_s3_as_from_local_files() {
+    let moto = Moto::start();
+    let (mut files, mut kept) = archive();
+    let late_event = t(4, 23, 0);
+    files.push(LogFile {
+        account: ACCOUNT_A,
+        region: "eu-west-1",
+        delivered: late_event + Duration::hours(29),
+        records: vec![place(ROTATE_NEW, 12, late_event, ACCOUNT_A, "eu-west-1")],
+        corrupt: false,
+    });
+    kept.insert(12, "RotateKey");
+    upload(&moto, &files).await;
+    let local = tempfile::tempdir().unwrap();
+    for (key, body) in bodies(&files) {
+        let p = local.path().join(&key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let proxy = CountingProxy::start(moto.port);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let s3_out = tmp.path().join("s3");
+    let (code, _, stderr) = scan(&proxy, &s3_out, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    let local_out = tmp.path().join("local");
+    let (code, _, stderr) = run(kmsrot()
+        .args(["trail", "scan"])
+        .arg(local.path().join(PREFIX))
+        .args(["--since", SINCE, "--until", UNTIL, "--out"])
+        .arg(&local_out));
+    assert_eq!(code, 3, "{stderr}");
+
+    let (s3_rows, s3_days) = evidence(&s3_out);
+    let (local_rows, local_days) = evidence(&local_out);
+    assert!(
+        s3_rows.contains_key(&event_id(12)),
+        "the late event is read"
+    );
+    assert_eq!(s3_rows, local_rows);
+    assert_eq!(s3_days, local_days);
+    let ids: BTreeSet<String> = kept.keys().map(|id| event_id(*id)).collect();
+    assert_eq!(s3_rows.keys().cloned().collect::<BTreeSet<_>>(), ids);
+    let limits = trail_coverage(&s3_out)["sources"][0]["limits"].to_string();
+    assert!(
+        limits.contains("listed up to 2025-03-06, 2 day(s) after --until 2025-03-04"),
+        "{limits}"
+    );
+
+    // With no slack for late deliveries, the S3 scan cannot see it, and
+    // says so.
+    let strict = tmp.path().join("strict");
+    let (_, _, stderr) = run(kmsrot()
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .args(["trail", "scan", &format!("s3://{BUCKET}/{PREFIX}")])
+        .args([
+            "--since",
+            SINCE,
+            "--until",
+            UNTIL,
+            "--late-delivery-days",
+            "0",
+            "--out",
+        ])
+        .arg(&strict));
+    let (rows, _) = evidence(&strict);
+    assert!(!rows.contains_key(&event_id(12)), "{stderr}");
+    let limits = trail_coverage(&strict)["sources"][0]["limits"].to_string();
+    assert!(limits.contains("0 day(s) after --until"), "{limits}");
+}
+
+/// 18.10: an account named with --account that has no folder at all shows
+/// every day missing in every enabled region (moto has no
+/// account:ListRegions, so the built-in list stands in), and the scan is
+/// partial.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_account_with_no_logs_shows_every_day_missing() {
+    let moto = Moto::start();
+    let (files, _) = archive();
+    upload(&moto, &files).await;
+    let proxy = CountingProxy::start(moto.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c");
+    let mut cmd = kmsrot();
+    cmd.env("AWS_ENDPOINT_URL", &proxy.url)
+        .args(["trail", "scan", &format!("s3://{BUCKET}/{PREFIX}")])
+        .args(["--since", SINCE, "--until", UNTIL])
+        .args(["--account", ACCOUNT_A, "--account", "999988887777", "--out"])
+        .arg(&out);
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!(code, 3, "{stderr}");
+    let cov = trail_coverage(&out);
+    let (with, missing) = days_of(&cov, "999988887777", "us-east-1");
+    assert!(with.is_empty());
+    assert_eq!(missing, ["2025-03-02", "2025-03-03", "2025-03-04"]);
+    let regions = cov["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["account_id"] == "999988887777")
+        .count();
+    assert!(regions >= 17, "every enabled region: {regions}");
+    // The account that has logs keeps its own regions only.
+    assert_eq!(
+        days_of(&cov, ACCOUNT_A, "eu-west-1").1,
+        Vec::<String>::new()
+    );
+    assert!(
+        stderr.contains("no CloudTrail log for account 999988887777"),
+        "{stderr}"
+    );
 }

@@ -45,6 +45,15 @@ pub struct FixtureOptions {
     /// Lake: GetQueryResults answers RUNNING this many times per query
     /// before FINISHED, and pages rows by `page_size`.
     pub lake_running_polls: usize,
+    /// Lake: StartQuery answers MaxConcurrentQueriesException this many
+    /// times before it accepts a query.
+    pub lake_busy_starts: usize,
+    /// Lake: GetQueryResults answers this error code (HTTP 400) once the
+    /// query has stopped running.
+    pub lake_results_error: Option<String>,
+    /// Lake: the status a query ends with instead of FINISHED (`TIMED_OUT`
+    /// returns the rows it has, as Lake does).
+    pub lake_end_status: Option<String>,
 }
 
 impl Default for FixtureOptions {
@@ -55,6 +64,9 @@ impl Default for FixtureOptions {
             throttle_once: vec![],
             deny_regions: vec![],
             lake_running_polls: 0,
+            lake_busy_starts: 0,
+            lake_results_error: None,
+            lake_end_status: None,
         }
     }
 }
@@ -63,7 +75,7 @@ impl Default for FixtureOptions {
 #[derive(Debug, Clone)]
 pub struct LakeRequest {
     pub at: Instant,
-    /// `StartQuery` or `GetQueryResults`.
+    /// `StartQuery`, `GetQueryResults` or `CancelQuery`.
     pub operation: String,
     pub query_id: String,
     pub statement: Option<String>,
@@ -95,6 +107,8 @@ struct State {
     requests: Mutex<Vec<LookupRequest>>,
     /// Lake queries started: statement and GetQueryResults calls so far.
     queries: Mutex<Vec<(String, usize)>>,
+    /// StartQuery calls refused so far.
+    busy: Mutex<usize>,
     lake: Mutex<Vec<LakeRequest>>,
 }
 
@@ -113,6 +127,7 @@ impl CloudTrailFixture {
             throttled: Mutex::new(HashSet::new()),
             requests: Mutex::new(Vec::new()),
             queries: Mutex::new(Vec::new()),
+            busy: Mutex::new(0),
             lake: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
@@ -184,6 +199,7 @@ fn serve(conn: TcpStream, state: &State) {
             Some(t) if t.ends_with(".LookupEvents") => lookup(state, &region, &body),
             Some(t) if t.ends_with(".StartQuery") => start_query(state, &body),
             Some(t) if t.ends_with(".GetQueryResults") => get_query_results(state, &body),
+            Some(t) if t.ends_with(".CancelQuery") => cancel_query(state, &body),
             Some(t) => json_error(400, "UnknownOperationException", &format!("fixture: {t}")),
             None if String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") => {
                 (200, "text/xml", None, caller_identity(&state.opts.account))
@@ -362,6 +378,26 @@ fn start_query(state: &State, body: &[u8]) -> Answer {
         return json_error(400, "SerializationException", "fixture: body is not JSON");
     };
     let statement = req["QueryStatement"].as_str().unwrap_or("").to_string();
+    {
+        let mut busy = state.busy.lock().expect("fixture");
+        if *busy < state.opts.lake_busy_starts {
+            *busy += 1;
+            state.lake.lock().expect("fixture log").push(LakeRequest {
+                at: Instant::now(),
+                operation: "StartQuery".into(),
+                query_id: String::new(),
+                statement: Some(statement),
+                next_token: None,
+                status: "MaxConcurrentQueriesException".into(),
+                rows_returned: 0,
+            });
+            return json_error(
+                400,
+                "MaxConcurrentQueriesException",
+                "You are already running the maximum number of concurrent queries. Wait a minute for some queries to finish, and then run the query again.",
+            );
+        }
+    }
     let mut queries = state.queries.lock().expect("fixture");
     queries.push((statement.clone(), 0));
     let id = format!("fixture-query-{}", queries.len());
@@ -386,48 +422,109 @@ fn bound(statement: &str, op: &str) -> Option<f64> {
         .map(|t| t.and_utc().timestamp() as f64)
 }
 
-/// A record as Lake returns it for kmsrot's events query: one single-entry
-/// map per selected column, strings only, NULL columns left out.
-fn lake_row(r: &Value) -> Vec<Value> {
-    let time = chrono::DateTime::parse_from_rfc3339(r["eventTime"].as_str().unwrap_or(""))
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-        .unwrap_or_default();
-    let text = |v: &Value| match v {
+/// A CloudTrail record as Lake holds it: `requestparameters` and
+/// `serviceeventdetails` are `map<string,string>` (a nested value becomes its
+/// JSON text), `resources` an array of (accountid, type, arn) structs,
+/// `eventtime` a timestamp; GetQueryResults renders every value as a string.
+fn map_value(v: &Value) -> Option<String> {
+    match v {
         Value::String(s) => Some(s.clone()),
         Value::Null => None,
         other => Some(other.to_string()),
+    }
+}
+
+/// A record as Lake returns it for kmsrot's events query: one single-entry
+/// map per selected column (the query's aliases), strings only, NULL
+/// columns left out. Each column is what the SQL expression kmsrot sends
+/// yields on Lake's schema.
+pub fn lake_row(r: &Value) -> Vec<Value> {
+    let time = chrono::DateTime::parse_from_rfc3339(r["eventTime"].as_str().unwrap_or(""))
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S%.3f")
+                .to_string()
+        })
+        .ok();
+    // Top-level columns are typed strings in Lake: a value of another type
+    // in the record would not have been ingested as it is.
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let in_map = |m: &Value, k: &str| {
+        if m.is_object() {
+            map_value(&m[k])
+        } else {
+            None
+        }
     };
+    // element_at(filter(resources, r -> r.type = 'AWS::KMS::Key'
+    //   AND r.arn LIKE 'arn:%:kms:%:key/%'), 1).arn
+    let like_key_arn = |a: &str| {
+        a.starts_with("arn:")
+            && a.find(":kms:")
+                .is_some_and(|i| a[i + 5..].find(":key/").is_some())
+    };
+    let kms_key = r["resources"].as_array().and_then(|rs| {
+        rs.iter()
+            .filter(|x| x["type"] == "AWS::KMS::Key")
+            .filter_map(|x| x["ARN"].as_str())
+            .find(|a| like_key_arn(a))
+            .map(str::to_string)
+    });
+    let ui = &r["userIdentity"];
     let cols: Vec<(&str, Option<String>)> = vec![
         ("eventid", text(&r["eventID"])),
-        ("eventtime", Some(time)),
+        ("eventtime", time),
         ("eventname", text(&r["eventName"])),
         ("eventtype", text(&r["eventType"])),
         ("eventsource", text(&r["eventSource"])),
         ("awsregion", text(&r["awsRegion"])),
         ("recipientaccountid", text(&r["recipientAccountId"])),
-        ("principal_arn", text(&r["userIdentity"]["arn"])),
-        ("principal_type", text(&r["userIdentity"]["type"])),
-        ("invoked_by", text(&r["userIdentity"]["invokedBy"])),
+        ("sharedeventid", text(&r["sharedEventID"])),
+        ("principal_arn", text(&ui["arn"])),
+        ("principal_type", text(&ui["type"])),
+        ("principal_account_id", text(&ui["accountId"])),
+        ("invoked_by", text(&ui["invokedBy"])),
+        (
+            "session_issuer_arn",
+            text(&ui["sessionContext"]["sessionIssuer"]["arn"]),
+        ),
         ("sourceipaddress", text(&r["sourceIPAddress"])),
         ("useragent", text(&r["userAgent"])),
         ("errorcode", text(&r["errorCode"])),
         ("errormessage", text(&r["errorMessage"])),
-        ("request_key_id", text(&r["requestParameters"]["keyId"])),
+        ("request_key_id", in_map(&r["requestParameters"], "keyId")),
         (
             "rotation_period_in_days",
-            text(&r["requestParameters"]["rotationPeriodInDays"]),
+            in_map(&r["requestParameters"], "rotationPeriodInDays"),
         ),
-        ("service_key_id", text(&r["serviceEventDetails"]["keyId"])),
+        ("service_key_id", in_map(&r["serviceEventDetails"], "keyId")),
         (
             "rotation_type",
-            text(&r["serviceEventDetails"]["rotationType"]),
+            in_map(&r["serviceEventDetails"], "rotationType"),
         ),
-        ("resource_arn", text(&r["resources"][0]["ARN"])),
+        ("resource_arn", kms_key),
         ("requestid", text(&r["requestID"])),
     ];
     cols.into_iter()
         .filter_map(|(k, v)| v.map(|v| json!({ k: v })))
         .collect()
+}
+
+fn cancel_query(state: &State, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let id = req["QueryId"].as_str().unwrap_or("").to_string();
+    state.lake.lock().expect("fixture log").push(LakeRequest {
+        at: Instant::now(),
+        operation: "CancelQuery".into(),
+        query_id: id.clone(),
+        statement: None,
+        next_token: None,
+        status: "CANCELLED".into(),
+        rows_returned: 0,
+    });
+    json_ok(json!({ "QueryId": id, "QueryStatus": "CANCELLED" }))
 }
 
 fn get_query_results(state: &State, body: &[u8]) -> Answer {
@@ -460,6 +557,11 @@ fn get_query_results(state: &State, body: &[u8]) -> Answer {
     if polls <= state.opts.lake_running_polls {
         state.lake.lock().expect("fixture log").push(log);
         return json_ok(json!({ "QueryStatus": "RUNNING", "QueryResultRows": [] }));
+    }
+    if let Some(code) = &state.opts.lake_results_error {
+        log.status = code.clone();
+        state.lake.lock().expect("fixture log").push(log);
+        return json_error(400, code, "fixture: injected GetQueryResults failure");
     }
     let (since, until) = (bound(&statement, ">="), bound(&statement, "<="));
     let in_window = |r: &Value| {
@@ -495,7 +597,9 @@ fn get_query_results(state: &State, body: &[u8]) -> Answer {
         records
             .filter(|r| r["eventSource"] == "kms.amazonaws.com")
             .filter(|r| {
-                r["errorCode"].is_string()
+                // `--include-data-events` sends no name list.
+                !statement.contains("eventname IN (")
+                    || r["errorCode"].is_string()
                     || statement.contains(&format!("'{}'", r["eventName"].as_str().unwrap_or("")))
             })
             .map(|r| Value::Array(lake_row(r)))
@@ -508,11 +612,16 @@ fn get_query_results(state: &State, body: &[u8]) -> Answer {
         .unwrap_or(0);
     let size = state.opts.page_size.max(1);
     let page: Vec<Value> = rows.iter().skip(offset).take(size).cloned().collect();
-    log.status = "FINISHED".into();
+    let status = state
+        .opts
+        .lake_end_status
+        .clone()
+        .unwrap_or_else(|| "FINISHED".into());
+    log.status = status.clone();
     log.rows_returned = page.len();
     state.lake.lock().expect("fixture log").push(log);
     let mut answer = json!({
-        "QueryStatus": "FINISHED",
+        "QueryStatus": status,
         "QueryStatistics": {
             "ResultsCount": page.len(),
             "TotalResultsCount": rows.len(),
@@ -522,6 +631,9 @@ fn get_query_results(state: &State, body: &[u8]) -> Answer {
     });
     if offset + size < rows.len() {
         answer["NextToken"] = json!(format!("fixture-rows-{}", offset + size));
+    }
+    if status == "TIMED_OUT" {
+        answer["ErrorMessage"] = json!("Query exceeded the maximum run time and timed out.");
     }
     json_ok(answer)
 }
