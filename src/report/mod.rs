@@ -1082,9 +1082,11 @@ mod tests {
     #[test]
     fn a_linked_on_demand_rotation_is_one_rotation_on_the_timeline() {
         use chrono::TimeZone;
-        let mut ev =
-            Evidence::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-bundle"))
-                .unwrap();
+        let mut ev = Evidence::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-bundle"),
+            false,
+        )
+        .unwrap();
         let key = ev.keys[0].arn.clone();
         let at = |m| Utc.with_ymd_and_hms(2026, 1, 10, 9, m, 0).unwrap();
         let row = |id: &str, name: &str, kind: &str, m, link: Option<&str>| EventRow {
