@@ -118,8 +118,8 @@ pub fn write_report(
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     // Before anything is signed or written: the report never goes into the
-    // evidence it reads.
-    crate::output::refuse_overlap(&args.out, &[&args.bundle])?;
+    // evidence it reads, nor among an earlier run's files.
+    crate::output::prepare_out_dir(&args.out, args.force, &[&args.bundle])?;
     let needs_aws = args.sign_with.is_some() || args.upload.is_some();
     let config = if needs_aws {
         Some(crate::aws::load_config(&ctx.global.aws()).await)
