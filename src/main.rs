@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use kmsrot::cli::Cli;
-use kmsrot::error::{render, EXIT_FATAL};
+use kmsrot::error::{exit_class, render, EXIT_FATAL};
 
 fn main() {
     let cli = Cli::parse();
@@ -22,11 +22,11 @@ fn main() {
     // a command finishes with its own verdict; an error that still reaches
     // here is a failure, never mapped to success (a failed `verify-bundle`
     // piped into `head` must not pass under `set -o pipefail`).
-    let code = match runtime.block_on(kmsrot::commands::run(cli)) {
+    let code = match runtime.block_on(kmsrot::cli::run(cli)) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("{}", render(&e));
-            EXIT_FATAL
+            exit_class(&e).code()
         }
     };
     // Drop the runtime before exiting so buffered files are flushed and

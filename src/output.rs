@@ -22,17 +22,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use polars::prelude::{
     CompatLevel, DataFrame, DataType, KeyValueMetadata, ParquetReader, ParquetWriter, SchemaExt,
     SerReader,
 };
 use serde_json::{Map, Value};
 
+use crate::frames::time::rfc3339;
 use crate::frames::{check_columns, conform, Kind, Schema};
 
-/// `--output` for commands that print rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How rows printed to stdout are formatted (`--output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
     Table,
@@ -40,10 +41,16 @@ pub enum Format {
     Csv,
 }
 
-/// Formats a UTC instant the way every file of ours does: RFC 3339, `Z`,
-/// with fractional seconds only when there are any.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Table, Format::Json, Format::Csv];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
 }
 
 fn millis_to_rfc3339(ms: i64) -> Option<String> {
@@ -112,6 +119,22 @@ pub fn open_no_follow(path: &Path) -> Result<File> {
 
 fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Reads a whole file as text without following a symlink, as an I/O
+/// result (a link gives "too many levels of symbolic links").
+pub fn read_string_no_follow(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut text = String::new();
+    opts.open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Reads a whole file as text without following a symlink.
@@ -652,6 +675,16 @@ impl Table {
             .push(cells.into_iter().map(|c| c.to_string()).collect());
     }
 
+    /// Prints to stdout, flushed, so a closed pipe surfaces here.
+    /// Prints to stdout; a reader that closed the pipe ends the output
+    /// quietly, never the command ([`Stdout`]).
+    pub fn print_stdout(&self, format: Format) -> Result<()> {
+        let mut out = stdout();
+        self.print(format, &mut out)?;
+        out.flush().context("writing to stdout")?;
+        Ok(())
+    }
+
     pub fn print(&self, format: Format, out: &mut impl Write) -> Result<()> {
         match format {
             Format::Table => self.print_text(out),
@@ -730,7 +763,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{Cell, FrameBuilder, KEYS, ROTATIONS};
+    use crate::frames::{col, Cell, FrameBuilder, KEYS, ROTATIONS};
     use chrono::TimeZone;
 
     #[test]
@@ -739,12 +772,15 @@ mod tests {
         let mut b = FrameBuilder::new(ROTATIONS);
         let t = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
         b.push(vec![
-            Cell::str("111122223333"),
-            Cell::str("us-east-1"),
-            Cell::str("k1"),
-            Cell::str("arn:aws:kms:us-east-1:111122223333:key/k1"),
-            Cell::Time(Some(t)),
-            Cell::str("AUTOMATIC"),
+            (col::ACCOUNT_ID, Cell::str("111122223333")),
+            (col::REGION, Cell::str("us-east-1")),
+            (col::KEY_ID, Cell::str("k1")),
+            (
+                col::KEY_ARN,
+                Cell::str("arn:aws:kms:us-east-1:111122223333:key/k1"),
+            ),
+            (col::ROTATION_DATE, Cell::Time(Some(t))),
+            (col::ROTATION_TYPE, Cell::str("AUTOMATIC")),
         ])
         .unwrap();
         let mut df = b.finish().unwrap();
@@ -778,15 +814,16 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let mut b = FrameBuilder::new(ROTATIONS);
-        b.push(vec![
+        let cells = [
             Cell::str("=1+1"),
             Cell::str("@region"),
             Cell::str("-k"),
             Cell::str("+arn"),
             Cell::Time(None),
             Cell::str("\tAUTOMATIC"),
-        ])
-        .unwrap();
+        ];
+        b.push(ROTATIONS.names().into_iter().zip(cells).collect())
+            .unwrap();
         let mut df = b.finish().unwrap();
         write_frame(dir.path(), &ROTATIONS, &mut df).unwrap();
         let text = std::fs::read_to_string(dir.path().join("rotations.csv")).unwrap();
@@ -835,15 +872,18 @@ mod tests {
     fn parquet_declares_no_view_types() {
         // pyarrow < 15 rejects string_view/binary_view in ARROW:schema.
         let dir = tempfile::tempdir().unwrap();
-        let cells: Vec<Cell> = crate::frames::FINDINGS
+        let cells: Vec<(&str, Cell)> = crate::frames::FINDINGS
             .columns
             .iter()
-            .map(|c| match c.kind {
-                Kind::Str | Kind::Json => Cell::str("x"),
-                Kind::Bool => Cell::Bool(Some(true)),
-                Kind::Int => Cell::Int(Some(1)),
-                Kind::Time => Cell::Time(Some(Utc::now())),
-                Kind::StrList => Cell::StrList(vec!["a".into()]),
+            .map(|c| {
+                let cell = match c.kind {
+                    Kind::Str | Kind::Json => Cell::str("x"),
+                    Kind::Bool => Cell::Bool(Some(true)),
+                    Kind::Int => Cell::Int(Some(1)),
+                    Kind::Time => Cell::Time(Some(Utc::now())),
+                    Kind::StrList => Cell::StrList(vec!["a".into()]),
+                };
+                (c.name, cell)
             })
             .collect();
         let mut b = FrameBuilder::new(crate::frames::FINDINGS);
@@ -935,19 +975,22 @@ mod tests {
 
     #[test]
     fn lists_and_json_columns_render_per_format() {
-        let mut cells: Vec<Cell> = KEYS
+        let mut cells: Vec<(&str, Cell)> = KEYS
             .columns
             .iter()
-            .map(|c| match c.kind {
-                Kind::Str => Cell::Str(None),
-                Kind::Json => Cell::Json(Some(r#"{"team":"pay"}"#.into())),
-                Kind::Bool => Cell::Bool(None),
-                Kind::Int => Cell::Int(None),
-                Kind::Time => Cell::Time(None),
-                Kind::StrList => Cell::StrList(vec!["alias/a".into(), "alias/b".into()]),
+            .map(|c| {
+                let cell = match c.kind {
+                    Kind::Str => Cell::Str(None),
+                    Kind::Json => Cell::Json(Some(r#"{"team":"pay"}"#.into())),
+                    Kind::Bool => Cell::Bool(None),
+                    Kind::Int => Cell::Int(None),
+                    Kind::Time => Cell::Time(None),
+                    Kind::StrList => Cell::StrList(vec!["alias/a".into(), "alias/b".into()]),
+                };
+                (c.name, cell)
             })
             .collect();
-        cells[0] = Cell::str("1");
+        cells[0].1 = Cell::str("1");
         let mut b = FrameBuilder::new(KEYS);
         b.push(cells).unwrap();
         let df = b.finish().unwrap();

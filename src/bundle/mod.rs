@@ -23,6 +23,10 @@ use crate::inventory::InventoryCoverage;
 use crate::output::write_json_file;
 use crate::trail::TrailCoverage;
 
+pub mod collect;
+
+pub use collect::{collect, CollectRequest, Collected};
+
 pub const MANIFEST: &str = "manifest.json";
 pub const COVERAGE: &str = "coverage.json";
 /// The manifest's signature and its description (`report --sign-with`):
@@ -202,14 +206,20 @@ pub fn hash_files(dir: &Path) -> Result<BTreeMap<String, String>> {
 impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST);
-        let text = crate::output::read_text_no_follow(&path).map_err(|e| {
-            crate::error::hinted(
-                format!("cannot read the bundle manifest: {e:#}"),
+        let text = crate::output::read_string_no_follow(&path).map_err(|e| {
+            crate::error::Error::input(
+                &path,
+                format!("cannot read the bundle manifest: {e}"),
                 "a bundle is the folder written by `kmsrot collect --out BUNDLE`",
             )
         })?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a kmsrot manifest: {e}", path.display()))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            crate::error::Error::input(
+                &path,
+                format!("not a kmsrot manifest: {e}"),
+                "a bundle's manifest.json is written by `kmsrot collect`; collect the bundle again if it was edited",
+            )
+        })?;
         if m.format > FORMAT_VERSION {
             bail!(
                 "{}: bundle format {} is newer than this kmsrot understands ({FORMAT_VERSION}); upgrade kmsrot",

@@ -11,10 +11,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use clap::CommandFactory;
 
-use super::Ctx;
-use crate::cli::Cli;
 use crate::error::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -25,8 +22,8 @@ pub struct Args {
     pub shell: clap_complete::Shell,
 }
 
-pub async fn run(_ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let mut cmd = Cli::command();
+/// `cmd` is the whole command line's definition, from the CLI.
+pub fn run(args: Args, mut cmd: clap::Command) -> Result<Outcome> {
     // Rendered whole first: clap_complete panics on a write error, and the
     // reader may close the pipe (`kmsrot completions bash | true`).
     let mut script = Vec::new();

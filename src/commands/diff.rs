@@ -15,9 +15,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::Ctx;
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::output::{write_bytes_atomic, write_json_file, Format};
+use crate::output::Format;
 use crate::report::diff::diff;
 use crate::report::Evidence;
 
@@ -34,10 +34,10 @@ pub struct Args {
     pub out: Option<PathBuf>,
 
     /// Empty a non-empty --out folder first (never the root, home or current folder).
-    #[arg(long)]
+    #[arg(long, requires = "out")]
     pub force: bool,
 
-    /// Go on when the bundle does not match its manifest; what is written then says so.
+    /// Go on when a bundle does not match its manifest; diff.md then says so.
     #[arg(long)]
     pub allow_modified: bool,
 }
@@ -51,15 +51,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let d = diff(&old, &new);
     if let Some(dir) = &args.out {
         crate::output::prepare_out_dir(dir, args.force, &[&args.old, &args.new])?;
-        write_bytes_atomic(&dir.join("diff.md"), d.markdown().as_bytes())?;
-        write_json_file(&dir.join("diff.json"), &d)?;
+        d.write_files(dir)?;
     }
     let mut stdout = crate::output::stdout();
-    if ctx.global.output == Format::Json {
+    if ctx.output == Format::Json {
         serde_json::to_writer_pretty(&mut stdout, &d)?;
         writeln!(stdout)?;
     } else {
-        d.table().print(ctx.global.output, &mut stdout)?;
+        d.table().print(ctx.output, &mut stdout)?;
     }
     stdout.flush()?;
     eprintln!(

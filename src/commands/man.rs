@@ -10,10 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 
-use super::Ctx;
-use crate::cli::Cli;
 use crate::error::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -24,8 +21,8 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-pub async fn run(_ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let cmd = Cli::command();
+/// `cmd` is the whole command line's definition, from the CLI.
+pub fn run(args: Args, cmd: clap::Command) -> Result<Outcome> {
     match &args.out {
         None => {
             let mut page = Vec::new();

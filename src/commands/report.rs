@@ -36,17 +36,16 @@
 //! 2 the bundle cannot be read, does not match its manifest or has not been
 //! assessed, or signing or uploading failed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::trail_scan::parse_until;
-use super::Ctx;
 use crate::bundle;
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::report::publish::{self, LockMode};
-use crate::report::{self, Evidence};
+use crate::frames::time::{parse_until, rfc3339};
+use crate::report::{self, publish, publish::LockMode};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Write the auditor's report of an assessed bundle")]
@@ -63,7 +62,7 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
-    /// Go on when the bundle does not match its manifest; what is written then says so.
+    /// Go on when the bundle does not match its manifest; the report then says so.
     #[arg(long)]
     pub allow_modified: bool,
 
@@ -89,95 +88,31 @@ pub struct Args {
     pub object_lock_mode: LockMode,
 }
 
-/// Writes the report and says where; shared with `audit`.
-pub fn write_report(
-    bundle: &Path,
-    out: &Path,
-    as_of: Option<DateTime<Utc>>,
-    force: bool,
-    allow_modified: bool,
-) -> Result<report::Written> {
-    let ev = Evidence::load(bundle, allow_modified)?;
-    let written = report::write(&ev, out, as_of, force)
-        .with_context(|| format!("writing the report into {}", out.display()))?;
-    eprintln!(
-        "report: {} files in {} ({} findings, {} open{}); open {}",
-        written.files.len(),
-        out.display(),
-        written.findings,
-        written.open,
-        if written.complete {
-            ""
-        } else {
-            "; coverage partial"
-        },
-        out.join("report.html").display()
-    );
-    Ok(written)
-}
-
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     // Before anything is signed or written: the report never goes into the
     // evidence it reads, nor among an earlier run's files.
     crate::output::prepare_out_dir(&args.out, args.force, &[&args.bundle])?;
-    let needs_aws = args.sign_with.is_some() || args.upload.is_some();
-    let config = if needs_aws {
-        Some(crate::aws::load_config(&ctx.global.aws()).await)
-    } else {
-        None
-    };
-    if let (Some(key), Some(config)) = (&args.sign_with, &config) {
-        // The bundle must still match its manifest, or the signature would
-        // vouch for files that are not what was collected.
-        let v = bundle::verify(&args.bundle)?;
-        if !v.ok() {
-            return Err(crate::error::hinted(
-                format!(
-                    "{}: does not match its manifest ({}); refusing to sign",
-                    args.bundle.display(),
-                    v.describe()
-                ),
-                "run `kmsrot verify-bundle` to see which",
-            ));
-        }
-        let info = publish::sign(config, &args.bundle, key).await?;
+    if let Some(key) = &args.sign_with {
+        let info = publish::sign_sealed(ctx.aws().await?, &args.bundle, key).await?;
         eprintln!(
             "signed {} (SHA-256 {}) with {}",
             args.bundle.join(bundle::MANIFEST).display(),
             info.digest_sha256,
-            info.key_id
+            crate::output::display_safe(&info.key_id)
         );
     }
-    let written = write_report(
+    let written = report::write_bundle_report(
         &args.bundle,
         &args.out,
-        args.as_of,
+        ctx.clock.requested_as_of(),
         args.force,
         args.allow_modified,
     )?;
-    if let (Some(url), Some(config)) = (&args.upload, &config) {
-        let mut files: Vec<(String, PathBuf)> = written
-            .files
-            .iter()
-            .map(|f| (f.clone(), args.out.join(f)))
-            .collect();
-        let mut bundle_files = bundle::list_files(&args.bundle)?;
-        for extra in [
-            bundle::MANIFEST,
-            publish::SIGNATURE,
-            publish::SIGNATURE_INFO,
-        ] {
-            if args.bundle.join(extra).exists() {
-                bundle_files.push(extra.to_string());
-            }
-        }
-        files.extend(
-            bundle_files
-                .into_iter()
-                .map(|f| (format!("bundle/{f}"), args.bundle.join(&f))),
-        );
+    eprintln!("{}", written.summary_line());
+    if let Some(url) = &args.upload {
+        let files = publish::report_and_bundle_files(&written, &args.bundle)?;
         let up = publish::upload(
-            config,
+            ctx.aws().await?,
             url,
             &files,
             args.object_lock_days,
@@ -188,7 +123,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             (Some(until), Some(mode)) => eprintln!(
                 "uploaded {} objects to {url} with Object Lock {mode} until {}",
                 up.objects,
-                crate::output::rfc3339(*until)
+                rfc3339(*until)
             ),
             _ => eprintln!(
                 "uploaded {} objects to {url}; {}",
@@ -197,9 +132,5 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             ),
         }
     }
-    Ok(if written.complete {
-        Outcome::Complete
-    } else {
-        Outcome::Partial
-    })
+    Ok(written.outcome())
 }

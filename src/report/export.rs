@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::output::rfc3339;
+use crate::frames::time::rfc3339;
 use crate::policy::Severity;
 use crate::rules::engine::Finding;
 
@@ -165,7 +165,7 @@ fn asff_finding(f: &Finding, acct: &str, reg: &str, ctx: &ExportContext) -> Valu
             "Region": reg,
         }),
     };
-    let exempted = f.status != "open";
+    let exempted = !f.is_open();
     let severity = json!({"Label": asff_label(f.severity), "Original": f.severity.as_str()});
     let types = asff_types(f);
     let requirements: Vec<String> = f.controls.iter().take(32).map(|c| clip(c, 256)).collect();
@@ -194,7 +194,7 @@ fn asff_finding(f: &Finding, acct: &str, reg: &str, ctx: &ExportContext) -> Valu
         "RecordState": "ACTIVE",
         "ProductFields": {
             "kmsrot/rule_id": clip(&f.rule_id, 256),
-            "kmsrot/status": clip(&f.status, 256),
+            "kmsrot/status": f.status.as_str(),
         },
         // Security Hub keeps what the provider says here apart from what a
         // user changes with BatchUpdateFindings.
@@ -280,7 +280,7 @@ pub fn ocsf(findings: &[Finding], ctx: &ExportContext) -> Value {
             let (severity_id, severity) = ocsf_severity(f.severity);
             let acct = f.account_id.as_deref().unwrap_or(ctx.account);
             let region = f.region.as_deref().unwrap_or(ctx.region);
-            let exempted = f.status != "open";
+            let exempted = !f.is_open();
             let created = first_seen(f, ctx).timestamp_millis();
             let last = last_seen(f, ctx).timestamp_millis();
             let mut resources = Vec::new();
@@ -348,6 +348,7 @@ pub fn ocsf(findings: &[Finding], ctx: &ExportContext) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::engine::FindingStatus;
     use chrono::TimeZone;
 
     fn finding(region: &str, n: usize) -> Finding {
@@ -355,7 +356,7 @@ mod tests {
             finding_id: format!("kr-{n}"),
             rule_id: "rotation_disabled".into(),
             severity: Severity::High,
-            status: "open".into(),
+            status: FindingStatus::Open,
             account_id: Some("111122223333".into()),
             region: Some(region.into()),
             key_arn: Some(format!("arn:aws:kms:{region}:111122223333:key/k{n}")),

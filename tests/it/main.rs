@@ -8,6 +8,8 @@ mod hostile;
 mod iac;
 mod iam;
 mod inventory;
+mod layering;
+mod offline;
 mod remediate;
 mod report;
 mod trail;

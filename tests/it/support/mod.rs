@@ -9,7 +9,8 @@
 pub mod cloudtrail_fixture;
 pub mod counting_proxy;
 pub mod proxy;
-pub mod seed;
+
+pub use kmsrot_testkit::seed;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
