@@ -130,18 +130,32 @@ pub enum Subject<'a> {
 pub fn names(wanted: &str, subject: &Subject<'_>) -> bool {
     match *subject {
         Subject::Key { arn, aliases } => {
+            // Alias names are unique per account and Region, so an alias ARN
+            // (arn:aws:kms:REGION:ACCOUNT:alias/NAME) names exactly one key;
+            // a bare alias/NAME or key id may match a key in each account and
+            // Region (a multi-Region key's id is the same in every Region).
+            let wanted = wanted.trim();
             if wanted == arn {
                 return true;
             }
-            let id = arn.rsplit_once("key/").map(|(_, id)| id).unwrap_or(arn);
-            if wanted == id {
-                return true;
+            let (key_scope, key_id) = match arn.rsplit_once(":key/") {
+                Some((scope, id)) => (Some(scope), id),
+                None => (None, arn),
+            };
+            if let Some((scope, name)) = wanted.split_once(":alias/") {
+                return key_scope == Some(scope)
+                    && aliases
+                        .iter()
+                        .any(|a| a.strip_prefix("alias/") == Some(name));
             }
-            let alias = wanted
-                .split_once(":alias/")
-                .map(|(_, a)| format!("alias/{a}"))
-                .unwrap_or_else(|| wanted.to_string());
-            aliases.contains(&alias)
+            if wanted.starts_with("arn:") {
+                // Another key's ARN.
+                return false;
+            }
+            if wanted.starts_with("alias/") {
+                return aliases.iter().any(|a| a == wanted);
+            }
+            wanted == key_id
         }
         Subject::Resource { address } => {
             wanted == address || (!wanted.contains('[') && strip_instance_keys(address) == wanted)

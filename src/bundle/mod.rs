@@ -66,6 +66,38 @@ pub struct AssessmentEntry {
     pub rules: BTreeMap<String, String>,
     pub findings: usize,
     pub open: usize,
+    /// Set when the evidence was judged on another day than it was
+    /// collected: "judged N days after collection" (or before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of_note: Option<String>,
+    /// Each exemption of the policy and the keys of this bundle it matched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemptions: Vec<ExemptionReach>,
+    /// The policy as applied (periods, grace, overrides, exemptions), so
+    /// `diagnose` re-derives exactly these findings without the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_applied: Option<crate::policy::Policy>,
+}
+
+/// One exemption and its reach: every key of the bundle it matched.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExemptionReach {
+    /// As written in the policy: key ARN, key id, alias or alias ARN.
+    pub key: String,
+    pub rule: String,
+    pub reason: String,
+    pub approver: String,
+    pub expires: String,
+    pub expired: bool,
+    pub matched: Vec<MatchedKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MatchedKey {
+    pub account_id: Option<String>,
+    pub region: String,
+    pub key_arn: String,
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

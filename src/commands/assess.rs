@@ -7,7 +7,10 @@
 //! records the assessment in the manifest, and prints a summary by rule and
 //! severity.
 //!
-//! `--as-of` fixes "now", so the same bundle gives the same findings next year.
+//! The bundle is judged as of its `collected_at`, so the same bundle gives the
+//! same findings next year; `--as-of` judges it at another moment, and the
+//! manifest and the report then say how many days after (or before)
+//! collection that is. Events after the as-of time are ignored.
 //!
 //! The bundle is verified against its manifest first: a file changed, added,
 //! removed or replaced by a link is an error naming it, unless
@@ -38,7 +41,7 @@ pub struct Args {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// Judge the bundle as of this date or time instead of now (a date means its last second, UTC).
+    /// Judge the bundle as of this date or time instead of its collection (a date means its last second, UTC).
     #[arg(long, value_name = "DATE", value_parser = parse_until)]
     pub as_of: Option<DateTime<Utc>>,
 
@@ -61,7 +64,6 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let rules = rules::load(args.queries.as_deref())?;
-    let as_of = ctx.clock.as_of();
     let opts = rules::AssessOptions {
         allow_modified: args.allow_modified,
         previous: args.previous.as_deref(),
@@ -70,7 +72,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         &args.bundle,
         &ctx.policy,
         rules,
-        as_of,
+        ctx.clock.requested_as_of(),
         ctx.clock.now(),
         opts,
     )
@@ -84,9 +86,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         open,
         by_sev,
         a.findings.len() - open,
-        rfc3339(as_of),
+        rfc3339(a.as_of),
         args.bundle.join("findings.*").display()
     );
+    if let Some(note) = &a.as_of_note {
+        eprintln!("note: {note}");
+    }
     for g in &a.gaps {
         eprintln!("partial: {}", crate::output::display_safe(g));
     }

@@ -92,11 +92,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     phases.inc(1);
 
     phases.set_message("assess");
+    // Judged as of --until, or of the collection that just ran.
     let a = rules::assess_bundle(
         &bundle_dir,
         &ctx.policy,
         rule_set,
-        ctx.clock.as_of(),
+        ctx.clock.requested_as_of(),
         ctx.clock.now(),
         rules::AssessOptions {
             allow_modified: false,

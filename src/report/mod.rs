@@ -43,6 +43,9 @@ const ROTATION_EVENTS: &[&str] = &[
     "DisableKeyRotation",
 ];
 
+/// How the report shows the rotation of an AWS-managed key.
+const ROTATED_BY_AWS: &str = "rotated by AWS";
+
 /// An assessed bundle, read back.
 pub struct Evidence {
     pub dir: PathBuf,
@@ -298,6 +301,18 @@ struct ExemptionView {
     status: String,
 }
 
+/// One exemption of the policy and every key it matched, so an approver
+/// sees how far a bare alias or key id reaches.
+#[derive(Debug, Serialize)]
+struct ReachView {
+    key: String,
+    rule: String,
+    approver: String,
+    expires: String,
+    status: &'static str,
+    matched: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct RuleView {
     id: String,
@@ -333,6 +348,8 @@ struct ReportContext {
     bundle_tool_version: String,
     as_of: String,
     assessed_as_of: String,
+    /// "judged N days after collection", when the assessment says so.
+    as_of_note: Option<String>,
     collected_at: String,
     simulated: Option<String>,
     caller: String,
@@ -347,6 +364,7 @@ struct ReportContext {
     eligibility: Vec<EligibilityRow>,
     coverage: CoverageView,
     exemptions: Vec<ExemptionView>,
+    exemption_reach: Vec<ReachView>,
     rules: Vec<RuleView>,
     sources: Vec<SourceView>,
     data_files: Vec<String>,
@@ -384,28 +402,15 @@ fn percent(part: usize, whole: usize) -> String {
     }
 }
 
-/// The last rotation the evidence shows for a key: ListKeyRotations, the
-/// key's own status, or a successful rotation event in CloudTrail.
+/// The last rotation the evidence shows for a key, decided where the rules
+/// decide it (`rules::facts::last_rotation`), so the report and the findings
+/// agree.
 pub fn last_rotation(
     k: &KeyRecord,
     rotations: &[RotationRecord],
     events: &[EventRow],
 ) -> Option<DateTime<Utc>> {
-    let listed = rotations
-        .iter()
-        .filter(|r| r.key_arn == k.arn)
-        .filter_map(|r| r.rotation_date);
-    let logged = events
-        .iter()
-        .filter(|e| e.key_arn.as_deref() == Some(k.arn.as_str()) && e.error_code.is_none())
-        .filter(|e| {
-            matches!(
-                e.event_name.as_deref(),
-                Some("RotateKey" | "RotateKeyOnDemand")
-            )
-        })
-        .filter_map(|e| e.event_time);
-    listed.chain(logged).chain(k.last_rotation_date).max()
+    rules::facts::last_rotation(k, rotations, events).map(|(t, _)| t)
 }
 
 fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
@@ -586,10 +591,13 @@ fn context(
                     .map_or("unknown".into(), |e| e.as_str().to_string()),
                 eligible: k.eligibility == Some(Eligibility::Eligible),
                 eligibility_reason: opt(&k.eligibility_reason),
-                rotation: match k.rotation_enabled {
-                    Some(true) => "on".into(),
-                    Some(false) => "off".into(),
-                    None => "n/a".into(),
+                // AWS rotates its managed keys every year and reports them
+                // on; an emulator reports them off.
+                rotation: match (k.eligibility, k.rotation_enabled) {
+                    (Some(Eligibility::AwsManaged), _) => ROTATED_BY_AWS.into(),
+                    (_, Some(true)) => "on".into(),
+                    (_, Some(false)) => "off".into(),
+                    (_, None) => "n/a".into(),
                 },
                 period: k
                     .rotation_period_days
@@ -623,7 +631,7 @@ fn context(
             });
         row.total += 1;
         match k.rotation.as_str() {
-            "on" => row.rotation_on += 1,
+            "on" | ROTATED_BY_AWS => row.rotation_on += 1,
             "off" => row.rotation_off += 1,
             _ => row.not_applicable += 1,
         }
@@ -701,6 +709,7 @@ fn context(
         bundle_tool_version: m.tool_version.clone(),
         as_of: rfc3339(as_of),
         assessed_as_of: rfc3339(ev.assessed_as_of()),
+        as_of_note: assessed.and_then(|a| a.as_of_note.clone()),
         collected_at: rfc3339(m.collected_at),
         simulated: m.simulated.clone(),
         caller: m
@@ -718,11 +727,39 @@ fn context(
         eligibility,
         coverage,
         exemptions,
+        exemption_reach: reach_view(assessed),
         rules: rules_view,
         sources,
         data_files,
         charts,
     }
+}
+
+fn reach_view(assessed: Option<&bundle::AssessmentEntry>) -> Vec<ReachView> {
+    assessed
+        .map(|a| a.exemptions.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .map(|x| ReachView {
+            key: x.key.clone(),
+            rule: x.rule.clone(),
+            approver: x.approver.clone(),
+            expires: x.expires.clone(),
+            status: if x.expired { "expired" } else { "applies" },
+            matched: x
+                .matched
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} ({}, {})",
+                        k.key_arn,
+                        k.account_id.as_deref().unwrap_or("unknown account"),
+                        k.region
+                    )
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
@@ -821,6 +858,7 @@ fn eligibility_bars(rows: &[EligibilityRow]) -> Vec<charts::StackBar> {
         .map(|r| charts::StackBar {
             label: r.eligibility.clone(),
             eligible: r.eligible,
+            rotated_by_aws: r.eligibility == Eligibility::AwsManaged.as_str(),
             on: r.rotation_on,
             off: r.rotation_off,
             na: r.not_applicable,

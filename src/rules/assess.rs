@@ -1,6 +1,10 @@
 //! Assessing a bundle in place: the rules run over its frames, the findings
-//! written beside them, and the assessment (rules' SHA-256, as-of, policy)
-//! recorded in the manifest.
+//! written beside them, and the assessment (rules' SHA-256, as-of, policy,
+//! each exemption's reach) recorded in the manifest.
+//!
+//! A bundle is judged as of its `collected_at` unless an as-of is asked for
+//! ([`super::judged_as_of`]), so it gives the same findings whenever it is
+//! assessed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +24,11 @@ use crate::policy::{Policy, Severity};
 #[derive(Debug)]
 pub struct Assessment {
     pub findings: Vec<Finding>,
+    /// The moment the findings speak for.
+    pub as_of: DateTime<Utc>,
+    /// Set when that is not the day of collection: "judged N days after
+    /// collection" (or before).
+    pub as_of_note: Option<String>,
     pub rules: Vec<Rule>,
     pub coverage_complete: bool,
     pub gaps: Vec<String>,
@@ -49,7 +58,7 @@ pub fn assess_bundle(
     dir: &Path,
     policy: &Policy,
     rules: Vec<Rule>,
-    as_of: DateTime<Utc>,
+    as_of: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     opts: AssessOptions<'_>,
 ) -> Result<Assessment> {
@@ -64,6 +73,7 @@ pub fn assess_bundle(
         }
         None => Vec::new(),
     };
+    let (as_of, as_of_note) = super::judged_as_of(manifest.collected_at, as_of);
     let coverage = bundle::read_coverage(dir)?;
     let evidence = Evidence {
         keys: read_frame(dir, &KEYS)?,
@@ -74,6 +84,7 @@ pub fn assess_bundle(
     };
     let mut findings = engine::assess(&evidence, &rules, policy, as_of)?;
     engine::date_findings(&mut findings, manifest.collected_at, &earlier);
+    let exemptions = engine::exemption_reach(&policy.exemptions, &evidence.keys, as_of)?;
     let written = write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
     manifest.assessment = Some(AssessmentEntry {
         assessed_at: now,
@@ -82,10 +93,15 @@ pub fn assess_bundle(
         rules: rule_hashes(&rules),
         findings: findings.len(),
         open: findings.iter().filter(|f| f.is_open()).count(),
+        as_of_note: as_of_note.clone(),
+        exemptions,
+        policy_applied: Some(policy.clone()),
     });
     manifest.seal_files(dir, &written)?;
     Ok(Assessment {
         findings,
+        as_of,
+        as_of_note,
         rules,
         coverage_complete: coverage.complete,
         gaps: coverage.gaps(),

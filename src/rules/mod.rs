@@ -10,6 +10,8 @@
 //! --   - AWS Security Hub KMS.4
 //! -- compliance: failed
 //! -- remediation: aws kms enable-key-rotation --key-id KEY_ARN
+//! -- aws: What AWS documents that the rule relies on, in one sentence, with
+//! --   the AWS documentation page (required of the built-in rules).
 //! -- description: Optional longer text; continuation lines start with
 //! --   "--" and two or more spaces.
 //! SELECT ...
@@ -31,14 +33,16 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::frames::{Schema, ROTATION_FAILURES};
+use crate::frames::{Schema, CALL_FAILURES, KEY_CLOCK, TRAIL_ROTATIONS};
 use crate::policy::Severity;
 
 pub mod assess;
 pub mod derived;
 pub mod engine;
+pub mod facts;
 pub mod key_policy;
 
 pub use assess::{assess_bundle, AssessOptions, Assessment};
@@ -74,26 +78,51 @@ pub struct Rule {
     pub controls: Vec<String>,
     pub compliance: Compliance,
     pub remediation: String,
+    /// The AWS behaviour the rule relies on, with the page that documents it.
+    pub aws: String,
     pub description: String,
     pub sql: String,
     /// `built-in queries/<id>.sql` or the path it was read from.
     pub origin: String,
 }
 
-/// A table derived in SQL from the frames and `params` before the rules run,
-/// so that rules reading the same grouping share one definition. (The
-/// `derived` module adapts the frames themselves; these are tables of their own.)
+/// A table derived from the frames and `params` before the rules run, so
+/// that rules reading the same facts share one definition. (The `derived`
+/// module adapts the frames themselves; these are tables of their own.)
 pub struct DerivedTable {
     pub schema: Schema,
     pub origin: &'static str,
-    pub sql: &'static str,
+    pub derivation: Derivation,
 }
 
-pub const DERIVED_TABLES: &[DerivedTable] = &[DerivedTable {
-    schema: ROTATION_FAILURES,
-    origin: "queries/derived/rotation_failures.sql",
-    sql: include_str!("../../queries/derived/rotation_failures.sql"),
-}];
+/// How a derived table is made.
+pub enum Derivation {
+    /// SQL run over the frames and `params`.
+    Sql(&'static str),
+    /// Computed in `src/rules/facts.rs`, where the logic is too procedural
+    /// for plain SQL (walking enable/disable calls in order, grouping
+    /// sessions under their role); this is its definition in words, which
+    /// the report ships and the manifest's hash covers with the rule.
+    Rust(&'static str),
+}
+
+pub const DERIVED_TABLES: &[DerivedTable] = &[
+    DerivedTable {
+        schema: KEY_CLOCK,
+        origin: "src/rules/facts.rs key_clock",
+        derivation: Derivation::Rust(facts::KEY_CLOCK_DEFINITION),
+    },
+    DerivedTable {
+        schema: CALL_FAILURES,
+        origin: "src/rules/facts.rs call_failures",
+        derivation: Derivation::Rust(facts::CALL_FAILURES_DEFINITION),
+    },
+    DerivedTable {
+        schema: TRAIL_ROTATIONS,
+        origin: "src/rules/facts.rs is_in_progress",
+        derivation: Derivation::Rust(facts::TRAIL_ROTATIONS_DEFINITION),
+    },
+];
 
 impl Rule {
     /// The derived tables this rule reads.
@@ -109,11 +138,18 @@ impl Rule {
     pub fn full_text(&self) -> String {
         let mut text = self.sql.clone();
         for d in self.derived_tables() {
+            let body = match d.derivation {
+                Derivation::Sql(sql) => sql.trim_end().to_string(),
+                Derivation::Rust(words) => words
+                    .trim()
+                    .lines()
+                    .map(|l| format!("-- {}", l.trim()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            };
             text.push_str(&format!(
-                "\n\n-- {} ({}), derived before the rules run:\n{}",
-                d.schema.name,
-                d.origin,
-                d.sql.trim_end()
+                "\n\n-- {} ({}), derived before the rules run:\n{body}",
+                d.schema.name, d.origin,
             ));
         }
         text
@@ -143,6 +179,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../queries/never_rotated.sql"),
     ),
     (
+        "material_age_exceeds_policy",
+        include_str!("../../queries/material_age_exceeds_policy.sql"),
+    ),
+    (
         "period_exceeds_policy",
         include_str!("../../queries/period_exceeds_policy.sql"),
     ),
@@ -161,6 +201,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "policy_denies_rotation",
         include_str!("../../queries/policy_denies_rotation.sql"),
+    ),
+    (
+        "policy_conditionally_denies_rotation",
+        include_str!("../../queries/policy_conditionally_denies_rotation.sql"),
+    ),
+    (
+        "policy_denies_on_demand_rotation",
+        include_str!("../../queries/policy_denies_on_demand_rotation.sql"),
     ),
     (
         "pending_deletion",
@@ -292,10 +340,47 @@ pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
         controls,
         compliance,
         remediation,
+        aws: get("aws").unwrap_or_default(),
         description: get("description").unwrap_or_default(),
         sql,
         origin: origin.to_string(),
     })
+}
+
+/// The moment an assessment judges a bundle, and a note when it is not the
+/// day the evidence was collected.
+///
+/// Without `--as-of` it is the bundle's `collected_at`: the evidence speaks
+/// for that moment, so the same bundle gives the same findings whenever it
+/// is assessed. A later as-of ages the evidence (rotations due since
+/// collection count as missed, though KMS may have made them); an earlier one
+/// leaves out every event after it.
+pub fn judged_as_of(
+    collected_at: DateTime<Utc>,
+    requested: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, Option<String>) {
+    let Some(as_of) = requested else {
+        return (collected_at, None);
+    };
+    let days = (as_of - collected_at).num_days();
+    let plural = |n: i64| if n == 1 { "" } else { "s" };
+    let note = match days {
+        0 => None,
+        d if d > 0 => Some(format!(
+            "judged {d} day{} after collection (collected {}, judged as of {}): what happened since collection is not in the evidence",
+            plural(d),
+            crate::frames::time::rfc3339(collected_at),
+            crate::frames::time::rfc3339(as_of)
+        )),
+        d => Some(format!(
+            "judged {} day{} before collection (collected {}, judged as of {}): events after the as-of time are ignored",
+            -d,
+            plural(-d),
+            crate::frames::time::rfc3339(collected_at),
+            crate::frames::time::rfc3339(as_of)
+        )),
+    };
+    (as_of, note)
 }
 
 /// The built-in rules, then those in `dir` (same id replaces, new id adds).
@@ -341,6 +426,13 @@ mod tests {
         assert_eq!(rules.len(), BUILTIN.len());
         for r in &rules {
             assert!(!r.controls.is_empty(), "{} has no controls", r.id);
+            // An auditor reads the AWS behaviour a rule relies on, and where
+            // AWS documents it, in the rule itself.
+            assert!(
+                r.aws.contains("https://docs.aws.amazon.com/"),
+                "{} has no `-- aws:` sentence with its AWS doc page",
+                r.id
+            );
             assert!(r.sql.to_ascii_uppercase().contains("SELECT"), "{}", r.id);
         }
     }
@@ -390,10 +482,38 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_that_reads_a_derived_table_carries_its_sql() {
+    fn a_bundle_is_judged_as_of_its_collection() {
+        use chrono::{Duration, TimeZone};
+        let collected = Utc.with_ymd_and_hms(2026, 1, 10, 8, 0, 0).unwrap();
+        assert_eq!(judged_as_of(collected, None), (collected, None));
+        assert_eq!(judged_as_of(collected, Some(collected)).1, None);
+        let later = judged_as_of(collected, Some(collected + Duration::days(30)));
+        assert!(
+            later
+                .1
+                .as_deref()
+                .unwrap()
+                .starts_with("judged 30 days after collection"),
+            "{later:?}"
+        );
+        let earlier = judged_as_of(collected, Some(collected - Duration::days(1)));
+        assert!(
+            earlier
+                .1
+                .as_deref()
+                .unwrap()
+                .starts_with("judged 1 day before collection"),
+            "{earlier:?}"
+        );
+    }
+
+    #[test]
+    fn a_rule_that_reads_a_derived_table_carries_its_definition() {
         let rules = load(None).unwrap();
         let denied = rules.iter().find(|r| r.id == "permission_failure").unwrap();
-        assert!(denied.full_text().contains("COUNT(*) AS failed_calls"));
+        assert!(denied.full_text().contains(
+            "-- call_failures (src/rules/facts.rs call_failures), derived before the rules run:"
+        ));
         assert_ne!(
             denied.sha256(),
             hex::encode(Sha256::digest(denied.sql.as_bytes()))

@@ -22,8 +22,6 @@ const FORMULA: &str = "=HYPERLINK(\"http://evil.example\",\"click\")";
 const AGENT: &str = "=cmd|' /C calc'!A0";
 const IMAGE: &str = "![pwn](https://evil.example/pixel.png)";
 const ESCAPES: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J";
-/// The sample bundle's assessment time, so findings are stable.
-const AS_OF: &str = "2026-11-22T02:05:43.573782821Z";
 
 fn sample_bundle() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/sample-bundle")
@@ -51,13 +49,14 @@ fn hostile_bundle(dir: &Path) -> PathBuf {
     for (i, k) in keys.iter_mut().enumerate() {
         k.description = Some(FORMULA.into());
         if k.key_manager.as_deref() == Some("CUSTOMER") {
-            k.aliases = vec![format!("@alias/{i}{IMAGE}{ESCAPES}")];
+            k.aliases = vec![format!("alias/{i}{IMAGE}{ESCAPES}")];
         }
     }
     let mut events: Vec<EventRow> =
         frame_records(&read_frame(&bundle, &EVENTS).unwrap(), &EVENTS).unwrap();
     for e in &mut events {
         e.user_agent = Some(AGENT.into());
+        e.invoked_by = Some("@SUM(1+1)".into());
         if let Some(p) = &e.principal_arn {
             e.principal_arn = Some(format!("{p}/{IMAGE}{ESCAPES}"));
         }
@@ -80,7 +79,7 @@ fn hostile_bundle(dir: &Path) -> PathBuf {
     let mut m = kmsrot::bundle::Manifest::read(&bundle).unwrap();
     m.seal(&bundle).unwrap();
     let (code, _, stderr) = run(kmsrot()
-        .args(["assess", "--as-of", AS_OF, "--policy"])
+        .args(["assess", "--policy"])
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/sample-policy.toml"))
         .arg(&bundle));
     assert!(code == 1 || code == 3, "assess: {stderr}");
@@ -203,7 +202,7 @@ fn keys_first_alias(bundle: &Path) -> String {
         .unwrap()
         .iter()
         .filter_map(|k| k["aliases"][0].as_str())
-        .find(|a| a.starts_with('@'))
+        .find(|a| a.contains("pwn"))
         .unwrap()
         .to_string()
 }
@@ -337,9 +336,7 @@ fn every_reader_refuses_a_tampered_bundle() {
 
     // assess --allow-modified re-seals only what it wrote: the tampered
     // file still fails verification afterwards.
-    let (code, _, stderr) = run(kmsrot()
-        .args(["assess", "--allow-modified", "--as-of", AS_OF])
-        .arg(&bundle));
+    let (code, _, stderr) = run(kmsrot().args(["assess", "--allow-modified"]).arg(&bundle));
     assert!(code == 1 || code == 3, "{stderr}");
     std::fs::write(bundle.join("keys.csv"), "tampered").unwrap();
     let (code, stdout, _) = run(kmsrot().arg("verify-bundle").arg(&bundle));
@@ -387,9 +384,7 @@ fn symlinks_in_a_bundle_are_failures_and_never_followed() {
     );
 
     // assess replaces the link with its own file; the file outside is intact.
-    let (code, _, stderr) = run(kmsrot()
-        .args(["assess", "--allow-modified", "--as-of", AS_OF])
-        .arg(&bundle));
+    let (code, _, stderr) = run(kmsrot().args(["assess", "--allow-modified"]).arg(&bundle));
     assert!(code == 1 || code == 3, "{stderr}");
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "do not touch\n");
     assert!(!std::fs::symlink_metadata(bundle.join("findings.csv"))
@@ -649,6 +644,7 @@ fn asff_bodies_are_split_and_valid() {
                 "ineligible_key_type",
                 "replica_follows_primary",
                 "pending_deletion",
+                "policy_conditionally_denies_rotation",
             ]
             .contains(&rule);
             assert_eq!(status, if warning { "WARNING" } else { "FAILED" }, "{rule}");
@@ -717,7 +713,8 @@ fn ocsf_findings_pass_the_official_schema() {
                 "evidence_gap",
                 "ineligible_key_type",
                 "replica_follows_primary",
-                "pending_deletion"
+                "pending_deletion",
+                "policy_conditionally_denies_rotation"
             ]
             .contains(&rule),
             "{rule}"
@@ -833,10 +830,9 @@ fn created_at_is_carried_from_the_previous_bundle() {
         .seal(&old)
         .unwrap();
 
-    let (code, _, stderr) = run(kmsrot()
-        .args(["assess", "--as-of", AS_OF, "--previous"])
-        .arg(&old)
-        .arg(&new));
+    let collected_at =
+        kmsrot::frames::time::rfc3339(kmsrot::bundle::Manifest::read(&new).unwrap().collected_at);
+    let (code, _, stderr) = run(kmsrot().args(["assess", "--previous"]).arg(&old).arg(&new));
     assert!(code == 1 || code == 3, "{stderr}");
     let out = work.path().join("report");
     let (code, _, stderr) = report(&new, &out);
@@ -845,10 +841,11 @@ fn created_at_is_carried_from_the_previous_bundle() {
         for f in read_json(&path)["Findings"].as_array().unwrap() {
             assert_eq!(f["CreatedAt"], "2026-01-01T00:00:00Z");
             assert_eq!(f["FirstObservedAt"], "2026-01-01T00:00:00Z");
+            // Frames keep milliseconds.
             assert!(f["LastObservedAt"]
                 .as_str()
                 .unwrap()
-                .starts_with("2026-11-22"));
+                .starts_with(&collected_at[..19]));
         }
     }
 }
