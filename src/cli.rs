@@ -11,6 +11,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::args::AccountArgs;
 use crate::aws::AwsOptions;
 use crate::commands;
 use crate::context::{Clock, Ctx};
@@ -62,15 +63,20 @@ pub struct GlobalArgs {
     /// Never draw progress bars, even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
 
 impl GlobalArgs {
-    pub fn aws(&self) -> AwsOptions {
-        AwsOptions {
+    /// The AWS flags, checked; an unreadable `--accounts-file` fails here.
+    pub fn aws(&self) -> Result<AwsOptions> {
+        Ok(AwsOptions {
             profile: self.profile.clone(),
             regions: self.regions.clone(),
             endpoint_url: self.endpoint_url.clone(),
-        }
+            accounts: self.accounts.options()?,
+        })
     }
 
     /// Bars only when a person watches stderr.
@@ -159,7 +165,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let policy = Policy::load(cli.command.policy_file())?;
     let clock = Clock::system().with_as_of(cli.command.as_of());
     let ctx = Ctx::new(
-        cli.global.aws(),
+        cli.global.aws()?,
         policy,
         clock,
         cli.global.output,

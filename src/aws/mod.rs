@@ -11,6 +11,9 @@ use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::Error;
 
+pub mod accounts;
+pub mod assume;
+pub mod budget;
 pub mod raw;
 pub mod regions;
 pub mod signing;
@@ -22,6 +25,8 @@ pub struct AwsOptions {
     /// As typed: region names, or `all`. Empty means "the configured region".
     pub regions: Vec<String>,
     pub endpoint_url: Option<String>,
+    /// `--accounts`, `--ou`, the role to assume and the run's budget.
+    pub accounts: accounts::AccountOptions,
 }
 
 /// Loads the shared SDK configuration the way the AWS CLI does: the standard
@@ -88,6 +93,30 @@ pub fn kms(config: &SdkConfig, region: &str) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&for_region(config, region))
 }
 
+/// A KMS client for one account and region of a fan-out. Each gets its own
+/// retry partition: the SDK's default is one per Region, shared by every
+/// account in the process, so adaptive backoff after one account's
+/// throttling would slow every other account's calls in that Region. KMS
+/// throttles per account and Region, and so does this client.
+pub fn kms_for_account(
+    config: &SdkConfig,
+    region: &str,
+    account: &str,
+    recorder: Option<&raw::RawRecorder>,
+    meter: Option<&budget::Meter>,
+) -> aws_sdk_kms::Client {
+    let mut conf = aws_sdk_kms::config::Builder::from(&for_region(config, region)).retry_partition(
+        aws_sdk_kms::config::retry::RetryPartition::new(format!("kms-{account}-{region}")),
+    );
+    if let Some(r) = recorder {
+        conf = conf.interceptor(r.clone());
+    }
+    if let Some(m) = meter {
+        conf = conf.interceptor(m.clone());
+    }
+    aws_sdk_kms::Client::from_conf(conf.build())
+}
+
 /// A KMS client whose answers are also kept by `recorder` (for `raw/`).
 pub fn kms_recorded(
     config: &SdkConfig,
@@ -133,6 +162,9 @@ impl std::fmt::Display for ErrorInfo {
         write!(f, "{}: {}", self.code, self.message)
     }
 }
+
+// So a credentials provider can carry it as its error's source.
+impl std::error::Error for ErrorInfo {}
 
 impl ErrorInfo {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {

@@ -281,6 +281,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 regions: vec![],
                 key_errors: vec![],
                 api_calls: Default::default(),
+                accounts: vec![],
             },
         }
         .rotations_frame()
