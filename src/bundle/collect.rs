@@ -82,16 +82,14 @@ pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
     };
     let recorder = RawRecorder::new();
     let inv = inventory::read_run(ctx, req.limits, Some(&recorder)).await?;
-    let mut regions: Vec<String> = inv
-        .coverage
-        .region_plan
-        .regions
-        .iter()
-        .chain(inv.coverage.accounts.iter().flat_map(|a| a.regions.iter()))
-        .cloned()
-        .collect();
-    regions.sort();
-    regions.dedup();
+    // The regions asked, in their order, then any other an account enabled
+    // (`--region all` asks each account).
+    let mut regions: Vec<String> = inv.coverage.region_plan.regions.clone();
+    for r in inv.coverage.accounts.iter().flat_map(|a| a.regions.iter()) {
+        if !regions.contains(r) {
+            regions.push(r.clone());
+        }
+    }
 
     let mut filter = req.filter.clone();
     filter.window = Window {

@@ -3,7 +3,10 @@
 //! The monthly review of two assessed bundles of the same estate: keys added
 //! and removed, rotation turned on or off, period and state changes, findings
 //! opened, resolved and still open (matched by `finding_id`), and exemptions
-//! that expired. One row per change on stdout (`--output table|json|csv`;
+//! that expired. Over organizations' bundles, also accounts added, removed,
+//! no longer read and read again; keys and findings are compared only in
+//! accounts both bundles read (a finding of an account not read now is "not
+//! verified", never "resolved"). One row per change on stdout (`--output table|json|csv`;
 //! `json` prints the whole structured diff); `--out DIR` also writes
 //! `diff.md` and `diff.json`. Offline.
 //!
@@ -48,6 +51,19 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         d.table().print(ctx.output, &mut stdout)?;
     }
     stdout.flush()?;
+    if !(d.accounts_added.is_empty()
+        && d.accounts_removed.is_empty()
+        && d.accounts_no_longer_read.is_empty())
+    {
+        eprintln!(
+            "{} accounts added, {} removed, {} no longer read ({} keys not compared, {} findings not verified)",
+            d.accounts_added.len(),
+            d.accounts_removed.len(),
+            d.accounts_no_longer_read.len(),
+            d.keys_not_compared,
+            d.findings_not_verified.len()
+        );
+    }
     eprintln!(
         "{} keys added, {} removed; rotation on {}, off {}; findings opened {}, resolved {}, still open {}; {} exemption(s) expired",
         d.keys_added.len(),

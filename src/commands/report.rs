@@ -1,4 +1,4 @@
-//! `kmsrot report BUNDLE --out DIR [--as-of DATE] [--sign-with KEY] [--upload s3://BUCKET/PREFIX [--object-lock-days N]]`
+//! `kmsrot report BUNDLE --out DIR [--as-of DATE] [--account ID] [--sign-with KEY] [--upload s3://BUCKET/PREFIX [--object-lock-days N]]`
 //!
 //! The auditor-facing report of an assessed bundle. Offline unless signing or
 //! uploading is asked for:
@@ -14,7 +14,9 @@
 //!   SHA256SUMS               every file written (`sha256sum -c SHA256SUMS`)
 //!
 //! `--as-of` fixes the date rotation ages are measured at (default: the
-//! assessment's as-of, so a report is reproducible).
+//! assessment's as-of, so a report is reproducible). `--account ID` renders
+//! one account of an organization's bundle (`collect --accounts ...`): its
+//! keys, findings, coverage and frames only.
 //!
 //! `--sign-with KEY` signs the SHA-256 of the bundle's manifest.json with an
 //! asymmetric KMS key (Sign, RSASSA_PSS_SHA_256, MessageType DIGEST), writing
@@ -69,6 +71,11 @@ pub struct Args {
     /// Object Lock mode for uploaded objects.
     #[arg(long, value_enum, default_value_t = LockMode::Compliance, requires = "upload")]
     pub object_lock_mode: LockMode,
+
+    /// Render one account of an organization's bundle: its keys, findings
+    /// and coverage only (the frames beside the report are that account's).
+    #[arg(long = "account", value_name = "ACCOUNT")]
+    pub account: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -81,8 +88,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             info.key_id
         );
     }
-    let written =
-        report::write_bundle_report(&args.bundle, &args.out, ctx.clock.requested_as_of())?;
+    let written = report::write_bundle_report_for(
+        &args.bundle,
+        &args.out,
+        ctx.clock.requested_as_of(),
+        args.account.as_deref(),
+    )?;
     eprintln!("{}", written.summary_line());
     if let Some(url) = &args.upload {
         let files = publish::report_and_bundle_files(&written, &args.bundle)?;

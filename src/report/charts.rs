@@ -263,6 +263,139 @@ pub fn eligibility(bars: &[StackBar]) -> String {
     s
 }
 
+/// How much of an account the bundle holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountState {
+    Read,
+    Partial,
+    /// Its role was refused or its regions unreachable: no key of it is in
+    /// the bundle, so it is drawn as unknown, never as compliant.
+    NotRead,
+    /// Never tried (SUSPENDED, PENDING_CLOSURE...).
+    Skipped,
+}
+
+/// One account in the compliance-by-account chart.
+pub struct AccountBar {
+    pub label: String,
+    pub state: AccountState,
+    pub eligible: usize,
+    /// Eligible keys with no open finding.
+    pub compliant: usize,
+}
+
+/// Compliance by account: one full-width bar per account, split into the
+/// share of its eligible keys with no open finding (green) and the rest
+/// (red). An account not read is hatched grey and says so; a skipped one is
+/// an outline.
+pub fn accounts(bars: &[AccountBar]) -> String {
+    if bars.is_empty() {
+        return empty("No account in the bundle.");
+    }
+    let shown = &bars[..bars.len().min(MAX_ROWS)];
+    let label_w = 260.0;
+    let plot_w = 420.0;
+    let row_h = 22.0;
+    let top = 30.0;
+    let height = top + row_h * shown.len() as f64 + 30.0;
+    let mut s = svg_open(
+        label_w + plot_w + 200.0,
+        height,
+        "Compliance by account: share of eligible keys with no open finding",
+    );
+    s.push_str(r##"<defs><pattern id="not-read" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#e0e0e0"/><line x1="0" y1="0" x2="0" y2="6" stroke="#757575" stroke-width="2"/></pattern></defs>
+"##);
+    writeln!(
+        s,
+        r#"<rect x="{label_w}" y="6" width="12" height="12" class="bar-ok"/><text x="{}" y="16" class="axis">eligible keys, no open finding</text><rect x="{}" y="6" width="12" height="12" class="bar-bad"/><text x="{}" y="16" class="axis">with an open finding</text><rect x="{}" y="6" width="12" height="12" fill="url(#not-read)"/><text x="{}" y="16" class="axis">not read: unknown</text>"#,
+        label_w + 16.0,
+        label_w + 190.0,
+        label_w + 206.0,
+        label_w + 330.0,
+        label_w + 346.0,
+    )
+    .ok();
+    for (i, b) in shown.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let (bar, text) = match b.state {
+            AccountState::NotRead => (
+                format!(
+                    r#"<rect x="{label_w}" y="{}" width="{plot_w}" height="{}" fill="url(#not-read)"/>"#,
+                    y + 3.0,
+                    row_h - 6.0
+                ),
+                "not read: no key counted".to_string(),
+            ),
+            AccountState::Skipped => (
+                format!(
+                    r#"<rect x="{label_w}" y="{}" width="{plot_w}" height="{}" fill="none" class="axis-line"/>"#,
+                    y + 3.0,
+                    row_h - 6.0
+                ),
+                "skipped: not tried".to_string(),
+            ),
+            AccountState::Read | AccountState::Partial if b.eligible == 0 => (
+                String::new(),
+                format!(
+                    "no eligible keys{}",
+                    if b.state == AccountState::Partial {
+                        " (partly read)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            AccountState::Read | AccountState::Partial => {
+                let ok_w = plot_w * b.compliant as f64 / b.eligible as f64;
+                (
+                    format!(
+                        r#"<rect x="{label_w}" y="{y3}" width="{ok_w:.1}" height="{h}" class="bar-ok"/><rect x="{:.1}" y="{y3}" width="{:.1}" height="{h}" class="bar-bad"/>"#,
+                        label_w + ok_w,
+                        plot_w - ok_w,
+                        y3 = y + 3.0,
+                        h = row_h - 6.0
+                    ),
+                    format!(
+                        "{} of {} ({:.0}%){}",
+                        b.compliant,
+                        b.eligible,
+                        b.compliant as f64 * 100.0 / b.eligible as f64,
+                        if b.state == AccountState::Partial {
+                            ", partly read"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            }
+        };
+        writeln!(
+            s,
+            r#"<g><title>{}: {}</title><text x="{}" y="{}" class="label" text-anchor="end">{}</text>{bar}<text x="{}" y="{}" class="value">{}</text></g>"#,
+            esc(&b.label),
+            esc(&text),
+            label_w - 6.0,
+            y + 15.0,
+            esc(&truncate(&b.label, 38)),
+            label_w + plot_w + 6.0,
+            y + 15.0,
+            esc(&text),
+        )
+        .ok();
+    }
+    if bars.len() > shown.len() {
+        writeln!(
+            s,
+            r#"<text x="{label_w}" y="{}" class="axis">{} more accounts in the table below</text>"#,
+            top + row_h * shown.len() as f64 + 16.0,
+            bars.len() - shown.len()
+        )
+        .ok();
+    }
+    s.push_str("</svg>");
+    s
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
     Rotation,
@@ -439,5 +572,34 @@ mod tests {
             na: 0,
         }]);
         assert!(svg.contains("a&amp;b"));
+    }
+
+    #[test]
+    fn an_account_not_read_is_never_drawn_compliant() {
+        let svg = accounts(&[
+            AccountBar {
+                label: "payments <prod>".into(),
+                state: AccountState::Read,
+                eligible: 4,
+                compliant: 3,
+            },
+            AccountBar {
+                label: "refused".into(),
+                state: AccountState::NotRead,
+                eligible: 0,
+                compliant: 0,
+            },
+            AccountBar {
+                label: "retired".into(),
+                state: AccountState::Skipped,
+                eligible: 0,
+                compliant: 0,
+            },
+        ]);
+        assert!(svg.contains("payments &lt;prod&gt;: 3 of 4 (75%)"), "{svg}");
+        assert!(svg.contains("refused: not read: no key counted"), "{svg}");
+        assert!(svg.contains("retired: skipped: not tried"), "{svg}");
+        // Exactly one green bar: the read account's.
+        assert_eq!(svg.matches(r#"class="bar-ok""#).count(), 2, "legend + one bar");
     }
 }

@@ -1,7 +1,7 @@
 //! The monthly review: what changed between two bundles of the same estate.
 //! Keys are matched by ARN, findings by their stable `finding_id`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -48,6 +48,13 @@ pub struct ExpiredExemption {
     pub expired: String,
 }
 
+/// An account of an organization's bundle.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AccountRef {
+    pub account_id: String,
+    pub name: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleRef {
     pub path: String,
@@ -71,6 +78,49 @@ pub struct Diff {
     pub findings_resolved: Vec<FindingRef>,
     pub findings_still_open: Vec<FindingRef>,
     pub exemptions_expired: Vec<ExpiredExemption>,
+    /// Accounts in the new bundle's selection and not the old one's.
+    pub accounts_added: Vec<AccountRef>,
+    /// Accounts in the old bundle's selection and not the new one's.
+    pub accounts_removed: Vec<AccountRef>,
+    /// Accounts read in the old bundle and asked, but not read, in the new:
+    /// their keys and findings are not compared (not removed, not resolved).
+    pub accounts_no_longer_read: Vec<AccountRef>,
+    /// Accounts not read in the old bundle and read in the new.
+    pub accounts_read_again: Vec<AccountRef>,
+    /// Keys in an account only one of the two bundles read.
+    pub keys_not_compared: usize,
+    /// Findings open in the old bundle, in an account the new one did not
+    /// read: unknown now, never "resolved".
+    pub findings_not_verified: Vec<FindingRef>,
+}
+
+/// The accounts of a bundle: (every account it names with its name, the
+/// ones whose keys it holds). A bundle of the caller's account alone holds
+/// every account it names.
+fn bundle_accounts(ev: &Evidence) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let m = &ev.manifest;
+    if m.account_details.is_empty() {
+        let named: BTreeMap<String, String> = m
+            .accounts
+            .iter()
+            .chain(ev.keys.iter().filter_map(|k| k.account_id.as_ref()))
+            .map(|a| (a.clone(), String::new()))
+            .collect();
+        let read = named.keys().cloned().collect();
+        return (named, read);
+    }
+    let named = m
+        .account_details
+        .iter()
+        .map(|a| (a.account_id.clone(), a.name.clone().unwrap_or_default()))
+        .collect();
+    let read = m
+        .account_details
+        .iter()
+        .filter(|a| a.read)
+        .map(|a| a.account_id.clone())
+        .collect();
+    (named, read)
 }
 
 fn key_ref(k: &KeyRecord) -> KeyRef {
@@ -114,10 +164,49 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
         findings_resolved: Vec::new(),
         findings_still_open: Vec::new(),
         exemptions_expired: Vec::new(),
+        accounts_added: Vec::new(),
+        accounts_removed: Vec::new(),
+        accounts_no_longer_read: Vec::new(),
+        accounts_read_again: Vec::new(),
+        keys_not_compared: 0,
+        findings_not_verified: Vec::new(),
+    };
+    let (old_named, old_read) = bundle_accounts(old);
+    let (new_named, new_read) = bundle_accounts(new);
+    let aref = |id: &str, names: &BTreeMap<String, String>| AccountRef {
+        account_id: id.to_string(),
+        name: names.get(id).cloned().unwrap_or_default(),
+    };
+    for id in new_named.keys() {
+        if !old_named.contains_key(id) {
+            d.accounts_added.push(aref(id, &new_named));
+        } else if old_read.contains(id) && !new_read.contains(id) {
+            d.accounts_no_longer_read.push(aref(id, &new_named));
+        } else if !old_read.contains(id) && new_read.contains(id) {
+            d.accounts_read_again.push(aref(id, &new_named));
+        }
+    }
+    for id in old_named.keys() {
+        if !new_named.contains_key(id) {
+            d.accounts_removed.push(aref(id, &old_named));
+        }
+    }
+    // A key or finding is compared only where both bundles read its
+    // account; a key of an account added to the selection is new.
+    let comparable = |account: Option<&str>| {
+        account.is_none_or(|a| old_read.contains(a) && new_read.contains(a))
+    };
+    let newly_selected = |account: Option<&str>| {
+        account.is_some_and(|a| !old_named.contains_key(a) && new_read.contains(a))
     };
     for (arn, k) in &new_keys {
         let Some(o) = old_keys.get(arn) else {
-            d.keys_added.push(key_ref(k));
+            let account = k.account_id.as_deref();
+            if comparable(account) || newly_selected(account) {
+                d.keys_added.push(key_ref(k));
+            } else {
+                d.keys_not_compared += 1;
+            }
             continue;
         };
         match (o.rotation_enabled, k.rotation_enabled) {
@@ -144,7 +233,11 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
     }
     for (arn, k) in &old_keys {
         if !new_keys.contains_key(arn) {
-            d.keys_removed.push(key_ref(k));
+            if comparable(k.account_id.as_deref()) {
+                d.keys_removed.push(key_ref(k));
+            } else {
+                d.keys_not_compared += 1;
+            }
         }
     }
 
@@ -207,7 +300,11 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
     }
     for (id, f) in &old_f {
         if f.is_open() && !is_open(&new_f, id) {
-            d.findings_resolved.push(f_ref(f));
+            if comparable(f.account_id.as_deref()) {
+                d.findings_resolved.push(f_ref(f));
+            } else {
+                d.findings_not_verified.push(f_ref(f));
+            }
         }
     }
     d
@@ -223,9 +320,29 @@ impl Diff {
         !self.findings_opened.is_empty()
     }
 
+    /// True when either bundle covers several accounts.
+    fn over_accounts(&self) -> bool {
+        !(self.accounts_added.is_empty()
+            && self.accounts_removed.is_empty()
+            && self.accounts_no_longer_read.is_empty()
+            && self.accounts_read_again.is_empty()
+            && self.findings_not_verified.is_empty()
+            && self.keys_not_compared == 0)
+    }
+
     /// One row per change, for `--output table|csv`.
     pub fn table(&self) -> Table {
         let mut t = Table::new(["change", "key", "region", "detail"]);
+        for (what, list) in [
+            ("account added", &self.accounts_added),
+            ("account removed", &self.accounts_removed),
+            ("account no longer read", &self.accounts_no_longer_read),
+            ("account read again", &self.accounts_read_again),
+        ] {
+            for a in list {
+                push(&mut t, what, &a.account_id, "", &a.name);
+            }
+        }
         for k in &self.keys_added {
             push(&mut t, "key added", &k.name, &k.region, &k.arn);
         }
@@ -270,6 +387,15 @@ impl Diff {
                     &format!("{} {} ({})", f.severity, f.rule_id, f.finding_id),
                 );
             }
+        }
+        for f in &self.findings_not_verified {
+            push(
+                &mut t,
+                "finding not verified (account not read)",
+                &f.key,
+                &f.region,
+                &format!("{} {} ({})", f.severity, f.rule_id, f.finding_id),
+            );
         }
         for e in &self.exemptions_expired {
             push(
@@ -320,6 +446,24 @@ impl Diff {
             ("Exemptions expired", self.exemptions_expired.len()),
         ] {
             let _ = writeln!(s, "| {what} | {n} |");
+        }
+        if self.over_accounts() {
+            for (what, n) in [
+                ("Accounts added", self.accounts_added.len()),
+                ("Accounts removed", self.accounts_removed.len()),
+                ("Accounts no longer read", self.accounts_no_longer_read.len()),
+                ("Accounts read again", self.accounts_read_again.len()),
+                (
+                    "Keys not compared (account read in one bundle only)",
+                    self.keys_not_compared,
+                ),
+                (
+                    "Findings not verified (account not read)",
+                    self.findings_not_verified.len(),
+                ),
+            ] {
+                let _ = writeln!(s, "| {what} | {n} |");
+            }
         }
         let t = self.table();
         if !t.rows.is_empty() {

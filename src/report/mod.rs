@@ -50,6 +50,8 @@ pub struct Evidence {
     pub rotations: Vec<RotationRecord>,
     pub events: Vec<EventRow>,
     pub findings: Vec<Finding>,
+    /// Set when the evidence was narrowed to one account of the bundle.
+    pub account: Option<String>,
 }
 
 impl Evidence {
@@ -74,7 +76,61 @@ impl Evidence {
             dir: dir.to_path_buf(),
             manifest,
             coverage,
+            account: None,
         })
+    }
+
+    /// The part of an organization's bundle about one account: its keys,
+    /// rotations, events, findings and coverage. The manifest is kept whole
+    /// (it is what the bundle's hashes speak for) but lists that account
+    /// alone.
+    pub fn for_account(mut self, account: &str) -> Result<Evidence> {
+        let known: BTreeSet<String> = self
+            .manifest
+            .accounts
+            .iter()
+            .cloned()
+            .chain(self.manifest.account_details.iter().map(|a| a.account_id.clone()))
+            .chain(self.keys.iter().filter_map(|k| k.account_id.clone()))
+            .collect();
+        if !known.contains(account) {
+            return Err(crate::error::Error::usage(
+                format!(
+                    "--account {account}: {} holds no such account",
+                    self.dir.display()
+                ),
+                format!(
+                    "the bundle's accounts are: {}",
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let mine = |a: &Option<String>| a.as_deref() == Some(account);
+        self.keys.retain(|k| mine(&k.account_id));
+        self.rotations.retain(|r| mine(&r.account_id));
+        self.events.retain(|e| mine(&e.account_id));
+        self.findings.retain(|f| mine(&f.account_id));
+        self.manifest.accounts = vec![account.to_string()];
+        self.manifest
+            .account_details
+            .retain(|a| a.account_id == account);
+        if let Some(inv) = &mut self.coverage.inventory {
+            inv.regions
+                .retain(|r| r.account_id.as_deref().is_none_or(|a| a == account));
+            inv.key_errors
+                .retain(|k| k.account_id.as_deref().is_none_or(|a| a == account));
+            inv.accounts.retain(|a| a.account_id == account);
+            inv.complete = inv.key_errors.is_empty()
+                && inv.regions.iter().all(|r| r.status.is_complete())
+                && inv.accounts.iter().all(|a| a.status.is_complete());
+        }
+        if let Some(t) = &mut self.coverage.trail {
+            t.days.retain(|d| d.account_id == account);
+        }
+        self.coverage.complete = self.coverage.inventory.as_ref().is_none_or(|i| i.complete)
+            && self.coverage.trail.as_ref().is_none_or(|t| t.complete);
+        self.account = Some(account.to_string());
+        Ok(self)
     }
 
     /// When the findings were judged.
@@ -130,7 +186,21 @@ pub fn write_bundle_report(
     out: &Path,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Written> {
-    let ev = Evidence::load(bundle)?;
+    write_bundle_report_for(bundle, out, as_of, None)
+}
+
+/// As [`write_bundle_report`], narrowed to one account of an
+/// organization's bundle when `account` is given.
+pub fn write_bundle_report_for(
+    bundle: &Path,
+    out: &Path,
+    as_of: Option<DateTime<Utc>>,
+    account: Option<&str>,
+) -> Result<Written> {
+    let mut ev = Evidence::load(bundle)?;
+    if let Some(a) = account {
+        ev = ev.for_account(a)?;
+    }
     write(&ev, out, as_of).with_context(|| format!("writing the report into {}", out.display()))
 }
 
@@ -256,6 +326,8 @@ struct TrailSourceRow {
 
 #[derive(Debug, Serialize)]
 struct RegionRow {
+    /// Empty for a bundle of the caller's account alone.
+    account: String,
     region: String,
     status: String,
     keys_listed: usize,
@@ -302,11 +374,40 @@ struct SourceView {
     note: String,
 }
 
+/// One account in the report's roll-up.
+#[derive(Debug, Serialize)]
+struct AccountRow {
+    account: String,
+    name: String,
+    ou_path: String,
+    /// The role used, or "caller's credentials".
+    role: String,
+    /// Whether the account's keys are in the bundle: when not, the counts
+    /// are not shown, and it is never compliant.
+    read: bool,
+    /// `read`, `partly read`, `not read`, `skipped`.
+    coverage: String,
+    /// Why not read (the AWS code and message), or why skipped.
+    coverage_note: String,
+    keys: usize,
+    eligible: usize,
+    rotation_on: usize,
+    rotation_off: usize,
+    compliant: usize,
+    percent_compliant: String,
+    open_critical: usize,
+    open_high: usize,
+    open_medium: usize,
+    open_low: usize,
+    open_info: usize,
+}
+
 #[derive(Debug, Serialize)]
 struct Charts {
     age: String,
     eligibility: String,
     timeline: String,
+    accounts: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -324,6 +425,14 @@ struct ReportContext {
     window_end: String,
     policy: String,
     summary: Summary,
+    /// More than one account, or an organization's bundle: the account
+    /// roll-up and account columns are shown.
+    show_accounts: bool,
+    /// Set when the report covers one account of an organization's bundle.
+    only_account: Option<String>,
+    account_rows: Vec<AccountRow>,
+    accounts_not_read: usize,
+    accounts_skipped: usize,
     rule_groups: Vec<RuleGroup>,
     keys: Vec<KeyView>,
     eligibility: Vec<EligibilityRow>,
@@ -671,10 +780,17 @@ fn context(
         })
         .collect();
 
+    let account_rows = account_rows(ev, &open);
+    let show_accounts = !m.account_details.is_empty() || account_rows.len() > 1;
     let charts = Charts {
         age: charts::rotation_age(&keys_for_chart(ev, as_of)),
         eligibility: charts::eligibility(&eligibility_bars(&eligibility)),
         timeline: charts::timeline(&timeline(ev), m.audit_window.start, as_of),
+        accounts: if show_accounts {
+            charts::accounts(&account_bars(&account_rows))
+        } else {
+            String::new()
+        },
     };
 
     ReportContext {
@@ -688,12 +804,29 @@ fn context(
             .caller
             .as_ref()
             .map_or_else(|| "unknown".into(), |c| c.arn.clone()),
-        accounts: m.accounts.join(", "),
+        accounts: if m.accounts.len() > 6 {
+            format!(
+                "{} accounts{}",
+                m.accounts.len(),
+                m.organization
+                    .as_ref()
+                    .and_then(|o| o.id.as_deref())
+                    .map(|id| format!(" of organization {id}"))
+                    .unwrap_or_default()
+            )
+        } else {
+            m.accounts.join(", ")
+        },
         regions: m.regions.join(", "),
         window_start: rfc3339(m.audit_window.start),
         window_end: rfc3339(m.audit_window.end),
         policy: assessed.map_or_else(String::new, |a| a.policy.clone()),
         summary,
+        show_accounts,
+        only_account: ev.account.clone(),
+        accounts_not_read: account_rows.iter().filter(|a| a.coverage == "not read").count(),
+        accounts_skipped: account_rows.iter().filter(|a| a.coverage == "skipped").count(),
+        account_rows,
         rule_groups: groups,
         keys,
         eligibility,
@@ -706,11 +839,145 @@ fn context(
     }
 }
 
+/// The account roll-up: every account the bundle names (read or not), its
+/// keys, eligible keys, rotation on/off, compliant keys and open findings by
+/// severity. An account whose keys were not read has no numbers to show, and
+/// is never counted compliant.
+fn account_rows(ev: &Evidence, open: &[&Finding]) -> Vec<AccountRow> {
+    let m = &ev.manifest;
+    let inv_accounts = ev
+        .coverage
+        .inventory
+        .as_ref()
+        .map(|i| i.accounts.as_slice())
+        .unwrap_or_default();
+    let mut rows: BTreeMap<String, AccountRow> = BTreeMap::new();
+    let blank = |id: &str| AccountRow {
+        account: id.to_string(),
+        name: String::new(),
+        ou_path: String::new(),
+        role: "caller's credentials".into(),
+        read: true,
+        coverage: "read".into(),
+        coverage_note: String::new(),
+        keys: 0,
+        eligible: 0,
+        rotation_on: 0,
+        rotation_off: 0,
+        compliant: 0,
+        percent_compliant: "n/a".into(),
+        open_critical: 0,
+        open_high: 0,
+        open_medium: 0,
+        open_low: 0,
+        open_info: 0,
+    };
+    for id in &m.accounts {
+        rows.insert(id.clone(), blank(id));
+    }
+    for a in &m.account_details {
+        let row = rows
+            .entry(a.account_id.clone())
+            .or_insert_with(|| blank(&a.account_id));
+        row.name = a.name.clone().unwrap_or_default();
+        row.ou_path = a.ou_path.clone().unwrap_or_default();
+        row.role = match (&a.role_arn, a.status.as_str()) {
+            (Some(r), _) => r.clone(),
+            (None, "skipped") => "none (not tried)".into(),
+            (None, _) => "caller's credentials".into(),
+        };
+        row.read = a.read;
+        row.coverage = match a.status.as_str() {
+            "partial" => "partly read",
+            "not_read" => "not read",
+            "skipped" => "skipped",
+            _ => "read",
+        }
+        .into();
+        row.coverage_note = a.note.clone().unwrap_or_default();
+    }
+    // A bundle whose manifest predates account details still has the
+    // inventory's account coverage.
+    for a in inv_accounts {
+        if m.account_details.iter().any(|d| d.account_id == a.account_id) {
+            continue;
+        }
+        let row = rows
+            .entry(a.account_id.clone())
+            .or_insert_with(|| blank(&a.account_id));
+        row.read = matches!(
+            a.status,
+            crate::inventory::AccountStatus::Read | crate::inventory::AccountStatus::Partial
+        );
+        row.coverage = a.status.as_str().replace('_', " ");
+    }
+    let open_arns: BTreeSet<&str> = open.iter().filter_map(|f| f.key_arn.as_deref()).collect();
+    for k in &ev.keys {
+        let Some(id) = k.account_id.as_deref() else {
+            continue;
+        };
+        let row = rows.entry(id.to_string()).or_insert_with(|| blank(id));
+        row.keys += 1;
+        if k.eligibility == Some(Eligibility::Eligible) {
+            row.eligible += 1;
+            if !open_arns.contains(k.arn.as_str()) {
+                row.compliant += 1;
+            }
+            match k.rotation_enabled {
+                Some(true) => row.rotation_on += 1,
+                Some(false) => row.rotation_off += 1,
+                None => {}
+            }
+        }
+    }
+    for f in open {
+        let Some(row) = f.account_id.as_deref().and_then(|a| rows.get_mut(a)) else {
+            continue;
+        };
+        match f.severity {
+            Severity::Critical => row.open_critical += 1,
+            Severity::High => row.open_high += 1,
+            Severity::Medium => row.open_medium += 1,
+            Severity::Low => row.open_low += 1,
+            Severity::Info => row.open_info += 1,
+        }
+    }
+    for row in rows.values_mut() {
+        row.percent_compliant = if row.read {
+            percent(row.compliant, row.eligible)
+        } else {
+            "not read".into()
+        };
+    }
+    rows.into_values().collect()
+}
+
+fn account_bars(rows: &[AccountRow]) -> Vec<charts::AccountBar> {
+    rows.iter()
+        .map(|r| charts::AccountBar {
+            label: if r.name.is_empty() {
+                r.account.clone()
+            } else {
+                format!("{} ({})", r.name, r.account)
+            },
+            state: match r.coverage.as_str() {
+                "not read" => charts::AccountState::NotRead,
+                "skipped" => charts::AccountState::Skipped,
+                "partly read" => charts::AccountState::Partial,
+                _ => charts::AccountState::Read,
+            },
+            eligible: r.eligible,
+            compliant: r.compliant,
+        })
+        .collect()
+}
+
 fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
     let regions = c.inventory.as_ref().map_or_else(Vec::new, |i| {
         i.regions
             .iter()
             .map(|r| RegionRow {
+                account: r.account_id.clone().unwrap_or_default(),
                 region: r.region.clone(),
                 status: r.status.as_str().to_string(),
                 keys_listed: r.keys_listed,
@@ -898,7 +1165,18 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     let mut files: Vec<String> = Vec::new();
 
     for schema in [&KEYS, &ROTATIONS, &EVENTS, &FINDINGS] {
-        copy_frame(&ev.dir, out, schema)?;
+        if ev.account.is_some() {
+            // One account of the bundle: its rows only, from what was read.
+            let mut df = match schema.name {
+                n if n == KEYS.name => crate::inventory::keys_frame(&ev.keys)?,
+                n if n == ROTATIONS.name => crate::inventory::rotations_frame(&ev.rotations)?,
+                n if n == EVENTS.name => crate::trail::events_frame(&ev.events)?,
+                _ => crate::rules::engine::findings_frame(&ev.findings)?,
+            };
+            write_frame(out, schema, &mut df)?;
+        } else {
+            copy_frame(&ev.dir, out, schema)?;
+        }
         for ext in ["csv", "parquet", "json"] {
             files.push(format!("{}.{ext}", schema.name));
         }

@@ -9,6 +9,7 @@ mod iam;
 mod inventory;
 mod layering;
 mod offline;
+mod org;
 mod remediate;
 mod report;
 mod trail;

@@ -10,7 +10,7 @@ pub mod cloudtrail_fixture;
 pub mod counting_proxy;
 pub mod proxy;
 
-pub use kmsrot_testkit::seed;
+pub use kmsrot_testkit::{org, seed};
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

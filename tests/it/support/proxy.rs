@@ -62,6 +62,18 @@ pub enum Action {
     /// the last EnableKeyRotation that went through this proxy, else AWS's
     /// default of 365.
     ReportPeriod,
+    /// Answer with an error in the query protocol's XML shape (STS,
+    /// `<ErrorResponse><Error><Type>Sender</Type><Code>...`), as STS refuses
+    /// an AssumeRole.
+    FailQuery {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Forward ListAccounts / ListAccountsForParent and report `account`
+    /// in `state` (both `Status` and `State`), for states moto cannot
+    /// reach (it goes straight from ACTIVE to SUSPENDED on CloseAccount).
+    AccountState { account: String, state: String },
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +86,9 @@ pub struct Rule {
     /// Apply to the first `n` matching requests only (a fault that clears,
     /// as throttling does); `None` applies to all.
     pub times: Option<usize>,
+    /// Only requests whose body holds this text (a role ARN's account id,
+    /// percent-encoded or not).
+    pub body_contains: Option<String>,
 }
 
 impl Rule {
@@ -83,6 +98,7 @@ impl Rule {
             operation: None,
             action: Action::Delay(Duration::ZERO),
             times: None,
+            body_contains: None,
         }
     }
 
@@ -92,7 +108,46 @@ impl Rule {
             operation: Some(operation.to_string()),
             action: Action::Delay(Duration::ZERO),
             times: None,
+            body_contains: None,
         }
+    }
+
+    /// Every request.
+    pub fn any() -> Self {
+        Rule {
+            region: None,
+            operation: None,
+            action: Action::Delay(Duration::ZERO),
+            times: None,
+            body_contains: None,
+        }
+    }
+
+    /// Only requests whose body holds `text`.
+    pub fn body_contains(mut self, text: &str) -> Self {
+        self.body_contains = Some(text.to_string());
+        self
+    }
+
+    /// 403 AccessDenied in STS's XML shape, with the message STS gives when
+    /// the role's trust policy (or an SCP) does not let the caller assume it.
+    pub fn sts_deny(mut self, role_arn: &str) -> Self {
+        self.action = Action::FailQuery {
+            status: 403,
+            code: "AccessDenied".into(),
+            message: format!(
+                "User: arn:aws:iam::123456789012:user/auditor is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ),
+        };
+        self
+    }
+
+    pub fn account_state(mut self, account: &str, state: &str) -> Self {
+        self.action = Action::AccountState {
+            account: account.to_string(),
+            state: state.to_string(),
+        };
+        self
     }
 
     pub fn and_operation(mut self, operation: &str) -> Self {
@@ -154,12 +209,16 @@ impl Rule {
         self.fail(400, "ThrottlingException", "Rate exceeded")
     }
 
-    fn matches(&self, region: Option<&str>, operation: Option<&str>) -> bool {
+    fn matches(&self, region: Option<&str>, operation: Option<&str>, body: &[u8]) -> bool {
         self.region.as_deref().is_none_or(|r| Some(r) == region)
             && self
                 .operation
                 .as_deref()
                 .is_none_or(|o| Some(o) == operation)
+            && self.body_contains.as_deref().is_none_or(|t| {
+                let body = String::from_utf8_lossy(body);
+                body.contains(t) || percent_decode_form(&body).contains(t)
+            })
     }
 }
 
@@ -170,6 +229,8 @@ pub struct Call {
     pub region: Option<String>,
     /// The request's `KeyId` parameter (an id, ARN or alias), if any.
     pub key_id: Option<String>,
+    /// STS AssumeRole's `RoleArn`, if any.
+    pub role_arn: Option<String>,
 }
 
 #[derive(Default)]
@@ -268,6 +329,17 @@ impl Proxy {
             .count()
     }
 
+    /// AssumeRole requests per account (the role ARN's account).
+    pub fn assume_role_calls(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for c in self.calls() {
+            if let Some(account) = c.role_arn.as_deref().and_then(|a| a.split(':').nth(4)) {
+                *out.entry(account.to_string()).or_default() += 1;
+            }
+        }
+        out
+    }
+
     /// Requests answered with an injected error.
     pub fn faults(&self) -> u64 {
         self.shared.counts.lock().unwrap().faults
@@ -309,10 +381,16 @@ impl Request {
         scope.split('/').nth(2).map(str::to_string)
     }
 
-    /// `TrentService.ListKeys` → `ListKeys`.
+    /// `TrentService.ListKeys` → `ListKeys`; for the query protocol (STS),
+    /// the form body's `Action`.
     fn operation(&self) -> Option<String> {
-        let t = self.header("x-amz-target")?;
-        Some(t.rsplit('.').next().unwrap_or(t).to_string())
+        if let Some(t) = self.header("x-amz-target") {
+            return Some(t.rsplit('.').next().unwrap_or(t).to_string());
+        }
+        let body = String::from_utf8_lossy(&self.body);
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .map(str::to_string)
     }
 }
 
@@ -386,10 +464,15 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             let key_id = serde_json::from_slice::<Value>(&req.body)
                 .ok()
                 .and_then(|v| v.get("KeyId").and_then(Value::as_str).map(str::to_string));
+            let role_arn = String::from_utf8_lossy(&req.body)
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("RoleArn="))
+                .map(percent_decode_form);
             c.calls.push(Call {
                 operation: operation.clone(),
                 region: region.clone(),
                 key_id,
+                role_arn,
             });
         }
         let rule = {
@@ -398,7 +481,7 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 .iter()
                 .enumerate()
                 .find(|(i, r)| {
-                    r.matches(region.as_deref(), operation.as_deref())
+                    r.matches(region.as_deref(), operation.as_deref(), &req.body)
                         && r.times.is_none_or(|n| hits[*i] < n)
                 })
                 .map(|(i, r)| {
@@ -429,6 +512,17 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             }
             Some(Action::BareKeyId) => forward(&s.upstream, &with_bare_key_id(&req))?,
             Some(Action::ReportPeriod) => report_period(s, &req)?,
+            Some(Action::FailQuery {
+                status,
+                code,
+                message,
+            }) => {
+                s.counts.lock().unwrap().faults += 1;
+                query_error_response(*status, code, message)
+            }
+            Some(Action::AccountState { account, state }) => {
+                with_account_state(forward(&s.upstream, &req)?, account, state)
+            }
             None => forward(&s.upstream, &req)?,
         };
         track_period(s, &req, operation.as_deref(), &resp);
@@ -506,6 +600,69 @@ fn error_response(status: u16, code: &str, message: &str) -> Response {
         ],
         body: body.into_bytes(),
     }
+}
+
+fn query_error_response(status: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>00000000-0000-0000-0000-proxyfault00</RequestId>\n</ErrorResponse>\n"
+    );
+    Response {
+        status_line: format!("HTTP/1.1 {status} {}", reason(status)),
+        headers: vec![
+            ("Content-Type".into(), "text/xml".into()),
+            (
+                "x-amzn-RequestId".into(),
+                "00000000-0000-0000-0000-proxyfault00".into(),
+            ),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+/// Sets `Status` and `State` of `account` in a ListAccounts answer.
+fn with_account_state(mut resp: Response, account: &str, state: &str) -> Response {
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+        return resp;
+    };
+    if let Some(list) = doc.get_mut("Accounts").and_then(Value::as_array_mut) {
+        for a in list {
+            if a.get("Id").and_then(Value::as_str) == Some(account) {
+                if let Some(obj) = a.as_object_mut() {
+                    obj.insert("Status".into(), Value::from(state));
+                    obj.insert("State".into(), Value::from(state));
+                }
+            }
+        }
+    }
+    resp.body = serde_json::to_vec(&doc).unwrap_or_default();
+    resp
+}
+
+/// A form body's `%XX` escapes and `+` decoded.
+fn percent_decode_form(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn reason(status: u16) -> &'static str {
