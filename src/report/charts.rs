@@ -600,6 +600,10 @@ mod tests {
         assert!(svg.contains("refused: not read: no key counted"), "{svg}");
         assert!(svg.contains("retired: skipped: not tried"), "{svg}");
         // Exactly one green bar: the read account's.
-        assert_eq!(svg.matches(r#"class="bar-ok""#).count(), 2, "legend + one bar");
+        assert_eq!(
+            svg.matches(r#"class="bar-ok""#).count(),
+            2,
+            "legend + one bar"
+        );
     }
 }

@@ -451,7 +451,10 @@ impl Diff {
             for (what, n) in [
                 ("Accounts added", self.accounts_added.len()),
                 ("Accounts removed", self.accounts_removed.len()),
-                ("Accounts no longer read", self.accounts_no_longer_read.len()),
+                (
+                    "Accounts no longer read",
+                    self.accounts_no_longer_read.len(),
+                ),
                 ("Accounts read again", self.accounts_read_again.len()),
                 (
                     "Keys not compared (account read in one bundle only)",

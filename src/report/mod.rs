@@ -90,7 +90,12 @@ impl Evidence {
             .accounts
             .iter()
             .cloned()
-            .chain(self.manifest.account_details.iter().map(|a| a.account_id.clone()))
+            .chain(
+                self.manifest
+                    .account_details
+                    .iter()
+                    .map(|a| a.account_id.clone()),
+            )
             .chain(self.keys.iter().filter_map(|k| k.account_id.clone()))
             .collect();
         if !known.contains(account) {
@@ -824,8 +829,14 @@ fn context(
         summary,
         show_accounts,
         only_account: ev.account.clone(),
-        accounts_not_read: account_rows.iter().filter(|a| a.coverage == "not read").count(),
-        accounts_skipped: account_rows.iter().filter(|a| a.coverage == "skipped").count(),
+        accounts_not_read: account_rows
+            .iter()
+            .filter(|a| a.coverage == "not read")
+            .count(),
+        accounts_skipped: account_rows
+            .iter()
+            .filter(|a| a.coverage == "skipped")
+            .count(),
         account_rows,
         rule_groups: groups,
         keys,
@@ -899,7 +910,10 @@ fn account_rows(ev: &Evidence, open: &[&Finding]) -> Vec<AccountRow> {
     // A bundle whose manifest predates account details still has the
     // inventory's account coverage.
     for a in inv_accounts {
-        if m.account_details.iter().any(|d| d.account_id == a.account_id) {
+        if m.account_details
+            .iter()
+            .any(|d| d.account_id == a.account_id)
+        {
             continue;
         }
         let row = rows

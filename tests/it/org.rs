@@ -91,7 +91,9 @@ async fn organization() -> OrgFixture {
             // findings first).
             for key in &mut k {
                 if key.rotation == Some(false) {
-                    seed::enable_rotation(&kms, &key.key_id, None).await.unwrap();
+                    seed::enable_rotation(&kms, &key.key_id, None)
+                        .await
+                        .unwrap();
                     key.rotation = Some(true);
                 }
             }
@@ -168,7 +170,9 @@ fn account_entry<'a>(coverage: &'a Value, id: &str) -> &'a Value {
 
 /// The "## Accounts" section of report.md.
 fn accounts_section(md: &str) -> String {
-    let start = md.find("## Accounts").expect("report.md has an Accounts section");
+    let start = md
+        .find("## Accounts")
+        .expect("report.md has an Accounts section");
     let rest = &md[start..];
     let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
     rest[..end].trim_end().to_string()
@@ -208,7 +212,10 @@ async fn org_audit_is_one_bundle_naming_every_account_with_the_refused_one_in_co
             .unwrap();
         assert_eq!(k["eligibility"], seeded.expect, "{k}");
         assert_eq!(k["rotation_enabled"], seeded.rotation.unwrap(), "{k}");
-        assert!(k["arn"].as_str().unwrap().contains(k["account_id"].as_str().unwrap()));
+        assert!(k["arn"]
+            .as_str()
+            .unwrap()
+            .contains(k["account_id"].as_str().unwrap()));
     }
 
     // Coverage names the refused account with STS's code and message, and
@@ -252,7 +259,11 @@ async fn org_audit_is_one_bundle_naming_every_account_with_the_refused_one_in_co
         "Root/Workloads"
     );
     let me = account_entry(&coverage, ACCOUNT);
-    assert_eq!(me["role_arn"], Value::Null, "the caller reads its own account");
+    assert_eq!(
+        me["role_arn"],
+        Value::Null,
+        "the caller reads its own account"
+    );
 
     // One AssumeRole per account read (not per region); none into a skipped
     // account or the caller's own.
@@ -275,7 +286,10 @@ async fn org_audit_is_one_bundle_naming_every_account_with_the_refused_one_in_co
     .map(|op| proxy.requests().get(*op).copied().unwrap_or(0))
     .sum();
     let keys = got.values().map(BTreeSet::len).sum::<usize>() as u64;
-    assert!(per_key <= 5 * keys, "{per_key} per-key calls for {keys} keys");
+    assert!(
+        per_key <= 5 * keys,
+        "{per_key} per-key calls for {keys} keys"
+    );
 
     // The manifest lists each account: name, OU path, role, read or not.
     let manifest = read_json(&bundle.join("manifest.json"));
@@ -356,7 +370,10 @@ async fn org_audit_is_one_bundle_naming_every_account_with_the_refused_one_in_co
         .arg(one.path().join("x")));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("holds no such account"), "{stderr}");
-    assert!(stderr.contains(f.id("payments")), "the hint lists them: {stderr}");
+    assert!(
+        stderr.contains(f.id("payments")),
+        "the hint lists them: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -365,7 +382,14 @@ async fn ou_reads_the_accounts_under_it_recursively() {
     let proxy = refusing_proxy(&f);
     let out = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = run(kmsrot_via(&f, &proxy)
-        .args(["--ou", &f.workloads, "--region", "us-east-1", "inventory", "--out"])
+        .args([
+            "--ou",
+            &f.workloads,
+            "--region",
+            "us-east-1",
+            "inventory",
+            "--out",
+        ])
         .arg(out.path()));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let got = arns_by_account(out.path());
@@ -389,7 +413,10 @@ async fn ou_reads_the_accounts_under_it_recursively() {
     );
     assert_eq!(proxy.assume_role_calls().len(), 2);
     // One row per account on stdout.
-    assert!(stdout.contains("payments") && stdout.contains("analytics"), "{stdout}");
+    assert!(
+        stdout.contains("payments") && stdout.contains("analytics"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -418,14 +445,11 @@ async fn named_accounts_and_an_accounts_file() {
         .arg(&out));
     assert_eq!(code, 3, "refused is named, and refused\n{stdout}\n{stderr}");
     let got = arns_by_account(&out);
-    assert_eq!(
-        got.keys().cloned().collect::<Vec<_>>(),
-        {
-            let mut v = vec![f.id("payments").to_string(), f.id("analytics").to_string()];
-            v.sort();
-            v
-        }
-    );
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), {
+        let mut v = vec![f.id("payments").to_string(), f.id("analytics").to_string()];
+        v.sort();
+        v
+    });
     assert!(stdout.contains("not_read"), "{stdout}");
 
     // A malformed file is named, with its line, before any AWS call.
@@ -507,7 +531,14 @@ async fn diff_across_org_bundles_names_accounts_added_removed_and_not_read() {
     let collect = |accounts: String, name: &str| {
         let bundle = dir.path().join(name);
         let (code, stdout, stderr) = run(kmsrot_via(&f, &proxy)
-            .args(["--accounts", &accounts, "--region", "us-east-1", "collect", "--out"])
+            .args([
+                "--accounts",
+                &accounts,
+                "--region",
+                "us-east-1",
+                "collect",
+                "--out",
+            ])
             .arg(&bundle));
         assert!(code == 0 || code == 3, "{stdout}\n{stderr}");
         let (code, stdout, stderr) = run(f.moto.kmsrot().arg("assess").arg(&bundle));
@@ -541,8 +572,5 @@ async fn diff_across_org_bundles_names_accounts_added_removed_and_not_read() {
     // payments' open findings are not "resolved": nobody looked.
     assert!(array(&d["findings_resolved"]).is_empty(), "{d}");
     assert!(!array(&d["findings_not_verified"]).is_empty(), "{d}");
-    assert!(
-        stderr.contains("1 accounts added, 1 removed"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("1 accounts added, 1 removed"), "{stderr}");
 }

@@ -110,7 +110,11 @@ pub async fn member_config(base: &SdkConfig, account: &str) -> Result<SdkConfig>
 }
 
 /// A KMS client in `region` of `account`.
-pub async fn member_kms(base: &SdkConfig, account: &str, region: &str) -> Result<aws_sdk_kms::Client> {
+pub async fn member_kms(
+    base: &SdkConfig,
+    account: &str,
+    region: &str,
+) -> Result<aws_sdk_kms::Client> {
     let conf = member_config(base, account).await?;
     let conf = conf
         .to_builder()
