@@ -31,33 +31,53 @@ pub struct AccountArgs {
     /// Accounts to read: `org` (every ACTIVE account of the organization,
     /// from the management or a delegated administrator account) or account
     /// ids, comma-separated; repeatable. Default: the caller's account.
-    #[arg(long = "accounts", global = true, value_name = "org|ID[,ID...]")]
+    #[arg(
+        id = "global_accounts",
+        long = "accounts",
+        global = true,
+        value_name = "org|ID[,ID...]"
+    )]
     pub accounts: Vec<String>,
 
     /// Read the accounts listed in FILE: one id per line, `#` comments.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        id = "global_accounts_file",
+        long = "accounts-file",
+        global = true,
+        value_name = "FILE"
+    )]
     pub accounts_file: Option<PathBuf>,
 
     /// Read the accounts under this organizational unit (or root),
     /// recursively; repeatable.
-    #[arg(long = "ou", global = true, value_name = "OU")]
+    #[arg(id = "global_ou", long = "ou", global = true, value_name = "OU")]
     pub ous: Vec<String>,
 
     /// The role assumed in every account but the caller's.
-    #[arg(long, global = true, value_name = "NAME", default_value = DEFAULT_ROLE_NAME)]
+    #[arg(id = "global_role_name", long = "role-name", global = true, value_name = "NAME", default_value = DEFAULT_ROLE_NAME)]
     pub role_name: String,
 
     /// The external id the member roles' trust policy requires.
-    #[arg(long, global = true, value_name = "ID")]
+    #[arg(
+        id = "global_external_id",
+        long = "external-id",
+        global = true,
+        value_name = "ID"
+    )]
     pub external_id: Option<String>,
 
     /// The session name CloudTrail shows in each account [default: kmsrot-<user>].
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(
+        id = "global_role_session_name",
+        long = "role-session-name",
+        global = true,
+        value_name = "NAME"
+    )]
     pub role_session_name: Option<String>,
 
     /// Requests in flight at once across every account and region: one
     /// budget for the whole run (sized for KMS's per-account request quotas).
-    #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY,
+    #[arg(id = "global_max_concurrency", long = "max-concurrency", global = true, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
     pub max_concurrency: usize,
 }
@@ -440,6 +460,25 @@ mod tests {
             assert!(account_options(bad).is_err(), "{bad:?}");
         }
         assert!(AccountProbe::try_parse_from(["x", "--max-concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_global_accounts_never_land_in_a_commands_account_filter() {
+        // Same field name, two flags: `--accounts` (which accounts to read)
+        // must not fill trail scan's `--account` (which events to keep).
+        #[derive(Debug, Parser)]
+        struct Both {
+            #[command(flatten)]
+            global: AccountArgs,
+            #[command(flatten)]
+            filter: TrailFilterArgs,
+        }
+        let b = Both::try_parse_from(["x", "--accounts", "111122223333,444455556666"]).unwrap();
+        assert!(b.filter.accounts.is_empty(), "{:?}", b.filter.accounts);
+        assert_eq!(b.global.options().unwrap().ids.len(), 2);
+        let b = Both::try_parse_from(["x", "--account", "111122223333"]).unwrap();
+        assert!(b.global.accounts.is_empty());
+        assert_eq!(b.filter.accounts, ["111122223333"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
 
 use super::reader::{parse_event_list, ReadOptions};
 use super::{Collector, EventRow, TrailCoverage};
@@ -78,6 +79,32 @@ pub async fn scan_sources(
             Source::S3 { .. } => {
                 let config = ctx.aws().await?;
                 super::s3::scan(config, given, opts, &mut collector, progress).await?
+            }
+            Source::Lookup if ctx.is_multi_account() => {
+                // Event history is per account: each is asked through the
+                // role assumed in it (the caller's own account directly).
+                let regions = ctx.region_plan().await?.regions.clone();
+                let plan = ctx.account_plan().await?;
+                let accounts: Vec<super::lookup::LookupAccount> =
+                    futures::stream::iter(plan.to_read())
+                        .map(|t| async move {
+                            let config = match ctx.account_access(&t.account_id).await {
+                                Ok(a) => Ok(a.config.clone()),
+                                Err(e) => Err(format!(
+                                    "AssumeRole {}: {e}",
+                                    t.role_arn.as_deref().unwrap_or("(none)")
+                                )),
+                            };
+                            super::lookup::LookupAccount {
+                                account: Some(t.account_id.clone()),
+                                config,
+                            }
+                        })
+                        .buffered(ctx.budget().size())
+                        .collect()
+                        .await;
+                super::lookup::scan_accounts(&accounts, &regions, opts, &mut collector, progress)
+                    .await?
             }
             Source::Lookup => {
                 let config = ctx.aws().await?;

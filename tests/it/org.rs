@@ -574,3 +574,102 @@ async fn diff_across_org_bundles_names_accounts_added_removed_and_not_read() {
     assert!(!array(&d["findings_not_verified"]).is_empty(), "{d}");
     assert!(stderr.contains("1 accounts added, 1 removed"), "{stderr}");
 }
+
+/// `trail scan lookup` over accounts: event history is per account, so each
+/// is asked through the role assumed in it (once per account, whatever the
+/// regions). moto has no LookupEvents: the CloudTrail fixture answers it,
+/// and STS AssumeRole, with AWS's documented response shapes.
+#[test]
+fn lookup_reads_each_accounts_event_history_through_its_own_role() {
+    use crate::support::cloudtrail_fixture::{CloudTrailFixture, FixtureEvent, FixtureOptions};
+    use crate::support::fixtures;
+
+    const CALLER: &str = "111122223333";
+    let (a, b, refused) = ("444455556666", "777788889999", "222233334444");
+    let now = chrono::Utc::now();
+    let record = |n: u32, account: &str, region: &str| {
+        // AWS's documented record, moved into `account` (its ARNs and ids).
+        let text =
+            std::fs::read_to_string(fixtures().join("lookup/current-docs.ct-rotatekey.1.json"))
+                .unwrap()
+                .replace(CALLER, account);
+        let mut r: Value = serde_json::from_str(&text).unwrap();
+        r["eventID"] = serde_json::json!(format!("{n:08x}-1111-4000-8000-000000000000"));
+        r["eventTime"] = serde_json::json!((now - chrono::Duration::days(i64::from(n)))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string());
+        r["awsRegion"] = serde_json::json!(region);
+        r["recipientAccountId"] = serde_json::json!(account);
+        FixtureEvent {
+            region: region.to_string(),
+            record: r,
+        }
+    };
+    let events = vec![
+        record(1, a, "us-east-1"),
+        record(2, a, "eu-west-1"),
+        record(3, b, "us-east-1"),
+        record(4, refused, "us-east-1"),
+    ];
+    let fixture = CloudTrailFixture::start(
+        events,
+        FixtureOptions {
+            account: CALLER.into(),
+            refuse_accounts: vec![refused.into()],
+            ..FixtureOptions::default()
+        },
+    );
+    let out = tempfile::tempdir().unwrap();
+    let since = (now - chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (code, stdout, stderr) = run(crate::support::kmsrot()
+        .args(["--endpoint-url", &fixture.url])
+        .args(["--accounts", &format!("{a},{b},{refused}")])
+        .args(["--region", "us-east-1", "--region", "eu-west-1"])
+        .args(["trail", "scan", "lookup", "--since", &since, "--out"])
+        .arg(out.path()));
+    assert_eq!(code, 3, "the refused account is a gap\n{stdout}\n{stderr}");
+    let mut got: Vec<(String, String)> = array(&read_json(&out.path().join("events.json")))
+        .iter()
+        .map(|e| {
+            (
+                e["account_id"].as_str().unwrap_or("").to_string(),
+                e["aws_region"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (a.to_string(), "eu-west-1".to_string()),
+            (a.to_string(), "us-east-1".to_string()),
+            (b.to_string(), "us-east-1".to_string()),
+        ]
+    );
+    // One AssumeRole per account, none per region; each account's lookups
+    // signed with its own credentials.
+    let mut assumed = fixture.assumed();
+    assumed.sort();
+    let mut want = vec![a.to_string(), b.to_string(), refused.to_string()];
+    want.sort();
+    assert_eq!(assumed, want);
+    let signers: BTreeSet<String> = fixture
+        .requests()
+        .iter()
+        .map(|r| r.account.clone())
+        .collect();
+    assert_eq!(
+        signers,
+        [a.to_string(), b.to_string()]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    );
+    let coverage = read_json(&out.path().join("coverage.json"));
+    let errors = coverage["trail"]["sources"][0]["errors"].to_string();
+    assert!(
+        errors.contains(&format!("account {refused}")) && errors.contains("AccessDenied"),
+        "{errors}"
+    );
+}
