@@ -1055,6 +1055,7 @@ impl Inventory {
     }
 }
 
+/// The `rotations` frame of these records.
 pub fn rotations_frame(rotations: &[RotationRecord]) -> Result<polars::prelude::DataFrame> {
     let mut b = FrameBuilder::new(ROTATIONS);
     for r in rotations {
