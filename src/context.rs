@@ -273,6 +273,43 @@ impl Ctx {
         .clone()
     }
 
+    /// The configuration to act on one resource of `account` with: the
+    /// caller's own without the organization flags (a key ARN of another
+    /// account is then reached through its key policy, as AWS allows), else
+    /// the role assumed in that account, or the refusal, with a hint.
+    pub async fn config_for_account(&self, account: Option<&str>) -> Result<SdkConfig> {
+        let opts = &self.aws_options.accounts;
+        if !opts.is_multi_account() {
+            return Ok(self.aws().await?.clone());
+        }
+        let account = match account {
+            Some(a) => a.to_string(),
+            // Named without its account (a key id, an alias): only a run
+            // over one account can say which it is.
+            None if !opts.org && opts.ous.is_empty() && opts.ids.len() == 1 => opts.ids[0].clone(),
+            None => {
+                return Err(crate::error::Error::usage(
+                    "with --accounts or --ou, a key named by id or alias does not say which account it is in",
+                    "name the key by its ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or give exactly one --accounts ID",
+                ))
+            }
+        };
+        match self.account_access(&account).await {
+            Ok(a) => Ok(a.config.clone()),
+            Err(e) => {
+                let partition = match self.caller().await {
+                    Ok(c) => aws::arn_partition(&c.arn).unwrap_or("aws").to_string(),
+                    Err(_) => "aws".into(),
+                };
+                Err(crate::error::Error::aws(
+                    format!("sts:AssumeRole {}", opts.role_arn(&partition, &account)),
+                    e,
+                    "the role must exist in that account and trust the caller (docs/iam/org-member-role.yaml); check --role-name and --external-id",
+                ))
+            }
+        }
+    }
+
     /// The run's budget of requests in flight (`--max-concurrency`).
     pub fn budget(&self) -> &Budget {
         &self.budget

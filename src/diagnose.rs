@@ -147,8 +147,12 @@ pub fn open_findings(
 /// the first `--region`, else the configured one), its grants, and
 /// LookupEvents for the last [`lookup::RETENTION_DAYS`] days; judged as of
 /// now by `rules` with `policy`.
+///
+/// With the organization flags, the key's account (from its ARN) is read
+/// through the role assumed in it, as every other read of that account is.
 pub async fn live(ctx: &Ctx, wanted: &str, rules: &[Rule], policy: &Policy) -> Result<Report> {
-    let config = ctx.aws().await?;
+    let account = aws::arn_account(wanted).filter(|_| wanted.starts_with("arn:"));
+    let config = &ctx.config_for_account(account).await?;
     let region = match aws::arn_region(wanted).filter(|_| wanted.starts_with("arn:")) {
         Some(r) => r.to_string(),
         None => match ctx

@@ -15,7 +15,9 @@
 //! each call and skips it, saying what changed, unless it is exactly in the
 //! state the plan recorded (rotation on/off, period, key state, deletion
 //! date); never lengthens a period; acts only on keys of the caller's own
-//! account. Outcomes: enabled, skipped (reason), failed (error code),
+//! account, or of an account the approval records a role for (approved with
+//! --accounts), as that role, assumed once per account (refused when
+//! --role-name names another). Outcomes: enabled, skipped (reason), failed (error code),
 //! in_flight (a call whose answer was lost: settled by re-reading the key at
 //! the end of the run or on the next one, never by sending it again).
 //!
@@ -86,7 +88,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         bail!("--rate {}: must be above 0 and at most 1000", args.rate);
     }
     let report = apply::run(
-        ctx.aws().await?,
+        ctx,
         &ApplyRequest {
             approval: args.approval.clone(),
             journal: args.journal.clone(),

@@ -144,6 +144,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         .unwrap_or_else(|_| args.plan.clone())
         .display()
         .to_string();
+    let access = approval_access(ctx, &plan, &selected, caller.as_ref())?;
     let approval = approval::create(
         config,
         NewApproval {
@@ -155,6 +156,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             valid_for: args.valid_for,
             note: args.note,
             selected,
+            access,
         },
         args.sign_with.as_deref(),
         &args.out,
@@ -178,6 +180,38 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         args.out.display()
     );
     Ok(Outcome::Complete)
+}
+
+/// With the organization flags, the role each selected action of another
+/// account runs under (`--role-name` in that account), for the approver to
+/// approve with it. The approver's own account needs none; without the
+/// caller's identity every account is another's.
+fn approval_access(
+    ctx: &Ctx,
+    plan: &crate::remediate::plan::Plan,
+    selected: &[String],
+    caller: Option<&crate::aws::CallerIdentity>,
+) -> Result<Vec<approval::ActionAccess>> {
+    if !ctx.is_multi_account() {
+        return Ok(Vec::new());
+    }
+    let opts = &ctx.aws_options().accounts;
+    let partition = caller
+        .and_then(|c| crate::aws::arn_partition(&c.arn))
+        .unwrap_or("aws");
+    let mut out = Vec::new();
+    for id in selected {
+        let Some(a) = plan.action(id) else { continue };
+        if caller.is_some_and(|c| c.account == a.account_id) {
+            continue;
+        }
+        out.push(approval::ActionAccess {
+            action_id: id.clone(),
+            account_id: a.account_id.clone(),
+            role_arn: opts.role_arn(partition, &a.account_id),
+        });
+    }
+    Ok(out)
 }
 
 fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {

@@ -44,10 +44,26 @@ pub struct Approval {
     pub expires_at: String,
     pub note: Option<String>,
     pub approved_actions: Vec<String>,
+    /// Where each approved action in another account than the approver's
+    /// runs: its account and the role `apply` assumes there (approved with
+    /// the organization flags). Absent: every action runs with the
+    /// executor's own credentials, in its own account only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<ActionAccess>,
     /// SHA-256 of the canonical form without this field and `signature`.
     pub approval_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ApprovalSignature>,
+}
+
+/// The account and role one approved action runs under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionAccess {
+    pub action_id: String,
+    pub account_id: String,
+    /// The role assumed in `account_id` (`arn:aws:iam::ACCOUNT:role/NAME`).
+    pub role_arn: String,
 }
 
 /// A KMS signature over the approval's SHA-256.
@@ -257,6 +273,8 @@ pub struct NewApproval<'a> {
     pub valid_for: Duration,
     pub note: Option<String>,
     pub selected: Vec<String>,
+    /// The role of each selected action run in another account.
+    pub access: Vec<ActionAccess>,
 }
 
 /// Makes the approval, signs it when asked, and writes it atomically.
@@ -287,6 +305,7 @@ impl Approval {
             expires_at: rfc3339(n.now + n.valid_for),
             note: n.note,
             approved_actions: n.selected,
+            access: n.access,
             approval_sha256: String::new(),
             signature: None,
         };
@@ -369,7 +388,33 @@ impl Approval {
                 );
             }
         }
+        let mut roled = std::collections::HashSet::new();
+        for x in &approval.access {
+            // The role is part of what was approved: it must name an approved
+            // action, in that action's account, once.
+            let fits = approval.approved_actions.contains(&x.action_id)
+                && plan
+                    .action(&x.action_id)
+                    .is_some_and(|a| a.account_id == x.account_id)
+                && crate::aws::arn_account(&x.role_arn) == Some(x.account_id.as_str())
+                && x.role_arn.contains(":role/");
+            if !fits || !roled.insert(x.action_id.as_str()) {
+                bail!(
+                    "{}: the access entry of action {} (account {}, role {}) does not match the approved actions of the plan {}; approve the plan again",
+                    path.display(),
+                    display_safe(&x.action_id),
+                    display_safe(&x.account_id),
+                    display_safe(&x.role_arn),
+                    plan_path.display()
+                );
+            }
+        }
         Ok((approval, plan))
+    }
+
+    /// The role approved for `action_id`, when it runs in another account.
+    pub fn role_for(&self, action_id: &str) -> Option<&ActionAccess> {
+        self.access.iter().find(|x| x.action_id == action_id)
     }
 
     /// Refuses an approval that has expired (or whose times make no sense).
@@ -632,6 +677,7 @@ mod tests {
             valid_for: Duration::days(7),
             note: None,
             selected: vec![p.actions[0].action_id.clone()],
+            access: vec![],
         })
         .unwrap()
     }

@@ -673,3 +673,189 @@ fn lookup_reads_each_accounts_event_history_through_its_own_role() {
         "{errors}"
     );
 }
+
+/// `diagnose` with the organization flags: a key ARN names its account, and
+/// that account is read through the role assumed in it (moto keeps each
+/// account's keys apart, so the caller's own credentials would not find the
+/// key). A refused role is an error naming the role, with a hint; a key
+/// named without its account, in a run over several, is a usage error.
+#[tokio::test(flavor = "multi_thread")]
+async fn diagnose_assumes_into_the_account_its_key_arn_names() {
+    let f = organization().await;
+    let proxy = refusing_proxy(&f);
+    let key = &f.keys[f.id("payments")][0];
+    let (code, stdout, stderr) = run(kmsrot_via(&f, &proxy)
+        .args(["--accounts", "org", "--output", "json"])
+        .args(["diagnose", &key.arn]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["key"]["arn"], key.arn.as_str(), "{report}");
+    assert_eq!(report["key"]["account_id"], f.id("payments"), "{report}");
+    assert_eq!(
+        proxy.requests().get("AssumeRole").copied(),
+        Some(1),
+        "one AssumeRole, into the key's account"
+    );
+
+    let refused = &f.keys[f.id("refused")][0];
+    let (code, _, stderr) = run(kmsrot_via(&f, &proxy)
+        .args(["--accounts", "org"])
+        .args(["diagnose", &refused.arn]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("AccessDenied") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(f.id("refused")), "{stderr}");
+
+    let (code, _, stderr) = run(kmsrot_via(&f, &proxy)
+        .args(["--accounts", "org"])
+        .args(["diagnose", &key.key_id]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("by its ARN"), "{stderr}");
+}
+
+/// plan → approve → apply → verify across two member accounts: the approval
+/// made with `--accounts` records each action's account and the role assumed
+/// there; `apply` assumes that role once per account (and refuses, without a
+/// call, a run whose `--role-name` is not the approved role); `verify`
+/// re-reads each account through its role.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_across_two_accounts_through_the_approved_roles() {
+    let moto = Moto::start();
+    let base = moto.config("us-east-1").await;
+    let orgs = aws_sdk_organizations::Client::new(&base);
+    org::create(&orgs).await.unwrap();
+    let mut members = Vec::new();
+    for name in ["payments", "analytics"] {
+        let id = org::account(&orgs, name).await.unwrap();
+        let kms = org::member_kms(&base, &id, "us-east-1").await.unwrap();
+        let key = kms.create_key().send().await.unwrap();
+        let key_id = key.key_metadata().unwrap().key_id().to_string();
+        members.push((id, key_id, kms));
+    }
+    let list = format!("{},{}", members[0].0, members[1].0);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("bundle");
+    let kmsrot = || {
+        let mut c = moto.kmsrot();
+        c.args(["--no-progress", "--region", "us-east-1"]);
+        c
+    };
+    let (code, out, err) = run(kmsrot()
+        .args(["--accounts", &list, "collect", "--out"])
+        .arg(&bundle));
+    assert!(code == 0 || code == 3, "collect: {code}\n{out}\n{err}");
+    let plan_path = work.path().join("plan.json");
+    let (code, out, err) = run(kmsrot()
+        .arg("plan")
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&plan_path));
+    assert_eq!(code, 0, "plan: {out}\n{err}");
+    let plan = read_json(&plan_path);
+    let planned: BTreeSet<String> = array(&plan["actions"])
+        .iter()
+        .map(|a| a["account_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(planned, members.iter().map(|m| m.0.clone()).collect());
+
+    let approval = work.path().join("approval.json");
+    let (code, _, err) = run(kmsrot()
+        .args(["--accounts", &list, "approve"])
+        .arg(&plan_path)
+        .arg("--out")
+        .arg(&approval)
+        .args(["--all", "--approver", "alice@example.com"]));
+    assert_eq!(code, 0, "approve: {err}");
+    let doc = read_json(&approval);
+    let mut access: Vec<(String, String)> = array(&doc["access"])
+        .iter()
+        .map(|x| {
+            (
+                x["account_id"].as_str().unwrap().to_string(),
+                x["role_arn"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    access.sort();
+    let mut want: Vec<(String, String)> = members
+        .iter()
+        .map(|m| {
+            (
+                m.0.clone(),
+                format!("arn:aws:iam::{}:role/OrganizationAccountAccessRole", m.0),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(
+        access, want,
+        "the approval records each action's account and role"
+    );
+
+    // Another role than the approved one: refused, nothing called.
+    let (code, stdout, stderr) = run(kmsrot()
+        .args(["--role-name", "SomeOtherRole", "--output", "json", "apply"])
+        .arg(&approval)
+        .arg("--execute"));
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("RoleMismatch")
+            || stdout.contains("--role-name OrganizationAccountAccessRole"),
+        "{stdout}"
+    );
+    for (_, key_id, kms) in &members {
+        let st = kms
+            .get_key_rotation_status()
+            .key_id(key_id)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !st.key_rotation_enabled(),
+            "nothing changed under the wrong role"
+        );
+    }
+
+    // The approved role, from the approval alone (no --accounts needed).
+    let (code, stdout, stderr) = run(kmsrot()
+        .args(["--output", "json", "apply"])
+        .arg(&approval)
+        .arg("--execute"));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let rows: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        array(&rows)
+            .iter()
+            .filter(|r| r["outcome"] == "enabled")
+            .count(),
+        2,
+        "{rows}"
+    );
+    for (_, key_id, kms) in &members {
+        let st = kms
+            .get_key_rotation_status()
+            .key_id(key_id)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            st.key_rotation_enabled(),
+            "rotation on in the member account"
+        );
+    }
+
+    let journal = kmsrot::remediate::journal::default_path(
+        &approval,
+        doc["approval_sha256"].as_str().unwrap(),
+    );
+    let v_path = work.path().join("validation.json");
+    let (code, _, stderr) = run(kmsrot()
+        .args(["--accounts", &list, "verify"])
+        .arg(&journal)
+        .arg("--out")
+        .arg(&v_path));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(read_json(&v_path)["confirmed"], 2);
+}
