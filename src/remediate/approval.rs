@@ -784,3 +784,80 @@ mod tests {
         assert_eq!(row.confirmation, None);
     }
 }
+
+#[cfg(test)]
+mod access_tests {
+    use super::tests::plan;
+    use super::*;
+
+    /// Writes the plan and an approval of its action with `access`, hashed
+    /// as `approve` would (so only the access check can refuse it).
+    fn written(dir: &Path, access: Vec<ActionAccess>) -> PathBuf {
+        let p = plan();
+        let plan_path = dir.join("plan.json");
+        crate::remediate::write_json_atomic(&plan_path, &p).unwrap();
+        let a = Approval::new(NewApproval {
+            plan: &p,
+            plan_file: plan_path.display().to_string(),
+            approver: "alice".into(),
+            caller: None,
+            now: Utc::now(),
+            valid_for: Duration::days(1),
+            note: None,
+            selected: vec![p.actions[0].action_id.clone()],
+            access,
+        })
+        .unwrap();
+        let path = dir.join("approval.json");
+        crate::remediate::write_json_atomic(&path, &a).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_approved_role_must_be_in_its_actions_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = plan().actions[0].action_id.clone();
+        let entry = |account: &str, role: &str| ActionAccess {
+            action_id: id.clone(),
+            account_id: account.into(),
+            role_arn: role.into(),
+        };
+        let good = entry(
+            "111122223333",
+            "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole",
+        );
+        let (a, _) = Approval::read_with_plan(&written(dir.path(), vec![good.clone()])).unwrap();
+        assert_eq!(a.role_for(&id), Some(&good));
+        // No access recorded: the approval hashes as before the field existed.
+        let (a, _) = Approval::read_with_plan(&written(dir.path(), vec![])).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("approval.json")).unwrap();
+        assert!(
+            a.access.is_empty() && !text.contains("\"access\""),
+            "{text}"
+        );
+        for bad in [
+            // Another account than the action's.
+            vec![entry(
+                "444455556666",
+                "arn:aws:iam::444455556666:role/OrganizationAccountAccessRole",
+            )],
+            // A role in another account than the one named.
+            vec![entry(
+                "111122223333",
+                "arn:aws:iam::444455556666:role/OrganizationAccountAccessRole",
+            )],
+            // Not a role.
+            vec![entry("111122223333", "arn:aws:iam::111122223333:user/bob")],
+            // Twice.
+            vec![good.clone(), good.clone()],
+        ] {
+            let err = Approval::read_with_plan(&written(dir.path(), bad.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("does not match the approved actions"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+}
