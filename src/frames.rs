@@ -108,6 +108,9 @@ pub mod col {
     pub const RECIPIENT_ACCOUNT_ID: &str = "recipient_account_id";
     pub const SHARED_EVENT_ID: &str = "shared_event_id";
     pub const LINKED_EVENT_ID: &str = "linked_event_id";
+    /// `valid`, `altered` or `unverifiable`: the log file integrity of the
+    /// file an event came from (`--validate`); empty when not validated.
+    pub const LOG_INTEGRITY: &str = "log_integrity";
     /// Derived at assess time: how an event's key_arn was found when the
     /// record named the key by alias (see `rules::derived`).
     pub const KEY_ARN_VIA: &str = "key_arn_via";
@@ -240,6 +243,7 @@ pub const EVENTS: Schema = Schema {
         c(col::SHARED_EVENT_ID, Kind::Str),
         c(col::LINKED_EVENT_ID, Kind::Str),
         c(col::SOURCE, Kind::Str),
+        c(col::LOG_INTEGRITY, Kind::Str),
     ],
 };
 
@@ -251,6 +255,7 @@ pub const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("events", col::RECIPIENT_ACCOUNT_ID),
     ("events", col::SHARED_EVENT_ID),
     ("events", col::LINKED_EVENT_ID),
+    ("events", col::LOG_INTEGRITY),
 ];
 
 /// One row per finding (issue 4). `finding_id` is stable for the same rule,
@@ -604,7 +609,7 @@ key_policy"
             "event_id,event_time,event_name,event_type,event_source,aws_region,account_id,key_arn,\
 key_id,principal_arn,principal_type,caller_account_id,invoked_by,source_ip,user_agent,error_code,\
 error_message,rotation_type,rotation_period_days,request_id,recipient_account_id,shared_event_id,\
-linked_event_id,source"
+linked_event_id,source,log_integrity"
         );
         assert_eq!(
             IAC_FINDINGS.names().join(","),

@@ -197,6 +197,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     table.print(ctx.global.output, &mut stdout)?;
     stdout.flush().context("writing to stdout")?;
 
+    if let Some(i) = &coverage.integrity {
+        for line in i.summary() {
+            eprintln!("{line}");
+        }
+    }
     for g in coverage.gaps() {
         eprintln!("partial: {g}");
     }

@@ -258,6 +258,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
             account_id: ACCT.into(),
             region: us.into(),
             days_with_logs,
+            days_quiet: Vec::new(),
             days_missing: Vec::<NaiveDate>::new(),
         }],
         events_read: 7,
@@ -265,6 +266,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
         duplicates: 0,
         duplicate_conflicts: Vec::new(),
         cross_account_copies: 0,
+        integrity: None,
     };
     let evidence = Evidence {
         keys: keys_frame(&keys).unwrap(),

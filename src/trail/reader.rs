@@ -16,6 +16,7 @@ use std::sync::{MutexGuard, OnceLock};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use memchr::memmem;
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use super::gz;
 use super::record::{keep, opt_str, parse_time, Kept, Record};
@@ -71,6 +72,13 @@ pub struct ReadOptions {
     /// How long a CloudTrail Lake query may take before it is cancelled
     /// (`--query-timeout`).
     pub query_timeout_secs: u64,
+    /// Validate S3 archives against CloudTrail's signed digest files
+    /// (`--validate`): the reader then also hashes each file's inflated
+    /// bytes ([`FileScan::sha256`]).
+    pub validate: bool,
+    /// `--public-keys FILE`: the output of `aws cloudtrail list-public-keys`,
+    /// used instead of calling ListPublicKeys.
+    pub public_keys: Option<std::path::PathBuf>,
 }
 
 impl Default for ReadOptions {
@@ -83,6 +91,8 @@ impl Default for ReadOptions {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+            validate: false,
+            public_keys: None,
         }
     }
 }
@@ -141,6 +151,26 @@ pub struct FileScan {
     /// When CloudTrail delivered the file (its name's time), if AWS-named:
     /// of two copies of one event, the earlier delivery wins.
     pub delivered: Option<DateTime<Utc>>,
+    /// SHA-256 of the file's uncompressed content, when validating: what a
+    /// digest file lists. None when the file was not inflated whole (over
+    /// `--max-log-bytes`) or not asked for.
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl FileScan {
+    /// A file that was not read, for the reason given.
+    pub fn unread(verdict: Verdict, bytes: u64) -> Self {
+        FileScan {
+            verdict,
+            bytes,
+            records_read: 0,
+            bad_times: 0,
+            rows: Vec::new(),
+            log_days: Vec::new(),
+            delivered: None,
+            sha256: None,
+        }
+    }
 }
 
 thread_local! {
@@ -171,6 +201,7 @@ pub fn scan_bytes_held(
         rows: Vec::new(),
         log_days: Vec::new(),
         delivered: None,
+        sha256: None,
     };
     if is_digest_path(label) {
         out.verdict = Verdict::Skipped(
@@ -208,6 +239,13 @@ pub fn scan_bytes_held(
                     out.verdict = Verdict::Corrupt(e.reason);
                 }
                 inflated => {
+                    // The digest lists the SHA-256 of the whole uncompressed
+                    // file: hashed from the buffer the scan reads, not
+                    // fetched or inflated again. A damaged file hashes what
+                    // could be recovered, which then differs from the digest.
+                    if opts.validate {
+                        out.sha256 = Some(Sha256::digest(&buf[..]).into());
+                    }
                     scan_text(label, buf, opts, named.as_ref(), shape, &mut out);
                     if let Err(e) = inflated {
                         out.verdict = Verdict::Corrupt(match &out.verdict {
@@ -230,6 +268,9 @@ pub fn scan_bytes_held(
     } else if data.len() > limit {
         out.verdict = Verdict::Corrupt(over_limit(data.len() as u64, opts.max_log_bytes));
     } else {
+        if opts.validate {
+            out.sha256 = Some(Sha256::digest(data).into());
+        }
         scan_text(label, data, opts, named.as_ref(), shape, &mut out);
     }
     if let Some(n) = &named {

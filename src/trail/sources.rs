@@ -7,7 +7,9 @@ use anyhow::Result;
 use aws_config::SdkConfig;
 use tokio::sync::OnceCell;
 
+use super::public_keys::{self, KeySource};
 use super::reader::ReadOptions;
+use super::s3::ValidateWith;
 use super::{Collector, EventRow, TrailCoverage};
 use crate::aws::regions::{self, DEFAULT_ENABLED};
 use crate::aws::AwsOptions;
@@ -139,6 +141,7 @@ pub async fn scan_sources(
         .map(|s| parse_source(s).map(|p| (s.as_str(), p)))
         .collect::<Result<Vec<_>>>()?;
     let remote = parsed.iter().any(|(_, p)| !matches!(p, Source::Local(_)));
+    let validate = validation(opts, &parsed)?;
     let mut collector = Collector::new();
     for (given, source) in parsed {
         match source {
@@ -146,7 +149,15 @@ pub async fn scan_sources(
                 super::local::scan(&path, given, opts, &mut collector, progress)?
             }
             Source::S3 { .. } => {
-                super::s3::scan(aws.config().await, given, opts, &mut collector, progress).await?
+                super::s3::scan(
+                    aws.config().await,
+                    given,
+                    opts,
+                    &mut collector,
+                    progress,
+                    validate.as_ref(),
+                )
+                .await?
             }
             Source::Lookup => {
                 let regions = aws.named_regions().await?;
@@ -182,6 +193,32 @@ pub async fn scan_sources(
         collector.note_named_accounts(&opts.scope.accounts, &regions);
     }
     Ok(collector.finish(opts.window))
+}
+
+/// `--validate` and `--public-keys`, checked before any source is read: the
+/// keys file is read once, and a validation with nothing to validate is a
+/// usage error rather than a quiet no-op.
+fn validation(opts: &ReadOptions, parsed: &[(&str, Source)]) -> Result<Option<ValidateWith>> {
+    if !opts.validate {
+        if let Some(path) = &opts.public_keys {
+            return Err(hinted(
+                format!("--public-keys {} without --validate", path.display()),
+                "add --validate to check the S3 archive's digest files with these keys",
+            ));
+        }
+        return Ok(None);
+    }
+    if !parsed.iter().any(|(_, p)| matches!(p, Source::S3 { .. })) {
+        return Err(hinted(
+            "--validate checks the digest files of an S3 archive, and no source is s3://",
+            "give the trail's archive as s3://BUCKET/PREFIX: digest signatures live in S3 object metadata, which local copies lose",
+        ));
+    }
+    let keys = match &opts.public_keys {
+        Some(path) => public_keys::load_file(path)?,
+        None => KeySource::Api,
+    };
+    Ok(Some(ValidateWith { keys }))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod remediate;
 mod report;
 mod trail;
 mod trail_hostile;
+mod trail_integrity;
 mod trail_lake;
 mod trail_lookup;
 mod trail_s3;

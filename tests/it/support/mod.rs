@@ -10,6 +10,7 @@ pub mod cloudtrail_fixture;
 pub mod counting_proxy;
 pub mod proxy;
 pub mod seed;
+pub mod signed_archive;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
