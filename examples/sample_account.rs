@@ -12,18 +12,16 @@
 //! second, later month. Prints one line per key (`region  eligibility
 //! key_id  name`) to stdout.
 
-#[path = "../tests/it/support/seed.rs"]
-mod seed;
-
 use anyhow::{bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::config::Credentials;
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use seed::SeededKey;
+use kmsrot_testkit::cloudtrail::{self, KeyRef};
+use kmsrot_testkit::seed::{self, SeededKey};
 
 #[derive(Debug, Parser)]
 #[command(about = "Seed an emulator with the sample account and its CloudTrail archive")]
@@ -68,8 +66,8 @@ async fn config(endpoint: &str, region: &str) -> SdkConfig {
         .await
 }
 
-/// A CloudTrail record as AWS writes it for a KMS call (or a KMS service
-/// event when `principal` is `None`).
+/// A CloudTrail record of a KMS call on a seeded key (a KMS service event
+/// when `principal` is `None`).
 fn record(
     name: &str,
     key: &SeededKey,
@@ -77,54 +75,12 @@ fn record(
     principal: Option<&str>,
     error: Option<(&str, &str)>,
 ) -> Value {
-    let service = principal.is_none();
-    let mut r = json!({
-        "eventVersion": if service { "1.11" } else { "1.09" },
-        "eventTime": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "eventSource": "kms.amazonaws.com",
-        "eventName": name,
-        "awsRegion": key.region,
-        "sourceIPAddress": if service { "kms.amazonaws.com" } else { "203.0.113.10" },
-        "userAgent": if service { "kms.amazonaws.com" } else { "aws-cli/2.15.0 md/command#kms" },
-        "requestParameters": if service { Value::Null } else { json!({"keyId": key.arn}) },
-        "responseElements": Value::Null,
-        "requestID": format!("{:x}-{}", at.timestamp(), name.len()),
-        "eventID": format!("{}-{}-{}", name, key.key_id, at.timestamp()),
-        "readOnly": name == "Decrypt",
-        "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key.arn}],
-        "eventType": if service { "AwsServiceEvent" } else { "AwsApiCall" },
-        "managementEvent": true,
-        "recipientAccountId": ACCOUNT,
-        "eventCategory": "Management"
-    });
-    match principal {
-        None => {
-            r["userIdentity"] = json!({"accountId": ACCOUNT, "invokedBy": "kms.amazonaws.com"});
-            r["serviceEventDetails"] = json!({"keyId": key.key_id, "rotationType": "AUTOMATIC"});
-        }
-        Some(p) => {
-            let kind = if p.contains(":assumed-role/") {
-                "AssumedRole"
-            } else {
-                "IAMUser"
-            };
-            r["userIdentity"] =
-                json!({"type": kind, "arn": p, "accountId": ACCOUNT, "principalId": "AIDAEXAMPLE"});
-        }
-    }
-    if let Some((code, message)) = error {
-        r["errorCode"] = json!(code);
-        r["errorMessage"] = json!(message);
-    }
-    r
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
-    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
-    let n = c.gzip_compress(data, &mut out).unwrap_or(0);
-    out.truncate(n);
-    out
+    let key = KeyRef {
+        account: ACCOUNT,
+        region: &key.region,
+        key_id: &key.key_id,
+    };
+    cloudtrail::record(name, key, at, principal, error)
 }
 
 fn find<'a>(keys: &'a [SeededKey], name: &str) -> Result<&'a SeededKey> {
@@ -276,12 +232,8 @@ async fn main() -> Result<()> {
         let bucket = bucket.clone();
         let at = day(n);
         async move {
-            let key = format!(
-                "AWSLogs/{ACCOUNT}/CloudTrail/{region}/{}/{ACCOUNT}_CloudTrail_{region}_{}_{n:04}sample.json.gz",
-                at.format("%Y/%m/%d"),
-                at.format("%Y%m%dT%H%MZ")
-            );
-            let body = gzip(json!({ "Records": records }).to_string().as_bytes());
+            let key = cloudtrail::archive_key(ACCOUNT, &region, at, &format!("{n:04}sample"));
+            let body = cloudtrail::log_file(&records);
             s3.put_object()
                 .bucket(&bucket)
                 .key(&key)

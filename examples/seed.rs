@@ -12,15 +12,13 @@
 //!
 //! The seeding code is shared with the integration tests.
 
-#[path = "../tests/it/support/seed.rs"]
-mod seed;
-
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kms::config::Credentials;
 use clap::{Parser, ValueEnum};
+use kmsrot_testkit::seed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {

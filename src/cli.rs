@@ -1,14 +1,24 @@
-//! Command-line surface: global flags and the subcommand list. Each
-//! subcommand's own flags live at the top of its file in `commands/`.
+//! Command-line surface: global flags, the subcommand list, and the one
+//! place where what was typed becomes the run's [`Ctx`]. Each subcommand's
+//! own flags live at the top of its file in `commands/`; flags shared by
+//! several live in `args`.
 
-use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::aws::AwsOptions;
 use crate::commands;
+use crate::context::{Clock, Ctx};
+use crate::error::Outcome;
 use crate::output::Format;
-use crate::trail::reader::{
-    ReadOptions, DEFAULT_LATE_DELIVERY_DAYS, DEFAULT_MAX_LOG_BYTES, DEFAULT_QUERY_TIMEOUT_SECS,
-};
+use crate::policy::Policy;
+use crate::progress::Progress;
+use crate::terminal::TerminalBars;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +72,15 @@ impl GlobalArgs {
             endpoint_url: self.endpoint_url.clone(),
         }
     }
+
+    /// Bars only when a person watches stderr.
+    fn progress(&self) -> Progress {
+        if !self.no_progress && std::io::stderr().is_terminal() {
+            Progress::new(Arc::new(TerminalBars::new()))
+        } else {
+            Progress::hidden()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,106 +127,60 @@ pub enum TrailCommand {
     Scan(commands::trail_scan::Args),
 }
 
-/// How CloudTrail sources are read: the limits that keep a scan bounded,
-/// shared by `trail scan`, `collect` and `audit`.
-#[derive(Debug, Clone, Args)]
-pub struct TrailReadArgs {
-    /// A log file, or gzip member, larger than this once inflated is
-    /// reported corrupt and not read, so hostile input (a gzip bomb) cannot
-    /// exhaust memory. Bytes, or with a KiB, MiB or GiB suffix.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    pub max_log_bytes: u64,
+impl Command {
+    /// The `--policy` file of the commands that read one.
+    fn policy_file(&self) -> Option<&Path> {
+        match self {
+            Command::Collect(a) => a.policy.policy.as_deref(),
+            Command::Assess(a) => a.policy.policy.as_deref(),
+            Command::Audit(a) => a.policy.policy.as_deref(),
+            Command::Plan(a) => a.policy.policy.as_deref(),
+            Command::Iac(a) => a.policy.policy.as_deref(),
+            _ => None,
+        }
+    }
 
-    /// S3 archive: day folders are delivery days, so they are listed up to
-    /// this many days after --until to catch late deliveries; later ones are
-    /// not read (coverage.json says so).
-    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_LATE_DELIVERY_DAYS,
-          value_parser = clap::value_parser!(u32).range(0..=365))]
-    pub late_delivery_days: u32,
-
-    /// CloudTrail Lake: seconds a query may wait or run before it is
-    /// cancelled and the coverage marked partial.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_QUERY_TIMEOUT_SECS,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub query_timeout: u64,
-
-    /// S3 archive: check CloudTrail's signed digest files (log file
-    /// integrity validation): each digest's signature and chain, and each log
-    /// file's SHA-256. Outcomes go to coverage.json; a file that is not valid
-    /// makes the scan partial (exit 3).
-    #[arg(long)]
-    pub validate: bool,
-
-    /// With --validate: the public keys, as `aws cloudtrail list-public-keys`
-    /// prints them (JSON), instead of calling CloudTrail ListPublicKeys.
-    #[arg(long, value_name = "FILE")]
-    pub public_keys: Option<std::path::PathBuf>,
-}
-
-impl Default for TrailReadArgs {
-    fn default() -> Self {
-        TrailReadArgs {
-            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
-            late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
-            query_timeout: DEFAULT_QUERY_TIMEOUT_SECS,
-            validate: false,
-            public_keys: None,
+    /// The date findings are judged at, where the command takes one.
+    fn as_of(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Command::Assess(a) => a.as_of,
+            Command::Report(a) => a.as_of,
+            Command::Audit(a) => a.window.until,
+            Command::Iac(a) => a.as_of,
+            _ => None,
         }
     }
 }
 
-impl TrailReadArgs {
-    /// Sets these limits on `opts`.
-    pub fn apply(&self, opts: ReadOptions) -> ReadOptions {
-        ReadOptions {
-            max_log_bytes: self.max_log_bytes,
-            late_delivery_days: self.late_delivery_days,
-            query_timeout_secs: self.query_timeout,
-            validate: self.validate,
-            public_keys: self.public_keys.clone(),
-            ..opts
-        }
-    }
-}
-
-/// `1048576`, `512KiB`, `256MiB`, `1GiB` (also `K`, `M`, `G`, `KB`...: all
-/// powers of 1024) → bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size such as 268435456 or 256MiB"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("`{s}`: unknown unit (use KiB, MiB or GiB)")),
-    };
-    let bytes = n
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("`{s}` is too large"))?;
-    if bytes == 0 {
-        return Err("the size must be more than 0".into());
-    }
-    Ok(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_take_binary_units() {
-        assert_eq!(parse_size("268435456"), Ok(256 << 20));
-        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("99999999999999999999GiB").is_err());
+/// Builds the run's context once, then runs the one command asked for.
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    // The policy is read before anything else, so a bad file fails before
+    // any AWS call.
+    let policy = Policy::load(cli.command.policy_file())?;
+    let clock = Clock::system().with_as_of(cli.command.as_of());
+    let ctx = Ctx::new(
+        cli.global.aws(),
+        policy,
+        clock,
+        cli.global.output,
+        cli.global.progress(),
+    );
+    match cli.command {
+        Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
+        Command::Collect(args) => commands::collect::run(&ctx, args).await,
+        Command::Assess(args) => commands::assess::run(&ctx, args).await,
+        Command::Diagnose(args) => commands::diagnose::run(&ctx, args).await,
+        Command::VerifyBundle(args) => commands::verify_bundle::run(&ctx, args).await,
+        Command::Plan(args) => commands::plan::run(&ctx, args).await,
+        Command::Approve(args) => commands::approve::run(&ctx, args).await,
+        Command::Apply(args) => commands::apply::run(&ctx, args).await,
+        Command::Verify(args) => commands::verify::run(&ctx, args).await,
+        Command::Report(args) => commands::report::run(&ctx, args).await,
+        Command::Audit(args) => commands::audit::run(&ctx, args).await,
+        Command::Diff(args) => commands::diff::run(&ctx, args).await,
+        Command::Iac(args) => commands::iac::run(&ctx, args).await,
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command()),
+        Command::Trail(TrailCommand::Scan(args)) => commands::trail_scan::run(&ctx, args).await,
     }
 }

@@ -1,17 +1,28 @@
 //! One key, troubleshot: its state and eligibility, rotation status and
 //! history, CloudTrail rotation failures grouped by principal and error, the
 //! key-policy statements that deny rotation, its grants, and a verdict with
-//! the fix. The same report is built from a live account or from a bundle.
+//! the fix. The same report is built from a live account ([`live`]) or from
+//! a bundle ([`from_bundle`]).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::aws;
+use crate::bundle::{self, Manifest};
+use crate::context::Ctx;
+use crate::error::Error;
+use crate::frames::time::rfc3339;
+use crate::frames::{EVENTS, KEYS, ROTATIONS};
+pub use crate::inventory::grants::Grant;
 use crate::inventory::{Eligibility, KeyRecord, RotationRecord};
-use crate::output::rfc3339;
+use crate::output::{frame_records, read_frame};
+use crate::rules::engine::key_matches;
 use crate::rules::key_policy;
-use crate::trail::EventRow;
+use crate::trail::{lookup, EventRow};
 
 /// Failures of one principal with one error code on one API.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -31,13 +42,6 @@ pub struct DenyStatement {
     pub denies: Vec<String>,
     pub principal: Option<String>,
     pub condition: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Grant {
-    pub grant_id: String,
-    pub grantee: Option<String>,
-    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -434,4 +438,91 @@ pub fn render_text(r: &Report) -> String {
     }
     s.push_str(&format!("\nVerdict\n  {}\n", r.verdict));
     s
+}
+
+/// Diagnoses `wanted` (key id, ARN, alias) from a bundle, offline. Grants are
+/// not in bundles; the report says so.
+pub fn from_bundle(dir: &Path, wanted: &str) -> Result<Report> {
+    let manifest = Manifest::read(dir)?;
+    let keys: Vec<KeyRecord> = frame_records(&read_frame(dir, &KEYS)?, &KEYS)?;
+    let Some(key) = keys
+        .iter()
+        .find(|k| key_matches(wanted, &k.arn, &k.aliases))
+        .cloned()
+    else {
+        return Err(Error::usage(
+            format!("{wanted}: no such key in {}", dir.display()),
+            "give the key's id, ARN or alias as it appears in keys.csv",
+        ));
+    };
+    let rotations: Vec<RotationRecord> =
+        frame_records::<RotationRecord>(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?
+            .into_iter()
+            .filter(|r| r.key_arn == key.arn)
+            .collect();
+    let events: Vec<EventRow> = frame_records::<EventRow>(&read_frame(dir, &EVENTS)?, &EVENTS)?
+        .into_iter()
+        .filter(|e| e.key_arn.as_deref() == Some(key.arn.as_str()))
+        .collect();
+    let coverage = bundle::read_coverage(dir)?;
+    let mut gaps = Vec::new();
+    if coverage.trail.is_none() {
+        gaps.push(
+            "the bundle holds no CloudTrail source: failures and rotation events are unknown"
+                .into(),
+        );
+    }
+    let as_of = manifest
+        .assessment
+        .as_ref()
+        .map_or(manifest.collected_at, |a| a.as_of);
+    Ok(build(key, rotations, events, None, gaps, as_of))
+}
+
+/// Diagnoses `wanted` live: the key from KMS in its region (the ARN's, else
+/// the first `--region`, else the configured one), its grants, and
+/// LookupEvents for the last 90 days.
+pub async fn live(ctx: &Ctx, wanted: &str) -> Result<Report> {
+    let config = ctx.aws().await?;
+    let region = match aws::arn_region(wanted).filter(|_| wanted.starts_with("arn:")) {
+        Some(r) => r.to_string(),
+        None => match ctx
+            .aws_options()
+            .regions
+            .iter()
+            .find(|r| r.as_str() != "all")
+        {
+            Some(r) => r.clone(),
+            None => aws::default_region(config)?,
+        },
+    };
+    let kms = aws::kms(config, &region);
+    let (key, rotations, errors) = crate::inventory::read_one(&kms, &region, wanted)
+        .await
+        .map_err(|e| {
+            Error::aws(
+                format!("DescribeKey of {wanted} in {region}"),
+                e,
+                "check the key id, ARN or alias and the region; the caller needs kms:DescribeKey",
+            )
+        })?;
+    let mut gaps: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{} failed: {}", e.operation, e.error))
+        .collect();
+    let grants = match crate::inventory::grants::list(&kms, &key.arn).await {
+        Ok(g) => Some(g),
+        Err(e) => {
+            gaps.push(format!("ListGrants failed: {e}"));
+            None
+        }
+    };
+    let now = ctx.clock.now();
+    let (events, lookup_gaps) = lookup::key_events(config, &region, &key.arn, now).await;
+    gaps.extend(lookup_gaps);
+    gaps.push(format!(
+        "CloudTrail read from LookupEvents: the last {} days only; diagnose --bundle covers the archive",
+        lookup::RETENTION_DAYS
+    ));
+    Ok(build(key, rotations, events, grants, gaps, now))
 }

@@ -4,12 +4,15 @@
 //! through [`FrameBuilder`], so a schema change happens here and nowhere else.
 //! The on-disk forms (Parquet, CSV, JSON) are written by [`crate::output`] from
 //! these same declarations, which is what keeps the three files in agreement.
+//! Times are written and read through [`time`].
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use polars::prelude::{
     DataFrame, DataType, IntoColumn, NamedFrom, PlSmallStr, Series, TimeUnit, TimeZone,
 };
+
+pub mod time;
 
 /// How a column is typed in the frame and rendered in CSV/JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +152,14 @@ pub mod col {
     pub const ACTIONS: &str = "actions";
     pub const CONDITION: &str = "condition";
     pub const DENIED_ROTATION_ACTIONS: &str = "denied_rotation_actions";
+
+    pub const FAILED_CALLS: &str = "failed_calls";
+    pub const FIRST_SEEN: &str = "first_seen";
+    pub const LAST_SEEN: &str = "last_seen";
+    pub const MESSAGE: &str = "message";
+    pub const KEY_VIA: &str = "key_via";
+    pub const EVENT_IDS: &str = "event_ids";
+    pub const ACCESS_DENIED: &str = "access_denied";
 
     pub const KEY: &str = "key";
     pub const RULE: &str = "rule";
@@ -333,6 +344,27 @@ pub const POLICY_STATEMENTS: Schema = Schema {
     ],
 };
 
+/// Failed rotation API calls in the window, per key, principal, API and error
+/// code; derived in SQL by `queries/derived/rotation_failures.sql`.
+pub const ROTATION_FAILURES: Schema = Schema {
+    name: "rotation_failures",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::PRINCIPAL_ARN, Kind::Str),
+        c(col::EVENT_NAME, Kind::Str),
+        c(col::ERROR_CODE, Kind::Str),
+        c(col::FAILED_CALLS, Kind::Int),
+        c(col::FIRST_SEEN, Kind::Time),
+        c(col::LAST_SEEN, Kind::Time),
+        c(col::MESSAGE, Kind::Str),
+        c(col::KEY_VIA, Kind::Str),
+        c(col::EVENT_IDS, Kind::Str),
+        c(col::ACCESS_DENIED, Kind::Bool),
+    ],
+};
+
 /// The policy's exemptions, with whether each has expired as of the run.
 pub const EXEMPTIONS: Schema = Schema {
     name: "exemptions",
@@ -366,8 +398,8 @@ pub const IAC_FINDINGS: Schema = Schema {
     ],
 };
 
-/// One cell of a row handed to [`FrameBuilder::push`]; its variant must match
-/// the column's [`Kind`].
+/// One cell of a row handed to [`FrameBuilder::push`], beside its column's
+/// name; its variant must match the column's [`Kind`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cell {
     Str(Option<String>),
@@ -395,7 +427,8 @@ enum ColumnData {
     StrList(Vec<Vec<String>>),
 }
 
-/// Builds a frame of one [`Schema`] row by row, checking each cell's type.
+/// Builds a frame of one [`Schema`] row by row, checking each cell's column
+/// name and type.
 pub struct FrameBuilder {
     schema: Schema,
     data: Vec<ColumnData>,
@@ -430,8 +463,10 @@ impl FrameBuilder {
         self.rows == 0
     }
 
-    /// Appends one row; `row` lists the cells in schema order.
-    pub fn push(&mut self, row: Vec<Cell>) -> Result<()> {
+    /// Appends one row: `(column name, cell)` pairs in schema order. Names
+    /// are checked, not only kinds, so two swapped cells of one kind are a
+    /// bug caught here rather than a wrong column in an auditor's file.
+    pub fn push(&mut self, row: Vec<(&str, Cell)>) -> Result<()> {
         if row.len() != self.schema.columns.len() {
             bail!(
                 "internal: {} row has {} cells, schema has {} columns",
@@ -442,7 +477,15 @@ impl FrameBuilder {
         }
         // Check every cell before touching any column so a bad row leaves the
         // builder consistent.
-        for (cell, column) in row.iter().zip(self.schema.columns) {
+        for (i, ((name, cell), column)) in row.iter().zip(self.schema.columns).enumerate() {
+            if *name != column.name {
+                bail!(
+                    "internal: {} column {} is {}, the row gives {name} there",
+                    self.schema.name,
+                    i + 1,
+                    column.name
+                );
+            }
             let ok = matches!(
                 (cell, column.kind),
                 (Cell::Str(_), Kind::Str)
@@ -462,7 +505,7 @@ impl FrameBuilder {
                 );
             }
         }
-        for (cell, data) in row.into_iter().zip(self.data.iter_mut()) {
+        for ((_, cell), data) in row.into_iter().zip(self.data.iter_mut()) {
             match (cell, data) {
                 (Cell::Str(v) | Cell::Json(v), ColumnData::Str(d)) => d.push(v),
                 (Cell::Bool(v), ColumnData::Bool(d)) => d.push(v),
@@ -586,6 +629,7 @@ mod tests {
             TRAIL_LOG_DAYS,
             POLICY_STATEMENTS,
             EXEMPTIONS,
+            ROTATION_FAILURES,
             IAC_FINDINGS,
         ] {
             let df = schema.empty().unwrap();
@@ -635,15 +679,38 @@ linked_event_id,source,log_integrity"
         let mut b = FrameBuilder::new(ROTATIONS);
         let err = b
             .push(vec![
-                Cell::str("1"),
-                Cell::str("r"),
-                Cell::str("k"),
-                Cell::str("a"),
-                Cell::Str(None),
-                Cell::str("AUTOMATIC"),
+                (col::ACCOUNT_ID, Cell::str("1")),
+                (col::REGION, Cell::str("r")),
+                (col::KEY_ID, Cell::str("k")),
+                (col::KEY_ARN, Cell::str("a")),
+                (col::ROTATION_DATE, Cell::Str(None)),
+                (col::ROTATION_TYPE, Cell::str("AUTOMATIC")),
             ])
             .unwrap_err();
         assert!(err.to_string().contains("rotation_date"));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn swapped_cells_of_one_kind_are_refused() {
+        let mut b = FrameBuilder::new(ROTATIONS);
+        let err = b
+            .push(vec![
+                (col::ACCOUNT_ID, Cell::str("111122223333")),
+                (col::REGION, Cell::str("us-east-1")),
+                (
+                    col::KEY_ARN,
+                    Cell::str("arn:aws:kms:us-east-1:111122223333:key/k"),
+                ),
+                (col::KEY_ID, Cell::str("k")),
+                (col::ROTATION_DATE, Cell::Time(None)),
+                (col::ROTATION_TYPE, Cell::str("AUTOMATIC")),
+            ])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "internal: rotations column 3 is key_id, the row gives key_arn there"
+        );
         assert!(b.is_empty());
     }
 }

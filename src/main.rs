@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use kmsrot::cli::Cli;
-use kmsrot::error::{render, EXIT_FATAL};
+use kmsrot::error::{exit_class, render, EXIT_FATAL};
 
 fn main() {
     let cli = Cli::parse();
@@ -18,13 +18,13 @@ fn main() {
             std::process::exit(EXIT_FATAL);
         }
     };
-    let code = match runtime.block_on(kmsrot::commands::run(cli)) {
+    let code = match runtime.block_on(kmsrot::cli::run(cli)) {
         Ok(outcome) => outcome.exit_code(),
         // `kmsrot ... | head` closing the pipe is not an error.
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("{}", render(&e));
-            EXIT_FATAL
+            exit_class(&e).code()
         }
     };
     // Drop the runtime before exiting so buffered files are flushed and

@@ -9,14 +9,15 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use polars::prelude::{DataFrame, DataType, ParquetReader, ParquetWriter, SerReader};
 use serde_json::{Map, Value};
 
+use crate::frames::time::rfc3339;
 use crate::frames::{check_columns, conform, Kind, Schema};
 
-/// `--output` for commands that print rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How rows printed to stdout are formatted (`--output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
     Table,
@@ -24,10 +25,16 @@ pub enum Format {
     Csv,
 }
 
-/// Formats a UTC instant the way every file of ours does: RFC 3339, `Z`,
-/// with fractional seconds only when there are any.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Table, Format::Json, Format::Csv];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
 }
 
 fn millis_to_rfc3339(ms: i64) -> Option<String> {
@@ -341,6 +348,14 @@ impl Table {
             .push(cells.into_iter().map(|c| c.to_string()).collect());
     }
 
+    /// Prints to stdout, flushed, so a closed pipe surfaces here.
+    pub fn print_stdout(&self, format: Format) -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        self.print(format, &mut stdout)?;
+        stdout.flush().context("writing to stdout")?;
+        Ok(())
+    }
+
     pub fn print(&self, format: Format, out: &mut impl Write) -> Result<()> {
         match format {
             Format::Table => self.print_text(out),
@@ -411,7 +426,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{Cell, FrameBuilder, KEYS, ROTATIONS};
+    use crate::frames::{col, Cell, FrameBuilder, KEYS, ROTATIONS};
     use chrono::TimeZone;
 
     #[test]
@@ -420,12 +435,15 @@ mod tests {
         let mut b = FrameBuilder::new(ROTATIONS);
         let t = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
         b.push(vec![
-            Cell::str("111122223333"),
-            Cell::str("us-east-1"),
-            Cell::str("k1"),
-            Cell::str("arn:aws:kms:us-east-1:111122223333:key/k1"),
-            Cell::Time(Some(t)),
-            Cell::str("AUTOMATIC"),
+            (col::ACCOUNT_ID, Cell::str("111122223333")),
+            (col::REGION, Cell::str("us-east-1")),
+            (col::KEY_ID, Cell::str("k1")),
+            (
+                col::KEY_ARN,
+                Cell::str("arn:aws:kms:us-east-1:111122223333:key/k1"),
+            ),
+            (col::ROTATION_DATE, Cell::Time(Some(t))),
+            (col::ROTATION_TYPE, Cell::str("AUTOMATIC")),
         ])
         .unwrap();
         let mut df = b.finish().unwrap();
@@ -443,19 +461,22 @@ mod tests {
 
     #[test]
     fn lists_and_json_columns_render_per_format() {
-        let mut cells: Vec<Cell> = KEYS
+        let mut cells: Vec<(&str, Cell)> = KEYS
             .columns
             .iter()
-            .map(|c| match c.kind {
-                Kind::Str => Cell::Str(None),
-                Kind::Json => Cell::Json(Some(r#"{"team":"pay"}"#.into())),
-                Kind::Bool => Cell::Bool(None),
-                Kind::Int => Cell::Int(None),
-                Kind::Time => Cell::Time(None),
-                Kind::StrList => Cell::StrList(vec!["alias/a".into(), "alias/b".into()]),
+            .map(|c| {
+                let cell = match c.kind {
+                    Kind::Str => Cell::Str(None),
+                    Kind::Json => Cell::Json(Some(r#"{"team":"pay"}"#.into())),
+                    Kind::Bool => Cell::Bool(None),
+                    Kind::Int => Cell::Int(None),
+                    Kind::Time => Cell::Time(None),
+                    Kind::StrList => Cell::StrList(vec!["alias/a".into(), "alias/b".into()]),
+                };
+                (c.name, cell)
             })
             .collect();
-        cells[0] = Cell::str("1");
+        cells[0].1 = Cell::str("1");
         let mut b = FrameBuilder::new(KEYS);
         b.push(cells).unwrap();
         let df = b.finish().unwrap();

@@ -28,19 +28,7 @@ pub const DEFAULT_GRACE_DAYS: i64 = 7;
 pub const DEFAULT_WINDOW_DAYS: i64 = 400;
 
 /// Finding severities, most severe first.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Critical,

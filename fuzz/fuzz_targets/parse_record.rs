@@ -3,9 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-include!("reader.rs");
-
-use trail::reader::{parse_record, ReadOptions};
+use kmsrot::trail::reader::{parse_record, ReadOptions};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

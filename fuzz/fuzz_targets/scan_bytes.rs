@@ -4,10 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
-include!("reader.rs");
-
-use trail::reader::{scan_bytes, ReadOptions, Verdict};
-use trail::scan::{skip_balanced, skip_value};
+use kmsrot::trail::reader::{scan_bytes, ReadOptions, Verdict};
+use kmsrot::trail::scan::{skip_balanced, skip_value};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the options and the label, so the fuzzer also

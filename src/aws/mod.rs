@@ -9,7 +9,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 
-use crate::error::hinted;
+use crate::error::Error;
 
 pub mod raw;
 pub mod regions;
@@ -54,17 +54,22 @@ pub async fn load_config(opts: &AwsOptions) -> SdkConfig {
 }
 
 fn max_attempts() -> u32 {
+    max_attempts_from_env().unwrap_or(5)
+}
+
+/// `AWS_MAX_ATTEMPTS`, when set to a number of at least 1. Code that retries
+/// by itself (LookupEvents, paced) honours it as the SDK does.
+pub fn max_attempts_from_env() -> Option<u32> {
     std::env::var("AWS_MAX_ATTEMPTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n| *n >= 1)
-        .unwrap_or(5)
 }
 
 /// The configured default region, or an error telling the user how to set one.
 pub fn default_region(config: &SdkConfig) -> Result<String> {
     config.region().map(|r| r.to_string()).ok_or_else(|| {
-        hinted(
+        Error::usage(
             "no AWS region is configured",
             "pass --region REGION (repeatable, or `all`), or set AWS_REGION or a region in your profile",
         )
@@ -221,14 +226,14 @@ pub async fn caller_identity(config: &SdkConfig) -> Result<CallerIdentity> {
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(ErrorInfo::from_sdk(&e).to_string()))
-        .context("STS GetCallerIdentity failed")
         .map_err(|e| {
-            e.context(crate::error::Hinted {
-                message: "could not identify the caller".into(),
-                hint: "check your credentials: `aws sts get-caller-identity` should work with the same profile and region".into(),
-            })
-        })?;
+            Error::aws(
+                "STS GetCallerIdentity",
+                ErrorInfo::from_sdk(&e),
+                "check your credentials: `aws sts get-caller-identity` should work with the same profile and region",
+            )
+        })
+        .context("could not identify the caller")?;
     Ok(CallerIdentity {
         account: out.account().unwrap_or_default().to_string(),
         arn: out.arn().unwrap_or_default().to_string(),

@@ -24,6 +24,10 @@ use crate::inventory::InventoryCoverage;
 use crate::output::write_json_file;
 use crate::trail::TrailCoverage;
 
+pub mod collect;
+
+pub use collect::{collect, CollectRequest, Collected};
+
 pub const MANIFEST: &str = "manifest.json";
 pub const COVERAGE: &str = "coverage.json";
 /// Bumped when the layout changes in a way readers must know about.
@@ -174,13 +178,19 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            crate::error::hinted(
-                format!("{}: cannot read the bundle manifest: {e}", path.display()),
+            crate::error::Error::input(
+                &path,
+                format!("cannot read the bundle manifest: {e}"),
                 "a bundle is the folder written by `kmsrot collect --out BUNDLE`",
             )
         })?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a kmsrot manifest: {e}", path.display()))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            crate::error::Error::input(
+                &path,
+                format!("not a kmsrot manifest: {e}"),
+                "a bundle's manifest.json is written by `kmsrot collect`; collect the bundle again if it was edited",
+            )
+        })?;
         if m.format > FORMAT_VERSION {
             bail!(
                 "{}: bundle format {} is newer than this kmsrot understands ({FORMAT_VERSION}); upgrade kmsrot",

@@ -30,13 +30,11 @@
 //! Exit: 0 every action ended (skips included); 3 some action failed, is in
 //! flight or was not started; 2 a refusal or fatal error.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::Ctx;
-use crate::aws;
+use crate::context::Ctx;
 use crate::error::Outcome;
 use crate::output::Table;
 use crate::remediate::apply::{self, ApplyReport, ApplyRequest, RowOutcome};
@@ -87,9 +85,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     if !(args.rate > 0.0 && args.rate <= 1000.0) {
         bail!("--rate {}: must be above 0 and at most 1000", args.rate);
     }
-    let config = aws::load_config(&ctx.global.aws()).await;
     let report = apply::run(
-        &config,
+        ctx.aws().await?,
         &ApplyRequest {
             approval: args.approval.clone(),
             journal: args.journal.clone(),
@@ -100,7 +97,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             max_consecutive_failures: args.max_consecutive_failures as usize,
             concurrency: usize::from(args.concurrency),
             rate_per_region: args.rate,
-            now: chrono::Utc::now(),
+            now: ctx.clock.now(),
         },
     )
     .await?;
@@ -134,10 +131,7 @@ fn print(ctx: &Ctx, report: &ApplyReport) -> Result<()> {
             r.detail.clone(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
-    table.print(ctx.global.output, &mut stdout)?;
-    stdout.flush()?;
-    Ok(())
+    table.print_stdout(ctx.output)
 }
 
 fn summarize(report: &ApplyReport) {

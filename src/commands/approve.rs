@@ -21,16 +21,16 @@
 //!
 //! Exit: 0; 2 usage or fatal error.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use chrono::{SubsecRound, Utc};
+use chrono::SubsecRound;
 
-use super::Ctx;
 use crate::aws;
-use crate::error::{hinted, Outcome};
+use crate::context::Ctx;
+use crate::error::{Error, Outcome};
 use crate::output::Table;
 use crate::remediate::approval::{self, NewApproval, ReviewRow, DEFAULT_VALID_FOR};
 use crate::remediate::{display_safe, Plan};
@@ -82,14 +82,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             args.plan.display()
         );
     }
-    let now = Utc::now().trunc_subsecs(0);
+    let now = ctx.clock.now().trunc_subsecs(0);
     let on_terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let selected = if args.all || !args.keys.is_empty() {
         approval::select(&plan, args.all, &args.keys)?
     } else if on_terminal {
         interactive(&plan, now)?
     } else {
-        return Err(hinted(
+        return Err(Error::usage(
             "nothing selected and stdin is not a terminal",
             "pass --all or --key ID (repeatable), or run on a terminal to pick actions",
         ));
@@ -106,7 +106,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             continue;
         }
         if !on_terminal {
-            return Err(hinted(
+            return Err(Error::usage(
                 "an action cancels a scheduled key deletion and was not confirmed; nothing approved",
                 "read the CONFIRM line above, then pass --confirm-cancel-deletion (or approve on a terminal)",
             ));
@@ -127,7 +127,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     {
         Some(a) => a,
         None => {
-            return Err(hinted(
+            return Err(Error::usage(
                 "no approver",
                 "pass --approver NAME (an email or a user name)",
             ))
@@ -135,8 +135,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     };
     // The caller identity is corroboration, not a requirement: approving is
     // an offline act and must work without credentials (signing does not).
-    let config = aws::load_config(&ctx.global.aws()).await;
-    let caller = tokio::time::timeout(Duration::from_secs(10), aws::caller_identity(&config))
+    let config = ctx.aws().await?;
+    let caller = tokio::time::timeout(Duration::from_secs(10), aws::caller_identity(config))
         .await
         .ok()
         .and_then(|r| r.ok());
@@ -145,7 +145,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         .display()
         .to_string();
     let approval = approval::create(
-        &config,
+        config,
         NewApproval {
             plan: &plan,
             plan_file,
@@ -193,14 +193,11 @@ fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {
             r.why.clone(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
-    table.print(ctx.global.output, &mut stdout)?;
-    stdout.flush()?;
-    Ok(())
+    table.print_stdout(ctx.output)
 }
 
 /// A multi-select on the terminal; nothing is pre-selected.
-fn interactive(plan: &Plan, now: chrono::DateTime<Utc>) -> Result<Vec<String>> {
+fn interactive(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>> {
     let all: Vec<String> = plan.actions.iter().map(|a| a.action_id.clone()).collect();
     let review = approval::review(plan, &all, now);
     let items: Vec<String> = plan

@@ -11,23 +11,16 @@
 //! Exit: 1 an open finding at or above `--fail-on` (default high);
 //! 3 the bundle's coverage is partial; 0 otherwise; 2 usage or fatal error.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
-use super::trail_scan::parse_until as parse_end;
-use super::Ctx;
-use crate::bundle::{self, AssessmentEntry, Manifest};
+use crate::args::{GateArgs, PolicyArgs};
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
-use crate::output::{read_frame, write_frame, Table};
-use crate::policy::{Policy, Severity};
-use crate::rules::engine::{self, Evidence, Finding};
-use crate::rules::{self, Rule};
+use crate::frames::time::{parse_until, rfc3339};
+use crate::rules;
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Run the rules over a bundle and write its findings")]
@@ -35,138 +28,40 @@ pub struct Args {
     /// The bundle folder written by `kmsrot collect`.
     pub bundle: PathBuf,
 
-    /// Policy file: maximum period, grace, window, severity overrides, exemptions.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     /// Judge the bundle as of this date or time instead of now (a date means its last second, UTC).
-    #[arg(long, value_name = "DATE", value_parser = parse_end)]
+    #[arg(long, value_name = "DATE", value_parser = parse_until)]
     pub as_of: Option<DateTime<Utc>>,
 
-    /// Exit 1 when an open finding is at least this severe.
-    #[arg(long, value_enum, default_value_t = Severity::High)]
-    pub fail_on: Severity,
+    #[command(flatten)]
+    pub gate: GateArgs,
 
     /// Folder of extra rules (*.sql); a rule with a built-in id replaces it.
     #[arg(long, value_name = "DIR")]
     pub queries: Option<PathBuf>,
 }
 
-/// What an assessment produced, for `assess` and `audit`.
-pub struct Assessment {
-    pub findings: Vec<Finding>,
-    pub rules: Vec<Rule>,
-    pub coverage_complete: bool,
-    pub gaps: Vec<String>,
-}
-
-/// Assesses a bundle in place: findings written, manifest updated.
-pub fn assess_bundle(
-    dir: &std::path::Path,
-    policy: &Policy,
-    rules: Vec<Rule>,
-    as_of: DateTime<Utc>,
-) -> Result<Assessment> {
-    let mut manifest = Manifest::read(dir)?;
-    let coverage = bundle::read_coverage(dir)?;
-    let evidence = Evidence {
-        keys: read_frame(dir, &KEYS)?,
-        rotations: read_frame(dir, &ROTATIONS)?,
-        events: read_frame(dir, &EVENTS)?,
-        trail: coverage.trail.clone(),
-        window_start: manifest.audit_window.start,
-    };
-    let findings = engine::assess(&evidence, &rules, policy, as_of)?;
-    write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
-    manifest.assessment = Some(AssessmentEntry {
-        assessed_at: Utc::now(),
-        as_of,
-        policy: policy.origin.clone(),
-        rules: rules
-            .iter()
-            .map(|r| (r.id.clone(), hex::encode(Sha256::digest(r.sql.as_bytes()))))
-            .collect(),
-        findings: findings.len(),
-        open: findings.iter().filter(|f| f.status == "open").count(),
-    });
-    manifest.seal(dir)?;
-    Ok(Assessment {
-        findings,
-        rules,
-        coverage_complete: coverage.complete,
-        gaps: coverage.gaps(),
-    })
-}
-
-/// The summary table: one row per rule that fired, most severe first.
-pub fn summary_table(findings: &[Finding]) -> Table {
-    let mut counts: BTreeMap<(Severity, &str), (usize, usize)> = BTreeMap::new();
-    for f in findings {
-        let c = counts.entry((f.severity, &f.rule_id)).or_default();
-        if f.status == "open" {
-            c.0 += 1;
-        } else {
-            c.1 += 1;
-        }
-    }
-    let mut table = Table::new(["severity", "rule", "open", "exempted"]);
-    for ((sev, rule), (open, exempted)) in counts {
-        table.row([
-            sev.to_string(),
-            rule.to_string(),
-            open.to_string(),
-            exempted.to_string(),
-        ]);
-    }
-    table
-}
-
-/// The exit outcome of an assessment.
-pub fn outcome(a: &Assessment, fail_on: Severity) -> Outcome {
-    let failing = a
-        .findings
-        .iter()
-        .any(|f| f.status == "open" && f.severity.at_least(fail_on));
-    if failing {
-        Outcome::Findings
-    } else if !a.coverage_complete {
-        Outcome::Partial
-    } else {
-        Outcome::Complete
-    }
-}
-
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let policy = Policy::load(args.policy.as_deref())?;
     let rules = rules::load(args.queries.as_deref())?;
-    let as_of = args.as_of.unwrap_or_else(Utc::now);
-    let a = assess_bundle(&args.bundle, &policy, rules, as_of)
+    let as_of = ctx.clock.as_of();
+    let a = rules::assess_bundle(&args.bundle, &ctx.policy, rules, as_of, ctx.clock.now())
         .with_context(|| format!("assessing {}", args.bundle.display()))?;
-
-    let mut stdout = std::io::stdout().lock();
-    summary_table(&a.findings).print(ctx.global.output, &mut stdout)?;
-    stdout.flush()?;
-
-    let open: Vec<&Finding> = a.findings.iter().filter(|f| f.status == "open").collect();
-    let mut by_sev = String::new();
-    for sev in Severity::ALL {
-        let n = open.iter().filter(|f| f.severity == sev).count();
-        if n > 0 {
-            by_sev.push_str(&format!(" {n} {sev},"));
-        }
-    }
+    a.summary_table().print_stdout(ctx.output)?;
+    let (open, by_sev) = a.open_by_severity();
     eprintln!(
         "{} rules, {} findings ({} open:{} {} exempted) as of {}; written to {}",
         a.rules.len(),
         a.findings.len(),
-        open.len(),
-        by_sev.trim_end_matches(','),
-        a.findings.len() - open.len(),
-        crate::output::rfc3339(as_of),
+        open,
+        by_sev,
+        a.findings.len() - open,
+        rfc3339(as_of),
         args.bundle.join("findings.*").display()
     );
     for g in &a.gaps {
         eprintln!("partial: {g}");
     }
-    Ok(outcome(&a, args.fail_on))
+    Ok(a.outcome(args.gate.fail_on))
 }

@@ -1,9 +1,10 @@
 //! `kmsrot audit --out DIR [--trail SOURCE]... [--policy FILE] [--since T] [--until T] [--fail-on SEVERITY]`
 //!
-//! The everyday run: `collect` into DIR/bundle, `assess` it, and write the
-//! report into DIR/report, with a progress bar per phase on a terminal.
-//! Each phase is the same code as its own command, so `audit`'s bundle and
-//! report are exactly what the three commands would produce.
+//! The everyday run: collect into DIR/bundle, assess it, and write the report
+//! into DIR/report, with a progress bar per phase on a terminal. Each phase
+//! is the same library call as its own command, so `audit`'s bundle and
+//! report are exactly what `collect`, `assess` and `report` would produce.
+//! `--until` is also the date findings are judged at.
 //!
 //! Exit: 1 an open finding at or above `--fail-on` (default high);
 //! 3 coverage partial; 0 otherwise; 2 usage or fatal error.
@@ -11,13 +12,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
 
-use super::trail_scan::{parse_since, parse_until};
-use super::{assess, collect, report, Ctx};
+use crate::args::{GateArgs, LimitsArgs, PolicyArgs, SourceArgs, WindowArgs};
+use crate::bundle::{self, CollectRequest};
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::policy::{Policy, Severity};
-use crate::progress::Progress;
+use crate::report;
 use crate::rules;
 
 #[derive(Debug, clap::Args)]
@@ -27,81 +27,72 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// A CloudTrail source: a folder, s3://BUCKET/PREFIX, lookup, lake:STORE. Repeatable.
-    #[arg(long = "trail", value_name = "SOURCE")]
-    pub trails: Vec<String>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 
-    /// Policy file: periods, grace, window, severity overrides, exemptions.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
-    /// Start of the audit window (default: --until minus the policy's audit_window_days).
-    #[arg(long, value_name = "TIME", value_parser = parse_since)]
-    pub since: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    pub window: WindowArgs,
 
-    /// End of the audit window and the assessment's "now" (default: now).
-    #[arg(long, value_name = "TIME", value_parser = parse_until)]
-    pub until: Option<DateTime<Utc>>,
-
-    /// Keep only CloudTrail events of this account; repeatable.
-    #[arg(long = "account", value_name = "ACCOUNT")]
-    pub accounts: Vec<String>,
-
-    /// Exit 1 when an open finding is at least this severe.
-    #[arg(long, value_enum, default_value_t = Severity::High)]
-    pub fail_on: Severity,
+    #[command(flatten)]
+    pub gate: GateArgs,
 
     /// Say in the manifest that the data is not from a real account.
     #[arg(long, value_name = "WHY")]
     pub simulated: Option<String>,
 
     #[command(flatten)]
-    pub read: crate::cli::TrailReadArgs,
+    pub limits: LimitsArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let bundle = args.out.join("bundle");
+    let bundle_dir = args.out.join("bundle");
     let report_dir = args.out.join("report");
-    // Read before collecting, so a bad policy fails before any AWS call.
-    let policy = Policy::load(args.policy.as_deref())?;
+    // Loaded before collecting, so a broken rule fails before any AWS call.
     let rule_set = rules::load(None)?;
+    let request = CollectRequest {
+        out: bundle_dir.clone(),
+        trails: args.sources.trails.clone(),
+        window: args.window.window()?,
+        filter: args
+            .sources
+            .filter
+            .read_options(Default::default(), Vec::new())?,
+        simulated: args.simulated,
+        limits: args.limits.limits(),
+    };
 
-    let progress = Progress::new(ctx.progress());
-    let phases = progress.bar("audit", 3);
-
+    let phases = ctx.progress.bar("audit", 3);
     phases.set_message("collect");
-    collect::run(
-        ctx,
-        collect::Args {
-            out: bundle.clone(),
-            trails: args.trails.clone(),
-            since: args.since,
-            until: args.until,
-            policy: args.policy.clone(),
-            accounts: args.accounts.clone(),
-            include_data_events: false,
-            simulated: args.simulated.clone(),
-            concurrency: 16,
-            read: args.read.clone(),
-        },
-    )
-    .await
-    .context("audit: collect")?;
+    let collected = bundle::collect(ctx, &request)
+        .await
+        .context("audit: collect")?;
+    collected.summary_table().print_stdout(ctx.output)?;
+    for line in collected.notes() {
+        eprintln!("{line}");
+    }
     phases.inc(1);
 
     phases.set_message("assess");
-    let as_of = args.until.unwrap_or_else(Utc::now);
-    let a = assess::assess_bundle(&bundle, &policy, rule_set, as_of)
-        .with_context(|| format!("audit: assessing {}", bundle.display()))?;
-    let mut stdout = std::io::stdout().lock();
-    assess::summary_table(&a.findings).print(ctx.global.output, &mut stdout)?;
-    drop(stdout);
+    let a = rules::assess_bundle(
+        &bundle_dir,
+        &ctx.policy,
+        rule_set,
+        ctx.clock.as_of(),
+        ctx.clock.now(),
+    )
+    .with_context(|| format!("audit: assessing {}", bundle_dir.display()))?;
+    a.summary_table().print_stdout(ctx.output)?;
     phases.inc(1);
 
     phases.set_message("report");
-    report::write_report(&bundle, &report_dir, None).context("audit: report")?;
+    let written =
+        report::write_bundle_report(&bundle_dir, &report_dir, None).context("audit: report")?;
+    eprintln!("{}", written.summary_line());
     phases.inc(1);
     phases.finish_and_clear();
 
-    Ok(assess::outcome(&a, args.fail_on))
+    Ok(a.outcome(args.gate.fail_on))
 }

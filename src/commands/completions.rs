@@ -9,10 +9,7 @@
 //! Exit: 0.
 
 use anyhow::Result;
-use clap::CommandFactory;
 
-use super::Ctx;
-use crate::cli::Cli;
 use crate::error::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -23,8 +20,8 @@ pub struct Args {
     pub shell: clap_complete::Shell,
 }
 
-pub async fn run(_ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let mut cmd = Cli::command();
+/// `cmd` is the whole command line's definition, from the CLI.
+pub fn run(args: Args, mut cmd: clap::Command) -> Result<Outcome> {
     clap_complete::generate(args.shell, &mut cmd, "kmsrot", &mut std::io::stdout());
     Ok(Outcome::Complete)
 }

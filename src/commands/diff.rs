@@ -13,11 +13,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::Ctx;
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::output::{write_json_file, Format};
+use crate::output::Format;
 use crate::report::diff::diff;
 use crate::report::Evidence;
 
@@ -38,17 +38,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let new = Evidence::load(&args.new)?;
     let d = diff(&old, &new);
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(dir.join("diff.md"), d.markdown())
-            .with_context(|| format!("writing {}", dir.join("diff.md").display()))?;
-        write_json_file(&dir.join("diff.json"), &d)?;
+        d.write_files(dir)?;
     }
     let mut stdout = std::io::stdout().lock();
-    if ctx.global.output == Format::Json {
+    if ctx.output == Format::Json {
         serde_json::to_writer_pretty(&mut stdout, &d)?;
         writeln!(stdout)?;
     } else {
-        d.table().print(ctx.global.output, &mut stdout)?;
+        d.table().print(ctx.output, &mut stdout)?;
     }
     stdout.flush()?;
     eprintln!(

@@ -33,13 +33,14 @@ use std::path::PathBuf;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::trail_scan::parse_until as parse_end;
-use super::Ctx;
+use crate::args::{GateArgs, PolicyArgs};
+use crate::context::Ctx;
 use crate::error::Outcome;
+use crate::frames::time::parse_until;
 use crate::frames::IAC_FINDINGS;
 use crate::iac::{self, Status};
 use crate::output::{json_rows, render_rows, write_file_atomic, write_frame_atomic, Format, Table};
-use crate::policy::{Policy, Severity};
+use crate::policy::Severity;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -50,14 +51,12 @@ pub struct Args {
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
 
-    /// Policy file: maximum period, severity overrides, exemptions (by
-    /// resource address or logical id).
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    /// Here exemptions name a resource address or logical id.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
-    /// Exit 1 when an open finding is at least this severe.
-    #[arg(long, value_enum, default_value_t = Severity::High)]
-    pub fail_on: Severity,
+    #[command(flatten)]
+    pub gate: GateArgs,
 
     /// What to print: the findings (formatted by --output), or a SARIF 2.1.0 log.
     #[arg(long, value_enum, default_value_t = IacFormat::Findings)]
@@ -68,7 +67,7 @@ pub struct Args {
     pub out: Option<PathBuf>,
 
     /// Judge exemptions' expiry as of this date instead of today.
-    #[arg(long, value_name = "DATE", value_parser = parse_end)]
+    #[arg(long, value_name = "DATE", value_parser = parse_until)]
     pub as_of: Option<DateTime<Utc>>,
 }
 
@@ -79,11 +78,10 @@ pub enum IacFormat {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let policy = Policy::load(args.policy.as_deref())?;
-    let as_of = args.as_of.unwrap_or_else(Utc::now);
-    let scan = iac::scan(&args.files, &policy, as_of)?;
+    let policy = &ctx.policy;
+    let scan = iac::scan(&args.files, policy, ctx.clock.as_of())?;
     let cwd = std::env::current_dir().unwrap_or_default();
-    let sarif = || iac::sarif::log(&scan, &policy, &cwd);
+    let sarif = || iac::sarif::log(&scan, policy, &cwd);
 
     let mut frame = iac::findings_frame(&scan.findings)?;
     if let Some(dir) = &args.out {
@@ -100,14 +98,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             writeln!(stdout)?;
         }
         // The same objects as iac_findings.json: typed, `line` null when unknown.
-        IacFormat::Findings if ctx.global.output == Format::Json => {
+        IacFormat::Findings if ctx.output == Format::Json => {
             let rows = json_rows(&IAC_FINDINGS, &render_rows(&frame, &IAC_FINDINGS)?);
             serde_json::to_writer_pretty(&mut stdout, &rows)?;
             writeln!(stdout)?;
         }
-        IacFormat::Findings => {
-            table(&scan, ctx.global.output).print(ctx.global.output, &mut stdout)?
-        }
+        IacFormat::Findings => table(&scan, ctx.output).print(ctx.output, &mut stdout)?,
     }
     stdout.flush()?;
 
@@ -123,7 +119,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     if let Some(dir) = &args.out {
         eprintln!("written to {}", dir.join("iac_findings.*").display());
     }
-    let failing = scan.open().any(|f| f.severity.at_least(args.fail_on));
+    let failing = scan.open().any(|f| f.severity.at_least(args.gate.fail_on));
     Ok(if failing {
         Outcome::Findings
     } else if scan.unknown().next().is_some() {

@@ -15,18 +15,14 @@
 //! Exit: 0 complete; 3 partial (a region or key could not be read; stderr
 //! says which); 2 usage or fatal error.
 
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::Ctx;
-use crate::aws;
+use crate::args::LimitsArgs;
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::frames::{KEYS, ROTATIONS};
-use crate::inventory::{self, Limits};
-use crate::output::{write_frame, write_json_file, Table};
-use crate::progress::Progress;
+use crate::inventory;
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Every KMS key with its rotation status, history and eligibility")]
@@ -35,75 +31,21 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Keys read at once in each region (bounded to stay under KMS quotas).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
-
-    /// Regions read at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub region_concurrency: u16,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let opts = ctx.global.aws();
-    let config = aws::load_config(&opts).await;
-    let plan = aws::regions::resolve(&config, &opts).await?;
-    if let Some(e) = &plan.discovery_error {
-        eprintln!(
-            "warning: could not discover the account's regions (account:ListRegions: {e}); reading the built-in list of {} regions instead",
-            plan.regions.len()
-        );
-    }
-    let progress = Progress::new(ctx.progress());
-    let limits = Limits {
-        regions: usize::from(args.region_concurrency),
-        keys_per_region: usize::from(args.concurrency),
-    };
-    let inv = inventory::read(&config, plan, limits, &progress, None).await?;
-
-    let out = &args.out;
-    write_frame(out, &KEYS, &mut inv.keys_frame()?)?;
-    write_frame(out, &ROTATIONS, &mut inv.rotations_frame()?)?;
-    let coverage = serde_json::json!({
-        "complete": inv.coverage.complete,
-        "inventory": &inv.coverage,
-    });
-    write_json_file(&out.join("coverage.json"), &coverage)?;
-
-    let mut table = Table::new([
-        "region",
-        "keys",
-        "customer_managed",
-        "eligible",
-        "rotation_on",
-        "rotation_off",
-        "unknown",
-    ]);
-    let summary = inventory::summarize(&inv);
-    for s in &summary {
-        table.row([
-            s.region.clone(),
-            s.keys.to_string(),
-            s.customer_managed.to_string(),
-            s.eligible.to_string(),
-            s.rotation_on.to_string(),
-            s.rotation_off.to_string(),
-            s.unknown.to_string(),
-        ]);
-    }
-    let mut stdout = std::io::stdout().lock();
-    table.print(ctx.global.output, &mut stdout)?;
-    stdout.flush().context("writing to stdout")?;
-
-    let gaps = inv.coverage.gaps();
-    for g in &gaps {
+    let inv = inventory::read_into(ctx, &args.out, args.limits.limits()).await?;
+    inventory::summary_table(&inv).print_stdout(ctx.output)?;
+    for g in inv.coverage.gaps() {
         eprintln!("partial: {g}");
     }
     eprintln!(
         "{} keys, {} rotations written to {}",
         inv.keys.len(),
         inv.rotations.len(),
-        out.display()
+        args.out.display()
     );
     Ok(if inv.coverage.complete {
         Outcome::Complete

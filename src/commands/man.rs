@@ -9,10 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 
-use super::Ctx;
-use crate::cli::Cli;
 use crate::error::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -23,8 +20,8 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-pub async fn run(_ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let cmd = Cli::command();
+/// `cmd` is the whole command line's definition, from the CLI.
+pub fn run(args: Args, cmd: clap::Command) -> Result<Outcome> {
     match &args.out {
         None => {
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;

@@ -20,16 +20,14 @@
 //!
 //! Prints the actions to stdout. Exit: 0; 2 usage or fatal error.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chrono::Utc;
 
-use super::Ctx;
+use crate::args::PolicyArgs;
+use crate::context::Ctx;
 use crate::error::Outcome;
 use crate::output::Table;
-use crate::policy::Policy;
 use crate::remediate::plan::{self, PlanOptions};
 use crate::remediate::{display_safe, write_json_atomic};
 
@@ -43,9 +41,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 
-    /// Policy file: maximum rotation period and exemptions.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    /// Its maximum rotation period and exemptions are used here.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     /// RotationPeriodInDays to set (90..=2560); default: the policy's maximum.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(90..=2560))]
@@ -57,14 +55,13 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let policy = Policy::load(args.policy.as_deref())?;
     let plan = plan::build(
         &args.bundle,
         &PlanOptions {
-            policy: &policy,
+            policy: &ctx.policy,
             rotation_period_days: args.rotation_period_days,
             include_pending_deletion: args.include_pending_deletion,
-            now: Utc::now(),
+            now: ctx.clock.now(),
         },
     )
     .with_context(|| format!("planning from {}", args.bundle.display()))?;
@@ -81,9 +78,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             a.closes_findings.len().to_string(),
         ]);
     }
-    let mut stdout = std::io::stdout().lock();
-    table.print(ctx.global.output, &mut stdout)?;
-    stdout.flush()?;
+    table.print_stdout(ctx.output)?;
 
     let mut apart = std::collections::BTreeMap::<&str, usize>::new();
     for n in &plan.not_planned {

@@ -28,17 +28,16 @@
 //! 2 the bundle cannot be read or has not been assessed, or signing or
 //! uploading failed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::trail_scan::parse_until;
-use super::Ctx;
 use crate::bundle;
+use crate::context::Ctx;
 use crate::error::Outcome;
-use crate::report::publish::{self, LockMode};
-use crate::report::{self, Evidence};
+use crate::frames::time::{parse_until, rfc3339};
+use crate::report::{self, publish, publish::LockMode};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Write the auditor's report of an assessed bundle")]
@@ -72,55 +71,9 @@ pub struct Args {
     pub object_lock_mode: LockMode,
 }
 
-/// Writes the report and says where; shared with `audit`.
-pub fn write_report(
-    bundle: &Path,
-    out: &Path,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<report::Written> {
-    let ev = Evidence::load(bundle)?;
-    let written = report::write(&ev, out, as_of)
-        .with_context(|| format!("writing the report into {}", out.display()))?;
-    eprintln!(
-        "report: {} files in {} ({} findings, {} open{}); open {}",
-        written.files.len(),
-        out.display(),
-        written.findings,
-        written.open,
-        if written.complete {
-            ""
-        } else {
-            "; coverage partial"
-        },
-        out.join("report.html").display()
-    );
-    Ok(written)
-}
-
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let needs_aws = args.sign_with.is_some() || args.upload.is_some();
-    let config = if needs_aws {
-        Some(crate::aws::load_config(&ctx.global.aws()).await)
-    } else {
-        None
-    };
-    if let (Some(key), Some(config)) = (&args.sign_with, &config) {
-        // The bundle must still match its manifest, or the signature would
-        // vouch for files that are not what was collected.
-        let v = bundle::verify(&args.bundle)?;
-        if !v.ok() {
-            return Err(crate::error::hinted(
-                format!(
-                    "{}: {} file(s) changed, {} added, {} removed since the manifest was sealed; refusing to sign",
-                    args.bundle.display(),
-                    v.changed.len(),
-                    v.added.len(),
-                    v.removed.len()
-                ),
-                "run `kmsrot verify-bundle` to see which",
-            ));
-        }
-        let info = publish::sign(config, &args.bundle, key).await?;
+    if let Some(key) = &args.sign_with {
+        let info = publish::sign_sealed(ctx.aws().await?, &args.bundle, key).await?;
         eprintln!(
             "signed {} (SHA-256 {}) with {}",
             args.bundle.join(bundle::MANIFEST).display(),
@@ -128,30 +81,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             info.key_id
         );
     }
-    let written = write_report(&args.bundle, &args.out, args.as_of)?;
-    if let (Some(url), Some(config)) = (&args.upload, &config) {
-        let mut files: Vec<(String, PathBuf)> = written
-            .files
-            .iter()
-            .map(|f| (f.clone(), args.out.join(f)))
-            .collect();
-        let mut bundle_files = bundle::list_files(&args.bundle)?;
-        for extra in [
-            bundle::MANIFEST,
-            publish::SIGNATURE,
-            publish::SIGNATURE_INFO,
-        ] {
-            if args.bundle.join(extra).exists() {
-                bundle_files.push(extra.to_string());
-            }
-        }
-        files.extend(
-            bundle_files
-                .into_iter()
-                .map(|f| (format!("bundle/{f}"), args.bundle.join(&f))),
-        );
+    let written =
+        report::write_bundle_report(&args.bundle, &args.out, ctx.clock.requested_as_of())?;
+    eprintln!("{}", written.summary_line());
+    if let Some(url) = &args.upload {
+        let files = publish::report_and_bundle_files(&written, &args.bundle)?;
         let up = publish::upload(
-            config,
+            ctx.aws().await?,
             url,
             &files,
             args.object_lock_days,
@@ -162,7 +98,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             (Some(until), Some(mode)) => eprintln!(
                 "uploaded {} objects to {url} with Object Lock {mode} until {}",
                 up.objects,
-                crate::output::rfc3339(*until)
+                rfc3339(*until)
             ),
             _ => eprintln!(
                 "uploaded {} objects to {url}; {}",
@@ -171,9 +107,5 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             ),
         }
     }
-    Ok(if written.complete {
-        Outcome::Complete
-    } else {
-        Outcome::Partial
-    })
+    Ok(written.outcome())
 }

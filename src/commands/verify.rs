@@ -10,13 +10,11 @@
 //! key is still in its approved end state; 1 an action failed, is still in
 //! flight or never ran, or a key left its end state; 2 fatal error.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::Ctx;
-use crate::aws;
+use crate::context::Ctx;
 use crate::error::Outcome;
 use crate::output::Table;
 use crate::remediate::{display_safe, journal, verify, write_json_atomic};
@@ -43,8 +41,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             args.journal.display()
         );
     }
-    let config = aws::load_config(&ctx.global.aws()).await;
-    let v = verify::verify(&config, &args.journal.display().to_string(), &replay).await;
+    let v = verify::verify(
+        ctx.aws().await?,
+        &args.journal.display().to_string(),
+        &replay,
+    )
+    .await;
     write_json_atomic(&args.out, &v)?;
 
     let mut table = Table::new([
@@ -67,9 +69,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         v.missing,
         v.discrepancies.len(),
     ]);
-    let mut stdout = std::io::stdout().lock();
-    table.print(ctx.global.output, &mut stdout)?;
-    stdout.flush()?;
+    table.print_stdout(ctx.output)?;
     for k in &v.failed_keys {
         eprintln!(
             "failed: {} ({}): {}",

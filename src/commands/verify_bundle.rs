@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::Ctx;
 use crate::bundle;
+use crate::context::Ctx;
 use crate::error::Outcome;
 use crate::output::Table;
 use crate::report::publish::{self, SignatureCheck};
@@ -49,7 +49,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     }
     let mut stdout = std::io::stdout().lock();
     if !v.ok() {
-        table.print(ctx.global.output, &mut stdout)?;
+        table.print(ctx.output, &mut stdout)?;
     }
     stdout.flush()?;
     let signature_ok = if args.no_signature || publish::read_info(&args.bundle)?.is_none() {
@@ -58,8 +58,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         }
         true
     } else {
-        let config = crate::aws::load_config(&ctx.global.aws()).await;
-        match publish::verify(&config, &args.bundle).await? {
+        match publish::verify(ctx.aws().await?, &args.bundle).await? {
             SignatureCheck::Unsigned => true,
             SignatureCheck::Valid { key_id, form } => {
                 eprintln!(

@@ -27,7 +27,7 @@ use polars::prelude::DataFrame;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::frames::{Cell, FrameBuilder, IAC_FINDINGS};
+use crate::frames::{col, Cell, FrameBuilder, IAC_FINDINGS};
 use crate::policy::Policy;
 
 pub use judge::{IacFinding, Status};
@@ -492,15 +492,15 @@ pub fn findings_frame(findings: &[IacFinding]) -> Result<DataFrame> {
     let mut b = FrameBuilder::new(IAC_FINDINGS);
     for f in findings {
         b.push(vec![
-            Cell::str(neutral(&f.source_file)),
-            Cell::str(neutral(&f.resource)),
-            Cell::str(neutral(&f.resource_type)),
-            Cell::str(f.rule_id),
-            Cell::str(f.severity.as_str()),
-            Cell::str(neutral(&f.detail)),
-            Cell::str(neutral(&f.remediation)),
-            Cell::str(f.status.as_str()),
-            Cell::Int(f.line.map(|l| l as i64)),
+            (col::SOURCE_FILE, Cell::str(neutral(&f.source_file))),
+            (col::RESOURCE, Cell::str(neutral(&f.resource))),
+            (col::RESOURCE_TYPE, Cell::str(neutral(&f.resource_type))),
+            (col::RULE_ID, Cell::str(f.rule_id)),
+            (col::SEVERITY, Cell::str(f.severity.as_str())),
+            (col::DETAIL, Cell::str(neutral(&f.detail))),
+            (col::REMEDIATION, Cell::str(neutral(&f.remediation))),
+            (col::STATUS, Cell::str(f.status.as_str())),
+            (col::LINE, Cell::Int(f.line.map(|l| l as i64))),
         ])?;
     }
     b.finish()

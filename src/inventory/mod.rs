@@ -6,21 +6,27 @@
 //! cannot be read is recorded in [`InventoryCoverage`] and the run goes on.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use aws_config::SdkConfig;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_async::future::pagination_stream::PaginationStream;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::regions::RegionPlan;
 use crate::aws::{self, ErrorInfo};
-use crate::frames::{Cell, FrameBuilder, KEYS, ROTATIONS};
-use crate::output::rfc3339;
-use crate::progress::Progress;
+use crate::context::Ctx;
+use crate::frames::time::rfc3339;
+use crate::frames::{col, Cell, FrameBuilder, KEYS, ROTATIONS};
+use crate::output::{write_frame, write_json_file, Table};
+use crate::progress::{Bar, Progress};
 
 pub mod eligibility;
+pub mod grants;
 
 pub use eligibility::Eligibility;
 
@@ -97,12 +103,39 @@ pub struct RotationRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegionCoverage {
     pub region: String,
-    /// `ok`, `partial` (some keys unreadable), `failed`, or `not_enabled`
-    /// (an opt-in region from the built-in list that refused our credentials).
-    pub status: String,
+    pub status: RegionStatus,
     pub keys_listed: usize,
     pub keys_described: usize,
     pub error: Option<ErrorInfo>,
+}
+
+/// How much of a region was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionStatus {
+    Ok,
+    /// Some keys, or the aliases, could not be read.
+    Partial,
+    Failed,
+    /// An opt-in region from the built-in list that refused our credentials:
+    /// the account most likely never enabled it.
+    NotEnabled,
+}
+
+impl RegionStatus {
+    /// Whether the region counts as fully read.
+    pub fn is_complete(self) -> bool {
+        matches!(self, RegionStatus::Ok | RegionStatus::NotEnabled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionStatus::Ok => "ok",
+            RegionStatus::Partial => "partial",
+            RegionStatus::Failed => "failed",
+            RegionStatus::NotEnabled => "not_enabled",
+        }
+    }
 }
 
 /// A call about one key that failed.
@@ -130,9 +163,13 @@ impl InventoryCoverage {
     pub fn gaps(&self) -> Vec<String> {
         let mut out = Vec::new();
         for r in &self.regions {
-            match (r.status.as_str(), &r.error) {
-                ("failed", Some(e)) => out.push(format!("region {} not read: {e}", r.region)),
-                ("partial", Some(e)) => out.push(format!("region {} partly read: {e}", r.region)),
+            match (r.status, &r.error) {
+                (RegionStatus::Failed, Some(e)) => {
+                    out.push(format!("region {} not read: {e}", r.region))
+                }
+                (RegionStatus::Partial, Some(e)) => {
+                    out.push(format!("region {} partly read: {e}", r.region))
+                }
                 _ => {}
             }
         }
@@ -190,6 +227,22 @@ impl Default for Limits {
     }
 }
 
+/// `kmsrot inventory`: reads the run's regions and writes `keys.*`,
+/// `rotations.*` and `coverage.json` into `out`.
+pub async fn read_into(ctx: &Ctx, out: &Path, limits: Limits) -> Result<Inventory> {
+    let config = ctx.aws().await?;
+    let plan = ctx.region_plan().await?.clone();
+    let inv = read(config, plan, limits, &ctx.progress, None).await?;
+    write_frame(out, &KEYS, &mut inv.keys_frame()?)?;
+    write_frame(out, &ROTATIONS, &mut inv.rotations_frame()?)?;
+    let coverage = serde_json::json!({
+        "complete": inv.coverage.complete,
+        "inventory": &inv.coverage,
+    });
+    write_json_file(&out.join("coverage.json"), &coverage)?;
+    Ok(inv)
+}
+
 /// Reads every key of every planned region. With a recorder, every answer is
 /// also kept for the bundle's `raw/` folder.
 pub async fn read(
@@ -221,7 +274,9 @@ pub async fn read(
     let mut regions = Vec::new();
     let mut key_errors = Vec::new();
     for mut r in results {
-        if r.coverage.status == "failed" && plan.is_unconfirmed_opt_in(&r.coverage.region) {
+        if r.coverage.status == RegionStatus::Failed
+            && plan.is_unconfirmed_opt_in(&r.coverage.region)
+        {
             // The built-in list includes opt-in regions the account may never
             // have enabled; there, AWS refuses the credentials outright.
             if r.coverage.error.as_ref().is_some_and(|e| {
@@ -230,7 +285,7 @@ pub async fn read(
                     "UnrecognizedClientException" | "InvalidClientTokenId"
                 )
             }) {
-                r.coverage.status = "not_enabled".into();
+                r.coverage.status = RegionStatus::NotEnabled;
             }
         }
         keys.extend(r.keys);
@@ -247,10 +302,7 @@ pub async fn read(
     key_errors.sort_by(|a, b| {
         (&a.region, &a.key_arn, &a.operation).cmp(&(&b.region, &b.key_arn, &b.operation))
     });
-    let complete = key_errors.is_empty()
-        && regions
-            .iter()
-            .all(|r| r.status == "ok" || r.status == "not_enabled");
+    let complete = key_errors.is_empty() && regions.iter().all(|r| r.status.is_complete());
     Ok(Inventory {
         keys,
         rotations,
@@ -276,14 +328,14 @@ async fn read_region(
     region: String,
     concurrency: usize,
     calls: Arc<CallCounter>,
-    bar: indicatif::ProgressBar,
+    bar: Bar,
 ) -> RegionResult {
     let failed = |error: ErrorInfo, listed: usize| RegionResult {
         keys: Vec::new(),
         rotations: Vec::new(),
         coverage: RegionCoverage {
             region: region.clone(),
-            status: "failed".into(),
+            status: RegionStatus::Failed,
             keys_listed: listed,
             keys_described: 0,
             error: Some(error),
@@ -293,46 +345,36 @@ async fn read_region(
 
     // ListKeys: Limit 1000 is the API maximum; the paginator follows Marker.
     let mut listed: Vec<(String, String)> = Vec::new();
-    let mut pages = client.list_keys().limit(1000).into_paginator().send();
-    loop {
-        match pages.next().await.inspect(|_| calls.bump("ListKeys")) {
-            None => break,
-            Some(Ok(page)) => {
-                for k in page.keys() {
-                    if let (Some(id), Some(arn)) = (k.key_id(), k.key_arn()) {
-                        listed.push((id.to_string(), arn.to_string()));
-                    }
-                }
+    let pages = client.list_keys().limit(1000).into_paginator().send();
+    let listing = each_page(pages, "ListKeys", &calls, |page| {
+        for k in page.keys() {
+            if let (Some(id), Some(arn)) = (k.key_id(), k.key_arn()) {
+                listed.push((id.to_string(), arn.to_string()));
             }
-            Some(Err(e)) => return failed(ErrorInfo::from_sdk(&e), listed.len()),
         }
+    })
+    .await;
+    if let Err(e) = listing {
+        return failed(e, listed.len());
     }
     bar.inc_length(listed.len() as u64);
 
     // Aliases for the whole region in one pass, rather than one ListAliases
     // per key.
     let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
-    let mut alias_error = None;
-    let mut pages = client.list_aliases().limit(100).into_paginator().send();
-    loop {
-        match pages.next().await.inspect(|_| calls.bump("ListAliases")) {
-            None => break,
-            Some(Ok(page)) => {
-                for a in page.aliases() {
-                    if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {
-                        aliases
-                            .entry(target.to_string())
-                            .or_default()
-                            .push(name.to_string());
-                    }
-                }
-            }
-            Some(Err(e)) => {
-                alias_error = Some(ErrorInfo::from_sdk(&e));
-                break;
+    let pages = client.list_aliases().limit(100).into_paginator().send();
+    let alias_error = each_page(pages, "ListAliases", &calls, |page| {
+        for a in page.aliases() {
+            if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {
+                aliases
+                    .entry(target.to_string())
+                    .or_default()
+                    .push(name.to_string());
             }
         }
-    }
+    })
+    .await
+    .err();
     for names in aliases.values_mut() {
         names.sort();
     }
@@ -375,9 +417,9 @@ async fn read_region(
     }
     let keys_described = keys.iter().filter(|k| k.key_state.is_some()).count();
     let status = if alias_error.is_some() || !key_errors.is_empty() {
-        "partial"
+        RegionStatus::Partial
     } else {
-        "ok"
+        RegionStatus::Ok
     };
     if let Some(e) = &alias_error {
         key_errors.push(KeyError {
@@ -393,13 +435,33 @@ async fn read_region(
         rotations,
         coverage: RegionCoverage {
             region: region.clone(),
-            status: status.into(),
+            status,
             keys_listed: listed.len(),
             keys_described,
             error,
         },
         key_errors,
     }
+}
+
+/// Follows a paginated call to its end, counting each request under `op`
+/// and handing every page to `each`. The first failed page stops it; what a
+/// partial listing means is the caller's decision.
+async fn each_page<T, E, R>(
+    mut pages: PaginationStream<Result<T, SdkError<E, R>>>,
+    op: &'static str,
+    calls: &CallCounter,
+    mut each: impl FnMut(T),
+) -> Result<(), ErrorInfo>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    while let Some(page) = pages.next().await {
+        calls.bump(op);
+        each(page.map_err(|e| ErrorInfo::from_sdk(&e))?);
+    }
+    Ok(())
 }
 
 struct KeyResult {
@@ -515,34 +577,21 @@ async fn read_key(
     // Tags: customer-managed keys only; AWS-managed keys carry none.
     if elig != Eligibility::AwsManaged {
         let mut tags = BTreeMap::new();
-        let mut ok = true;
-        let mut pages = client
+        let pages = client
             .list_resource_tags()
             .key_id(arn)
             .limit(50)
             .into_paginator()
             .send();
-        loop {
-            match pages
-                .next()
-                .await
-                .inspect(|_| calls.bump("ListResourceTags"))
-            {
-                None => break,
-                Some(Ok(page)) => {
-                    for t in page.tags() {
-                        tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
-                    }
-                }
-                Some(Err(e)) => {
-                    fail(&mut key, "ListResourceTags", ErrorInfo::from_sdk(&e));
-                    ok = false;
-                    break;
-                }
+        let read = each_page(pages, "ListResourceTags", calls, |page| {
+            for t in page.tags() {
+                tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
             }
-        }
-        if ok {
-            key.tags = Some(tags);
+        })
+        .await;
+        match read {
+            Ok(()) => key.tags = Some(tags),
+            Err(e) => fail(&mut key, "ListResourceTags", e),
         }
     }
 
@@ -577,45 +626,36 @@ async fn read_key(
 
     let mut rotations = Vec::new();
     if elig.reads_rotation_history() {
-        let mut ok = true;
-        let mut pages = client
+        let pages = client
             .list_key_rotations()
             .key_id(arn)
             .limit(1000)
             .into_paginator()
             .send();
-        loop {
-            match pages
-                .next()
-                .await
-                .inspect(|_| calls.bump("ListKeyRotations"))
-            {
-                None => break,
-                Some(Ok(page)) => {
-                    for r in page.rotations() {
-                        rotations.push(RotationRecord {
-                            account_id: key.account_id.clone(),
-                            region: region.to_string(),
-                            key_id: key.key_id.clone(),
-                            key_arn: arn.to_string(),
-                            rotation_date: to_chrono(r.rotation_date()),
-                            rotation_type: r.rotation_type().map(|t| t.as_str().to_string()),
-                        });
-                    }
-                }
-                Some(Err(e)) => {
-                    fail(&mut key, "ListKeyRotations", ErrorInfo::from_sdk(&e));
-                    ok = false;
-                    break;
-                }
+        let (account_id, key_id) = (key.account_id.clone(), key.key_id.clone());
+        let read = each_page(pages, "ListKeyRotations", calls, |page| {
+            for r in page.rotations() {
+                rotations.push(RotationRecord {
+                    account_id: account_id.clone(),
+                    region: region.to_string(),
+                    key_id: key_id.clone(),
+                    key_arn: arn.to_string(),
+                    rotation_date: to_chrono(r.rotation_date()),
+                    rotation_type: r.rotation_type().map(|t| t.as_str().to_string()),
+                });
             }
-        }
-        if ok {
-            key.rotation_count = Some(rotations.len() as i64);
-            key.last_rotation_date = rotations.iter().filter_map(|r| r.rotation_date).max();
-        } else {
-            // A partial history must not pass for a whole one.
-            rotations.clear();
+        })
+        .await;
+        match read {
+            Ok(()) => {
+                key.rotation_count = Some(rotations.len() as i64);
+                key.last_rotation_date = rotations.iter().filter_map(|r| r.rotation_date).max();
+            }
+            Err(e) => {
+                fail(&mut key, "ListKeyRotations", e);
+                // A partial history must not pass for a whole one.
+                rotations.clear();
+            }
         }
     }
     finish(key, rotations, errors)
@@ -638,24 +678,19 @@ pub async fn read_one(
         .ok_or_else(|| ErrorInfo::new("EmptyResponse", "no KeyMetadata in the answer"))?;
     let id = meta.key_id().to_string();
     let arn = meta.arn().unwrap_or(key).to_string();
-    let mut aliases = Vec::new();
-    let mut aliases_known = true;
-    let mut pages = client.list_aliases().key_id(&id).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(p) => aliases.extend(
-                p.aliases()
-                    .iter()
-                    .filter_map(|a| a.alias_name().map(str::to_string)),
-            ),
-            Err(_) => {
-                aliases_known = false;
-                break;
-            }
-        }
-    }
-    aliases.sort();
     let calls = CallCounter::default();
+    let mut aliases = Vec::new();
+    let pages = client.list_aliases().key_id(&id).into_paginator().send();
+    let aliases_known = each_page(pages, "ListAliases", &calls, |p| {
+        aliases.extend(
+            p.aliases()
+                .iter()
+                .filter_map(|a| a.alias_name().map(str::to_string)),
+        )
+    })
+    .await
+    .is_ok();
+    aliases.sort();
     let r = read_key(client, region, &id, &arn, aliases, aliases_known, &calls).await;
     Ok((r.key, r.rotations, r.errors))
 }
@@ -677,12 +712,12 @@ impl Inventory {
         let mut b = FrameBuilder::new(ROTATIONS);
         for r in &self.rotations {
             b.push(vec![
-                Cell::opt_str(r.account_id.clone()),
-                Cell::str(&r.region),
-                Cell::str(&r.key_id),
-                Cell::str(&r.key_arn),
-                Cell::Time(r.rotation_date),
-                Cell::opt_str(r.rotation_type.clone()),
+                (col::ACCOUNT_ID, Cell::opt_str(r.account_id.clone())),
+                (col::REGION, Cell::str(&r.region)),
+                (col::KEY_ID, Cell::str(&r.key_id)),
+                (col::KEY_ARN, Cell::str(&r.key_arn)),
+                (col::ROTATION_DATE, Cell::Time(r.rotation_date)),
+                (col::ROTATION_TYPE, Cell::opt_str(r.rotation_type.clone())),
             ])?;
         }
         b.finish()
@@ -697,34 +732,52 @@ pub fn keys_frame(keys: &[KeyRecord]) -> Result<polars::prelude::DataFrame> {
             None => None,
         };
         b.push(vec![
-            Cell::opt_str(k.account_id.clone()),
-            Cell::str(&k.region),
-            Cell::str(&k.key_id),
-            Cell::str(&k.arn),
-            Cell::StrList(k.aliases.clone()),
-            Cell::opt_str(k.description.clone()),
-            Cell::opt_str(k.key_manager.clone()),
-            Cell::opt_str(k.key_spec.clone()),
-            Cell::opt_str(k.key_usage.clone()),
-            Cell::opt_str(k.origin.clone()),
-            Cell::opt_str(k.key_state.clone()),
-            Cell::Time(k.creation_date),
-            Cell::Time(k.deletion_date),
-            Cell::Bool(k.multi_region),
-            Cell::opt_str(k.multi_region_role.clone()),
-            Cell::opt_str(k.primary_key_arn.clone()),
-            Cell::opt_str(k.custom_key_store_id.clone()),
-            Cell::Json(tags),
-            Cell::Bool(k.rotation_enabled),
-            Cell::Int(k.rotation_period_days),
-            Cell::Time(k.next_rotation_date),
-            Cell::Time(k.on_demand_rotation_start_date),
-            Cell::Time(k.last_rotation_date),
-            Cell::Int(k.rotation_count),
-            Cell::opt_str(k.eligibility.map(|e| e.as_str())),
-            Cell::opt_str(k.eligibility_reason.clone()),
-            Cell::opt_str(k.status_error.clone()),
-            Cell::Json(k.key_policy.clone()),
+            (col::ACCOUNT_ID, Cell::opt_str(k.account_id.clone())),
+            (col::REGION, Cell::str(&k.region)),
+            (col::KEY_ID, Cell::str(&k.key_id)),
+            (col::ARN, Cell::str(&k.arn)),
+            (col::ALIASES, Cell::StrList(k.aliases.clone())),
+            (col::DESCRIPTION, Cell::opt_str(k.description.clone())),
+            (col::KEY_MANAGER, Cell::opt_str(k.key_manager.clone())),
+            (col::KEY_SPEC, Cell::opt_str(k.key_spec.clone())),
+            (col::KEY_USAGE, Cell::opt_str(k.key_usage.clone())),
+            (col::ORIGIN, Cell::opt_str(k.origin.clone())),
+            (col::KEY_STATE, Cell::opt_str(k.key_state.clone())),
+            (col::CREATION_DATE, Cell::Time(k.creation_date)),
+            (col::DELETION_DATE, Cell::Time(k.deletion_date)),
+            (col::MULTI_REGION, Cell::Bool(k.multi_region)),
+            (
+                col::MULTI_REGION_ROLE,
+                Cell::opt_str(k.multi_region_role.clone()),
+            ),
+            (
+                col::PRIMARY_KEY_ARN,
+                Cell::opt_str(k.primary_key_arn.clone()),
+            ),
+            (
+                col::CUSTOM_KEY_STORE_ID,
+                Cell::opt_str(k.custom_key_store_id.clone()),
+            ),
+            (col::TAGS, Cell::Json(tags)),
+            (col::ROTATION_ENABLED, Cell::Bool(k.rotation_enabled)),
+            (col::ROTATION_PERIOD_DAYS, Cell::Int(k.rotation_period_days)),
+            (col::NEXT_ROTATION_DATE, Cell::Time(k.next_rotation_date)),
+            (
+                col::ON_DEMAND_ROTATION_START_DATE,
+                Cell::Time(k.on_demand_rotation_start_date),
+            ),
+            (col::LAST_ROTATION_DATE, Cell::Time(k.last_rotation_date)),
+            (col::ROTATION_COUNT, Cell::Int(k.rotation_count)),
+            (
+                col::ELIGIBILITY,
+                Cell::opt_str(k.eligibility.map(|e| e.as_str())),
+            ),
+            (
+                col::ELIGIBILITY_REASON,
+                Cell::opt_str(k.eligibility_reason.clone()),
+            ),
+            (col::STATUS_ERROR, Cell::opt_str(k.status_error.clone())),
+            (col::KEY_POLICY, Cell::Json(k.key_policy.clone())),
         ])?;
     }
     b.finish()
@@ -782,4 +835,30 @@ pub fn summarize(inv: &Inventory) -> Vec<RegionSummary> {
         }
     }
     by_region.into_values().collect()
+}
+
+/// One row per region for stdout: keys, customer-managed, eligible, and
+/// among the eligible keys rotation on, off or unknown.
+pub fn summary_table(inv: &Inventory) -> Table {
+    let mut table = Table::new([
+        "region",
+        "keys",
+        "customer_managed",
+        "eligible",
+        "rotation_on",
+        "rotation_off",
+        "unknown",
+    ]);
+    for s in &summarize(inv) {
+        table.row([
+            s.region.clone(),
+            s.keys.to_string(),
+            s.customer_managed.to_string(),
+            s.eligible.to_string(),
+            s.rotation_on.to_string(),
+            s.rotation_off.to_string(),
+            s.unknown.to_string(),
+        ]);
+    }
+    table
 }

@@ -36,9 +36,9 @@ use super::display_safe;
 use super::journal::{self, Journal, Line, Replay, Requested, Verdict};
 use super::plan::{describe_planned, describe_state, Action, ActionType, PlannedState};
 use crate::aws::{self, CallerIdentity, ErrorInfo};
+use crate::frames::time::rfc3339;
 use crate::inventory::eligibility::{self, KeyFacts};
 use crate::inventory::Eligibility;
-use crate::output::rfc3339;
 
 /// A key as read just now.
 #[derive(Debug, Clone, PartialEq, Serialize)]

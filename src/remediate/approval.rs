@@ -20,7 +20,7 @@ use super::{canonical_json, display_safe, read_json_doc};
 use crate::aws::signing::{self, ALGORITHM, MESSAGE_TYPE};
 use crate::aws::CallerIdentity;
 use crate::error::hinted;
-use crate::output::rfc3339;
+use crate::frames::time::rfc3339;
 use crate::rules::engine::key_matches;
 
 /// `/2`: an expiry, the approval's own hash and an optional signature.

@@ -9,9 +9,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{action_id, plan_hash, read_json_doc, PERIOD_RANGE};
+use crate::frames::time::rfc3339;
 use crate::frames::{FINDINGS, KEYS};
 use crate::inventory::{Eligibility, KeyRecord};
-use crate::output::{frame_paths, frame_records, read_frame, rfc3339};
+use crate::output::{frame_paths, frame_records, read_frame};
 use crate::policy::{Policy, Severity};
 use crate::rules::engine::{key_matches, Finding};
 
@@ -316,7 +317,7 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
         Vec::new()
     };
     let mut open_by_key: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
-    for f in findings.iter().filter(|f| f.status == "open") {
+    for f in findings.iter().filter(|f| f.is_open()) {
         if let Some(arn) = f.key_arn.as_deref() {
             open_by_key.entry(arn).or_default().push(f);
         }

@@ -73,7 +73,7 @@ pub async fn verify(config: &SdkConfig, journal_path: &str, replay: &Replay) -> 
         journal: journal_path.to_string(),
         approval_sha256: replay.approval_sha256.clone(),
         plan_sha256: replay.plan_sha256.clone(),
-        verified_at: crate::output::rfc3339(chrono::Utc::now()),
+        verified_at: crate::frames::time::rfc3339(chrono::Utc::now()),
         requested: replay.requested.len(),
         enabled: 0,
         confirmed: 0,

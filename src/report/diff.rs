@@ -3,13 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 
 use serde::Serialize;
 
 use super::{key_name, Evidence};
+use crate::frames::time::rfc3339;
 use crate::inventory::KeyRecord;
-use crate::output::{rfc3339, Table};
-use crate::rules::engine::Finding;
+use crate::output::{write_json_file, Table};
+use crate::rules::engine::{Finding, FindingStatus};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct KeyRef {
@@ -83,7 +87,7 @@ fn bundle_ref(ev: &Evidence) -> BundleRef {
         collected_at: rfc3339(ev.manifest.collected_at),
         as_of: ev.manifest.assessment.as_ref().map(|a| rfc3339(a.as_of)),
         keys: ev.keys.len(),
-        open: ev.findings.iter().filter(|f| f.status == "open").count(),
+        open: ev.findings.iter().filter(|f| f.is_open()).count(),
     }
 }
 
@@ -167,10 +171,9 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
             .collect()
     };
     let (old_f, new_f) = (by_id(&old.findings), by_id(&new.findings));
-    let is_open =
-        |m: &BTreeMap<String, Finding>, id: &str| m.get(id).is_some_and(|f| f.status == "open");
+    let is_open = |m: &BTreeMap<String, Finding>, id: &str| m.get(id).is_some_and(|f| f.is_open());
     for (id, f) in &new_f {
-        if f.status != "open" {
+        if !f.is_open() {
             continue;
         }
         if is_open(&old_f, id) {
@@ -179,7 +182,10 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
             d.findings_opened.push(f_ref(f));
         }
         // Exempted last month, open now: its exemption ran out.
-        if let Some(o) = old_f.get(id).filter(|o| o.status == "exempted") {
+        if let Some(o) = old_f
+            .get(id)
+            .filter(|o| o.status == FindingStatus::Exempted)
+        {
             d.exemptions_expired.push(ExpiredExemption {
                 finding_id: id.clone(),
                 rule_id: f.rule_id.clone(),
@@ -200,7 +206,7 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
         }
     }
     for (id, f) in &old_f {
-        if f.status == "open" && !is_open(&new_f, id) {
+        if f.is_open() && !is_open(&new_f, id) {
             d.findings_resolved.push(f_ref(f));
         }
     }
@@ -275,6 +281,15 @@ impl Diff {
             );
         }
         t
+    }
+
+    /// Writes `diff.md` and `diff.json` into `dir` (created if absent).
+    pub fn write_files(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let md = dir.join("diff.md");
+        std::fs::write(&md, self.markdown())
+            .with_context(|| format!("writing {}", md.display()))?;
+        write_json_file(&dir.join("diff.json"), self)
     }
 
     pub fn markdown(&self) -> String {

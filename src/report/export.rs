@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::output::rfc3339;
+use crate::frames::time::rfc3339;
 use crate::policy::Severity;
 use crate::rules::engine::Finding;
 
@@ -73,7 +73,7 @@ pub fn asff(findings: &[Finding], account: &str, region: &str, at: DateTime<Utc>
                     "Region": reg,
                 }),
             };
-            let exempted = f.status != "open";
+            let exempted = !f.is_open();
             let mut v = json!({
                 "SchemaVersion": "2018-10-08",
                 "Id": format!("kmsrot/{}", f.finding_id),
@@ -132,7 +132,7 @@ pub fn ocsf(findings: &[Finding], account: &str, at: DateTime<Utc>) -> Value {
         .map(|f| {
             let (severity_id, severity) = ocsf_severity(f.severity);
             let acct = f.account_id.as_deref().unwrap_or(account);
-            let exempted = f.status != "open";
+            let exempted = !f.is_open();
             let mut resources = Vec::new();
             if let Some(arn) = &f.key_arn {
                 resources.push(json!({
@@ -193,13 +193,14 @@ pub fn ocsf(findings: &[Finding], account: &str, at: DateTime<Utc>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::engine::FindingStatus;
 
     fn finding() -> Finding {
         Finding {
             finding_id: "kr-1".into(),
             rule_id: "rotation_disabled".into(),
             severity: Severity::High,
-            status: "open".into(),
+            status: FindingStatus::Open,
             account_id: Some("111122223333".into()),
             region: Some("us-east-1".into()),
             key_arn: Some("arn:aws:kms:us-east-1:111122223333:key/k".into()),

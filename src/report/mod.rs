@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::bundle::{self, Coverage, Manifest};
+use crate::frames::time::rfc3339;
 use crate::frames::{Schema, EVENTS, FINDINGS, KEYS, ROTATIONS};
-use crate::inventory::{KeyRecord, RotationRecord};
-use crate::output::{frame_records, read_frame, rfc3339, write_frame, write_json_file};
+use crate::inventory::{Eligibility, KeyRecord, RotationRecord};
+use crate::output::{frame_records, read_frame, write_frame, write_json_file};
 use crate::policy::Severity;
 use crate::rules::engine::Finding;
 use crate::rules::{self, Rule};
@@ -57,8 +57,9 @@ impl Evidence {
         let manifest = Manifest::read(dir)?;
         let coverage = bundle::read_coverage(dir)?;
         if manifest.assessment.is_none() || !dir.join("findings.parquet").exists() {
-            return Err(crate::error::hinted(
-                format!("{}: the bundle has not been assessed", dir.display()),
+            return Err(crate::error::Error::input(
+                dir,
+                "the bundle has not been assessed",
                 format!(
                     "run `kmsrot assess {}` first; a report without findings would look clean",
                     dir.display()
@@ -86,11 +87,51 @@ impl Evidence {
 }
 
 /// What `write` produced.
+#[derive(Debug)]
 pub struct Written {
+    /// The report folder.
+    pub out: PathBuf,
     pub files: Vec<String>,
     pub open: usize,
     pub findings: usize,
     pub complete: bool,
+}
+
+impl Written {
+    /// The line `report` and `audit` print on stderr.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "report: {} files in {} ({} findings, {} open{}); open {}",
+            self.files.len(),
+            self.out.display(),
+            self.findings,
+            self.open,
+            if self.complete {
+                ""
+            } else {
+                "; coverage partial"
+            },
+            self.out.join("report.html").display()
+        )
+    }
+
+    pub fn outcome(&self) -> crate::error::Outcome {
+        if self.complete {
+            crate::error::Outcome::Complete
+        } else {
+            crate::error::Outcome::Partial
+        }
+    }
+}
+
+/// Loads the assessed bundle in `bundle` and writes its report into `out`.
+pub fn write_bundle_report(
+    bundle: &Path,
+    out: &Path,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Written> {
+    let ev = Evidence::load(bundle)?;
+    write(&ev, out, as_of).with_context(|| format!("writing the report into {}", out.display()))
 }
 
 // ---- the template context -------------------------------------------------
@@ -167,6 +208,9 @@ struct KeyView {
     key_spec: String,
     state: String,
     eligibility: String,
+    /// The verdict itself, for the charts; the text above is for people.
+    #[serde(skip)]
+    eligible: bool,
     eligibility_reason: String,
     rotation: String,
     period: String,
@@ -180,6 +224,8 @@ struct KeyView {
 #[derive(Debug, Serialize)]
 struct EligibilityRow {
     eligibility: String,
+    #[serde(skip)]
+    eligible: bool,
     rotation_on: usize,
     rotation_off: usize,
     not_applicable: usize,
@@ -301,8 +347,7 @@ fn opt(s: &Option<String>) -> String {
 /// Customer managed by the inventory's verdict, which also knows the
 /// `alias/aws/*` keys an emulator reports as CUSTOMER.
 fn is_customer_managed(k: &KeyRecord) -> bool {
-    k.key_manager.as_deref() == Some("CUSTOMER")
-        && k.eligibility.is_none_or(|e| e.as_str() != "aws_managed")
+    k.key_manager.as_deref() == Some("CUSTOMER") && k.eligibility != Some(Eligibility::AwsManaged)
 }
 
 /// A key's name for people: its first alias, else its id.
@@ -390,10 +435,6 @@ fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
     items.into_iter().map(|(_, i)| i).collect()
 }
 
-fn rule_sha(rule: &Rule) -> String {
-    hex::encode(Sha256::digest(rule.sql.as_bytes()))
-}
-
 fn context(
     ev: &Evidence,
     rules: &[Rule],
@@ -414,12 +455,12 @@ fn context(
     };
 
     // Summary.
-    let open: Vec<&Finding> = ev.findings.iter().filter(|f| f.status == "open").collect();
+    let open: Vec<&Finding> = ev.findings.iter().filter(|f| f.is_open()).collect();
     let open_arns: BTreeSet<&str> = open.iter().filter_map(|f| f.key_arn.as_deref()).collect();
     let in_scope: Vec<&KeyRecord> = ev
         .keys
         .iter()
-        .filter(|k| k.eligibility.is_some_and(|e| e.as_str() == "eligible"))
+        .filter(|k| k.eligibility == Some(Eligibility::Eligible))
         .collect();
     let compliant = in_scope
         .iter()
@@ -433,7 +474,7 @@ fn context(
             exempted: ev
                 .findings
                 .iter()
-                .filter(|f| f.severity == *s && f.status != "open")
+                .filter(|f| f.severity == *s && !f.is_open())
                 .count(),
         })
         .collect();
@@ -469,7 +510,7 @@ fn context(
         let view = FindingView {
             finding_id: f.finding_id.clone(),
             severity: f.severity.as_str(),
-            status: f.status.clone(),
+            status: f.status.as_str().to_string(),
             key: key_label(&f.key_arn),
             key_arn: opt(&f.key_arn),
             region: opt(&f.region),
@@ -482,7 +523,7 @@ fn context(
                 _ => String::new(),
             },
         };
-        let open = usize::from(f.status == "open");
+        let open = usize::from(f.is_open());
         match groups.iter_mut().find(|g| g.rule_id == f.rule_id) {
             Some(g) => {
                 g.open += open;
@@ -525,6 +566,7 @@ fn context(
                 eligibility: k
                     .eligibility
                     .map_or("unknown".into(), |e| e.as_str().to_string()),
+                eligible: k.eligibility == Some(Eligibility::Eligible),
                 eligibility_reason: opt(&k.eligibility_reason),
                 rotation: match k.rotation_enabled {
                     Some(true) => "on".into(),
@@ -555,6 +597,7 @@ fn context(
             .entry(k.eligibility.clone())
             .or_insert_with(|| EligibilityRow {
                 eligibility: k.eligibility.clone(),
+                eligible: k.eligible,
                 rotation_on: 0,
                 rotation_off: 0,
                 not_applicable: 0,
@@ -574,7 +617,7 @@ fn context(
     let exemptions = ev
         .findings
         .iter()
-        .filter(|f| f.status != "open" || f.rule_id == "exemption_expired")
+        .filter(|f| !f.is_open() || f.rule_id == "exemption_expired")
         .map(|f| ExemptionView {
             rule_id: f.rule_id.clone(),
             key: key_label(&f.key_arn),
@@ -596,7 +639,7 @@ fn context(
         .iter()
         .filter(|r| assessed.is_none_or(|a| a.rules.contains_key(&r.id)))
         .map(|r| {
-            let sha = rule_sha(r);
+            let sha = r.sha256();
             let note = match assessed.and_then(|a| a.rules.get(&r.id)) {
                 Some(recorded) if *recorded != sha => format!(
                     "the bundle was assessed with a different text of this rule (SHA-256 {})",
@@ -669,7 +712,7 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
             .iter()
             .map(|r| RegionRow {
                 region: r.region.clone(),
-                status: r.status.clone(),
+                status: r.status.as_str().to_string(),
                 keys_listed: r.keys_listed,
                 keys_described: r.keys_described,
                 error: r.error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
@@ -745,7 +788,7 @@ fn keys_for_chart(ev: &Evidence, as_of: DateTime<Utc>) -> Vec<charts::AgeBar> {
                 } else {
                     None
                 },
-                eligible: k.eligibility.is_some_and(|e| e.as_str() == "eligible"),
+                eligible: k.eligibility == Some(Eligibility::Eligible),
                 rotated: last.is_some(),
             }
         })
@@ -758,7 +801,7 @@ fn eligibility_bars(rows: &[EligibilityRow]) -> Vec<charts::StackBar> {
     rows.iter()
         .map(|r| charts::StackBar {
             label: r.eligibility.clone(),
-            eligible: r.eligibility == "eligible",
+            eligible: r.eligible,
             on: r.rotation_on,
             off: r.rotation_off,
             na: r.not_applicable,
@@ -892,7 +935,7 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     std::fs::create_dir_all(out.join("rules"))?;
     for r in &rules {
         let rel = format!("rules/{}.sql", r.id);
-        std::fs::write(out.join(&rel), &r.sql).with_context(|| format!("writing {rel}"))?;
+        std::fs::write(out.join(&rel), r.full_text()).with_context(|| format!("writing {rel}"))?;
         files.push(rel);
     }
 
@@ -909,6 +952,7 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     files.push(SUMS.into());
 
     Ok(Written {
+        out: out.to_path_buf(),
         files,
         open: ctx.summary.open,
         findings: ctx.summary.findings,

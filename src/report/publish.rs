@@ -60,6 +60,51 @@ pub async fn sign(config: &SdkConfig, dir: &Path, key: &str) -> Result<Signature
     Ok(info)
 }
 
+/// Signs a bundle that still matches its manifest: a signature must not
+/// vouch for files that are not what was collected.
+pub async fn sign_sealed(config: &SdkConfig, dir: &Path, key: &str) -> Result<SignatureInfo> {
+    let v = crate::bundle::verify(dir)?;
+    if !v.ok() {
+        return Err(crate::error::Error::input(
+            dir,
+            format!(
+                "{} file(s) changed, {} added, {} removed since the manifest was sealed; refusing to sign",
+                v.changed.len(),
+                v.added.len(),
+                v.removed.len()
+            ),
+            "run `kmsrot verify-bundle` to see which",
+        ));
+    }
+    sign(config, dir, key).await
+}
+
+/// What `--upload` puts: the report's files, then the bundle's under
+/// `bundle/` (its manifest and signature included), as (object name, local
+/// path).
+pub fn report_and_bundle_files(
+    written: &super::Written,
+    bundle: &Path,
+) -> Result<Vec<(String, PathBuf)>> {
+    let mut files: Vec<(String, PathBuf)> = written
+        .files
+        .iter()
+        .map(|f| (f.clone(), written.out.join(f)))
+        .collect();
+    let mut bundle_files = crate::bundle::list_files(bundle)?;
+    for extra in [MANIFEST, SIGNATURE, SIGNATURE_INFO] {
+        if bundle.join(extra).exists() {
+            bundle_files.push(extra.to_string());
+        }
+    }
+    files.extend(
+        bundle_files
+            .into_iter()
+            .map(|f| (format!("bundle/{f}"), bundle.join(&f))),
+    );
+    Ok(files)
+}
+
 /// What checking a signature found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureCheck {
@@ -158,10 +203,22 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), prefix.trim_end_matches('/').to_string()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// S3 Object Lock retention mode for uploaded objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
     Governance,
     Compliance,
+}
+
+impl LockMode {
+    pub const ALL: [LockMode; 2] = [LockMode::Governance, LockMode::Compliance];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
 }
 
 /// Puts `files` (relative name, local path) under `s3://bucket/prefix/`. Where the

@@ -124,23 +124,26 @@ mod tests {
 
     fn keys() -> DataFrame {
         let mut b = FrameBuilder::new(KEYS);
-        let mut row: Vec<Cell> = KEYS
+        let mut row: Vec<(&str, Cell)> = KEYS
             .columns
             .iter()
-            .map(|c| match c.kind {
-                crate::frames::Kind::Str => Cell::Str(None),
-                crate::frames::Kind::Json => Cell::Json(None),
-                crate::frames::Kind::Bool => Cell::Bool(None),
-                crate::frames::Kind::Int => Cell::Int(None),
-                crate::frames::Kind::Time => Cell::Time(None),
-                crate::frames::Kind::StrList => Cell::StrList(Vec::new()),
+            .map(|c| {
+                let cell = match c.kind {
+                    crate::frames::Kind::Str => Cell::Str(None),
+                    crate::frames::Kind::Json => Cell::Json(None),
+                    crate::frames::Kind::Bool => Cell::Bool(None),
+                    crate::frames::Kind::Int => Cell::Int(None),
+                    crate::frames::Kind::Time => Cell::Time(None),
+                    crate::frames::Kind::StrList => Cell::StrList(Vec::new()),
+                };
+                (c.name, cell)
             })
             .collect();
         let at = |name: &str| KEYS.columns.iter().position(|c| c.name == name).unwrap();
-        row[at(col::ACCOUNT_ID)] = Cell::str("111122223333");
-        row[at(col::REGION)] = Cell::str("us-east-1");
-        row[at(col::ARN)] = Cell::str(ARN);
-        row[at(col::ALIASES)] = Cell::StrList(vec!["alias/app".into()]);
+        row[at(col::ACCOUNT_ID)].1 = Cell::str("111122223333");
+        row[at(col::REGION)].1 = Cell::str("us-east-1");
+        row[at(col::ARN)].1 = Cell::str(ARN);
+        row[at(col::ALIASES)].1 = Cell::StrList(vec!["alias/app".into()]);
         b.push(row).unwrap();
         b.finish().unwrap()
     }

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use super::key_policy;
 use super::Rule;
 use crate::frames::{
-    col, Cell, FrameBuilder, EXEMPTIONS, FINDINGS, PARAMS, POLICY_STATEMENTS, TRAIL_DAYS,
-    TRAIL_LOG_DAYS,
+    check_columns, col, Cell, FrameBuilder, EXEMPTIONS, FINDINGS, PARAMS, POLICY_STATEMENTS,
+    TRAIL_DAYS, TRAIL_LOG_DAYS,
 };
 use crate::policy::{Exemption, Policy, Severity};
 use crate::trail::TrailCoverage;
@@ -37,8 +37,7 @@ pub struct Finding {
     pub finding_id: String,
     pub rule_id: String,
     pub severity: Severity,
-    /// `open` or `exempted`.
-    pub status: String,
+    pub status: FindingStatus,
     pub account_id: Option<String>,
     pub region: Option<String>,
     pub key_arn: Option<String>,
@@ -49,6 +48,35 @@ pub struct Finding {
     pub remediation: String,
     pub exemption_reason: Option<String>,
     pub exemption_expires: Option<String>,
+}
+
+/// Whether a finding counts against the key, or an active exemption covers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingStatus {
+    Open,
+    Exempted,
+}
+
+impl FindingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingStatus::Open => "open",
+            FindingStatus::Exempted => "exempted",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Finding {
+    pub fn is_open(&self) -> bool {
+        self.status == FindingStatus::Open
+    }
 }
 
 /// A stable id for the same rule, key and subject, month after month.
@@ -94,6 +122,14 @@ pub fn assess(
         "exemptions",
         exemptions_frame(&policy.exemptions, as_of)?.lazy(),
     );
+    for d in super::DERIVED_TABLES {
+        let df = ctx
+            .execute(d.sql)
+            .and_then(|lf| lf.collect())
+            .map_err(|e| anyhow::anyhow!("{}: {}", d.origin, one_line(&e.to_string())))?;
+        check_columns(&df, &d.schema).with_context(|| d.origin.to_string())?;
+        ctx.register(d.schema.name, df.lazy());
+    }
 
     let aliases = aliases_by_arn(&evidence.keys)?;
     let mut findings = Vec::new();
@@ -209,7 +245,7 @@ fn make_finding(
         finding_id: id,
         rule_id: rule.id.clone(),
         severity: policy.severity_for(&rule.id, rule.severity),
-        status: "open".into(),
+        status: FindingStatus::Open,
         account_id: row.account_id,
         region: row.region,
         key_arn: row.key_arn,
@@ -235,7 +271,7 @@ fn make_finding(
         .filter(|e| e.covers_rule(&rule.id) && key_matches(&e.key, arn, key_aliases))
         .collect();
     if let Some(active) = matching.iter().find(|e| !e.is_expired(as_of)) {
-        finding.status = "exempted".into();
+        finding.status = FindingStatus::Exempted;
         finding.exemption_reason = Some(format!(
             "{} (approved by {})",
             active.reason, active.approver
@@ -285,12 +321,15 @@ fn params_frame(evidence: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> R
         .as_ref()
         .map_or(0, |t| t.sources.len() as i64);
     b.push(vec![
-        Cell::Time(Some(as_of)),
-        Cell::Time(Some(evidence.window_start)),
-        Cell::Time(Some(as_of)),
-        Cell::Int(Some(policy.max_rotation_period_days)),
-        Cell::Int(Some(policy.grace_days)),
-        Cell::Int(Some(sources)),
+        (col::AS_OF, Cell::Time(Some(as_of))),
+        (col::WINDOW_START, Cell::Time(Some(evidence.window_start))),
+        (col::WINDOW_END, Cell::Time(Some(as_of))),
+        (
+            col::MAX_PERIOD_DAYS,
+            Cell::Int(Some(policy.max_rotation_period_days)),
+        ),
+        (col::GRACE_DAYS, Cell::Int(Some(policy.grace_days))),
+        (col::TRAIL_SOURCES, Cell::Int(Some(sources))),
     ])?;
     b.finish()
 }
@@ -312,18 +351,27 @@ fn trail_frames(trail: Option<&TrailCoverage>) -> Result<(DataFrame, DataFrame)>
             shown.join(", ")
         };
         days.push(vec![
-            Cell::str(&d.account_id),
-            Cell::str(&d.region),
-            Cell::Int(Some((d.days_with_logs.len() + d.days_missing.len()) as i64)),
-            Cell::Int(Some(d.days_with_logs.len() as i64)),
-            Cell::Int(Some(d.days_missing.len() as i64)),
-            Cell::str(missing),
+            (col::ACCOUNT_ID, Cell::str(&d.account_id)),
+            (col::REGION, Cell::str(&d.region)),
+            (
+                col::DAYS_IN_WINDOW,
+                Cell::Int(Some((d.days_with_logs.len() + d.days_missing.len()) as i64)),
+            ),
+            (
+                col::DAYS_WITH_LOGS,
+                Cell::Int(Some(d.days_with_logs.len() as i64)),
+            ),
+            (
+                col::DAYS_MISSING,
+                Cell::Int(Some(d.days_missing.len() as i64)),
+            ),
+            (col::MISSING_DAYS, Cell::str(missing)),
         ])?;
         for day in &d.days_with_logs {
             log_days.push(vec![
-                Cell::str(&d.account_id),
-                Cell::str(&d.region),
-                Cell::str(day.to_string()),
+                (col::ACCOUNT_ID, Cell::str(&d.account_id)),
+                (col::REGION, Cell::str(&d.region)),
+                (col::DAY, Cell::str(day.to_string())),
             ])?;
         }
     }
@@ -356,16 +404,19 @@ fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
         };
         for st in statements {
             b.push(vec![
-                Cell::opt_str(accounts[i].clone()),
-                Cell::opt_str(regions[i].clone()),
-                Cell::opt_str(arns[i].clone()),
-                Cell::opt_str(st.sid),
-                Cell::str(st.effect),
-                Cell::opt_str(st.principal),
-                Cell::str(st.actions),
-                Cell::opt_str(st.condition),
-                Cell::opt_str(
-                    Some(st.denied_rotation_actions.join(", ")).filter(|s| !s.is_empty()),
+                (col::ACCOUNT_ID, Cell::opt_str(accounts[i].clone())),
+                (col::REGION, Cell::opt_str(regions[i].clone())),
+                (col::KEY_ARN, Cell::opt_str(arns[i].clone())),
+                (col::SID, Cell::opt_str(st.sid)),
+                (col::EFFECT, Cell::str(st.effect)),
+                (col::PRINCIPAL, Cell::opt_str(st.principal)),
+                (col::ACTIONS, Cell::str(st.actions)),
+                (col::CONDITION, Cell::opt_str(st.condition)),
+                (
+                    col::DENIED_ROTATION_ACTIONS,
+                    Cell::opt_str(
+                        Some(st.denied_rotation_actions.join(", ")).filter(|s| !s.is_empty()),
+                    ),
                 ),
             ])?;
         }
@@ -377,12 +428,12 @@ fn exemptions_frame(exemptions: &[Exemption], as_of: DateTime<Utc>) -> Result<Da
     let mut b = FrameBuilder::new(EXEMPTIONS);
     for e in exemptions {
         b.push(vec![
-            Cell::str(&e.key),
-            Cell::str(&e.rule),
-            Cell::str(&e.reason),
-            Cell::str(&e.approver),
-            Cell::str(e.expires.to_string()),
-            Cell::Bool(Some(e.is_expired(as_of))),
+            (col::KEY, Cell::str(&e.key)),
+            (col::RULE, Cell::str(&e.rule)),
+            (col::REASON, Cell::str(&e.reason)),
+            (col::APPROVER, Cell::str(&e.approver)),
+            (col::EXPIRES, Cell::str(e.expires.to_string())),
+            (col::EXPIRED, Cell::Bool(Some(e.is_expired(as_of)))),
         ])?;
     }
     b.finish()
@@ -393,20 +444,26 @@ pub fn findings_frame(findings: &[Finding]) -> Result<DataFrame> {
     let mut b = FrameBuilder::new(FINDINGS);
     for f in findings {
         b.push(vec![
-            Cell::str(&f.finding_id),
-            Cell::str(&f.rule_id),
-            Cell::str(f.severity.as_str()),
-            Cell::str(&f.status),
-            Cell::opt_str(f.account_id.clone()),
-            Cell::opt_str(f.region.clone()),
-            Cell::opt_str(f.key_arn.clone()),
-            Cell::str(&f.title),
-            Cell::str(&f.detail),
-            Cell::opt_str(f.evidence.clone()),
-            Cell::str(&f.controls),
-            Cell::str(&f.remediation),
-            Cell::opt_str(f.exemption_reason.clone()),
-            Cell::opt_str(f.exemption_expires.clone()),
+            (col::FINDING_ID, Cell::str(&f.finding_id)),
+            (col::RULE_ID, Cell::str(&f.rule_id)),
+            (col::SEVERITY, Cell::str(f.severity.as_str())),
+            (col::STATUS, Cell::str(f.status.as_str())),
+            (col::ACCOUNT_ID, Cell::opt_str(f.account_id.clone())),
+            (col::REGION, Cell::opt_str(f.region.clone())),
+            (col::KEY_ARN, Cell::opt_str(f.key_arn.clone())),
+            (col::TITLE, Cell::str(&f.title)),
+            (col::DETAIL, Cell::str(&f.detail)),
+            (col::EVIDENCE, Cell::opt_str(f.evidence.clone())),
+            (col::CONTROLS, Cell::str(&f.controls)),
+            (col::REMEDIATION, Cell::str(&f.remediation)),
+            (
+                col::EXEMPTION_REASON,
+                Cell::opt_str(f.exemption_reason.clone()),
+            ),
+            (
+                col::EXEMPTION_EXPIRES,
+                Cell::opt_str(f.exemption_expires.clone()),
+            ),
         ])?;
     }
     b.finish()

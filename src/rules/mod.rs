@@ -21,12 +21,17 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
+use crate::frames::{Schema, ROTATION_FAILURES};
 use crate::policy::Severity;
 
+pub mod assess;
 pub mod derived;
 pub mod engine;
 pub mod key_policy;
+
+pub use assess::{assess_bundle, Assessment};
 #[cfg(test)]
 mod scenario_tests;
 
@@ -42,6 +47,50 @@ pub struct Rule {
     pub sql: String,
     /// `built-in queries/<id>.sql` or the path it was read from.
     pub origin: String,
+}
+
+/// A table derived in SQL from the frames and `params` before the rules run,
+/// so that rules reading the same grouping share one definition. (The
+/// `derived` module adapts the frames themselves; these are tables of their own.)
+pub struct DerivedTable {
+    pub schema: Schema,
+    pub origin: &'static str,
+    pub sql: &'static str,
+}
+
+pub const DERIVED_TABLES: &[DerivedTable] = &[DerivedTable {
+    schema: ROTATION_FAILURES,
+    origin: "queries/derived/rotation_failures.sql",
+    sql: include_str!("../../queries/derived/rotation_failures.sql"),
+}];
+
+impl Rule {
+    /// The derived tables this rule reads.
+    pub fn derived_tables(&self) -> impl Iterator<Item = &'static DerivedTable> + '_ {
+        DERIVED_TABLES
+            .iter()
+            .filter(|d| self.sql.contains(d.schema.name))
+    }
+
+    /// Everything that decides the rule's findings: its SQL, then the SQL of
+    /// each derived table it reads. The report ships this text and the
+    /// manifest records its SHA-256.
+    pub fn full_text(&self) -> String {
+        let mut text = self.sql.clone();
+        for d in self.derived_tables() {
+            text.push_str(&format!(
+                "\n\n-- {} ({}), derived before the rules run:\n{}",
+                d.schema.name,
+                d.origin,
+                d.sql.trim_end()
+            ));
+        }
+        text
+    }
+
+    pub fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.full_text().as_bytes()))
+    }
 }
 
 /// The rules shipped with kmsrot, embedded at build time.
@@ -266,6 +315,20 @@ mod tests {
             let err = parse("x", &text, "x.sql").unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn a_rule_that_reads_a_derived_table_carries_its_sql() {
+        let rules = load(None).unwrap();
+        let denied = rules.iter().find(|r| r.id == "permission_failure").unwrap();
+        assert!(denied.full_text().contains("COUNT(*) AS failed_calls"));
+        assert_ne!(
+            denied.sha256(),
+            hex::encode(Sha256::digest(denied.sql.as_bytes()))
+        );
+        // A rule that reads none hashes exactly its own SQL.
+        let plain = rules.iter().find(|r| r.id == "rotation_disabled").unwrap();
+        assert_eq!(plain.full_text(), plain.sql);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
-use super::engine::{assess, Evidence, Finding};
+use super::engine::{assess, Evidence, Finding, FindingStatus};
 use crate::inventory::{keys_frame, Eligibility, KeyRecord, RotationRecord};
 use crate::policy::{Exemption, Policy};
 use crate::trail::{events_frame, DayCoverage, EventRow, SourceCoverage, TrailCoverage, Window};
@@ -384,10 +384,10 @@ fn each_rule_fires_exactly_where_it_should() {
         .contains("NoRotationChanges"));
 
     let exempted = by("rotation_off_disabled_key");
-    assert_eq!(exempted.status, "exempted");
+    assert_eq!(exempted.status, FindingStatus::Exempted);
     assert_eq!(exempted.exemption_expires.as_deref(), Some("2026-06-30"));
     let lapsed = by("ineligible_key_type");
-    assert_eq!(lapsed.status, "open");
+    assert_eq!(lapsed.status, FindingStatus::Open);
     assert!(lapsed
         .exemption_reason
         .as_deref()
@@ -414,7 +414,7 @@ fn as_of_fixes_now() {
             .find(|f| f.rule_id == "ineligible_key_type")
             .unwrap()
             .status,
-        "exempted"
+        FindingStatus::Exempted
     );
 }
 

@@ -34,7 +34,7 @@ use super::digest::{
     self, ChainKey, DigestDoc, DigestName, PublicKey, SignatureError, HASH_ALGORITHM,
     SIGNATURE_ALGORITHM,
 };
-use crate::output::rfc3339;
+use crate::frames::time::rfc3339;
 
 /// How long after a digest's end the next one may still be on its way:
 /// CloudTrail delivers a digest about an hour after the period it covers.

@@ -506,7 +506,7 @@ pub async fn scan(
     if defaulted {
         collector.source_mut(idx).limits.push(format!(
             "no --since: the query reads from {}, the default audit window ({} days), not the whole store",
-            super::show_time(window.since),
+            crate::frames::time::show_time(window.since),
             crate::policy::Policy::default().audit_window_days
         ));
     }

@@ -18,15 +18,16 @@ use futures::stream::{self, StreamExt};
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::reader::{self, ReadOptions};
-use super::{Collector, EventRow, FileIssue};
+use super::{Collector, EventRow, FileIssue, Window};
 use crate::aws::{self, ErrorInfo};
-use crate::progress::Progress;
+use crate::progress::{Bar, Progress};
 
 /// How far back LookupEvents reaches.
 pub const RETENTION_DAYS: i64 = 90;
 /// AWS's documented limit: 2 requests per second per account and region.
 const MIN_SPACING: StdDuration = StdDuration::from_millis(500);
-/// Attempts per page when throttled or when AWS answers with a server fault.
+/// Attempts per page when throttled or when AWS answers with a server fault
+/// (`AWS_MAX_ATTEMPTS` overrides it, as it does the SDK's).
 const MAX_ATTEMPTS: u32 = 6;
 /// The first backoff after a throttle; doubled on each further one.
 const FIRST_BACKOFF: StdDuration = StdDuration::from_secs(1);
@@ -101,7 +102,7 @@ pub async fn scan(
         let src = collector.source_mut(idx);
         src.limits.push(format!(
             "LookupEvents covers only the last {RETENTION_DAYS} days (since {}) and management events only",
-            crate::output::rfc3339(earliest)
+            crate::frames::time::rfc3339(earliest)
         ));
         if opts.include_data_events {
             src.limits.push(
@@ -118,14 +119,14 @@ pub async fn scan(
     let Some(span) = span(&opts.window, now) else {
         collector.source_mut(idx).limits.push(format!(
             "the window ends before {}: nothing to ask LookupEvents",
-            crate::output::rfc3339(earliest)
+            crate::frames::time::rfc3339(earliest)
         ));
         return Ok(());
     };
     if span.clamped {
         collector.source_mut(idx).limits.push(format!(
             "the window starts before LookupEvents' {RETENTION_DAYS} days: events before {} are not in this source",
-            crate::output::rfc3339(span.start)
+            crate::frames::time::rfc3339(span.start)
         ));
     }
 
@@ -177,6 +178,36 @@ pub async fn scan(
     Ok(())
 }
 
+/// One key's rotation events and failures in the last 90 days, for
+/// `kmsrot diagnose`: a ResourceName lookup, paced and retried as [`scan`]'s
+/// are. Returns the kept rows and, one line each, what could not be read.
+pub async fn key_events(
+    config: &SdkConfig,
+    region: &str,
+    key_arn: &str,
+    now: DateTime<Utc>,
+) -> (Vec<EventRow>, Vec<String>) {
+    let opts = ReadOptions {
+        window: Window {
+            since: Some(now - Duration::days(RETENTION_DAYS)),
+            until: Some(now),
+        },
+        ..ReadOptions::default()
+    };
+    let Some(span) = span(&opts.window, now) else {
+        return (Vec::new(), Vec::new());
+    };
+    let attributes = [(LookupAttributeKey::ResourceName, key_arn.to_string())];
+    let r = scan_region(config, region, &attributes, &span, &opts, &Bar::hidden()).await;
+    let mut gaps = r.errors;
+    gaps.extend(
+        r.corrupt
+            .iter()
+            .map(|c| format!("{}: {}", c.path, c.reason)),
+    );
+    (r.rows, gaps)
+}
+
 /// The lookups to run in each region.
 fn lookup_attributes(opts: &ReadOptions) -> Vec<(LookupAttributeKey, String)> {
     if opts.include_data_events {
@@ -201,7 +232,7 @@ async fn scan_region(
     attributes: &[(LookupAttributeKey, String)],
     span: &Span,
     opts: &ReadOptions,
-    bar: &indicatif::ProgressBar,
+    bar: &Bar,
 ) -> RegionResult {
     // The SDK's own retries would send requests outside the pacer and could
     // break the 2/s budget; this module retries itself, through the pacer.
@@ -293,6 +324,7 @@ async fn fetch_page(
 ) -> Result<aws_sdk_cloudtrail::operation::lookup_events::LookupEventsOutput, ErrorInfo> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
+    let max_attempts = aws::max_attempts_from_env().unwrap_or(MAX_ATTEMPTS);
     loop {
         pacer.wait().await;
         let result = client
@@ -319,7 +351,7 @@ async fn fetch_page(
                 info
             }
         };
-        if attempt >= MAX_ATTEMPTS {
+        if attempt >= max_attempts {
             return Err(ErrorInfo::new(
                 err.code,
                 format!("{} (gave up after {attempt} attempts)", err.message),

@@ -29,38 +29,67 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::frames::{Cell, FrameBuilder, EVENTS};
-use crate::output::rfc3339;
+use crate::frames::{col, Cell, FrameBuilder, EVENTS};
 pub use integrity::IntegrityCoverage;
 
 impl EventRow {
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
         vec![
-            Cell::opt_str(self.event_id.clone()),
-            Cell::Time(self.event_time),
-            Cell::opt_str(self.event_name.clone()),
-            Cell::opt_str(self.event_type.clone()),
-            Cell::opt_str(self.event_source.clone()),
-            Cell::opt_str(self.aws_region.clone()),
-            Cell::opt_str(self.account_id.clone()),
-            Cell::opt_str(self.key_arn.clone()),
-            Cell::opt_str(self.key_id.clone()),
-            Cell::opt_str(self.principal_arn.clone()),
-            Cell::opt_str(self.principal_type.clone()),
-            Cell::opt_str(self.caller_account_id.clone()),
-            Cell::opt_str(self.invoked_by.clone()),
-            Cell::opt_str(self.source_ip.clone()),
-            Cell::opt_str(self.user_agent.clone()),
-            Cell::opt_str(self.error_code.clone()),
-            Cell::opt_str(self.error_message.clone()),
-            Cell::opt_str(self.rotation_type.clone()),
-            Cell::Int(self.rotation_period_days),
-            Cell::opt_str(self.request_id.clone()),
-            Cell::opt_str(self.recipient_account_id.clone()),
-            Cell::opt_str(self.shared_event_id.clone()),
-            Cell::opt_str(self.linked_event_id.clone()),
-            Cell::str(&self.source),
-            Cell::opt_str(self.log_integrity.clone()),
+            (col::EVENT_ID, Cell::opt_str(self.event_id.clone())),
+            (col::EVENT_TIME, Cell::Time(self.event_time)),
+            (col::EVENT_NAME, Cell::opt_str(self.event_name.clone())),
+            (col::EVENT_TYPE, Cell::opt_str(self.event_type.clone())),
+            (col::EVENT_SOURCE, Cell::opt_str(self.event_source.clone())),
+            (col::AWS_REGION, Cell::opt_str(self.aws_region.clone())),
+            (col::ACCOUNT_ID, Cell::opt_str(self.account_id.clone())),
+            (col::KEY_ARN, Cell::opt_str(self.key_arn.clone())),
+            (col::KEY_ID, Cell::opt_str(self.key_id.clone())),
+            (
+                col::PRINCIPAL_ARN,
+                Cell::opt_str(self.principal_arn.clone()),
+            ),
+            (
+                col::PRINCIPAL_TYPE,
+                Cell::opt_str(self.principal_type.clone()),
+            ),
+            (
+                col::CALLER_ACCOUNT_ID,
+                Cell::opt_str(self.caller_account_id.clone()),
+            ),
+            (col::INVOKED_BY, Cell::opt_str(self.invoked_by.clone())),
+            (col::SOURCE_IP, Cell::opt_str(self.source_ip.clone())),
+            (col::USER_AGENT, Cell::opt_str(self.user_agent.clone())),
+            (col::ERROR_CODE, Cell::opt_str(self.error_code.clone())),
+            (
+                col::ERROR_MESSAGE,
+                Cell::opt_str(self.error_message.clone()),
+            ),
+            (
+                col::ROTATION_TYPE,
+                Cell::opt_str(self.rotation_type.clone()),
+            ),
+            (
+                col::ROTATION_PERIOD_DAYS,
+                Cell::Int(self.rotation_period_days),
+            ),
+            (col::REQUEST_ID, Cell::opt_str(self.request_id.clone())),
+            (
+                col::RECIPIENT_ACCOUNT_ID,
+                Cell::opt_str(self.recipient_account_id.clone()),
+            ),
+            (
+                col::SHARED_EVENT_ID,
+                Cell::opt_str(self.shared_event_id.clone()),
+            ),
+            (
+                col::LINKED_EVENT_ID,
+                Cell::opt_str(self.linked_event_id.clone()),
+            ),
+            (col::SOURCE, Cell::str(&self.source)),
+            (
+                col::LOG_INTEGRITY,
+                Cell::opt_str(self.log_integrity.clone()),
+            ),
         ]
     }
 }
@@ -642,11 +671,6 @@ impl TrailCoverage {
             })
             .collect()
     }
-}
-
-/// RFC 3339 for optional times in messages.
-pub fn show_time(t: Option<DateTime<Utc>>) -> String {
-    t.map(rfc3339).unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]

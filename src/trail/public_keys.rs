@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::digest::{self, PublicKey};
 use crate::aws::{self, ErrorInfo};
-use crate::error::hinted;
+use crate::error::Error;
 
 /// Where validation takes its keys from.
 #[derive(Debug, Clone)]
@@ -25,19 +25,11 @@ pub enum KeySource {
 /// Reads `--public-keys FILE`; a malformed file is a one-line error naming it.
 pub fn load_file(path: &Path) -> Result<KeySource> {
     let hint = "give the JSON that `aws cloudtrail list-public-keys --start-time T --end-time T --region R` prints, for the regions and time of the archive";
-    let text = std::fs::read(path).map_err(|e| {
-        hinted(
-            format!("{}: cannot read the public keys file: {e}", path.display()),
-            hint,
-        )
-    })?;
-    let keys = digest::parse_public_keys_json(&text)
-        .map_err(|e| hinted(format!("{}: {e}", path.display()), hint))?;
+    let text = std::fs::read(path)
+        .map_err(|e| Error::input(path, format!("cannot read the public keys file: {e}"), hint))?;
+    let keys = digest::parse_public_keys_json(&text).map_err(|e| Error::input(path, e, hint))?;
     if keys.is_empty() {
-        return Err(hinted(
-            format!("{}: PublicKeyList is empty", path.display()),
-            hint,
-        ));
+        return Err(Error::input(path, "PublicKeyList is empty", hint));
     }
     Ok(KeySource::File(
         format!("--public-keys {} ({} key(s))", path.display(), keys.len()),

@@ -42,7 +42,7 @@ use super::reader::{self, FileScan, ReadOptions};
 use super::{Collector, FileIssue, Window};
 use crate::aws::{self, ErrorInfo};
 use crate::error::hinted;
-use crate::output::rfc3339;
+use crate::frames::time::rfc3339;
 use crate::progress::Progress;
 
 /// Objects in flight (fetched or being parsed) at once. Each holds one

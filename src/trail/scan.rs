@@ -314,6 +314,52 @@ impl Balance {
         None
     }
 
+    /// One block of `width` (16 or 32) bytes at `i`, given its masks (bit k
+    /// is byte k): quotes, opening and closing brackets. The block holds no
+    /// backslash, so every quote opens or closes a string. Shared by the
+    /// SSE2 and AVX2 scanners, which differ only in how they load a block.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn block(&mut self, width: u32, quotes: u32, open: u32, close: u32) -> Step {
+        let mask = if width == 32 {
+            u32::MAX
+        } else {
+            (1 << width) - 1
+        };
+        // Bit k of `inside` is set when byte k lies inside a string (an odd
+        // number of quotes at or before it, counting the carried-in state);
+        // a closing quote itself is outside.
+        let mut inside = quotes;
+        let mut shift = 1;
+        while shift < width {
+            inside ^= inside << shift;
+            shift <<= 1;
+        }
+        if self.in_string {
+            inside = !inside;
+        }
+        inside &= mask;
+        let mut brackets = (open | close) & !inside & mask;
+        while brackets != 0 {
+            let k = brackets.trailing_zeros();
+            if open & (1 << k) != 0 {
+                self.depth += 1;
+            } else {
+                if self.depth == 0 {
+                    return Step::Stray;
+                }
+                self.depth -= 1;
+                if self.depth == 0 {
+                    return Step::Closed(self.i + k as usize + 1);
+                }
+            }
+            brackets &= brackets - 1;
+        }
+        self.in_string = inside & (1 << (width - 1)) != 0;
+        self.i += width as usize;
+        Step::Next
+    }
+
     /// [`Balance::simd`] 32 bytes at a time; leaves the tail (under 32
     /// bytes) to it.
     #[cfg(target_arch = "x86_64")]
@@ -339,7 +385,7 @@ impl Balance {
                 }
                 continue;
             }
-            let q = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)) as u32;
+            let quotes = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)) as u32;
             let open = _mm256_movemask_epi8(_mm256_or_si256(
                 _mm256_cmpeq_epi8(v, open1),
                 _mm256_cmpeq_epi8(v, open2),
@@ -348,33 +394,11 @@ impl Balance {
                 _mm256_cmpeq_epi8(v, close1),
                 _mm256_cmpeq_epi8(v, close2),
             )) as u32;
-            let mut inside = q;
-            inside ^= inside << 1;
-            inside ^= inside << 2;
-            inside ^= inside << 4;
-            inside ^= inside << 8;
-            inside ^= inside << 16;
-            if self.in_string {
-                inside = !inside;
+            match self.block(32, quotes, open, close) {
+                Step::Next => {}
+                Step::Closed(end) => return Some(end),
+                Step::Stray => return None,
             }
-            let mut brackets = (open | close) & !inside;
-            while brackets != 0 {
-                let k = brackets.trailing_zeros();
-                if open & (1 << k) != 0 {
-                    self.depth += 1;
-                } else {
-                    if self.depth == 0 {
-                        return None;
-                    }
-                    self.depth -= 1;
-                    if self.depth == 0 {
-                        return Some(self.i + k as usize + 1);
-                    }
-                }
-                brackets &= brackets - 1;
-            }
-            self.in_string = inside & 0x8000_0000 != 0;
-            self.i += 32;
         }
         None
     }
@@ -405,7 +429,7 @@ impl Balance {
                     }
                     continue;
                 }
-                let q = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u32;
+                let quotes = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u32;
                 let open = _mm_movemask_epi8(_mm_or_si128(
                     _mm_cmpeq_epi8(v, open1),
                     _mm_cmpeq_epi8(v, open2),
@@ -414,41 +438,26 @@ impl Balance {
                     _mm_cmpeq_epi8(v, close1),
                     _mm_cmpeq_epi8(v, close2),
                 )) as u32;
-                // Bit k of `inside` is set when byte k lies inside a string
-                // (an odd number of quotes at or before it, counting the
-                // carried-in state); a closing quote itself is outside.
-                let mut inside = q;
-                inside ^= inside << 1;
-                inside ^= inside << 2;
-                inside ^= inside << 4;
-                inside ^= inside << 8;
-                if self.in_string {
-                    inside = !inside;
+                match self.block(16, quotes, open, close) {
+                    Step::Next => {}
+                    Step::Closed(end) => return Some(end),
+                    Step::Stray => return None,
                 }
-                inside &= 0xFFFF;
-                let outside = !inside & 0xFFFF;
-                let mut brackets = (open | close) & outside;
-                while brackets != 0 {
-                    let k = brackets.trailing_zeros();
-                    if open & (1 << k) != 0 {
-                        self.depth += 1;
-                    } else {
-                        if self.depth == 0 {
-                            return None;
-                        }
-                        self.depth -= 1;
-                        if self.depth == 0 {
-                            return Some(self.i + k as usize + 1);
-                        }
-                    }
-                    brackets &= brackets - 1;
-                }
-                self.in_string = inside & 0x8000 != 0;
-                self.i += 16;
             }
         }
         None
     }
+}
+
+/// What one block did to the bracket count.
+#[cfg(target_arch = "x86_64")]
+enum Step {
+    /// The block ended inside the value; go on to the next.
+    Next,
+    /// The outermost bracket closed; the value ends before this offset.
+    Closed(usize),
+    /// A closer before any opener: not ours to end.
+    Stray,
 }
 
 /// Iterates the members of the object at `start` (`buf[start] == b'{'`):
@@ -709,6 +718,28 @@ mod tests {
                 Ok(b.len()),
                 "balanced, followed: {c}"
             );
+        }
+        // Each cutter alone, finishing byte by byte as skip_balanced does, so
+        // the SSE2 one is checked on its own even on a CPU with AVX2.
+        #[cfg(target_arch = "x86_64")]
+        for c in &cases {
+            let b = c.as_bytes();
+            let fresh = || Balance {
+                depth: 0,
+                in_string: false,
+                i: 0,
+            };
+            let mut sse = fresh();
+            let end = sse.simd(b).or_else(|| sse.scalar(b, b.len()));
+            assert_eq!(end, Some(b.len()), "sse2: {c}");
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut avx = fresh();
+                // SAFETY: AVX2 was just detected on this CPU.
+                let end = unsafe { avx.avx2(b) }
+                    .or_else(|| avx.simd(b))
+                    .or_else(|| avx.scalar(b, b.len()));
+                assert_eq!(end, Some(b.len()), "avx2: {c}");
+            }
         }
         assert!(skip_balanced(br#"{"a":"}"#, 0).is_err());
         assert!(skip_balanced(br#"{"a":[1,2]"#, 0).is_err());

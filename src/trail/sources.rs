@@ -1,94 +1,20 @@
 //! The SOURCE arguments of `trail scan` and `collect --trail`, and the one
 //! loop that reads them all into a [`Collector`].
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use aws_config::SdkConfig;
-use tokio::sync::OnceCell;
+use anyhow::{Context, Result};
 
 use super::public_keys::{self, KeySource};
-use super::reader::ReadOptions;
+use super::reader::{parse_event_list, ReadOptions};
 use super::s3::ValidateWith;
 use super::{Collector, EventRow, TrailCoverage};
-use crate::aws::regions::{self, DEFAULT_ENABLED};
-use crate::aws::AwsOptions;
-use crate::error::hinted;
-use crate::progress::Progress;
-
-/// AWS access for the sources that need it, set up on first use only: a
-/// scan of local files never resolves a region or credentials, so it never
-/// probes the instance metadata service (IMDS) or waits for it.
-pub struct Aws {
-    opts: AwsOptions,
-    config: OnceCell<SdkConfig>,
-    /// The regions `--region` names (`all` discovered), else the default.
-    named: OnceCell<Vec<String>>,
-    /// Every region enabled for the account.
-    enabled: OnceCell<Vec<String>>,
-}
-
-impl Aws {
-    /// From the global flags; nothing is resolved yet.
-    pub fn lazy(opts: AwsOptions) -> Self {
-        Aws {
-            opts,
-            config: OnceCell::new(),
-            named: OnceCell::new(),
-            enabled: OnceCell::new(),
-        }
-    }
-
-    /// A configuration already loaded, and the regions the run covers.
-    pub fn loaded(config: SdkConfig, regions: Vec<String>) -> Self {
-        Aws {
-            opts: AwsOptions::default(),
-            config: OnceCell::new_with(Some(config)),
-            named: OnceCell::new_with(Some(regions.clone())),
-            enabled: OnceCell::new_with(Some(regions)),
-        }
-    }
-
-    pub async fn config(&self) -> &SdkConfig {
-        self.config
-            .get_or_init(|| crate::aws::load_config(&self.opts))
-            .await
-    }
-
-    /// The regions asked with `--region` (`all`: every enabled one), or the
-    /// configured region: where LookupEvents is asked.
-    pub async fn named_regions(&self) -> Result<&[String]> {
-        let config = self.config().await;
-        self.named
-            .get_or_try_init(|| async {
-                if self.opts.regions.is_empty() {
-                    Ok(vec![crate::aws::default_region(config)?])
-                } else {
-                    regions::resolve(config, &self.opts)
-                        .await
-                        .map(|p| p.regions)
-                }
-            })
-            .await
-            .map(Vec::as_slice)
-    }
-
-    /// Every region enabled for the account (account:ListRegions, else the
-    /// built-in list).
-    pub async fn enabled_regions(&self) -> Result<&[String]> {
-        let config = self.config().await;
-        self.enabled
-            .get_or_try_init(|| async {
-                let all = AwsOptions {
-                    regions: vec!["all".into()],
-                    ..self.opts.clone()
-                };
-                regions::resolve(config, &all).await.map(|p| p.regions)
-            })
-            .await
-            .map(Vec::as_slice)
-    }
-}
+use crate::aws::regions::DEFAULT_ENABLED;
+use crate::context::Ctx;
+use crate::error::{hinted, Error};
+use crate::frames::EVENTS;
+use crate::output::{write_frame, write_json_file, Table};
 
 /// A SOURCE argument, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,18 +54,22 @@ pub fn parse_source(s: &str) -> Result<Source> {
     Ok(Source::Local(PathBuf::from(s)))
 }
 
-/// Reads every source, in order, and closes the scan.
+/// Reads every source, in order, and closes the scan. AWS is reached only
+/// through `ctx`, and only for a remote source: a scan of local files never
+/// resolves a region or credentials, so it never probes IMDS. LookupEvents
+/// has no cross-region view: it is asked in the run's regions (`--region`,
+/// `all` discovered), else the configured one.
 pub async fn scan_sources(
-    aws: &Aws,
+    ctx: &Ctx,
     sources: &[String],
     opts: &ReadOptions,
-    progress: &Progress,
 ) -> Result<(Vec<EventRow>, TrailCoverage)> {
     // Parse every argument before reading any, so a typo fails fast.
     let parsed = sources
         .iter()
         .map(|s| parse_source(s).map(|p| (s.as_str(), p)))
         .collect::<Result<Vec<_>>>()?;
+    let progress = &ctx.progress;
     let remote = parsed.iter().any(|(_, p)| !matches!(p, Source::Local(_)));
     let validate = validation(opts, &parsed)?;
     let mut collector = Collector::new();
@@ -149,8 +79,9 @@ pub async fn scan_sources(
                 super::local::scan(&path, given, opts, &mut collector, progress)?
             }
             Source::S3 { .. } => {
+                let config = ctx.aws().await?;
                 super::s3::scan(
-                    aws.config().await,
+                    config,
                     given,
                     opts,
                     &mut collector,
@@ -160,12 +91,13 @@ pub async fn scan_sources(
                 .await?
             }
             Source::Lookup => {
-                let regions = aws.named_regions().await?;
-                super::lookup::scan(aws.config().await, regions, opts, &mut collector, progress)
-                    .await?
+                let config = ctx.aws().await?;
+                let regions = ctx.region_plan().await?.regions.clone();
+                super::lookup::scan(config, &regions, opts, &mut collector, progress).await?
             }
             Source::Lake(_) => {
-                super::lake::scan(aws.config().await, given, opts, &mut collector, progress).await?
+                let config = ctx.aws().await?;
+                super::lake::scan(config, given, opts, &mut collector, progress).await?
             }
         }
     }
@@ -178,7 +110,7 @@ pub async fn scan_sources(
         let regions: Vec<String> = if !opts.scope.regions.is_empty() {
             opts.scope.regions.clone()
         } else if remote {
-            aws.enabled_regions().await?.to_vec()
+            ctx.enabled_regions().await?.to_vec()
         } else {
             // Local files only: no AWS call is made, so the opt-in regions
             // an account enabled are not known.
@@ -195,13 +127,85 @@ pub async fn scan_sources(
     Ok(collector.finish(opts.window))
 }
 
+/// What `kmsrot trail scan` read.
+#[derive(Debug)]
+pub struct Scan {
+    pub rows: Vec<EventRow>,
+    pub coverage: TrailCoverage,
+}
+
+/// `kmsrot trail scan`: reads every source and writes `events.*` and
+/// `coverage.json` into `out`.
+pub async fn scan_into(
+    ctx: &Ctx,
+    sources: &[String],
+    opts: &ReadOptions,
+    out: &Path,
+) -> Result<Scan> {
+    let (rows, coverage) = scan_sources(ctx, sources, opts).await?;
+    write_frame(out, &EVENTS, &mut super::events_frame(&rows)?)?;
+    let doc = serde_json::json!({
+        "complete": coverage.complete,
+        "trail": &coverage,
+    });
+    write_json_file(&out.join("coverage.json"), &doc)?;
+    Ok(Scan { rows, coverage })
+}
+
+impl Scan {
+    /// Events read, kept and duplicated, then counts by event name and by
+    /// error code.
+    pub fn summary_table(&self) -> Table {
+        let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut by_error: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in &self.rows {
+            *by_name
+                .entry(r.event_name.as_deref().unwrap_or("(none)"))
+                .or_default() += 1;
+            if let Some(code) = r.error_code.as_deref() {
+                *by_error.entry(code).or_default() += 1;
+            }
+        }
+        let c = &self.coverage;
+        let mut table = Table::new(["what", "name", "count"]);
+        table.row(["total", "events_read", &c.events_read.to_string()]);
+        table.row(["total", "events_kept", &c.events_kept.to_string()]);
+        table.row(["total", "duplicates", &c.duplicates.to_string()]);
+        for (name, n) in &by_name {
+            table.row(["event_name", name, &n.to_string()]);
+        }
+        for (code, n) in &by_error {
+            table.row(["error_code", code, &n.to_string()]);
+        }
+        table
+    }
+}
+
+/// Reads `--events-file`: one CloudTrail eventName per line, `#` comments.
+pub fn read_event_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the events file", path.display()))?;
+    let names = parse_event_list(&text);
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(Error::input(
+            path,
+            format!("`{bad}` is not an event name"),
+            "one CloudTrail eventName per line, such as RotateKey; `#` starts a comment",
+        ));
+    }
+    Ok(names)
+}
+
 /// `--validate` and `--public-keys`, checked before any source is read: the
 /// keys file is read once, and a validation with nothing to validate is a
 /// usage error rather than a quiet no-op.
 fn validation(opts: &ReadOptions, parsed: &[(&str, Source)]) -> Result<Option<ValidateWith>> {
     if !opts.validate {
         if let Some(path) = &opts.public_keys {
-            return Err(hinted(
+            return Err(Error::usage(
                 format!("--public-keys {} without --validate", path.display()),
                 "add --validate to check the S3 archive's digest files with these keys",
             ));
@@ -209,7 +213,7 @@ fn validation(opts: &ReadOptions, parsed: &[(&str, Source)]) -> Result<Option<Va
         return Ok(None);
     }
     if !parsed.iter().any(|(_, p)| matches!(p, Source::S3 { .. })) {
-        return Err(hinted(
+        return Err(Error::usage(
             "--validate checks the digest files of an S3 archive, and no source is s3://",
             "give the trail's archive as s3://BUCKET/PREFIX: digest signatures live in S3 object metadata, which local copies lose",
         ));

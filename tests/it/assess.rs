@@ -14,6 +14,8 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
+use kmsrot_testkit::cloudtrail::{self, KeyRef};
+
 use crate::support::{read_json, run, Moto, ACCOUNT};
 
 pub(crate) const BUCKET: &str = "org-trail";
@@ -199,68 +201,24 @@ fn record(
     principal: Option<&str>,
     error: Option<(&str, &str)>,
 ) -> Value {
-    let key_arn = arn(region, key_id);
-    let service = name == "RotateKey";
-    let mut r = json!({
-        "eventVersion": if service { "1.11" } else { "1.08" },
-        "eventTime": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "eventSource": "kms.amazonaws.com",
-        "eventName": name,
-        "awsRegion": region,
-        "sourceIPAddress": if service { "kms.amazonaws.com" } else { "203.0.113.10" },
-        "userAgent": if service { "kms.amazonaws.com" } else { "aws-cli/2.15.0" },
-        "requestParameters": if service { Value::Null } else { json!({"keyId": key_arn}) },
-        "responseElements": Value::Null,
-        "requestID": format!("req-{name}-{}", at.timestamp()),
-        "eventID": format!("{:08x}-{}", at.timestamp(), name.len() + key_id.len()),
-        "readOnly": false,
-        "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}],
-        "eventType": if service { "AwsServiceEvent" } else { "AwsApiCall" },
-        "managementEvent": true,
-        "recipientAccountId": ACCOUNT,
-        "eventCategory": "Management"
-    });
-    r["eventID"] = json!(format!("{}-{}-{}", name, key_id, at.timestamp()));
-    if service {
-        r["userIdentity"] = json!({"accountId": ACCOUNT, "invokedBy": "kms.amazonaws.com"});
-        r["serviceEventDetails"] = json!({"keyId": key_id, "rotationType": "AUTOMATIC"});
-    } else {
-        let p = principal.unwrap_or("arn:aws:iam::123456789012:user/alice");
-        let kind = if p.contains(":assumed-role/") {
-            "AssumedRole"
-        } else {
-            "IAMUser"
-        };
-        r["userIdentity"] =
-            json!({"type": kind, "arn": p, "accountId": ACCOUNT, "principalId": "AIDAEXAMPLE"});
-    }
-    if let Some((code, message)) = error {
-        r["errorCode"] = json!(code);
-        r["errorMessage"] = json!(message);
-    }
-    r
+    let key = KeyRef {
+        account: ACCOUNT,
+        region,
+        key_id,
+    };
+    cloudtrail::record(name, key, at, principal, error)
 }
 
 /// Data-plane noise, as real archives are mostly made of.
 fn decrypt(region: &str, key_id: &str, at: DateTime<Utc>) -> Value {
-    let mut r = record(
+    record(
         "Decrypt",
         region,
         key_id,
         at,
         Some("arn:aws:sts::123456789012:assumed-role/app/i-0abc"),
         None,
-    );
-    r["readOnly"] = json!(true);
-    r
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
-    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
-    let n = c.gzip_compress(data, &mut out).unwrap();
-    out.truncate(n);
-    out
+    )
 }
 
 /// One log file per day in each region over the window, as CloudTrail
@@ -312,13 +270,15 @@ pub(crate) async fn seed_archive(moto: &Moto, keys: &Keys, now: DateTime<Utc>, m
         let s3 = s3.clone();
         let at = day(n);
         async move {
-            let stamp = at.format("%Y%m%dT%H%MZ");
-            let key = format!(
-                "AWSLogs/{ACCOUNT}/CloudTrail/{region}/{}/{ACCOUNT}_CloudTrail_{region}_{stamp}_{n:04}abcd.json.gz",
-                at.format("%Y/%m/%d")
-            );
-            let body = gzip(json!({"Records": records}).to_string().as_bytes());
-            s3.put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap();
+            let key = cloudtrail::archive_key(ACCOUNT, &region, at, &format!("{n:04}abcd"));
+            let body = cloudtrail::log_file(&records);
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
         }
     });
     futures::stream::iter(puts)

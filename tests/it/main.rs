@@ -7,6 +7,8 @@ mod diff;
 mod iac;
 mod iam;
 mod inventory;
+mod layering;
+mod offline;
 mod remediate;
 mod report;
 mod trail;

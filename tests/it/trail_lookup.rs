@@ -408,3 +408,69 @@ fn a_denied_region_is_recorded_once_and_the_others_are_read() {
     assert!(euw1["days_with_logs"].as_array().unwrap().is_empty());
     assert_eq!(euw1["days_missing"].as_array().unwrap().len(), 8);
 }
+
+/// `kmsrot diagnose` reads one key's history through the same client as
+/// `trail scan lookup` (issue 15): one ResourceName lookup for the key's ARN,
+/// its window the last 90 days, a throttled page retried after a backoff, and
+/// a denied region a gap rather than an error.
+#[tokio::test]
+async fn diagnose_lookup_is_clamped_paced_and_retried() {
+    let now = Utc::now();
+    let region = "us-west-2";
+    let arn = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let ago = |days: i64| now - Duration::days(days);
+    let mut other_key = placed("current-docs.ct-rotatekey.1.json", 4, region, ago(5));
+    other_key.record["resources"][0]["ARN"] =
+        json!("arn:aws:kms:us-west-2:111122223333:key/0987dcba-09fe-87dc-65ba-ab0987654321");
+    let fixture = CloudTrailFixture::start(
+        vec![
+            placed("current-docs.ct-rotatekey.1.json", 1, region, ago(20)),
+            placed(
+                "current-docs.ct-enablekeyrotation.1.json",
+                2,
+                region,
+                ago(40),
+            ),
+            // Older than LookupEvents keeps: never asked for.
+            placed("current-docs.ct-rotatekey.1.json", 3, region, ago(120)),
+            other_key,
+        ],
+        FixtureOptions {
+            account: ACCOUNT.into(),
+            throttle_once: vec![(region.into(), arn.into())],
+            deny_regions: vec!["eu-west-1".into()],
+            ..FixtureOptions::default()
+        },
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .endpoint_url(&fixture.url)
+        .credentials_provider(aws_sdk_kms::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+
+    let (rows, gaps) = kmsrot::trail::lookup::key_events(&config, region, arn, now).await;
+    assert!(gaps.is_empty(), "{gaps:?}");
+    let ids: BTreeSet<String> = rows.iter().filter_map(|r| r.event_id.clone()).collect();
+    assert_eq!(ids, BTreeSet::from([event_id(1), event_id(2)]));
+
+    let requests = fixture.requests();
+    assert_eq!(requests.len(), 2, "one throttled page, then its retry");
+    assert!(requests[0].throttled);
+    assert!(requests[1].at - requests[0].at >= StdDuration::from_millis(900));
+    for r in &requests {
+        assert_eq!(
+            (r.attribute_key.as_str(), r.attribute_value.as_str()),
+            ("ResourceName", arn)
+        );
+        let start = r.start_time.expect("a start time");
+        assert!((start - ago(90).timestamp() as f64).abs() < 5.0, "{start}");
+    }
+
+    let (rows, gaps) = kmsrot::trail::lookup::key_events(&config, "eu-west-1", arn, now).await;
+    assert!(rows.is_empty());
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0].contains("AccessDeniedException"), "{gaps:?}");
+}

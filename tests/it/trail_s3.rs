@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use kmsrot_testkit::cloudtrail::gzip;
 use serde_json::{json, Value};
 
 use crate::support::counting_proxy::{CountingProxy, Failure, Seen};
@@ -229,14 +230,6 @@ fn archive() -> (Vec<LogFile>, BTreeMap<u32, &'static str>) {
         file(b, use1, t(day, 6, 5), recs, false);
     }
     (files, kept)
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
-    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
-    let n = c.gzip_compress(data, &mut out).expect("gzip");
-    out.truncate(n);
-    out
 }
 
 /// Digest files, as CloudTrail writes them next to the logs.

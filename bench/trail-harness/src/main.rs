@@ -6,19 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[allow(dead_code)]
-#[path = "../../../src/trail"]
-mod trail {
-    pub mod gz;
-    mod model;
-    pub mod reader;
-    pub mod record;
-    pub mod scan;
-
-    pub use model::{EventRow, Scope, Window};
-}
-
-use trail::reader::{scan_bytes, ReadOptions, Verdict};
+use kmsrot::trail::reader::{scan_bytes, ReadOptions, Verdict};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {

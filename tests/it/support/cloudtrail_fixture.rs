@@ -296,15 +296,24 @@ fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
         return json_error(400, "ThrottlingException", "Rate exceeded");
     }
 
-    let field = match key.as_str() {
-        "EventName" => "eventName",
-        "EventSource" => "eventSource",
-        _ => return json_error(400, "InvalidLookupAttributesException", "fixture: key"),
+    // ResourceName matches the ARN (or name) of any resource of the event.
+    let matches = |record: &Value| match key.as_str() {
+        "EventName" => Some(record["eventName"] == value.as_str()),
+        "EventSource" => Some(record["eventSource"] == value.as_str()),
+        "ResourceName" => Some(
+            record["resources"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["ARN"] == value.as_str())),
+        ),
+        _ => None,
     };
+    if matches(&json!({})).is_none() {
+        return json_error(400, "InvalidLookupAttributesException", "fixture: key");
+    }
     let mut matching: Vec<&FixtureEvent> = state
         .events
         .iter()
-        .filter(|e| e.region == region && e.record[field] == value.as_str())
+        .filter(|e| e.region == region && matches(&e.record) == Some(true))
         .filter(|e| {
             let t = event_time(&e.record);
             record.start_time.is_none_or(|s| t >= s) && record.end_time.is_none_or(|u| t <= u)

@@ -9,8 +9,9 @@
 pub mod cloudtrail_fixture;
 pub mod counting_proxy;
 pub mod proxy;
-pub mod seed;
 pub mod signed_archive;
+
+pub use kmsrot_testkit::seed;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,15 +1,12 @@
 //! Seeds an emulated KMS account through the Rust SDK: the kinds of keys a
 //! real account holds, each labelled with the eligibility AWS would give it.
 //!
-//! Shared by the integration tests (`support::seed`) and by
-//! `examples/seed.rs` (the demo and the benchmark), so this file uses only
-//! external crates, never `crate::`.
+//! Used by the integration tests (`support::seed`), `examples/seed.rs` (the
+//! demo and the benchmark) and `examples/sample_account.rs`.
 //!
 //! moto 5.2 accepts some calls AWS rejects (EnableKeyRotation on asymmetric,
 //! HMAC and imported keys; Origin AWS_CLOUDHSM without a key store). The demo
 //! scenario never relies on those; tests that do say so.
-
-#![allow(dead_code)]
 
 use anyhow::{Context, Result};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, OriginType, Tag};

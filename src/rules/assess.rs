@@ -1,0 +1,123 @@
+//! Assessing a bundle in place: the rules run over its frames, the findings
+//! written beside them, and the assessment (rules' SHA-256, as-of, policy)
+//! recorded in the manifest.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use super::engine::{self, Evidence, Finding};
+use super::Rule;
+use crate::bundle::{self, AssessmentEntry, Manifest};
+use crate::error::Outcome;
+use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
+use crate::output::{read_frame, write_frame, Table};
+use crate::policy::{Policy, Severity};
+
+/// What an assessment produced.
+#[derive(Debug)]
+pub struct Assessment {
+    pub findings: Vec<Finding>,
+    pub rules: Vec<Rule>,
+    pub coverage_complete: bool,
+    pub gaps: Vec<String>,
+}
+
+/// Rule id → SHA-256 of its full text, so a changed rule shows in the manifest.
+pub fn rule_hashes(rules: &[Rule]) -> BTreeMap<String, String> {
+    rules.iter().map(|r| (r.id.clone(), r.sha256())).collect()
+}
+
+/// Assesses the bundle in `dir`: findings written, manifest updated and
+/// sealed again. `now` is when the assessment ran; `as_of` the date it
+/// judges at.
+pub fn assess_bundle(
+    dir: &Path,
+    policy: &Policy,
+    rules: Vec<Rule>,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Assessment> {
+    let mut manifest = Manifest::read(dir)?;
+    let coverage = bundle::read_coverage(dir)?;
+    let evidence = Evidence {
+        keys: read_frame(dir, &KEYS)?,
+        rotations: read_frame(dir, &ROTATIONS)?,
+        events: read_frame(dir, &EVENTS)?,
+        trail: coverage.trail.clone(),
+        window_start: manifest.audit_window.start,
+    };
+    let findings = engine::assess(&evidence, &rules, policy, as_of)?;
+    write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
+    manifest.assessment = Some(AssessmentEntry {
+        assessed_at: now,
+        as_of,
+        policy: policy.origin.clone(),
+        rules: rule_hashes(&rules),
+        findings: findings.len(),
+        open: findings.iter().filter(|f| f.is_open()).count(),
+    });
+    manifest.seal(dir)?;
+    Ok(Assessment {
+        findings,
+        rules,
+        coverage_complete: coverage.complete,
+        gaps: coverage.gaps(),
+    })
+}
+
+impl Assessment {
+    /// One row per rule that fired, most severe first.
+    pub fn summary_table(&self) -> Table {
+        let mut counts: BTreeMap<(Severity, &str), (usize, usize)> = BTreeMap::new();
+        for f in &self.findings {
+            let c = counts.entry((f.severity, &f.rule_id)).or_default();
+            if f.is_open() {
+                c.0 += 1;
+            } else {
+                c.1 += 1;
+            }
+        }
+        let mut table = Table::new(["severity", "rule", "open", "exempted"]);
+        for ((sev, rule), (open, exempted)) in counts {
+            table.row([
+                sev.to_string(),
+                rule.to_string(),
+                open.to_string(),
+                exempted.to_string(),
+            ]);
+        }
+        table
+    }
+
+    /// `N open: 2 high, 1 medium` counts for the summary line.
+    pub fn open_by_severity(&self) -> (usize, String) {
+        let open: Vec<&Finding> = self.findings.iter().filter(|f| f.is_open()).collect();
+        let mut by_sev = String::new();
+        for sev in Severity::ALL {
+            let n = open.iter().filter(|f| f.severity == sev).count();
+            if n > 0 {
+                by_sev.push_str(&format!(" {n} {sev},"));
+            }
+        }
+        (open.len(), by_sev.trim_end_matches(',').to_string())
+    }
+
+    /// Findings first: an open finding at or above `fail_on` is exit 1 even
+    /// when coverage is partial; partial coverage alone is exit 3.
+    pub fn outcome(&self, fail_on: Severity) -> Outcome {
+        let failing = self
+            .findings
+            .iter()
+            .any(|f| f.is_open() && f.severity.at_least(fail_on));
+        if failing {
+            Outcome::Findings
+        } else if !self.coverage_complete {
+            Outcome::Partial
+        } else {
+            Outcome::Complete
+        }
+    }
+}
