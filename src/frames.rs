@@ -144,6 +144,16 @@ pub mod col {
     pub const DAYS_WITH_LOGS: &str = "days_with_logs";
     pub const DAYS_MISSING: &str = "days_missing";
     pub const MISSING_DAYS: &str = "missing_days";
+    pub const DAYS_QUIET: &str = "days_quiet";
+    /// Whether the day ledger was judged with CloudTrail's signed digests.
+    pub const VALIDATED: &str = "validated";
+    pub const FILE_KIND: &str = "file_kind";
+    pub const OUTCOME: &str = "outcome";
+    pub const FILES: &str = "files";
+    pub const FIRST_HOUR: &str = "first_hour";
+    pub const LAST_HOUR: &str = "last_hour";
+    pub const HOURS: &str = "hours";
+    pub const EXAMPLES: &str = "examples";
     pub const DAY: &str = "day";
 
     pub const SID: &str = "sid";
@@ -315,6 +325,25 @@ pub const TRAIL_DAYS: Schema = Schema {
         c(col::DAYS_WITH_LOGS, Kind::Int),
         c(col::DAYS_MISSING, Kind::Int),
         c(col::MISSING_DAYS, Kind::Str),
+        c(col::DAYS_QUIET, Kind::Int),
+        c(col::VALIDATED, Kind::Bool),
+    ],
+};
+
+/// Log file integrity problems (`--validate`), one row per account, region,
+/// kind of file and outcome: how many files, which hours, a few of their keys.
+pub const TRAIL_INTEGRITY_PROBLEMS: Schema = Schema {
+    name: "trail_integrity_problems",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::FILE_KIND, Kind::Str),
+        c(col::OUTCOME, Kind::Str),
+        c(col::FILES, Kind::Int),
+        c(col::FIRST_HOUR, Kind::Time),
+        c(col::LAST_HOUR, Kind::Time),
+        c(col::HOURS, Kind::Str),
+        c(col::EXAMPLES, Kind::Str),
     ],
 };
 
@@ -627,6 +656,7 @@ mod tests {
             PARAMS,
             TRAIL_DAYS,
             TRAIL_LOG_DAYS,
+            TRAIL_INTEGRITY_PROBLEMS,
             POLICY_STATEMENTS,
             EXEMPTIONS,
             ROTATION_FAILURES,
