@@ -241,11 +241,17 @@ impl Collected {
     /// the bundle is.
     pub fn notes(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .coverage
-            .gaps()
-            .into_iter()
-            .map(|g| format!("partial: {g}"))
+            .trail
+            .iter()
+            .flat_map(|t| t.integrity.iter())
+            .flat_map(|i| i.summary())
             .collect();
+        lines.extend(
+            self.coverage
+                .gaps()
+                .into_iter()
+                .map(|g| format!("partial: {g}")),
+        );
         if self.trail.is_none() {
             lines.push("note: no --trail source: rotation events and failures are not in this bundle (the evidence_gap rule will say so)".into());
         }

@@ -694,3 +694,134 @@ async fn outcomes_agree_with_aws_cloudtrail_validate_logs() {
     assert_eq!(ours[&s3(&x.added_log)]["outcome"], "not_in_digest");
     assert!(!statuses.keys().any(|(_, u)| *u == s3(&x.added_log)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collect_assess_report_name_the_broken_hours_and_spare_the_quiet_day() {
+    let moto = Moto::start();
+    let (archive, x) = tampered_archive();
+    archive.upload(&moto.s3(US).await).await;
+    // One eligible key with rotation on, so the region holds rotatable keys.
+    let kms = moto.kms(US).await;
+    let key_id = kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    kms.enable_key_rotation()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keys_file(tmp.path(), &[key(0), key(1)]);
+    let bundle = tmp.path().join("bundle");
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["--region", US, "collect", "--out"])
+        .arg(&bundle)
+        .args(["--trail", &format!("s3://{BUCKET}")])
+        .args([
+            "--since",
+            SINCE,
+            "--until",
+            "2025-03-04T23:59:59Z",
+            "--late-delivery-days",
+            "1",
+        ])
+        .args(["--validate", "--public-keys"])
+        .arg(&keys));
+    assert_eq!(code, 3, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("integrity: log files:"), "{stderr}");
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["assess"])
+        .arg(&bundle)
+        .args(["--as-of", "2025-03-05T00:00:00Z"]));
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let findings = read_json(&bundle.join("findings.json"));
+    let of = |rule: &str| -> Vec<Value> {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule_id"] == rule)
+            .cloned()
+            .collect()
+    };
+    let integrity = of("trail_integrity");
+    assert!(integrity.iter().all(|f| f["severity"] == "high"));
+    let details: Vec<&str> = integrity
+        .iter()
+        .map(|f| f["detail"].as_str().unwrap())
+        .collect();
+    for want in [
+        "changed after delivery",
+        "not in the archive",
+        "listed in no digest",
+        "restarted",
+        "missing from the chain",
+        "do not verify",
+    ] {
+        assert!(
+            details.iter().any(|d| d.contains(want)),
+            "no trail_integrity finding says {want:?}: {details:#?}"
+        );
+    }
+    let altered = integrity
+        .iter()
+        .find(|f| {
+            f["detail"]
+                .as_str()
+                .unwrap()
+                .contains("changed after delivery")
+        })
+        .unwrap();
+    assert!(altered["detail"]
+        .as_str()
+        .unwrap()
+        .contains("2025-03-03T01:05Z"));
+    assert!(altered["evidence"].as_str().unwrap().contains(&x.altered));
+    // The lost day is a gap; the quiet one is not.
+    let gaps = of("evidence_gap");
+    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    let gap = gaps[0]["detail"].as_str().unwrap();
+    assert!(
+        gap.contains("2025-03-04") && !gap.contains("2025-03-02"),
+        "{gap}"
+    );
+
+    let report = tmp.path().join("report");
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["report"])
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&report));
+    assert!(
+        code == 0 || code == 3,
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    let signed = read_json(&bundle.join("coverage.json"))["trail"]["integrity"]["signed_digests"]
+        .as_u64()
+        .unwrap();
+    assert!(signed > 100);
+    assert!(
+        md.contains(&format!(
+            "Log files validated against {signed} signed digests"
+        )),
+        "{md}"
+    );
+    assert!(md.contains("## Log file integrity"));
+    assert!(md.contains("| log | altered | 1 |"), "{md}");
+    assert!(md.contains(&x.deleted_digest));
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(
+        html.contains("class=\"m-broken\""),
+        "broken hours on the timeline"
+    );
+    assert!(html.contains("id=\"signed-digests\""));
+}
