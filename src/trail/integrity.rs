@@ -481,6 +481,28 @@ fn standing(
     }
 }
 
+/// The log files a digest lists, with their SHA-256, when its signature
+/// verifies: what the reader may trust a file for while the scan goes on.
+/// The full validation ([`validate`]) still judges every file at the end.
+pub fn verified_listing(
+    bucket: &str,
+    d: &DigestInput,
+    keys: &PublicKeys,
+) -> Vec<(String, [u8; 32])> {
+    let c = check_digest(bucket, d, keys);
+    let (Standing::Verified, Some(doc)) = (&c.standing, c.doc) else {
+        return Vec::new();
+    };
+    doc.logs
+        .iter()
+        .filter(|l| l.bucket == bucket && l.hash_algorithm == HASH_ALGORITHM)
+        .filter_map(|l| {
+            let bytes: [u8; 32] = hex::decode(&l.hash).ok()?.try_into().ok()?;
+            Some((l.key.clone(), bytes))
+        })
+        .collect()
+}
+
 /// Validates what the scan fetched from `bucket`.
 pub fn validate(
     bucket: &str,

@@ -193,6 +193,22 @@ pub fn scan_bytes_held(
     opts: &ReadOptions,
     permit: &mut Option<MutexGuard<'static, ()>>,
 ) -> FileScan {
+    scan_bytes_expecting(label, data, opts, permit, None)
+}
+
+/// [`scan_bytes_held`] when a signature-verified CloudTrail digest lists
+/// the file with `expected` as the SHA-256 of its uncompressed content
+/// (`--validate`). A file that hashes to it is byte for byte what
+/// CloudTrail delivered, and CloudTrail writes well-formed JSON: its
+/// records are cut by bracket balance instead of the full structural check
+/// that catches damage. Any other file gets the full check.
+pub fn scan_bytes_expecting(
+    label: &str,
+    data: &[u8],
+    opts: &ReadOptions,
+    permit: &mut Option<MutexGuard<'static, ()>>,
+    expected: Option<&[u8; 32]>,
+) -> FileScan {
     let mut out = FileScan {
         verdict: Verdict::Read,
         bytes: data.len() as u64,
@@ -246,7 +262,8 @@ pub fn scan_bytes_held(
                     if opts.validate {
                         out.sha256 = Some(Sha256::digest(&buf[..]).into());
                     }
-                    scan_text(label, buf, opts, named.as_ref(), shape, &mut out);
+                    let trusted = expected.is_some() && out.sha256.as_ref() == expected;
+                    scan_text(label, buf, opts, named.as_ref(), shape, trusted, &mut out);
                     if let Err(e) = inflated {
                         out.verdict = Verdict::Corrupt(match &out.verdict {
                             Verdict::Read | Verdict::Skipped(_) => {
@@ -271,7 +288,8 @@ pub fn scan_bytes_held(
         if opts.validate {
             out.sha256 = Some(Sha256::digest(data).into());
         }
-        scan_text(label, data, opts, named.as_ref(), shape, &mut out);
+        let trusted = expected.is_some() && out.sha256.as_ref() == expected;
+        scan_text(label, data, opts, named.as_ref(), shape, trusted, &mut out);
     }
     if let Some(n) = &named {
         // A damaged file still shows a log was delivered that day when some
@@ -604,6 +622,9 @@ struct FileState<'o, 'b> {
     opts: &'o ReadOptions,
     /// Collect days from records (the file is not AWS-named).
     want_days: bool,
+    /// The file is what a verified digest says CloudTrail delivered: its
+    /// structure needs no check.
+    trusted: bool,
     days: Vec<(String, String, NaiveDate)>,
     /// First record-level problem; later records are still read.
     first_bad: Option<String>,
@@ -794,7 +815,7 @@ fn walk_object(
         let ve = match &mut sink {
             Some((st, out)) if (is_records || is_events) && buf.get(vs) == Some(&b'[') => {
                 let mut it = ArrayElements::new(buf, vs);
-                if is_records && !st.want_days {
+                if is_records && !st.want_days && !st.trusted {
                     // Records of an AWS-named file are not all parsed (only
                     // those that may be kept): each is cut by the full
                     // structural scan, so a syntax error anywhere makes the
@@ -906,12 +927,14 @@ fn scan_text(
     opts: &ReadOptions,
     named: Option<&LogName>,
     shape: Shape,
+    trusted: bool,
     out: &mut FileScan,
 ) {
     let mut st = FileState {
         label: label.to_string(),
         opts,
         want_days: named.is_none(),
+        trusted,
         days: Vec::new(),
         first_bad: None,
         bad_records: 0,
@@ -1358,6 +1381,55 @@ mod tests {
             scan_bytes(DELIVERY, text.as_bytes(), &opts()).verdict,
             Verdict::Corrupt(_)
         ));
+    }
+
+    #[test]
+    fn validation_hashes_the_inflated_bytes_and_trusts_only_a_matching_file() {
+        let good = format!(r#"{{"Records":[{}]}}"#, rec("RotateKey", ""));
+        let validating = ReadOptions {
+            validate: true,
+            ..opts()
+        };
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, good.as_bytes()).unwrap();
+        let zipped = e.finish().unwrap();
+        let want: [u8; 32] = Sha256::digest(good.as_bytes()).into();
+        let s = scan_bytes(&format!("{DELIVERY}.gz"), &zipped, &validating);
+        assert_eq!(
+            s.sha256,
+            Some(want),
+            "the hash is of the uncompressed content"
+        );
+        assert_eq!(scan_bytes(DELIVERY, good.as_bytes(), &opts()).sha256, None);
+
+        // A record the filter skips with a syntax error in it: the full
+        // structural check finds it, unless the file is the one a verified
+        // digest lists (then it is CloudTrail's own, well-formed output).
+        let bad = rec("Decrypt", "").replace(r#""awsRegion":"#, r#""awsRegion" "#);
+        let text = format!(r#"{{"Records":[{},{bad}]}}"#, rec("RotateKey", ""));
+        let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let checked = scan_bytes_expecting(DELIVERY, text.as_bytes(), &validating, &mut None, None);
+        assert!(matches!(checked.verdict, Verdict::Corrupt(_)));
+        let other = scan_bytes_expecting(
+            DELIVERY,
+            text.as_bytes(),
+            &validating,
+            &mut None,
+            Some(&want),
+        );
+        assert!(
+            matches!(other.verdict, Verdict::Corrupt(_)),
+            "another file's hash trusts nothing"
+        );
+        let trusted = scan_bytes_expecting(
+            DELIVERY,
+            text.as_bytes(),
+            &validating,
+            &mut None,
+            Some(&hash),
+        );
+        assert_eq!(trusted.verdict, Verdict::Read);
+        assert_eq!(trusted.rows, checked.rows);
     }
 
     #[test]

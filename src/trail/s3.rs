@@ -21,8 +21,8 @@
 //! arrive, so memory holds at most a bounded number of objects (and bytes),
 //! never the archive.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use aws_config::SdkConfig;
@@ -264,6 +264,13 @@ enum Done {
     Error(String, String),
 }
 
+/// What the reader may trust while the scan goes on: the keys, and the
+/// SHA-256 that signature-verified digests list per log file key.
+struct Trust<'a> {
+    keys: Option<&'a PublicKeys>,
+    expected: Mutex<HashMap<String, [u8; 32]>>,
+}
+
 /// Validation's part of a scan: where the keys come from.
 #[derive(Debug, Clone)]
 pub struct ValidateWith {
@@ -363,17 +370,22 @@ pub async fn scan(
         collector.note_scope(account, region);
     }
 
-    // The public keys are asked for while the objects are fetched.
+    // The public keys come first (one ListPublicKeys per region): each
+    // digest is verified as it arrives, so a log file that hashes to what a
+    // verified digest lists is parsed without the structural check.
     let key_regions: BTreeSet<String> = digest_walk
         .iter()
         .flat_map(|d| d.scopes.iter().map(|(_, r)| r.clone()))
         .collect();
-    let key_span = digest_walk.as_ref().map(|d| key_span(&digest_range, d));
-    let keys_future = async {
-        match (validate, key_span) {
-            (Some(v), Some(span)) => Some(load_keys(config, &v.keys, &key_regions, span).await),
-            _ => None,
+    let keys = match (validate, &digest_walk) {
+        (Some(v), Some(d)) => {
+            Some(load_keys(config, &v.keys, &key_regions, key_span(&digest_range, d)).await)
         }
+        _ => None,
+    };
+    let trust = Trust {
+        keys: keys.as_ref().map(|(k, _)| k),
+        expected: Mutex::new(HashMap::new()),
     };
 
     let bar = progress.bar("s3 objects", 0);
@@ -400,7 +412,17 @@ pub async fn scan(
         stream::iter(items)
     });
     let mut done = listed
-        .map(|item| process(&client, &bucket, item, opts, cpu.clone(), bodies.clone()))
+        .map(|item| {
+            process(
+                &client,
+                &bucket,
+                item,
+                opts,
+                cpu.clone(),
+                bodies.clone(),
+                &trust,
+            )
+        })
         .buffer_unordered(FETCH_CONCURRENCY);
 
     // With validation, what a file yields waits for the verdict on it.
@@ -460,7 +482,7 @@ pub async fn scan(
             }
         }
     };
-    let (keys, ()) = futures::join!(keys_future, fetch);
+    fetch.await;
     drop(done);
     bar.finish_and_clear();
 
@@ -1022,11 +1044,20 @@ async fn process(
     opts: &ReadOptions,
     cpu: Arc<Semaphore>,
     bodies: Arc<Semaphore>,
+    trust: &Trust<'_>,
 ) -> Done {
     let obj = match item {
         Listed::Object(o) => o,
         Listed::Digest(o, name) => {
-            return Done::Digest(Box::new(fetch_digest(client, bucket, o, name, opts).await))
+            let d = fetch_digest(client, bucket, o, name, opts).await;
+            if let Some(keys) = trust.keys {
+                let listed = integrity::verified_listing(bucket, &d, keys);
+                let mut expected = trust.expected.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, hash) in listed {
+                    expected.entry(key).or_insert(hash);
+                }
+            }
+            return Done::Digest(Box::new(d));
         }
         Listed::Skipped(issue) => return Done::Skipped(issue),
         Listed::Error(prefix, e) => return Done::Error(prefix, e),
@@ -1069,7 +1100,15 @@ async fn process(
     };
     let label = format!("s3://{bucket}/{}", obj.key);
     let opts = opts.clone();
-    match tokio::task::spawn_blocking(move || reader::scan_bytes(&label, &body, &opts)).await {
+    let expected = trust
+        .expected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&obj.key)
+        .copied();
+    let scan =
+        move || reader::scan_bytes_expecting(&label, &body, &opts, &mut None, expected.as_ref());
+    match tokio::task::spawn_blocking(scan).await {
         Ok(scan) => Done::Scanned(obj, scan),
         Err(e) => Done::FetchFailed(obj, format!("parser task failed: {e}"), false),
     }

@@ -19,8 +19,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use crate::support::cloudtrail_fixture::{CloudTrailFixture, FixtureOptions};
-use crate::support::signed_archive::{key, Archive, RegionPlan, SigningKey};
+use crate::support::signed_archive::{key, Archive, RegionPlan};
 use crate::support::{fixtures, kmsrot, read_json, run, Moto, ACCOUNT};
+use kmsrot_testkit::digests::SigningKey;
 
 const BUCKET: &str = "signed-trail-archive";
 const TRAIL: &str = "org-trail";

@@ -1,84 +1,23 @@
-//! A CloudTrail S3 archive with log file integrity validation on, built the
-//! way AWS documents it ("CloudTrail digest file structure", "Custom
-//! implementations of CloudTrail log file integrity validation"): gzipped
-//! `{"Records":[...]}` log files, and every hour a gzipped digest listing the
-//! log files delivered in the hour with the SHA-256 of each file's
-//! uncompressed content, chained to the previous digest by its S3 object,
-//! hash and signature, and signed (SHA256withRSA, PKCS#1 v1.5) with an RSA
-//! key made in the test over
-//! `digestEndTime\nbucket/key\nhex(sha256(uncompressed digest))\nprevious signature`;
-//! the signature goes in `x-amz-meta-signature`, the algorithm in
-//! `x-amz-meta-signature-algorithm`.
-//!
-//! This is written from AWS's documentation, independently of kmsrot's
-//! validation code, so that a mistake in one shows against the other.
+//! A CloudTrail S3 archive with log file integrity validation on: gzipped
+//! `{"Records":[...]}` log files, and hourly digests signed with RSA keys
+//! made in the test (`kmsrot_testkit::digests`, written from AWS's
+//! documentation apart from kmsrot's validation code), uploaded to moto's
+//! S3 with their `x-amz-meta-signature` / `x-amz-meta-signature-algorithm`
+//! metadata. Then the tampering the tests need: a log altered, a file
+//! deleted, a log no digest lists, a forged signature.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Duration, Utc};
-use rsa::pkcs1::EncodeRsaPublicKey;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use kmsrot_testkit::digests::{sha256_hex, Chain, ListedLog, SigningKey};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-/// An RSA key pair as CloudTrail has per region: the private half signs,
-/// ListPublicKeys hands out the public half (DER PKCS#1) with a fingerprint.
-pub struct SigningKey {
-    pub private: RsaPrivateKey,
-    pub fingerprint: String,
-}
-
-impl SigningKey {
-    pub fn public_der(&self) -> Vec<u8> {
-        RsaPublicKey::from(&self.private)
-            .to_pkcs1_der()
-            .expect("encoding a public key")
-            .as_bytes()
-            .to_vec()
-    }
-
-    /// What `aws cloudtrail list-public-keys` prints for this key (v1 CLI:
-    /// epoch seconds).
-    pub fn list_entry(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
-        json!({
-            "ValidityStartTime": from.timestamp() as f64,
-            "ValidityEndTime": to.timestamp() as f64,
-            "Value": aws_smithy_types::base64::encode(self.public_der()),
-            "Fingerprint": self.fingerprint,
-        })
-    }
-
-    fn sign(&self, message: &str) -> String {
-        let hashed = Sha256::digest(message.as_bytes());
-        hex::encode(
-            self.private
-                .sign(Pkcs1v15Sign::new::<Sha256>(), &hashed)
-                .expect("signing"),
-        )
-    }
-}
-
-/// The test's key pairs: made once per test process (`n` picks one).
+/// The test's key pairs, made once per test process (`n` picks one).
 pub fn key(n: usize) -> &'static SigningKey {
     static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
-    &KEYS.get_or_init(|| {
-        (0..3)
-            .map(|i| {
-                let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-                    .expect("generating an RSA key");
-                let der = RsaPublicKey::from(&private).to_pkcs1_der().unwrap();
-                // CloudTrail's fingerprints are 32 hex digits.
-                let fingerprint = hex::encode(&Sha256::digest(der.as_bytes())[..16]);
-                let _ = i;
-                SigningKey {
-                    private,
-                    fingerprint,
-                }
-            })
-            .collect()
-    })[n]
+    &KEYS.get_or_init(|| (0..3).map(|_| SigningKey::generate()).collect())[n]
 }
 
 /// One object of the archive.
@@ -86,16 +25,6 @@ pub fn key(n: usize) -> &'static SigningKey {
 pub struct Object {
     pub body: Vec<u8>,
     pub metadata: Vec<(String, String)>,
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// One region's trail: log files delivered at given times, digests every
@@ -125,6 +54,9 @@ pub struct Archive {
     pub logs: BTreeMap<String, BTreeMap<DateTime<Utc>, String>>,
 }
 
+/// The trail's home region (a multi-region trail made in us-east-1).
+const HOME: &str = "us-east-1";
+
 impl Archive {
     pub fn build(bucket: &str, account: &str, trail: &str, plans: &[RegionPlan]) -> Archive {
         let mut a = Archive {
@@ -142,37 +74,43 @@ impl Archive {
     }
 
     pub fn log_key(&self, region: &str, at: DateTime<Utc>, unique: &str) -> String {
-        let acct = &self.account;
-        format!(
-            "AWSLogs/{acct}/CloudTrail/{region}/{}/{acct}_CloudTrail_{region}_{}_{unique}.json.gz",
-            at.format("%Y/%m/%d"),
-            at.format("%Y%m%dT%H%MZ")
-        )
+        kmsrot_testkit::cloudtrail::archive_key(&self.account, region, at, unique)
+    }
+
+    fn chain<'a>(&'a self, region: &'a str, key: &'a SigningKey) -> Chain<'a> {
+        Chain {
+            bucket: &self.bucket,
+            prefix: None,
+            account: &self.account,
+            region,
+            trail: &self.trail,
+            home_region: HOME,
+            key,
+        }
     }
 
     pub fn digest_key(&self, region: &str, end: DateTime<Utc>) -> String {
-        let acct = &self.account;
-        format!(
-            "AWSLogs/{acct}/CloudTrail-Digest/{region}/{}/{acct}_CloudTrail-Digest_{region}_{}_us-east-1_{}.json.gz",
-            end.format("%Y/%m/%d"),
-            self.trail,
-            end.format("%Y%m%dT%H%M%SZ")
-        )
+        self.chain(region, key(0)).digest_key(end)
     }
 
     /// A log file's gzipped body and the SHA-256 (hex) of its uncompressed content.
     pub fn log_body(records: &[Value]) -> (Vec<u8>, String) {
         let text = serde_json::to_vec(&json!({ "Records": records })).unwrap();
-        (gzip(&text), hex::encode(Sha256::digest(&text)))
+        (kmsrot_testkit::cloudtrail::gzip(&text), sha256_hex(&text))
     }
 
     fn add_region(&mut self, p: &RegionPlan) {
         let region = p.region.as_str();
-        // Log files first: each digest lists those delivered in its hour.
-        let mut delivered: Vec<(DateTime<Utc>, String, String, &Vec<Value>)> = Vec::new();
+        let event_time = |r: &Value| {
+            r["eventTime"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let mut listed = Vec::new();
         for (i, (at, records)) in p.logs.iter().enumerate() {
             let key = self.log_key(region, *at, &format!("EXAMPLE{i:09}"));
-            let (body, hash) = Self::log_body(records);
+            let (body, sha256) = Self::log_body(records);
             self.objects.insert(
                 key.clone(),
                 Object {
@@ -184,86 +122,32 @@ impl Archive {
                 .entry(region.to_string())
                 .or_default()
                 .insert(*at, key.clone());
-            delivered.push((*at, key, hash, records));
-        }
-        let mut previous: Option<(String, String, String)> = None;
-        let mut end = p.first_digest_end;
-        while end <= p.last_digest_end {
-            let start = end - Duration::hours(1);
-            if p.stops.iter().any(|(from, to)| end >= *from && end < *to) {
-                previous = None;
-                end += Duration::hours(1);
-                continue;
-            }
-            let key = self.digest_key(region, end);
-            let listed: Vec<&(DateTime<Utc>, String, String, &Vec<Value>)> = delivered
-                .iter()
-                .filter(|(at, ..)| *at >= start && *at < end)
-                .collect();
-            let times = |f: fn(&Value) -> Option<DateTime<Utc>>, newest: bool| {
-                let all = listed
-                    .iter()
-                    .flat_map(|(.., records)| records.iter())
-                    .filter_map(f);
-                if newest { all.max() } else { all.min() }.map(stamp)
-            };
-            let event_time = |r: &Value| {
-                r["eventTime"]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc))
-            };
-            let doc = json!({
-                "awsAccountId": self.account,
-                "digestStartTime": stamp(start),
-                "digestEndTime": stamp(end),
-                "digestS3Bucket": self.bucket,
-                "digestS3Object": key,
-                "digestPublicKeyFingerprint": p.key.fingerprint,
-                "digestSignatureAlgorithm": "SHA256withRSA",
-                "newestEventTime": times(event_time, true),
-                "oldestEventTime": times(event_time, false),
-                "previousDigestS3Bucket": previous.as_ref().map(|_| self.bucket.clone()),
-                "previousDigestS3Object": previous.as_ref().map(|p| p.0.clone()),
-                "previousDigestHashValue": previous.as_ref().map(|p| p.1.clone()),
-                "previousDigestHashAlgorithm": previous.as_ref().map(|_| "SHA-256"),
-                "previousDigestSignature": previous.as_ref().map(|p| p.2.clone()),
-                "logFiles": listed.iter().map(|(at, k, h, records)| json!({
-                    "s3Bucket": self.bucket,
-                    "s3Object": k,
-                    "hashValue": h,
-                    "hashAlgorithm": "SHA-256",
-                    "newestEventTime": records.iter().filter_map(event_time).max().map(stamp).unwrap_or_else(|| stamp(*at)),
-                    "oldestEventTime": records.iter().filter_map(event_time).min().map(stamp).unwrap_or_else(|| stamp(*at)),
-                })).collect::<Vec<_>>(),
-            });
-            let text = serde_json::to_vec(&doc).unwrap();
-            let hash = hex::encode(Sha256::digest(&text));
-            let to_sign = format!(
-                "{}\n{}/{}\n{}\n{}",
-                stamp(end),
-                self.bucket,
+            listed.push(ListedLog {
                 key,
-                hash,
-                previous.as_ref().map_or("null", |p| p.2.as_str())
-            );
-            let signature = p.key.sign(&to_sign);
-            self.objects.insert(
-                key.clone(),
-                Object {
-                    body: gzip(&text),
-                    metadata: vec![
-                        ("signature".into(), signature.clone()),
-                        ("signature-algorithm".into(), "SHA256withRSA".into()),
-                    ],
-                },
-            );
+                delivered: *at,
+                sha256,
+                oldest_event: records.iter().filter_map(event_time).min(),
+                newest_event: records.iter().filter_map(event_time).max(),
+            });
+        }
+        let digests = self.chain(region, p.key).hourly(
+            &listed,
+            p.first_digest_end,
+            p.last_digest_end,
+            &p.stops,
+        );
+        for d in digests {
             self.digests
                 .entry(region.to_string())
                 .or_default()
-                .push(key.clone());
-            previous = Some((key, hash, signature));
-            end += Duration::hours(1);
+                .push(d.key.clone());
+            self.objects.insert(
+                d.key.clone(),
+                Object {
+                    metadata: d.metadata(),
+                    body: d.body,
+                },
+            );
         }
     }
 
@@ -297,7 +181,7 @@ impl Archive {
         key
     }
 
-    /// Replaces a digest's signature metadata with another (well-formed)
+    /// Replaces a digest's signature metadata with another well-formed
     /// signature: what a forger without CloudTrail's private key can do.
     pub fn forge_signature(&mut self, key: &str, with: &SigningKey) {
         let obj = self.objects.get_mut(key).expect("no such digest");
@@ -333,5 +217,3 @@ impl Archive {
             .await;
     }
 }
-
-use futures::StreamExt;
