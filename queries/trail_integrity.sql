@@ -1,12 +1,24 @@
 -- id: trail_integrity
 -- title: CloudTrail log files were altered, deleted, added or not verifiable, or the digest chain broke
 -- severity: high
--- controls: CIS AWS Foundations 3.2 (v3.0–v5.0); AWS Security Hub CloudTrail.4; NIST SP 800-53 AU-9; NIST SP 800-53 AU-10;
---   PCI DSS v4.0 10.3.4
+-- controls:
+--   - CIS AWS Foundations 3.2 (v3.0-v5.0; 2.2 in v1.x)
+--   - AWS Security Hub CloudTrail.4
+--   - NIST SP 800-53 AU-9
+--   - NIST SP 800-53 AU-10
+--   - PCI DSS v4.0 10.3.4
+-- compliance: failed
 -- remediation: Run aws cloudtrail validate-logs --trail-arn TRAIL_ARN --start-time T for the hours named, find who
 --   wrote or deleted the files (S3 server access logs, CloudTrail data events on the bucket), restore them from a
 --   copy if one exists, and protect the bucket (S3 Object Lock, a bucket policy that denies s3:DeleteObject and
 --   s3:PutObject to all but CloudTrail). Where the chain restarted, find the StopLogging or UpdateTrail call.
+-- aws: With log file integrity validation on, CloudTrail delivers every hour a digest file listing the SHA-256 of
+--   each log file delivered in the hour, signed with SHA256withRSA in its x-amz-meta-signature metadata and chained
+--   to the previous digest by its signature, so a log file changed, deleted or added after delivery, a digest
+--   deleted, or logging stopped shows (AWS CloudTrail User Guide, Validating CloudTrail log file integrity:
+--   https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-intro.html, and
+--   Custom implementations of CloudTrail log file integrity validation:
+--   https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-custom-validation.html).
 -- description: kmsrot validated the trail's S3 archive against CloudTrail's signed digest files (--validate), as
 --   AWS documents it: each digest's SHA256withRSA signature with the public key its fingerprint names, the chain of
 --   previous-digest signatures and hashes, and each log file's SHA-256 over its uncompressed content. One finding per

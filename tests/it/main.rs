@@ -4,6 +4,7 @@ mod support;
 
 mod assess;
 mod diff;
+mod hostile;
 mod iac;
 mod iam;
 mod inventory;
