@@ -19,6 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::gz;
+use super::model::AthenaSettings;
 use super::record::{keep, opt_str, parse_time, Kept, Record};
 use super::scan::{self, ArrayElements, ScanError};
 use super::{EventRow, Scope, Window};
@@ -79,6 +80,8 @@ pub struct ReadOptions {
     /// `--public-keys FILE`: the output of `aws cloudtrail list-public-keys`,
     /// used instead of calling ListPublicKeys.
     pub public_keys: Option<std::path::PathBuf>,
+    /// Where and how the `athena:` source queries (`--athena-*`).
+    pub athena: AthenaSettings,
 }
 
 impl Default for ReadOptions {
@@ -93,6 +96,7 @@ impl Default for ReadOptions {
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
             validate: false,
             public_keys: None,
+            athena: AthenaSettings::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod offline;
 mod remediate;
 mod report;
 mod trail;
+mod trail_athena;
 mod trail_hostile;
 mod trail_integrity;
 mod trail_lake;
