@@ -535,14 +535,16 @@ fn a_broken_public_keys_file_is_one_line_naming_it() {
         "{stderr}"
     );
     // --validate with no S3 source is a usage error, not a quiet no-op.
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
     let (code, _, stderr) = run(kmsrot()
         .args(["trail", "scan"])
-        .arg(tmp.path())
+        .arg(&logs)
         .arg("--out")
         .arg(tmp.path().join("o2"))
         .arg("--validate"));
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("s3://"), "{stderr}");
+    assert!(stderr.contains("no source is s3://"), "{stderr}");
 }
 
 /// The AWS CLI's validate-logs status lines: (kind, s3 URL) → status.
