@@ -404,7 +404,7 @@ impl Executors {
                     )),
                     Err(e) => Err(ErrorInfo::new(
                         e.code.clone(),
-                        format!("sts:AssumeRole {would}: {}", e.message),
+                        format!("sts:AssumeRole {would}: {e}"),
                     )),
                 }
             };
@@ -982,7 +982,7 @@ impl<'a> Runner<'a> {
                             resolved: false,
                             unconfirmed: None,
                         };
-                        return (i, self.record(a, rec));
+                        return (i, self.record_refusal(a, rec));
                     }
                     (i, self.one(a, sent, false).await)
                 }
@@ -1205,6 +1205,19 @@ impl<'a> Runner<'a> {
     }
 
     fn record(&self, a: &Action, rec: Recorded) -> Result<Row> {
+        let row = self.write(a, &rec)?;
+        self.note(&rec);
+        Ok(row)
+    }
+
+    /// Journals a refusal (no call made) without counting it towards the
+    /// stop: a role refused in one account says nothing about the others,
+    /// and must not stop their actions.
+    fn record_refusal(&self, a: &Action, rec: Recorded) -> Result<Row> {
+        self.write(a, &rec)
+    }
+
+    fn write(&self, a: &Action, rec: &Recorded) -> Result<Row> {
         self.journal.append(&Line::Outcome {
             at: rfc3339(Utc::now()),
             action_id: a.action_id.clone(),
@@ -1219,7 +1232,6 @@ impl<'a> Runner<'a> {
             resolved_after_interruption: rec.resolved,
             unconfirmed_call: rec.unconfirmed.map(|c| c.text(a.rotation_period_days)),
         })?;
-        self.note(&rec);
         let outcome = match rec.verdict {
             Verdict::Enabled => RowOutcome::Enabled,
             Verdict::Skipped => RowOutcome::Skipped,

@@ -859,3 +859,107 @@ async fn apply_across_two_accounts_through_the_approved_roles() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(read_json(&v_path)["confirmed"], 2);
 }
+
+/// A member whose role is refused at apply time fails its own actions
+/// (STS's AccessDenied, no KMS call) and does not stop the other accounts':
+/// refusals made without a call are not "sustained failures". The plan
+/// orders actions by region, so the refused account's two (us-east-1) run
+/// before the other's (us-west-2), one at a time, with a stop after two
+/// failures in a row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_role_at_apply_does_not_stop_the_other_accounts() {
+    let moto = Moto::start();
+    let base = moto.config("us-east-1").await;
+    let orgs = aws_sdk_organizations::Client::new(&base);
+    org::create(&orgs).await.unwrap();
+    let refused = org::account(&orgs, "refused").await.unwrap();
+    let fine = org::account(&orgs, "fine").await.unwrap();
+    let kms = org::member_kms(&base, &refused, "us-east-1").await.unwrap();
+    for _ in 0..2 {
+        kms.create_key().send().await.unwrap();
+    }
+    let fine_kms = org::member_kms(&base, &fine, "us-west-2").await.unwrap();
+    let fine_key = fine_kms.create_key().send().await.unwrap();
+    let fine_key = fine_key.key_metadata().unwrap().key_id().to_string();
+    let list = format!("{refused},{fine}");
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("bundle");
+    let kmsrot = || {
+        let mut c = moto.kmsrot();
+        c.args([
+            "--no-progress",
+            "--region",
+            "us-east-1",
+            "--region",
+            "us-west-2",
+        ]);
+        c
+    };
+    let (code, out, err) = run(kmsrot()
+        .args(["--accounts", &list, "collect", "--out"])
+        .arg(&bundle));
+    assert!(code == 0 || code == 3, "collect: {code}\n{out}\n{err}");
+    let plan_path = work.path().join("plan.json");
+    let (code, _, err) = run(kmsrot()
+        .arg("plan")
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&plan_path));
+    assert_eq!(code, 0, "plan: {err}");
+    assert_eq!(array(&read_json(&plan_path)["actions"]).len(), 3);
+    let approval = work.path().join("approval.json");
+    let (code, _, err) = run(kmsrot()
+        .args(["--accounts", &list, "approve"])
+        .arg(&plan_path)
+        .arg("--out")
+        .arg(&approval)
+        .args(["--all", "--approver", "alice@example.com"]));
+    assert_eq!(code, 0, "approve: {err}");
+
+    // The role in `refused` is refused at apply time (moto grants every
+    // AssumeRole: the proxy answers STS's AccessDenied).
+    let proxy = Proxy::start(
+        &moto.url,
+        vec![Rule::operation("AssumeRole")
+            .body_contains(&refused)
+            .sts_deny(&format!(
+                "arn:aws:iam::{refused}:role/OrganizationAccountAccessRole"
+            ))],
+    );
+    let (code, stdout, stderr) = run(kmsrot()
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .args(["--output", "json", "apply"])
+        .arg(&approval)
+        .args([
+            "--execute",
+            "--concurrency",
+            "1",
+            "--max-consecutive-failures",
+            "2",
+        ]));
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let rows: Value = serde_json::from_str(&stdout).unwrap();
+    let outcome_of = |account: &str| -> Vec<String> {
+        array(&rows)
+            .iter()
+            // The table's JSON prints digit-only cells as numbers.
+            .filter(|r| {
+                r["account"]
+                    .as_str()
+                    .map_or_else(|| r["account"].to_string(), str::to_string)
+                    == account
+            })
+            .map(|r| r["outcome"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(outcome_of(&refused), ["failed", "failed"], "{rows}");
+    assert_eq!(outcome_of(&fine), ["enabled"], "{rows}\n{stderr}");
+    assert!(stdout.contains("AccessDenied"), "{stdout}");
+    let st = fine_kms
+        .get_key_rotation_status()
+        .key_id(&fine_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(st.key_rotation_enabled());
+}
