@@ -584,6 +584,20 @@ fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
                 ),
                 (col::EVERYONE, Cell::Bool(Some(st.everyone))),
                 (col::UNAFFECTED, Cell::opt_str(st.unaffected.clone())),
+                (
+                    col::UNIQUE_ID_PRINCIPALS,
+                    Cell::opt_str(
+                        Some(
+                            st.unique_id_principals
+                                .iter()
+                                .map(|u| u.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        )
+                        .filter(|s| !s.is_empty()),
+                    ),
+                ),
+                (col::NOT_PRINCIPAL, Cell::Bool(Some(st.not_principal))),
             ])?;
         }
     }
