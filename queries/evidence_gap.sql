@@ -1,7 +1,11 @@
 -- id: evidence_gap
 -- title: CloudTrail does not cover the audit window for a region that holds rotatable keys
 -- severity: medium
--- controls: NIST SP 800-53 AU-12; NIST SP 800-53 AU-11; PCI DSS v4.0 10.5.1
+-- controls:
+--   - NIST SP 800-53 AU-12
+--   - NIST SP 800-53 AU-11
+--   - PCI DSS v4.0 10.5.1
+-- compliance: warning
 -- remediation: Add the missing CloudTrail source (the trail's S3 archive: kmsrot collect --trail s3://BUCKET/PREFIX);
 --   for days without a log file, check the trail's status and its digest files (aws cloudtrail validate-logs) to
 --   tell quiet days from lost ones.

@@ -1,7 +1,9 @@
 -- id: exemption_expired
 -- title: An exemption has expired
 -- severity: low
--- controls: NIST SP 800-53 CA-7; PCI DSS v4.0 12.4.1
+-- controls:
+--   - NIST SP 800-53 CA-7
+--   - PCI DSS v4.0 12.4.1
 -- remediation: Fix the findings it covered, or renew the exemption in kmsrot.toml with a new approver and
 --   expiry date.
 -- aws: An alias names one key per account and Region, so an exemption given by alias or key id is resolved to the

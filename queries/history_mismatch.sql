@@ -1,7 +1,9 @@
 -- id: history_mismatch
 -- title: ListKeyRotations and CloudTrail disagree about a rotation
 -- severity: medium
--- controls: NIST SP 800-53 AU-6; PCI DSS v4.0 3.7.4
+-- controls:
+--   - NIST SP 800-53 AU-6
+--   - PCI DSS v4.0 3.7.4
 -- remediation: Compare aws kms list-key-rotations --key-id KEY_ARN with the CloudTrail events named in the
 --   evidence; a rotation missing from CloudTrail on a day the trail covers means the trail lost events or
 --   filtered them out (check its event selectors).

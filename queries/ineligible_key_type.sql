@@ -1,7 +1,10 @@
 -- id: ineligible_key_type
 -- title: The key type cannot rotate automatically
 -- severity: info
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-57 Part 1 (cryptoperiod)
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-57 Part 1 (cryptoperiod)
+-- compliance: warning
 -- remediation: Rotate by replacement: create a new key, move the alias to it (aws kms update-alias), and retire the
 --   old one when nothing uses it; for imported symmetric key material, import new material and call
 --   aws kms rotate-key-on-demand --key-id KEY_ARN.

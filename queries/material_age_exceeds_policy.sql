@@ -1,7 +1,10 @@
 -- id: material_age_exceeds_policy
 -- title: The key material is older than the policy allows, though KMS is on schedule
 -- severity: medium
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-57 Part 1 (cryptoperiod); NIST SP 800-53 SC-12
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-57 Part 1 (cryptoperiod)
+--   - NIST SP 800-53 SC-12
 -- remediation: Rotate the material now with aws kms rotate-key-on-demand --key-id KEY_ARN (an on-demand rotation
 --   leaves the automatic schedule as it is), and restrict kms:DisableKeyRotation so rotation stays on.
 -- aws: Turning automatic rotation off and on again restarts KMS's schedule from the new enable date, so the

@@ -1,7 +1,11 @@
 -- id: missed_cycle
 -- title: Rotation is on but the key missed its rotation cycle
 -- severity: high
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12; NIST SP 800-57 Part 1 (cryptoperiod); AWS Security Hub KMS.4
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
+--   - NIST SP 800-57 Part 1 (cryptoperiod)
+--   - AWS Security Hub KMS.4
 -- remediation: Find out why KMS did not rotate the key (kmsrot diagnose KEY_ARN); rotate it now with
 --   aws kms rotate-key-on-demand --key-id KEY_ARN, and check that its rotation period is what you expect.
 -- aws: KMS rotates a key one rotation period after rotation was last turned on or after its last rotation, and

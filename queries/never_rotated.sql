@@ -1,7 +1,11 @@
 -- id: never_rotated
 -- title: Rotation has been on for longer than one period, yet no rotation is recorded
 -- severity: high
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12; NIST SP 800-57 Part 1 (cryptoperiod); AWS Security Hub KMS.4
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
+--   - NIST SP 800-57 Part 1 (cryptoperiod)
+--   - AWS Security Hub KMS.4
 -- remediation: Check the key with kmsrot diagnose KEY_ARN; rotate it now with
 --   aws kms rotate-key-on-demand --key-id KEY_ARN and confirm with aws kms list-key-rotations --key-id KEY_ARN.
 -- aws: KMS first rotates a key one rotation period after automatic rotation is enabled, and ListKeyRotations lists

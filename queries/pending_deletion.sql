@@ -1,7 +1,10 @@
 -- id: pending_deletion
 -- title: A customer-managed key is scheduled for deletion
 -- severity: medium
--- controls: NIST SP 800-53 SC-12; PCI DSS v4.0 3.7.4
+-- controls:
+--   - NIST SP 800-53 SC-12
+--   - PCI DSS v4.0 3.7.4
+-- compliance: warning
 -- remediation: If the key still protects data, cancel the deletion (aws kms cancel-key-deletion --key-id KEY_ARN,
 --   then aws kms enable-key --key-id KEY_ARN); otherwise confirm that nothing depends on it before the date.
 -- aws: A KMS key pending deletion reports rotation as off and KMS rejects rotation changes until the deletion is

@@ -1,7 +1,10 @@
 -- id: permission_failure
 -- title: A principal was denied a rotation API call
 -- severity: high
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12; NIST SP 800-53 AC-6
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
+--   - NIST SP 800-53 AC-6
 -- remediation: Find which layer denied the call (kmsrot diagnose KEY_ARN shows key-policy Deny statements and
 --   the failures by principal): grant the action in the key policy and the principal's IAM policy, or stop the
 --   caller if the call was not meant to happen.

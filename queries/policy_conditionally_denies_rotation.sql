@@ -1,7 +1,11 @@
 -- id: policy_conditionally_denies_rotation
 -- title: The key policy denies turning rotation on to some callers
 -- severity: medium
--- controls: AWS Security Hub KMS.4; PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12
+-- controls:
+--   - AWS Security Hub KMS.4
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
+-- compliance: warning
 -- remediation: Check that the callers who manage rotation are among those the statement leaves out (named in the
 --   detail); if not, narrow the Deny (aws kms get-key-policy --key-id KEY_ARN --policy-name default, then
 --   aws kms put-key-policy).

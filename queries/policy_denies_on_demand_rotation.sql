@@ -1,7 +1,9 @@
 -- id: policy_denies_on_demand_rotation
 -- title: The key policy denies on-demand rotation
 -- severity: low
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
 -- remediation: If anyone must be able to rotate the key now (after a suspected compromise, or for imported key
 --   material), narrow the Deny on kms:RotateKeyOnDemand in the key policy (aws kms get-key-policy --key-id KEY_ARN
 --   --policy-name default, then aws kms put-key-policy).

@@ -1,7 +1,10 @@
 -- id: policy_denies_rotation
 -- title: The key policy denies turning rotation on to everyone
 -- severity: high
--- controls: AWS Security Hub KMS.4; PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12
+-- controls:
+--   - AWS Security Hub KMS.4
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
 -- remediation: Narrow or remove the Deny in the key policy (aws kms get-key-policy --key-id KEY_ARN
 --   --policy-name default), then put it back with aws kms put-key-policy; a Deny in a key policy overrides
 --   every Allow, in IAM as well.

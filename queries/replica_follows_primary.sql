@@ -1,7 +1,10 @@
 -- id: replica_follows_primary
 -- title: A multi-Region replica follows its primary's rotation
 -- severity: info
--- controls: AWS Security Hub KMS.4; PCI DSS v4.0 3.7.4
+-- controls:
+--   - AWS Security Hub KMS.4
+--   - PCI DSS v4.0 3.7.4
+-- compliance: warning
 -- remediation: Manage rotation on the primary key (aws kms enable-key-rotation --key-id PRIMARY_ARN);
 --   replicas share its setting and key material.
 -- aws: Multi-Region replicas share the automatic rotation setting and key material of their primary; rotation

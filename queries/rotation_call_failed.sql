@@ -1,7 +1,9 @@
 -- id: rotation_call_failed
 -- title: A rotation API call failed for a reason other than access
 -- severity: medium
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
 -- remediation: Read the error: DisabledException means enable the key first; KMSInvalidStateException means the
 --   key is pending deletion or unavailable; UnsupportedOperationException means the key type cannot rotate
 --   automatically (use a new key and an alias swap); ConflictException means an automatic rotation was due.

@@ -1,8 +1,12 @@
 -- id: rotation_disabled
 -- title: Automatic rotation is off on an eligible key
 -- severity: high
--- controls: CIS AWS Foundations 3.6 (v3.0-v5.0; 3.8 in v1.3-v2.0, 2.8 in v1.2, 4.6 in v6.0); AWS Security Hub KMS.4;
---   AWS Config cmk-backing-key-rotation-enabled; PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12
+-- controls:
+--   - CIS AWS Foundations 3.6 (v3.0-v5.0; 3.8 in v1.3-v2.0, 2.8 in v1.2, 4.6 in v6.0)
+--   - AWS Security Hub KMS.4
+--   - AWS Config cmk-backing-key-rotation-enabled
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
 -- remediation: Enable automatic rotation: kmsrot plan, approve and apply --execute, or
 --   aws kms enable-key-rotation --key-id KEY_ARN --rotation-period-in-days 365 (for a multi-Region replica, on its
 --   primary: the ARN named in the detail).

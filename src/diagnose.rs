@@ -17,13 +17,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::aws;
-use crate::bundle::{self, Manifest};
+use crate::bundle;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::frames::time::rfc3339;
 use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
 pub use crate::inventory::grants::Grant;
 use crate::inventory::{keys_frame, rotations_frame, Eligibility, KeyRecord, RotationRecord};
+use crate::output::display_safe;
 use crate::output::{frame_paths, frame_records, read_frame};
 use crate::policy::Policy;
 use crate::rules::engine::{self, key_matches, Evidence, Finding};
@@ -246,8 +247,13 @@ pub fn from_bundle(
     wanted: &str,
     policy: Option<Policy>,
     rules: &[Rule],
+    allow_modified: bool,
 ) -> Result<Report> {
-    let manifest = Manifest::read(dir)?;
+    // Verified against its manifest first; read anyway only when asked,
+    // and then the report says so.
+    let opened = bundle::open(dir, allow_modified)?;
+    let integrity = opened.integrity_note();
+    let manifest = opened.manifest;
     let keys_df = read_frame(dir, &KEYS)?;
     let keys: Vec<KeyRecord> = frame_records(&keys_df, &KEYS)?;
     let matching: Vec<&KeyRecord> = keys
@@ -258,14 +264,15 @@ pub fn from_bundle(
         [one] => (*one).clone(),
         [] => {
             return Err(Error::usage(
-                format!("{wanted}: no such key in {}", dir.display()),
+                format!("{}: no such key in {}", display_safe(wanted), dir.display()),
                 "give the key's id, ARN or alias as it appears in keys.csv",
             ))
         }
         many => {
             return Err(Error::usage(
                 format!(
-                    "{wanted}: names {} keys in {} ({})",
+                    "{}: names {} keys in {} ({})",
+                    display_safe(wanted),
                     many.len(),
                     dir.display(),
                     many.iter()
@@ -280,7 +287,7 @@ pub fn from_bundle(
     let rotations_df = read_frame(dir, &ROTATIONS)?;
     let events_df = read_frame(dir, &EVENTS)?;
     let coverage = bundle::read_coverage(dir)?;
-    let mut gaps = Vec::new();
+    let mut gaps: Vec<String> = integrity.into_iter().collect();
     if coverage.trail.is_none() {
         gaps.push(
             "the bundle holds no CloudTrail source: failures and rotation events are unknown"
@@ -475,12 +482,15 @@ fn verdict(
 /// The report as text for a person.
 pub fn render_text(r: &Report) -> String {
     let k = &r.key;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    // Every value is evidence (an alias, a principal, an error message) and
+    // is printed with terminal control characters escaped.
+    let d = |v: &str| display_safe(v);
+    let opt = |v: &Option<String>| display_safe(v.as_deref().unwrap_or("-"));
     let time = |v: Option<DateTime<Utc>>| v.map(rfc3339).unwrap_or_else(|| "-".into());
     let mut s = String::new();
-    s.push_str(&format!("Key        {}\n", k.arn));
+    s.push_str(&format!("Key        {}\n", d(&k.arn)));
     if !k.aliases.is_empty() {
-        s.push_str(&format!("Aliases    {}\n", k.aliases.join(", ")));
+        s.push_str(&format!("Aliases    {}\n", d(&k.aliases.join(", "))));
     }
     s.push_str(&format!(
         "Type       {} / {} / {} / {}\n",
@@ -533,7 +543,7 @@ pub fn render_text(r: &Report) -> String {
             opt(&e.principal_arn),
             e.error_code
                 .as_deref()
-                .map(|c| format!("  FAILED {c}"))
+                .map(|c| format!("  FAILED {}", d(c)))
                 .unwrap_or_default()
         ));
     }
@@ -544,39 +554,40 @@ pub fn render_text(r: &Report) -> String {
     for f in &r.failures {
         s.push_str(&format!(
             "  {} {} {} x{} ({} .. {}){}: {}\n",
-            f.principal,
-            f.event_name,
-            f.error_code,
+            d(&f.principal),
+            d(&f.event_name),
+            d(&f.error_code),
             f.count,
             time(f.first_seen),
             time(f.last_seen),
             if f.sessions.is_empty() {
                 String::new()
             } else {
-                format!(" sessions {}", f.sessions.join(", "))
+                format!(" sessions {}", d(&f.sessions.join(", ")))
             },
-            f.message.as_deref().unwrap_or("-")
+            d(f.message.as_deref().unwrap_or("-"))
         ));
     }
     s.push_str(&format!(
         "\nKey policy statements denying rotation: {}\n",
         r.deny_statements.len()
     ));
-    for d in &r.deny_statements {
+    for st in &r.deny_statements {
         s.push_str(&format!(
             "  {}: Deny {} to {}{}{}\n",
-            d.sid
+            d(&st
+                .sid
                 .clone()
-                .unwrap_or_else(|| format!("#{} (no Sid)", d.index)),
-            d.denies.join(", "),
-            d.principal.as_deref().unwrap_or("-"),
-            d.condition
+                .unwrap_or_else(|| format!("#{} (no Sid)", st.index))),
+            d(&st.denies.join(", ")),
+            d(st.principal.as_deref().unwrap_or("-")),
+            st.condition
                 .as_deref()
-                .map(|c| format!(" when {c}"))
+                .map(|c| format!(" when {}", d(c)))
                 .unwrap_or_default(),
-            d.unaffected
+            st.unaffected
                 .as_deref()
-                .map(|u| format!("; leaves out {u}"))
+                .map(|u| format!("; leaves out {}", d(u)))
                 .unwrap_or_default()
         ));
     }
@@ -608,9 +619,9 @@ pub fn render_text(r: &Report) -> String {
             for grant in g {
                 s.push_str(&format!(
                     "  {} to {}: {}\n",
-                    grant.grant_id,
-                    grant.grantee.as_deref().unwrap_or("-"),
-                    grant.operations.join(", ")
+                    d(&grant.grant_id),
+                    d(grant.grantee.as_deref().unwrap_or("-")),
+                    d(&grant.operations.join(", "))
                 ));
             }
         }
@@ -624,16 +635,16 @@ pub fn render_text(r: &Report) -> String {
         s.push_str(&format!(
             "  {:<8} {:<28} {}\n",
             f.severity.as_str(),
-            f.rule_id,
-            f.finding_id
+            d(&f.rule_id),
+            d(&f.finding_id)
         ));
     }
     if !r.gaps.is_empty() {
         s.push_str("\nNot seen:\n");
         for g in &r.gaps {
-            s.push_str(&format!("  {g}\n"));
+            s.push_str(&format!("  {}\n", d(g)));
         }
     }
-    s.push_str(&format!("\nVerdict\n  {}\n", r.verdict));
+    s.push_str(&format!("\nVerdict\n  {}\n", d(&r.verdict)));
     s
 }

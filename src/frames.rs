@@ -22,7 +22,8 @@ pub enum Kind {
     Int,
     /// UTC instant, millisecond precision; RFC 3339 in CSV and JSON.
     Time,
-    /// List of strings in Parquet and JSON; joined with `;` in CSV.
+    /// List of strings in Parquet and JSON; joined in CSV with
+    /// [`csv_list_separator`].
     StrList,
     /// A JSON document kept as text in the frame; embedded as JSON in `.json`.
     Json,
@@ -124,6 +125,7 @@ pub mod col {
     pub const DETAIL: &str = "detail";
     pub const EVIDENCE: &str = "evidence";
     pub const CONTROLS: &str = "controls";
+    pub const COMPLIANCE: &str = "compliance";
     pub const REMEDIATION: &str = "remediation";
     pub const EXEMPTION_REASON: &str = "exemption_reason";
     pub const EXEMPTION_EXPIRES: &str = "exemption_expires";
@@ -308,10 +310,13 @@ pub const FINDINGS: Schema = Schema {
         c(col::TITLE, Kind::Str),
         c(col::DETAIL, Kind::Str),
         c(col::EVIDENCE, Kind::Str),
-        c(col::CONTROLS, Kind::Str),
+        c(col::CONTROLS, Kind::StrList),
+        c(col::COMPLIANCE, Kind::Str),
         c(col::REMEDIATION, Kind::Str),
         c(col::EXEMPTION_REASON, Kind::Str),
         c(col::EXEMPTION_EXPIRES, Kind::Str),
+        c(col::FIRST_SEEN, Kind::Time),
+        c(col::LAST_SEEN, Kind::Time),
     ],
 };
 
@@ -631,6 +636,16 @@ impl FrameBuilder {
             columns.push(series.into_column());
         }
         DataFrame::new(self.rows, columns).context("assembling frame")
+    }
+}
+
+/// How a list column is joined in CSV: `;` (aliases), except `controls`,
+/// whose entries hold `;` in their own text, joined with ` | `.
+pub fn csv_list_separator(column: &str) -> &'static str {
+    if column == col::CONTROLS {
+        " | "
+    } else {
+        ";"
     }
 }
 

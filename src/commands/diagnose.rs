@@ -41,6 +41,9 @@ pub struct Args {
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
 
+    /// With --bundle: go on when the bundle does not match its manifest.
+    #[arg(long, requires = "bundle")]
+    pub allow_modified: bool,
     /// Policy file (default: with --bundle, the policy the bundle was assessed
     /// with, as its manifest records it; live, the built-in defaults).
     #[arg(long, value_name = "FILE")]
@@ -57,10 +60,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let policy = args.policy.is_some().then(|| ctx.policy.clone());
     let rules = rules::load(args.queries.as_deref())?;
     let report = match &args.bundle {
-        Some(dir) => diagnose::from_bundle(dir, &args.key, policy, &rules)?,
+        Some(dir) => diagnose::from_bundle(dir, &args.key, policy, &rules, args.allow_modified)?,
         None => diagnose::live(ctx, &args.key, &rules, &ctx.policy).await?,
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     match ctx.output {
         Format::Json => {
             serde_json::to_writer_pretty(&mut stdout, &report)?;

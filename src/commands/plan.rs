@@ -1,4 +1,4 @@
-//! `kmsrot plan BUNDLE --out plan.json [--policy kmsrot.toml] [--rotation-period-days N] [--include-pending-deletion] [--price-per-key-month USD]`
+//! `kmsrot plan BUNDLE --out plan.json [--policy kmsrot.toml] [--rotation-period-days N] [--include-pending-deletion] [--allow-modified] [--price-per-key-month USD]`
 //!
 //! One action per key that needs one, each with the key's state as planned
 //! and the open findings it closes (when `kmsrot assess` has run on the
@@ -61,6 +61,10 @@ pub struct Args {
     #[arg(long)]
     pub include_pending_deletion: bool,
 
+    /// Plan even when the bundle does not match its manifest.
+    #[arg(long)]
+    pub allow_modified: bool,
+
     /// The price of a key-month, and of each billed key version, in USD for the
     /// cost projection (default: AWS's list price, 1.00).
     #[arg(long, value_name = "USD", value_parser = Usd::parse)]
@@ -68,6 +72,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    crate::output::refuse_overlap(&args.out, &[&args.bundle])?;
     let plan = plan::build(
         &args.bundle,
         &PlanOptions {
@@ -75,6 +80,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             rotation_period_days: args.rotation_period_days,
             include_pending_deletion: args.include_pending_deletion,
             now: ctx.clock.now(),
+            allow_modified: args.allow_modified,
             price_per_key_month: args.price_per_key_month,
         },
     )

@@ -15,6 +15,8 @@
 //!                          accounts and regions asked
 //!   lookup                 the LookupEvents API (last 90 days only)
 //!   lake:EVENT_DATA_STORE  CloudTrail Lake
+//!   athena:DATABASE.TABLE  AWS's CloudTrail table in Athena: the filter and
+//!                          the partitions (--athena-partitions) pushed down
 //!
 //! Times (`--since`, `--until`) are RFC 3339 or a date (`2025-01-31`; as
 //! `--until` a date means the end of that day, UTC). `--region` (the global
@@ -35,7 +37,9 @@
 //! larger than `--max-log-bytes` (default 256 MiB) once inflated is corrupt
 //! and not read. The S3 archive is listed up to `--late-delivery-days`
 //! (default 2) after `--until`. A CloudTrail Lake query is cancelled after
-//! `--query-timeout` seconds (default 3600). Only remote sources touch AWS:
+//! `--query-timeout` seconds (default 3600), an Athena query stopped after
+//! `--athena-timeout` (default 600); what Athena scanned and cost is printed
+//! and kept in coverage.json. Only remote sources touch AWS:
 //! a scan of local files resolves no credentials or region.
 //!
 //! Exit: 0 complete; 3 partial (a corrupt file, an unreadable source or a day
@@ -53,12 +57,12 @@ use crate::trail;
 #[derive(Debug, clap::Args)]
 #[command(about = "Reads CloudTrail and keeps the KMS rotation and key-lifecycle events")]
 pub struct Args {
-    /// Where to read: a file or folder, s3://BUCKET/PREFIX, lookup, or
-    /// lake:EVENT_DATA_STORE.
+    /// Where to read: a file or folder, s3://BUCKET/PREFIX, lookup,
+    /// lake:EVENT_DATA_STORE, or athena:DATABASE.TABLE.
     #[arg(value_name = "SOURCE", required = true)]
     pub sources: Vec<String>,
 
-    /// Folder for events.* and coverage.json (created if missing).
+    /// Folder for events.* and coverage.json (created if missing; must be empty).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
@@ -67,6 +71,10 @@ pub struct Args {
 
     #[command(flatten)]
     pub filter: TrailFilterArgs,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -79,13 +87,24 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         regions.clone()
     };
     let opts = args.filter.read_options(window, regions)?;
+    // Local sources are read whole: the output must not land among them.
+    let local: Vec<&std::path::Path> = args
+        .sources
+        .iter()
+        .filter(|s| !s.contains("://") && *s != "lookup" && !s.starts_with("lake:"))
+        .map(std::path::Path::new)
+        .collect();
+    crate::output::prepare_out_dir(&args.out, args.force, &local)?;
     let scan = trail::sources::scan_into(ctx, &args.sources, &opts, &args.out).await?;
     scan.summary_table().print_stdout(ctx.output)?;
     for g in scan.coverage.gaps() {
-        eprintln!("partial: {g}");
+        eprintln!("partial: {}", crate::output::display_safe(&g));
     }
     for w in scan.coverage.warnings() {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::output::display_safe(&w));
+    }
+    for c in scan.coverage.query_costs() {
+        eprintln!("note: {c}");
     }
     let skipped: usize = scan
         .coverage

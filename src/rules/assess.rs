@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::engine::{self, Evidence, Finding};
@@ -17,7 +17,7 @@ use super::Rule;
 use crate::bundle::{self, AssessmentEntry, Manifest};
 use crate::error::Outcome;
 use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
-use crate::output::{read_frame, write_frame, Table};
+use crate::output::{frame_records, read_frame, write_frame, Table};
 use crate::policy::{Policy, Severity};
 
 /// What an assessment produced.
@@ -39,17 +39,40 @@ pub fn rule_hashes(rules: &[Rule]) -> BTreeMap<String, String> {
     rules.iter().map(|r| (r.id.clone(), r.sha256())).collect()
 }
 
-/// Assesses the bundle in `dir`: findings written, manifest updated and
-/// sealed again. `now` is when the assessment ran; `as_of` the date asked to
-/// judge at, else the bundle's `collected_at`.
+/// How a bundle is assessed besides the policy and rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AssessOptions<'a> {
+    /// Go on when the bundle does not match its manifest.
+    pub allow_modified: bool,
+    /// The previous assessed bundle: findings still open keep their
+    /// `first_seen` from it.
+    pub previous: Option<&'a Path>,
+}
+
+/// Assesses the bundle in `dir`: findings written, manifest updated. The
+/// bundle is verified against its manifest before anything is read or
+/// written, and only the files written here are re-hashed into it, so a file
+/// changed behind kmsrot's back still fails `verify-bundle` afterwards.
+/// `now` is when the assessment ran; `as_of` the date it judges at.
 pub fn assess_bundle(
     dir: &Path,
     policy: &Policy,
     rules: Vec<Rule>,
     as_of: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
+    opts: AssessOptions<'_>,
 ) -> Result<Assessment> {
-    let mut manifest = Manifest::read(dir)?;
+    policy.check_rule_ids(rules.iter().map(|r| r.id.as_str()))?;
+    let opened = bundle::open(dir, opts.allow_modified)?;
+    let mut manifest: Manifest = opened.manifest;
+    let earlier: Vec<Finding> = match opts.previous {
+        Some(p) => {
+            bundle::open(p, opts.allow_modified)?;
+            frame_records(&read_frame(p, &FINDINGS)?, &FINDINGS)
+                .with_context(|| format!("{}: the previous findings", p.display()))?
+        }
+        None => Vec::new(),
+    };
     let (as_of, as_of_note) = super::judged_as_of(manifest.collected_at, as_of);
     let coverage = bundle::read_coverage(dir)?;
     let evidence = Evidence {
@@ -59,9 +82,10 @@ pub fn assess_bundle(
         trail: coverage.trail.clone(),
         window_start: manifest.audit_window.start,
     };
-    let findings = engine::assess(&evidence, &rules, policy, as_of)?;
+    let mut findings = engine::assess(&evidence, &rules, policy, as_of)?;
+    engine::date_findings(&mut findings, manifest.collected_at, &earlier);
     let exemptions = engine::exemption_reach(&policy.exemptions, &evidence.keys, as_of)?;
-    write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
+    let written = write_frame(dir, &FINDINGS, &mut engine::findings_frame(&findings)?)?;
     manifest.assessment = Some(AssessmentEntry {
         assessed_at: now,
         as_of,
@@ -73,7 +97,7 @@ pub fn assess_bundle(
         exemptions,
         policy_applied: Some(policy.clone()),
     });
-    manifest.seal(dir)?;
+    manifest.seal_files(dir, &written)?;
     Ok(Assessment {
         findings,
         as_of,

@@ -54,10 +54,20 @@ pub struct Finding {
     pub title: String,
     pub detail: String,
     pub evidence: Option<String>,
-    pub controls: String,
+    /// One entry per control of the rule.
+    pub controls: Vec<String>,
+    /// `FAILED` or `WARNING` (the rule's `compliance` header).
+    pub compliance: String,
     pub remediation: String,
     pub exemption_reason: Option<String>,
     pub exemption_expires: Option<String>,
+    /// When the finding was first seen: carried from the previous bundle's
+    /// assessment of the same `finding_id`, else the earliest evidence of it
+    /// (the rule's `first_seen` column, else the time the evidence was
+    /// collected).
+    pub first_seen: Option<DateTime<Utc>>,
+    /// The latest evidence of it (the rule's `last_seen`, else collection).
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
 /// Whether a finding counts against the key, or an active exemption covers it.
@@ -330,6 +340,27 @@ struct RuleRow {
     detail: String,
     evidence: Option<String>,
     subject: Option<String>,
+    first_seen: Option<DateTime<Utc>>,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+/// An optional time column of a rule's result (`first_seen`, `last_seen`).
+fn time_column(df: &DataFrame, name: &str, rule: &Rule) -> Result<Vec<Option<DateTime<Utc>>>> {
+    let Ok(column) = df.column(name) else {
+        return Ok(vec![None; df.height()]);
+    };
+    let s = column
+        .as_materialized_series()
+        .cast(&crate::frames::time_dtype())
+        .and_then(|s| s.cast(&DataType::Int64))
+        .with_context(|| format!("{}: column {name} is not a time", rule.origin))?;
+    let ca = s
+        .i64()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", rule.origin))?;
+    Ok(ca
+        .iter()
+        .map(|v| v.and_then(DateTime::<Utc>::from_timestamp_millis))
+        .collect())
 }
 
 fn string_column(
@@ -369,6 +400,8 @@ fn rule_rows(df: &DataFrame, rule: &Rule) -> Result<Vec<RuleRow>> {
     let detail = string_column(df, col::DETAIL, rule, true)?;
     let evidence = string_column(df, col::EVIDENCE, rule, false)?;
     let subject = string_column(df, col::SUBJECT, rule, false)?;
+    let first_seen = time_column(df, col::FIRST_SEEN, rule)?;
+    let last_seen = time_column(df, col::LAST_SEEN, rule)?;
     Ok((0..df.height())
         .map(|i| RuleRow {
             account_id: account[i].clone(),
@@ -377,6 +410,8 @@ fn rule_rows(df: &DataFrame, rule: &Rule) -> Result<Vec<RuleRow>> {
             detail: detail[i].clone().unwrap_or_else(|| rule.title.clone()),
             evidence: evidence[i].clone(),
             subject: subject[i].clone(),
+            first_seen: first_seen[i],
+            last_seen: last_seen[i],
         })
         .collect())
 }
@@ -406,10 +441,13 @@ fn make_finding(
         title: rule.title.clone(),
         detail: row.detail,
         evidence: row.evidence,
-        controls: rule.controls.join("; "),
+        controls: rule.controls.clone(),
+        compliance: rule.compliance.as_str().into(),
         remediation: rule.remediation.clone(),
         exemption_reason: None,
         exemption_expires: None,
+        first_seen: row.first_seen,
+        last_seen: row.last_seen,
     };
     // The expired-exemption report must not be exempted by the very exemption.
     if rule.id == "exemption_expired" {
@@ -770,7 +808,8 @@ pub fn findings_frame(findings: &[Finding]) -> Result<DataFrame> {
             (col::TITLE, Cell::str(&f.title)),
             (col::DETAIL, Cell::str(&f.detail)),
             (col::EVIDENCE, Cell::opt_str(f.evidence.clone())),
-            (col::CONTROLS, Cell::str(&f.controls)),
+            (col::CONTROLS, Cell::StrList(f.controls.clone())),
+            (col::COMPLIANCE, Cell::str(&f.compliance)),
             (col::REMEDIATION, Cell::str(&f.remediation)),
             (
                 col::EXEMPTION_REASON,
@@ -780,9 +819,29 @@ pub fn findings_frame(findings: &[Finding]) -> Result<DataFrame> {
                 col::EXEMPTION_EXPIRES,
                 Cell::opt_str(f.exemption_expires.clone()),
             ),
+            (col::FIRST_SEEN, Cell::Time(f.first_seen)),
+            (col::LAST_SEEN, Cell::Time(f.last_seen)),
         ])?;
     }
     b.finish()
+}
+
+/// Dates each finding: `first_seen` is the earliest of what the previous
+/// assessment recorded for the same `finding_id`, what the rule returned, and
+/// `observed_at` (when the evidence was collected); `last_seen` is what the
+/// rule returned, else `observed_at`. Security Hub's CreatedAt and
+/// FirstObservedAt, and OCSF's created_time, come from these.
+pub fn date_findings(findings: &mut [Finding], observed_at: DateTime<Utc>, previous: &[Finding]) {
+    let before: HashMap<&str, DateTime<Utc>> = previous
+        .iter()
+        .filter_map(|f| Some((f.finding_id.as_str(), f.first_seen?)))
+        .collect();
+    for f in findings.iter_mut() {
+        let own = f.first_seen.unwrap_or(observed_at);
+        let carried = before.get(f.finding_id.as_str()).copied();
+        f.first_seen = Some(carried.map_or(own, |c| c.min(own)));
+        f.last_seen = Some(f.last_seen.unwrap_or(observed_at));
+    }
 }
 
 /// The default audit window start for a run at `as_of`.
@@ -795,6 +854,45 @@ mod tests {
     use super::*;
     use crate::frames::{EVENTS, KEYS, ROTATIONS};
     use chrono::TimeZone;
+
+    #[test]
+    fn first_seen_is_carried_from_the_previous_assessment() {
+        let day = |d| Utc.with_ymd_and_hms(2026, 1, d, 0, 0, 0).unwrap();
+        let finding = |id: &str, first: Option<DateTime<Utc>>| Finding {
+            finding_id: id.into(),
+            rule_id: "rotation_disabled".into(),
+            severity: Severity::High,
+            status: FindingStatus::Open,
+            account_id: None,
+            region: None,
+            key_arn: None,
+            title: String::new(),
+            detail: String::new(),
+            evidence: None,
+            controls: vec![],
+            compliance: "FAILED".into(),
+            remediation: String::new(),
+            exemption_reason: None,
+            exemption_expires: None,
+            first_seen: first,
+            last_seen: None,
+        };
+        let previous = vec![finding("kr-a", Some(day(1)))];
+        let mut now = vec![
+            finding("kr-a", None),
+            finding("kr-b", None),
+            finding("kr-c", Some(day(5))),
+        ];
+        date_findings(&mut now, day(20), &previous);
+        assert_eq!(now[0].first_seen, Some(day(1)), "carried");
+        assert_eq!(now[1].first_seen, Some(day(20)), "new: the collection time");
+        assert_eq!(
+            now[2].first_seen,
+            Some(day(5)),
+            "the rule's own first evidence"
+        );
+        assert!(now.iter().all(|f| f.last_seen == Some(day(20))));
+    }
 
     fn empty_evidence() -> Evidence {
         Evidence {

@@ -5,7 +5,10 @@
 //! -- id: rotation_disabled
 //! -- title: Automatic rotation is off on an eligible key
 //! -- severity: high
-//! -- controls: CIS AWS Foundations 3.6; AWS Security Hub KMS.4
+//! -- controls:
+//! --   - CIS AWS Foundations 3.6 (3.8 in v1.3-v2.0)
+//! --   - AWS Security Hub KMS.4
+//! -- compliance: failed
 //! -- remediation: aws kms enable-key-rotation --key-id KEY_ARN
 //! -- aws: What AWS documents that the rule relies on, in one sentence, with
 //! --   the AWS documentation page (required of the built-in rules).
@@ -13,6 +16,13 @@
 //! --   "--" and two or more spaces.
 //! SELECT ...
 //! ```
+//!
+//! `controls` is a list, one control per `--   - ` line, so a control's own
+//! text may hold `;` or `,`. `compliance` says what a finding of the rule
+//! means for the controls: `failed` (the default: the control is not met) or
+//! `warning` (evidence is missing, or the check does not apply to the key),
+//! as Security Hub's `Compliance.Status` and OCSF's `compliance.status_id`
+//! carry it.
 //!
 //! A query returns one row per finding with the columns `account_id`,
 //! `region`, `key_arn`, `detail`, and optionally `evidence` and `subject`
@@ -35,9 +45,28 @@ pub mod engine;
 pub mod facts;
 pub mod key_policy;
 
-pub use assess::{assess_bundle, Assessment};
+pub use assess::{assess_bundle, AssessOptions, Assessment};
 #[cfg(test)]
 mod scenario_tests;
+
+/// What a finding of a rule says about its controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compliance {
+    /// The control is not met.
+    Failed,
+    /// The evidence to judge it is missing, or the check does not apply.
+    Warning,
+}
+
+impl Compliance {
+    /// The value of ASFF's `Compliance.Status`, also written in the findings frame.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compliance::Failed => "FAILED",
+            Compliance::Warning => "WARNING",
+        }
+    }
+}
 
 /// A rule loaded from SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +74,9 @@ pub struct Rule {
     pub id: String,
     pub title: String,
     pub severity: Severity,
+    /// One entry per control, as listed in the header.
     pub controls: Vec<String>,
+    pub compliance: Compliance,
     pub remediation: String,
     /// The AWS behaviour the rule relies on, with the page that documents it.
     pub aws: String,
@@ -218,21 +249,41 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// Parses one rule file. `stem` is the file name without `.sql`; the header's
 /// id must equal it, so a rule is found by its file name.
 pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
-    let mut fields: Vec<(String, String)> = Vec::new();
+    // (name, inline value, list entries)
+    let mut fields: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut body_start = text.len();
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+    for (n, line) in text.split_inclusive('\n').enumerate() {
         let trimmed = line.trim_end();
         if let Some(comment) = trimmed.strip_prefix("--") {
             if let Some(rest) = comment.strip_prefix("  ").filter(|_| !fields.is_empty()) {
-                // A continuation of the previous field.
-                let last = fields.last_mut().map(|(_, v)| v);
-                if let Some(v) = last {
-                    v.push(' ');
-                    v.push_str(rest.trim());
+                let rest = rest.trim();
+                let Some((_, value, items)) = fields.last_mut() else {
+                    unreachable!("fields is not empty")
+                };
+                if let Some(item) = rest.strip_prefix("- ").or((rest == "-").then_some("")) {
+                    if !value.is_empty() {
+                        bail!(
+                            "{origin}:{}: a list entry after a field that has a value on its line",
+                            n + 1
+                        );
+                    }
+                    items.push(item.trim().to_string());
+                } else if let Some(last) = items.last_mut() {
+                    // The continuation of a list entry.
+                    last.push(' ');
+                    last.push_str(rest);
+                } else {
+                    // The continuation of the previous field.
+                    value.push(' ');
+                    value.push_str(rest);
                 }
             } else if let Some((k, v)) = comment.trim().split_once(':') {
-                fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                fields.push((
+                    k.trim().to_ascii_lowercase(),
+                    v.trim().to_string(),
+                    Vec::new(),
+                ));
             }
             offset += line.len();
         } else if trimmed.trim().is_empty() && fields.is_empty() {
@@ -245,8 +296,8 @@ pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
     let get = |name: &str| -> Option<String> {
         fields
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .find(|(k, _, _)| k == name)
+            .map(|(_, v, _)| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
     let need = |name: &str| -> Result<String> {
@@ -272,11 +323,22 @@ pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
         // A link is not a remediation: say what to do, link in the description.
         bail!("{origin}: remediation must say what to do, not only link to it");
     }
-    let controls: Vec<String> = need("controls")?
-        .split(';')
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .collect();
+    let controls = match fields.iter().find(|(k, _, _)| k == "controls") {
+        None => bail!("{origin}: header lacks `-- controls:` and its list"),
+        Some((_, inline, _)) if !inline.trim().is_empty() => bail!(
+            "{origin}: controls must be a list, one control per line (`--   - CIS AWS Foundations 3.6`), not {inline:?}"
+        ),
+        Some((_, _, items)) if items.is_empty() || items.iter().any(|c| c.is_empty()) => {
+            bail!("{origin}: controls must list at least one control, and no empty entry")
+        }
+        Some((_, _, items)) => items.clone(),
+    };
+    let compliance = match get("compliance").as_deref().map(str::to_ascii_lowercase) {
+        None => Compliance::Failed,
+        Some(v) if v == "failed" => Compliance::Failed,
+        Some(v) if v == "warning" => Compliance::Warning,
+        Some(v) => bail!("{origin}: compliance {v:?} is not `failed` or `warning`"),
+    };
     let sql = text[body_start..].trim().trim_end_matches(';').to_string();
     if sql.is_empty() {
         bail!("{origin}: no SQL after the header");
@@ -286,6 +348,7 @@ pub fn parse(stem: &str, text: &str, origin: &str) -> Result<Rule> {
         title: need("title")?,
         severity,
         controls,
+        compliance,
         remediation,
         aws: get("aws").unwrap_or_default(),
         description: get("description").unwrap_or_default(),
@@ -401,7 +464,7 @@ mod tests {
 
     #[test]
     fn broken_headers_are_refused() {
-        let ok = "-- id: x\n-- title: T\n-- severity: low\n-- controls: A\n-- remediation: do it\nSELECT 1";
+        let ok = "-- id: x\n-- title: T\n-- severity: low\n-- controls:\n--   - A\n-- remediation: do it\nSELECT 1";
         assert!(parse("x", ok, "x.sql").is_ok());
         let cases = [
             (
@@ -412,6 +475,15 @@ mod tests {
             (ok.replace("-- title: T\n", ""), "title"),
             (ok.replace("do it", "https://example.com"), "remediation"),
             (ok.replace("SELECT 1", ""), "no SQL"),
+            (
+                ok.replace("-- controls:\n--   - A", "-- controls: A; B"),
+                "controls must be a list",
+            ),
+            (ok.replace("--   - A\n", ""), "at least one control"),
+            (
+                ok.replace("-- remediation", "-- compliance: maybe\n-- remediation"),
+                "compliance",
+            ),
         ];
         for (text, want) in cases {
             let err = parse("x", &text, "x.sql").unwrap_err().to_string();
@@ -463,10 +535,31 @@ mod tests {
 
     #[test]
     fn continuation_lines_join() {
-        let text = "-- id: x\n-- title: T\n-- severity: low\n-- controls: A; B\n-- remediation: do\n--   it now\nSELECT 1;";
+        let text = "-- id: x\n-- title: T\n-- severity: low\n-- controls:\n--   - A (v1; v2)\n--   - B,\n--     continued\n-- compliance: warning\n-- remediation: do\n--   it now\nSELECT 1;";
         let r = parse("x", text, "x.sql").unwrap();
         assert_eq!(r.remediation, "do it now");
-        assert_eq!(r.controls, vec!["A", "B"]);
+        assert_eq!(r.controls, vec!["A (v1; v2)", "B, continued"]);
+        assert_eq!(r.compliance, Compliance::Warning);
         assert_eq!(r.sql, "SELECT 1");
+    }
+
+    #[test]
+    fn rotation_disabled_keeps_its_cis_versions_in_one_control() {
+        let rules = load(None).unwrap();
+        let r = rules.iter().find(|r| r.id == "rotation_disabled").unwrap();
+        let cis: Vec<&String> = r.controls.iter().filter(|c| c.contains("CIS")).collect();
+        assert_eq!(cis.len(), 1, "{:?}", r.controls);
+        assert!(cis[0].contains("3.6") && cis[0].contains("3.8"), "{cis:?}");
+        // No entry is a fragment of another: every control of every rule
+        // names its framework (an AWS Config rule is a check, not a standard).
+        for rule in &rules {
+            for c in &rule.controls {
+                assert!(
+                    crate::report::export::standard_of(c).is_some() || c.starts_with("AWS Config "),
+                    "{}: {c:?} names no known standard",
+                    rule.id
+                );
+            }
+        }
     }
 }

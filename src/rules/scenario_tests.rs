@@ -299,6 +299,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 reason: "Retired with the legacy batch system".into(),
                 approver: "ciso@example.com".into(),
                 expires: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+                line: 0,
             },
             Exemption {
                 key: arn(us, "k-rsa"),
@@ -306,6 +307,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 reason: "Signing key for firmware; replaced yearly".into(),
                 approver: "ciso@example.com".into(),
                 expires: NaiveDate::from_ymd_opt(2025, 6, 30).unwrap(),
+                line: 0,
             },
         ],
         ..Policy::default()
@@ -779,6 +781,7 @@ fn case3_an_alias_arn_exempts_one_key() {
         reason: "Legacy batch, retiring".into(),
         approver: "ciso@example.com".into(),
         expires: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+        line: 0,
     };
     let alias_arn = format!("arn:aws:kms:us-east-1:{ACCT}:alias/legacy");
     let policy = Policy {
@@ -1067,6 +1070,7 @@ fn case8_an_expired_exemption_names_the_key() {
         reason: "Legacy".into(),
         approver: "ciso@example.com".into(),
         expires: NaiveDate::from_ymd_opt(2025, 6, 30).unwrap(),
+        line: 0,
     };
     let policy = Policy {
         exemptions: vec![

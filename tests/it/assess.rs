@@ -561,11 +561,23 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         "{stdout}"
     );
 
-    let (code, stdout, stderr) = run(moto
+    // Issue 17: a bundle that no longer matches its manifest is refused,
+    // naming the file, unless the reader says --allow-modified.
+    let (code, _, stderr) = run(moto
         .kmsrot()
         .args(["diagnose", "alias/ledger", "--bundle"])
         .arg(&bundle));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("does not match its manifest") && stderr.contains("keys.csv"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["diagnose", "alias/ledger", "--allow-modified", "--bundle"])
+        .arg(&bundle));
     assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("does not match its manifest"), "{stdout}");
     assert!(stdout.contains("ci-deployer"), "{stdout}");
     assert!(stdout.contains("AccessDeniedException x2"), "{stdout}");
     assert!(
@@ -584,7 +596,8 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         let arn = k["arn"].as_str().unwrap();
         let (code, stdout, stderr) = run(moto
             .kmsrot()
-            .args(["diagnose", arn, "--bundle"])
+            // keys.csv was tampered with above; the frames read are Parquet.
+            .args(["diagnose", arn, "--allow-modified", "--bundle"])
             .arg(&bundle)
             .args(["--output", "json"]));
         assert_eq!(code, 0, "{stderr}");

@@ -4,6 +4,7 @@ mod support;
 
 mod assess;
 mod diff;
+mod hostile;
 mod iac;
 mod iam;
 mod inventory;
@@ -13,6 +14,7 @@ mod orphaned_principal;
 mod remediate;
 mod report;
 mod trail;
+mod trail_athena;
 mod trail_hostile;
 mod trail_lake;
 mod trail_lookup;
