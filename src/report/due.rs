@@ -32,7 +32,8 @@ pub struct DueKey {
     pub region: String,
     /// When KMS should rotate it (RFC 3339).
     pub due_at: String,
-    /// Whole days from the view's as-of to `due_at`; negative when overdue.
+    /// Whole days from the view's as-of to `due_at`, rounded down: negative
+    /// when overdue.
     pub days: i64,
     /// `overdue`, or the bucket (`0-30 days`, `31-60 days`, ...) it falls in.
     pub bucket: String,
@@ -175,7 +176,8 @@ pub fn due_view(
                 account_id: k.account_id.clone(),
                 region: k.region.clone(),
                 due_at: rfc3339(due),
-                days: (due - as_of).num_days(),
+                // Floored, so a key due an hour ago is a day overdue, not 0.
+                days: (due - as_of).num_seconds().div_euclid(86_400),
                 bucket,
                 period_days: c.period_days,
                 basis,
@@ -485,6 +487,15 @@ mod tests {
         let apart: Vec<&str> = v.not_forecast.iter().map(|n| n.key.as_str()).collect();
         assert_eq!(apart, vec!["alias/history-unread", "alias/status-unread"]);
         assert_eq!(&v.until[..10], "2026-04-01");
+        // An hour past due is overdue by a day; an hour before, due in 0.
+        let hour = Duration::hours(1);
+        let at = |as_of| due_view(&s.keys, &s.rotations, &s.events, as_of, 30).unwrap();
+        let v = at(t(2026, 1, 11) + hour);
+        let k = v.keys.iter().find(|k| k.key == "alias/due-10").unwrap();
+        assert_eq!((k.days, k.bucket.as_str()), (-1, "overdue"));
+        let v = at(t(2026, 1, 11) - hour);
+        let k = v.keys.iter().find(|k| k.key == "alias/due-10").unwrap();
+        assert_eq!((k.days, k.bucket.as_str()), (0, "0-30 days"));
     }
 
     #[test]
