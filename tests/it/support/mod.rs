@@ -9,6 +9,7 @@
 pub mod cloudtrail_fixture;
 pub mod counting_proxy;
 pub mod proxy;
+pub mod signed_archive;
 
 pub use kmsrot_testkit::seed;
 
