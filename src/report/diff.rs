@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use serde::Serialize;
 
+use super::due::{self, DueCheck, DueView};
 use super::{key_name, Evidence};
 use crate::frames::time::rfc3339;
 use crate::inventory::KeyRecord;
@@ -95,6 +96,11 @@ pub struct Diff {
     /// Findings open in the old bundle, in an account the new one did not
     /// read: unknown now, never "resolved".
     pub findings_not_verified: Vec<FindingRef>,
+    /// The new bundle's keys coming due (and overdue), as of its assessment.
+    pub due: DueView,
+    /// The keys the old bundle showed due by the new one's as-of, and
+    /// whether they rotated.
+    pub due_since_old: Vec<DueCheck>,
 }
 
 /// The accounts of a bundle: (every account it names with its name, the
@@ -126,6 +132,20 @@ fn bundle_accounts(ev: &Evidence) -> (BTreeMap<String, String>, BTreeSet<String>
     (named, read)
 }
 
+/// A key that was due and is missing from the later bundle is "key
+/// removed" only when the later bundle read its account; otherwise whether
+/// it rotated is unknown.
+fn not_removed_unless_read(c: &mut DueCheck, read: impl Fn(Option<&str>) -> bool) {
+    let account = crate::aws::arn_account(&c.key_arn);
+    if c.outcome == "key removed" && !read(account) {
+        c.outcome = "unknown".into();
+        c.detail = format!(
+            "its account {} was not read in the later bundle",
+            account.unwrap_or("?")
+        );
+    }
+}
+
 fn key_ref(k: &KeyRecord) -> KeyRef {
     KeyRef {
         name: key_name(k),
@@ -149,8 +169,9 @@ fn show(v: Option<i64>) -> String {
     v.map_or_else(|| "unknown".into(), |d| format!("{d} days"))
 }
 
-/// Compares two assessed bundles.
-pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
+/// Compares two assessed bundles; the forward view lists the new bundle's
+/// keys due within `due_within` days.
+pub fn diff(old: &Evidence, new: &Evidence, due_within: i64) -> Result<Diff> {
     let old_keys: BTreeMap<&str, &KeyRecord> =
         old.keys.iter().map(|k| (k.arn.as_str(), k)).collect();
     let new_keys: BTreeMap<&str, &KeyRecord> =
@@ -174,6 +195,10 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
         accounts_read_again: Vec::new(),
         keys_not_compared: 0,
         findings_not_verified: Vec::new(),
+        due: due::coming_due(new, new.assessed_as_of(), due_within)
+            .with_context(|| format!("{}: the keys coming due", new.dir.display()))?,
+        due_since_old: due::check_rotated(old, new)
+            .with_context(|| format!("{}: the keys that were due", new.dir.display()))?,
     };
     let (old_named, old_read) = bundle_accounts(old);
     let (new_named, new_read) = bundle_accounts(new);
@@ -203,6 +228,11 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
     let newly_selected = |account: Option<&str>| {
         account.is_some_and(|a| !old_named.contains_key(a) && new_read.contains(a))
     };
+    // A key the old bundle showed due, in an account the new one did not
+    // read: whether it rotated is unknown, never "key removed".
+    for c in &mut d.due_since_old {
+        not_removed_unless_read(c, |a| comparable(a) || newly_selected(a));
+    }
     for (arn, k) in &new_keys {
         let Some(o) = old_keys.get(arn) else {
             let account = k.account_id.as_deref();
@@ -311,7 +341,7 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
             }
         }
     }
-    d
+    Ok(d)
 }
 
 fn push(t: &mut Table, change: &str, key: &str, region: &str, detail: &str) {
@@ -334,8 +364,69 @@ impl Diff {
             && self.keys_not_compared == 0)
     }
 
-    /// One row per change, for `--output table|csv`.
+    /// The forward view in one line, as `diff` prints it on stderr.
+    pub fn due_line(&self) -> String {
+        let count = |b: &str| {
+            self.due
+                .buckets
+                .iter()
+                .find(|x| x.bucket == b)
+                .map_or(0, |x| x.keys)
+        };
+        let outcome = |o: &str| self.due_since_old.iter().filter(|c| c.outcome == o).count();
+        let mut line = format!(
+            "due: {} overdue, {} due within {} days",
+            count("overdue"),
+            self.due.keys.len() - count("overdue"),
+            self.due.within_days
+        );
+        if !self.due.not_forecast.is_empty() {
+            let _ = write!(line, " ({} not forecast)", self.due.not_forecast.len());
+        }
+        if !self.due_since_old.is_empty() {
+            let _ = write!(
+                line,
+                "; of the {} due since the old bundle: {} rotated, {} not rotated, {} unknown, {} removed",
+                self.due_since_old.len(),
+                outcome("rotated"),
+                outcome("not rotated"),
+                outcome("unknown"),
+                outcome("key removed")
+            );
+        }
+        line
+    }
+
+    /// One row per change, then the keys coming due, for `--output table|csv`.
     pub fn table(&self) -> Table {
+        let mut t = self.changes_table();
+        for c in &self.due_since_old {
+            push(
+                &mut t,
+                &format!("was due: {}", c.outcome),
+                &c.key,
+                &c.region,
+                &format!("due {}; {}", c.was_due, c.detail),
+            );
+        }
+        for k in &self.due.keys {
+            push(
+                &mut t,
+                &if k.bucket == "overdue" {
+                    "overdue".to_string()
+                } else {
+                    format!("due in {}", k.bucket)
+                },
+                &k.key,
+                &k.region,
+                &format!("{} ({} days); from {}", k.due_at, k.days, k.basis),
+            );
+        }
+        t
+    }
+
+    /// One row per change between the bundles.
+    fn changes_table(&self) -> Table {
         let mut t = Table::new(["change", "key", "region", "detail"]);
         for (what, list) in [
             ("account added", &self.accounts_added),
@@ -489,7 +580,7 @@ impl Diff {
                 let _ = writeln!(s, "| {what} | {n} |");
             }
         }
-        let t = self.table();
+        let t = self.changes_table();
         if !t.rows.is_empty() {
             let _ = writeln!(s, "\n## Details\n");
             let _ = writeln!(s, "| Change | Key | Region | Detail |\n|---|---|---|---|");
@@ -504,6 +595,98 @@ impl Diff {
                 );
             }
         }
+        self.due_markdown(&mut s);
         s
+    }
+
+    /// The forward view: what the old review expected to rotate by now and
+    /// whether it did, then what is overdue or due next.
+    fn due_markdown(&self, s: &mut String) {
+        let cell = |v: &str| super::md_cell(v.to_string());
+        let _ = writeln!(
+            s,
+            "\n## Keys coming due\n\nEligible keys with rotation on in the new bundle that KMS should rotate by {} (the next {} days from {}), overdue first: NextRotationDate, else one period after the schedule start the rules judge by.\n",
+            cell(&self.due.until[..self.due.until.len().min(10)]),
+            self.due.within_days,
+            cell(&self.due.as_of[..self.due.as_of.len().min(10)])
+        );
+        let _ = writeln!(s, "| Bucket | Keys |\n|---|---:|");
+        for b in &self.due.buckets {
+            let _ = writeln!(s, "| {} | {} |", cell(&b.bucket), b.keys);
+        }
+        if !self.due.keys.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| Key | Region | Due | Days | Bucket | Period (days) | From |\n|---|---|---|---:|---|---:|---|"
+            );
+            for k in &self.due.keys {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    cell(&k.key),
+                    cell(&k.region),
+                    cell(&k.due_at),
+                    k.days,
+                    cell(&k.bucket),
+                    k.period_days,
+                    cell(&k.basis)
+                );
+            }
+        }
+        for n in &self.due.not_forecast {
+            let _ = writeln!(
+                s,
+                "\n- Not forecast: {} ({}): {}",
+                cell(&n.key),
+                cell(&n.region),
+                cell(&n.reason)
+            );
+        }
+        if !self.due_since_old.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n### Due since the old bundle: did they rotate?\n\n| Key | Region | Was due | Outcome | Detail |\n|---|---|---|---|---|"
+            );
+            for c in &self.due_since_old {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&c.key),
+                    cell(&c.region),
+                    cell(&c.was_due),
+                    cell(&c.outcome),
+                    cell(&c.detail)
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_key_of_an_account_not_read_is_unknown_not_removed() {
+        let due = |account: &str| DueCheck {
+            key: "alias/app".into(),
+            key_arn: format!("arn:aws:kms:us-east-1:{account}:key/k"),
+            region: "us-east-1".into(),
+            was_due: "2026-01-01T00:00:00Z".into(),
+            outcome: "key removed".into(),
+            detail: "not in the later bundle".into(),
+        };
+        let read = |a: Option<&str>| a == Some("111122223333");
+        let mut gone = due("111122223333");
+        not_removed_unless_read(&mut gone, read);
+        assert_eq!(gone.outcome, "key removed");
+        let mut unseen = due("444455556666");
+        not_removed_unless_read(&mut unseen, read);
+        assert_eq!(unseen.outcome, "unknown");
+        assert!(
+            unseen.detail.contains("444455556666 was not read"),
+            "{}",
+            unseen.detail
+        );
     }
 }

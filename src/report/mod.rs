@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod diff;
+pub mod due;
 pub mod export;
 pub mod publish;
 
@@ -60,6 +61,16 @@ pub struct Evidence {
     pub findings: Vec<Finding>,
     /// Set when the evidence was narrowed to one account of the bundle.
     pub account: Option<String>,
+    /// The keys, rotations and events frames as read, for the rule engine's
+    /// schedule computation (`due`).
+    pub frames: Frames,
+}
+
+/// The frames an [`Evidence`] was read from.
+pub struct Frames {
+    pub keys: polars::prelude::DataFrame,
+    pub rotations: polars::prelude::DataFrame,
+    pub events: polars::prelude::DataFrame,
 }
 
 impl Evidence {
@@ -80,10 +91,16 @@ impl Evidence {
                 ),
             ));
         }
+        let frames = Frames {
+            keys: read_frame(dir, &KEYS)?,
+            rotations: read_frame(dir, &ROTATIONS)?,
+            events: read_frame(dir, &EVENTS)?,
+        };
         Ok(Evidence {
-            keys: frame_records(&read_frame(dir, &KEYS)?, &KEYS)?,
-            rotations: frame_records(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?,
-            events: frame_records(&read_frame(dir, &EVENTS)?, &EVENTS)?,
+            keys: frame_records(&frames.keys, &KEYS)?,
+            rotations: frame_records(&frames.rotations, &ROTATIONS)?,
+            events: frame_records(&frames.events, &EVENTS)?,
+            frames,
             findings: frame_records(&read_frame(dir, &FINDINGS)?, &FINDINGS)?,
             dir: dir.to_path_buf(),
             integrity,
@@ -127,6 +144,21 @@ impl Evidence {
         self.keys.retain(|k| mine(&k.account_id));
         self.rotations.retain(|r| mine(&r.account_id));
         self.events.retain(|e| mine(&e.account_id));
+        // The frames the rule engine's schedule reads (keys coming due):
+        // the same account only.
+        let only = |df: &polars::prelude::DataFrame| -> Result<polars::prelude::DataFrame> {
+            use polars::prelude::{col, lit, IntoLazy};
+            Ok(df
+                .clone()
+                .lazy()
+                .filter(col(crate::frames::col::ACCOUNT_ID).eq(lit(account)))
+                .collect()?)
+        };
+        self.frames = Frames {
+            keys: only(&self.frames.keys)?,
+            rotations: only(&self.frames.rotations)?,
+            events: only(&self.frames.events)?,
+        };
         self.findings.retain(|f| mine(&f.account_id));
         self.manifest.accounts = vec![account.to_string()];
         self.manifest
@@ -208,8 +240,9 @@ pub fn write_bundle_report(
     as_of: Option<DateTime<Utc>>,
     force: bool,
     allow_modified: bool,
+    due_within: i64,
 ) -> Result<Written> {
-    write_bundle_report_for(bundle, out, as_of, None, force, allow_modified)
+    write_bundle_report_for(bundle, out, as_of, None, force, allow_modified, due_within)
 }
 
 /// As [`write_bundle_report`], narrowed to one account of an
@@ -221,12 +254,13 @@ pub fn write_bundle_report_for(
     account: Option<&str>,
     force: bool,
     allow_modified: bool,
+    due_within: i64,
 ) -> Result<Written> {
     let mut ev = Evidence::load(bundle, allow_modified)?;
     if let Some(a) = account {
         ev = ev.for_account(a)?;
     }
-    write(&ev, out, as_of, force)
+    write(&ev, out, as_of, force, due_within)
         .with_context(|| format!("writing the report into {}", out.display()))
 }
 
@@ -517,6 +551,8 @@ struct ReportContext {
     account_rows: Vec<AccountRow>,
     accounts_not_read: usize,
     accounts_skipped: usize,
+    /// Keys coming due (and overdue), from the rules' schedule computation.
+    due: due::DueView,
     rule_groups: Vec<RuleGroup>,
     keys: Vec<KeyView>,
     eligibility: Vec<EligibilityRow>,
@@ -626,6 +662,7 @@ fn context(
     rules: &[Rule],
     as_of: DateTime<Utc>,
     data_files: Vec<String>,
+    due: due::DueView,
 ) -> ReportContext {
     let m = &ev.manifest;
     let names: BTreeMap<&str, String> = ev
@@ -888,6 +925,7 @@ fn context(
     };
 
     ReportContext {
+        due,
         integrity: ev.integrity.clone(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         bundle_tool_version: m.tool_version.clone(),
@@ -1450,6 +1488,7 @@ pub fn write(
     out: &Path,
     as_of: Option<DateTime<Utc>>,
     force: bool,
+    due_within: i64,
 ) -> Result<Written> {
     crate::output::prepare_out_dir(out, force, &[&ev.dir])?;
     let as_of = as_of.unwrap_or_else(|| ev.assessed_as_of());
@@ -1530,7 +1569,9 @@ pub fn write(
 
     let mut data_files = files.clone();
     data_files.retain(|f| !f.starts_with("rules/"));
-    let ctx = context(ev, &rules, as_of, data_files);
+    let due = due::coming_due(ev, as_of, due_within)
+        .with_context(|| format!("{}: the keys coming due", ev.dir.display()))?;
+    let ctx = context(ev, &rules, as_of, data_files, due);
     let (md, html) = render(&ctx)?;
     write_bytes_atomic(&out.join("report.md"), md.as_bytes())?;
     write_bytes_atomic(&out.join("report.html"), html.as_bytes())?;

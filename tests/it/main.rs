@@ -11,6 +11,7 @@ mod inventory;
 mod layering;
 mod offline;
 mod org;
+mod orphaned_principal;
 mod remediate;
 mod report;
 mod trail;
