@@ -706,11 +706,15 @@ impl Table {
                     .map(|row| {
                         let mut obj = Map::new();
                         for (h, cell) in self.headers.iter().zip(row) {
-                            // Counts print as numbers so scripts need not parse them.
+                            // Counts print as numbers so scripts need not parse them;
+                            // an identifier with a leading zero (an account id
+                            // such as 075474548211) stays text, or the zero is lost.
+                            let leading_zero = cell.len() > 1 && cell.starts_with('0');
                             let v = cell
                                 .parse::<i64>()
-                                .map(Value::from)
-                                .unwrap_or_else(|_| Value::String(cell.clone()));
+                                .ok()
+                                .filter(|_| !leading_zero)
+                                .map_or_else(|| Value::String(cell.clone()), Value::from);
                             obj.insert(h.clone(), v);
                         }
                         Value::Object(obj)
@@ -847,6 +851,19 @@ mod tests {
             back.column("account_id").unwrap().str().unwrap().get(0),
             Some("=1+1")
         );
+    }
+
+    #[test]
+    fn json_tables_keep_the_leading_zero_of_an_account_id() {
+        let mut t = Table::new(["account", "keys"]);
+        t.row(["075474548211", "0"]);
+        t.row(["111122223333", "12"]);
+        let mut out = Vec::new();
+        t.print(Format::Json, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[0]["account"], "075474548211");
+        assert_eq!(v[0]["keys"], 0);
+        assert_eq!(v[1]["keys"], 12);
     }
 
     #[test]

@@ -942,7 +942,8 @@ async fn a_refused_role_at_apply_does_not_stop_the_other_accounts() {
     let outcome_of = |account: &str| -> Vec<String> {
         array(&rows)
             .iter()
-            // The table's JSON prints digit-only cells as numbers.
+            // The table's JSON prints digit-only cells as numbers (an id with
+            // a leading zero stays text).
             .filter(|r| {
                 r["account"]
                     .as_str()
