@@ -19,6 +19,7 @@ use crate::output::Format;
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::terminal::TerminalBars;
+use crate::trail::sources::{parse_source, Source};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -140,6 +141,36 @@ impl Command {
         }
     }
 
+    /// Whether the run will call AWS, from the command line alone. Those runs
+    /// check who the caller is before any other work, so missing or refused
+    /// credentials and an unreachable endpoint stop them with nothing read or
+    /// written. `verify-bundle` decides from the bundle (signed or not) and
+    /// checks on its first AWS call; `approve` without `--sign-with` records
+    /// the caller when it can and goes on without.
+    fn calls_aws(&self) -> bool {
+        match self {
+            Command::Inventory(_)
+            | Command::Collect(_)
+            | Command::Audit(_)
+            | Command::Apply(_)
+            | Command::Verify(_) => true,
+            Command::Diagnose(a) => a.bundle.is_none(),
+            Command::Report(a) => a.sign_with.is_some() || a.upload.is_some(),
+            Command::Approve(a) => a.sign_with.is_some(),
+            Command::Trail(TrailCommand::Scan(a)) => a
+                .sources
+                .iter()
+                .any(|s| !matches!(parse_source(s), Ok(Source::Local(_)) | Err(_))),
+            Command::Assess(_)
+            | Command::Plan(_)
+            | Command::Diff(_)
+            | Command::VerifyBundle(_)
+            | Command::Iac(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
+        }
+    }
+
     /// The date findings are judged at, where the command takes one.
     fn as_of(&self) -> Option<DateTime<Utc>> {
         match self {
@@ -165,6 +196,9 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         cli.global.output,
         cli.global.progress(),
     );
+    if cli.command.calls_aws() {
+        ctx.caller().await?;
+    }
     match cli.command {
         Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
         Command::Collect(args) => commands::collect::run(&ctx, args).await,

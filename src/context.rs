@@ -4,7 +4,9 @@
 //!
 //! The AWS configuration is built on first use, and only then: offline
 //! commands (`report`, `diff`, `assess`, `plan`, `trail scan` of local files)
-//! never resolve credentials, read a profile or probe IMDS.
+//! never resolve credentials, read a profile or probe IMDS. Its first use is
+//! the caller check ([`Ctx::caller`]): no other AWS call is made before STS
+//! GetCallerIdentity has said whose credentials these are.
 
 use anyhow::Result;
 use aws_config::SdkConfig;
@@ -12,7 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 
 use crate::aws::regions::RegionPlan;
-use crate::aws::{self, AwsOptions};
+use crate::aws::{self, AwsOptions, CallerIdentity, Origin};
+use crate::error::Error;
 use crate::output::Format;
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -64,7 +67,8 @@ impl Clock {
 /// The run's context, built once by the CLI.
 pub struct Ctx {
     aws_options: AwsOptions,
-    sdk: OnceCell<SdkConfig>,
+    sdk: OnceCell<(SdkConfig, Origin)>,
+    caller: OnceCell<CallerIdentity>,
     regions: OnceCell<RegionPlan>,
     enabled: OnceCell<Vec<String>>,
     pub policy: Policy,
@@ -84,6 +88,7 @@ impl Ctx {
         Ctx {
             aws_options,
             sdk: OnceCell::new(),
+            caller: OnceCell::new(),
             regions: OnceCell::new(),
             enabled: OnceCell::new(),
             policy,
@@ -110,12 +115,37 @@ impl Ctx {
         &self.aws_options
     }
 
-    /// The SDK configuration, built on the first call and shared after it.
-    /// This is the one door to AWS: a caller-identity check before the first
-    /// call, or a role assumed per account, belongs here.
+    /// The SDK configuration, built on the first call and shared after it,
+    /// once the caller check has passed. This is the one door to AWS: a role
+    /// assumed per account belongs here too.
     pub async fn aws(&self) -> Result<&SdkConfig> {
+        self.caller().await?;
+        Ok(&self.sdk().await?.0)
+    }
+
+    /// Who the run's credentials belong to (STS GetCallerIdentity), asked
+    /// once; or the typed error saying why it cannot be known (no
+    /// credentials, unknown profile, expired SSO session, refused keys, an
+    /// unreachable endpoint). A failure is not kept: `approve` may ask,
+    /// go on without, and a later caller asks again.
+    pub async fn caller(&self) -> Result<&CallerIdentity> {
+        self.caller
+            .get_or_try_init(|| async {
+                let (config, origin) = self.sdk().await?;
+                aws::who_am_i(config, origin)
+                    .await
+                    .map_err(|e| anyhow::Error::from(Error::from(e)))
+            })
+            .await
+    }
+
+    async fn sdk(&self) -> Result<&(SdkConfig, Origin)> {
         self.sdk
-            .get_or_try_init(|| async { Ok(aws::load_config(&self.aws_options).await) })
+            .get_or_try_init(|| async {
+                aws::load_config(&self.aws_options)
+                    .await
+                    .map_err(|e| anyhow::Error::from(Error::from(e)))
+            })
             .await
     }
 

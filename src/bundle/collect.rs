@@ -7,10 +7,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{AuditWindow, Coverage, Manifest, SourceEntry, COVERAGE, FORMAT_VERSION};
-use crate::aws;
 use crate::aws::raw::RawRecorder;
 use crate::context::Ctx;
-use crate::error::{render, Error, Outcome};
+use crate::error::{Error, Outcome};
 use crate::frames::time::show_time;
 use crate::frames::{EVENTS, KEYS, ROTATIONS};
 use crate::inventory::{self, Inventory, Limits};
@@ -65,14 +64,7 @@ pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
     let (since, until) = audit_window(ctx, &req.window, collected_at)?;
 
     let config = ctx.aws().await?;
-    let caller = match aws::caller_identity(config).await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            ctx.progress
-                .note(&format!("warning: {}", render(&e).replace('\n', " ")));
-            None
-        }
-    };
+    let caller = Some(ctx.caller().await?.clone());
     let plan = ctx.region_plan().await?.clone();
     let regions = plan.regions.clone();
     let recorder = RawRecorder::new();

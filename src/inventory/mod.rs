@@ -18,7 +18,7 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::regions::RegionPlan;
-use crate::aws::{self, ErrorInfo};
+use crate::aws::{self, ContactError, ErrorInfo, Network};
 use crate::context::Ctx;
 use crate::frames::time::rfc3339;
 use crate::frames::{col, Cell, FrameBuilder, KEYS, ROTATIONS};
@@ -302,6 +302,11 @@ pub async fn read(
     key_errors.sort_by(|a, b| {
         (&a.region, &a.key_arn, &a.operation).cmp(&(&b.region, &b.key_arn, &b.operation))
     });
+    // Not one region answered, each for want of a network rather than a
+    // refusal by AWS: a table of zeros would read as "nothing there".
+    if let Some(e) = unreachable_everywhere(config, &regions) {
+        return Err(crate::error::Error::from(e).into());
+    }
     let complete = key_errors.is_empty() && regions.iter().all(|r| r.status.is_complete());
     Ok(Inventory {
         keys,
@@ -313,6 +318,35 @@ pub async fn read(
             key_errors,
             api_calls: calls.snapshot(),
         },
+    })
+}
+
+/// The error for a run where every region failed to answer at all.
+fn unreachable_everywhere(config: &SdkConfig, regions: &[RegionCoverage]) -> Option<ContactError> {
+    let all_unreachable = regions.iter().all(|r| {
+        r.status == RegionStatus::Failed && r.error.as_ref().is_some_and(ErrorInfo::is_unreachable)
+    });
+    let first = regions.first()?.error.as_ref()?;
+    if !all_unreachable {
+        return None;
+    }
+    let network = first.network?;
+    let endpoint = match config.endpoint_url() {
+        Some(url) => url.to_string(),
+        None => format!(
+            "the KMS endpoint of {}",
+            regions
+                .iter()
+                .map(|r| r.region.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Some(ContactError::Unreachable {
+        endpoint,
+        network,
+        detail: matches!(network, Network::Tls | Network::Connection)
+            .then(|| first.message.clone()),
     })
 }
 

@@ -504,6 +504,8 @@ pub struct ApplyRequest {
     /// Changing calls per second per region.
     pub rate_per_region: f64,
     pub now: DateTime<Utc>,
+    /// Who runs the apply: the run's STS caller, checked before anything.
+    pub executor: CallerIdentity,
 }
 
 /// What a run (or a dry run) did.
@@ -549,7 +551,7 @@ pub async fn run(config: &SdkConfig, req: &ApplyRequest) -> Result<ApplyReport> 
     let signature = approval
         .check_signature(path, config, req.require_signed, &req.signers)
         .await?;
-    let executor = aws::caller_identity(config).await?;
+    let executor = req.executor.clone();
     if req.require_different_executor {
         approval.check_different_executor(path, &executor)?;
     }

@@ -85,11 +85,14 @@ struct RegionResult {
 }
 
 /// Reads LookupEvents in each of `regions` into `collector` as one source.
+/// `caller_account` is the account whose event history the API answers
+/// with (STS GetCallerIdentity of the run).
 ///
 /// API failures are recorded in the source's coverage; the call only fails
 /// on a bug in its arguments.
 pub async fn scan(
     config: &SdkConfig,
+    caller_account: &str,
     regions: &[String],
     opts: &ReadOptions,
     collector: &mut Collector,
@@ -131,15 +134,7 @@ pub async fn scan(
     }
 
     // Day coverage needs the account; the API answers for the caller's.
-    let account = match aws::caller_identity(config).await {
-        Ok(id) => Some(id.account),
-        Err(e) => {
-            collector.source_mut(idx).errors.push(format!(
-                "STS GetCallerIdentity: {e:#}; the days LookupEvents covered are not recorded"
-            ));
-            None
-        }
-    };
+    let account = Some(caller_account).filter(|a| opts.scope.wants_account(a));
 
     let attributes = lookup_attributes(opts);
     let bar = progress.bar("lookup", (regions.len() * attributes.len()) as u64);
@@ -147,7 +142,7 @@ pub async fn scan(
         .map(|region| scan_region(config, region, &attributes, &span, opts, &bar))
         .buffer_unordered(REGION_CONCURRENCY);
     while let Some(r) = results.next().await {
-        if let Some(account) = account.as_ref().filter(|a| opts.scope.wants_account(a)) {
+        if let Some(account) = account {
             collector.note_scope(account, &r.region);
             // A region whose lookups all answered is covered for every day
             // of the span: event history is kept whether or not a trail is.

@@ -4,6 +4,7 @@ mod support;
 
 mod assess;
 mod diff;
+mod first_contact;
 mod iac;
 mod iam;
 mod inventory;

@@ -8,7 +8,9 @@
 
 pub mod cloudtrail_fixture;
 pub mod counting_proxy;
+pub mod endpoints;
 pub mod proxy;
+pub mod snapshot;
 
 pub use kmsrot_testkit::seed;
 

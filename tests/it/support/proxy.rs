@@ -14,8 +14,15 @@
 //!
 //! Rules match on the SigV4 credential scope's region
 //! (`Authorization: ... Credential=AKID/DATE/REGION/SERVICE/aws4_request`) and
-//! on the operation (`X-Amz-Target: TrentService.OPERATION`); the first rule
-//! that matches applies. Every request is counted by operation and region.
+//! on the operation (`X-Amz-Target: TrentService.OPERATION`, or the
+//! `Action=OPERATION` form field of a query-protocol service such as STS);
+//! the first rule that matches applies. Every request is counted by operation
+//! and region.
+//!
+//! For STS it answers errors in the query protocol's XML shape
+//! (`<ErrorResponse><Error><Type>Sender</Type><Code>...`), so credentials
+//! moto would accept can be refused as AWS refuses them
+//! (`InvalidClientTokenId`, `ExpiredToken`).
 //!
 //! ```ignore
 //! let proxy = Proxy::start(&moto.url, vec![Rule::region("eu-west-3").deny()]);
@@ -39,6 +46,12 @@ use serde_json::Value;
 pub enum Action {
     /// Answer with an AWS JSON-protocol error and never reach moto.
     Fail {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Answer with an AWS query-protocol (STS) XML error and never reach moto.
+    FailQuery {
         status: u16,
         code: String,
         message: String,
@@ -111,6 +124,16 @@ impl Rule {
 
     pub fn fail(mut self, status: u16, code: &str, message: &str) -> Self {
         self.action = Action::Fail {
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+        };
+        self
+    }
+
+    /// An STS-style (query protocol) XML error.
+    pub fn fail_query(mut self, status: u16, code: &str, message: &str) -> Self {
+        self.action = Action::FailQuery {
             status,
             code: code.to_string(),
             message: message.to_string(),
@@ -309,10 +332,22 @@ impl Request {
         scope.split('/').nth(2).map(str::to_string)
     }
 
-    /// `TrentService.ListKeys` → `ListKeys`.
+    /// `TrentService.ListKeys` → `ListKeys`; a query-protocol body
+    /// `Action=GetCallerIdentity&Version=...` → `GetCallerIdentity`.
     fn operation(&self) -> Option<String> {
-        let t = self.header("x-amz-target")?;
-        Some(t.rsplit('.').next().unwrap_or(t).to_string())
+        if let Some(t) = self.header("x-amz-target") {
+            return Some(t.rsplit('.').next().unwrap_or(t).to_string());
+        }
+        let form = self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return None;
+        }
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .map(str::to_string)
     }
 }
 
@@ -415,6 +450,14 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 s.counts.lock().unwrap().faults += 1;
                 error_response(*status, code, message)
             }
+            Some(Action::FailQuery {
+                status,
+                code,
+                message,
+            }) => {
+                s.counts.lock().unwrap().faults += 1;
+                query_error_response(*status, code, message)
+            }
             Some(Action::Delay(d)) => {
                 std::thread::sleep(*d);
                 forward(&s.upstream, &req)?
@@ -499,6 +542,24 @@ fn error_response(status: u16, code: &str, message: &str) -> Response {
         status_line: format!("HTTP/1.1 {status} {}", reason(status)),
         headers: vec![
             ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+            (
+                "x-amzn-RequestId".into(),
+                "00000000-0000-0000-0000-proxyfault00".into(),
+            ),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+/// The query protocol's error document, as STS writes it.
+fn query_error_response(status: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>00000000-0000-0000-0000-proxyfault00</RequestId>\n</ErrorResponse>\n"
+    );
+    Response {
+        status_line: format!("HTTP/1.1 {status} {}", reason(status)),
+        headers: vec![
+            ("Content-Type".into(), "text/xml".into()),
             (
                 "x-amzn-RequestId".into(),
                 "00000000-0000-0000-0000-proxyfault00".into(),
