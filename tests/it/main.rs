@@ -17,3 +17,4 @@ mod trail_hostile;
 mod trail_lake;
 mod trail_lookup;
 mod trail_s3;
+mod user_output;
