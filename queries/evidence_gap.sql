@@ -1,12 +1,21 @@
 -- id: evidence_gap
 -- title: CloudTrail does not cover the audit window for a region that holds rotatable keys
 -- severity: medium
--- controls: NIST SP 800-53 AU-12; NIST SP 800-53 AU-11; PCI DSS v4.0 10.5.1
--- remediation: Add the missing CloudTrail source (the trail's S3 archive: kmsrot collect --trail s3://BUCKET/PREFIX),
---   or find why the trail did not deliver logs on the missing days.
--- description: Without CloudTrail for every day of the window, the absence of RotateKey events proves nothing:
---   rotations, disables and failures on the missing days are unknown. Reported per account and region that holds
---   eligible or disabled keys.
+-- controls:
+--   - NIST SP 800-53 AU-12
+--   - NIST SP 800-53 AU-11
+--   - PCI DSS v4.0 10.5.1
+-- compliance: warning
+-- remediation: Add the missing CloudTrail source (the trail's S3 archive: kmsrot collect --trail s3://BUCKET/PREFIX);
+--   for days without a log file, check the trail's status and its digest files (aws cloudtrail validate-logs) to
+--   tell quiet days from lost ones.
+-- aws: CloudTrail delivers a log file only when there are events to deliver, but a digest file every hour, so only
+--   the digest files tell a quiet day from a lost one (AWS CloudTrail User Guide, CloudTrail digest file structure:
+--   https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-digest-file-structure.html).
+-- description: Without CloudTrail for every day of the window, the absence of RotateKey events proves nothing.
+--   Reported per account and region that holds eligible or disabled keys: when no CloudTrail source covers it, or
+--   when days of the window have no log file. A day without a log file may be quiet (no event that day) or lost;
+--   the finding does not say which, only that those days prove nothing.
 WITH held AS (
   SELECT account_id, region, COUNT(*) AS rotatable_keys
   FROM keys
@@ -21,13 +30,15 @@ SELECT
          ' rotatable key(s), but ',
          CASE
            WHEN d.days_missing IS NULL THEN 'no CloudTrail source covers it in the audit window'
-           ELSE CONCAT('CloudTrail logs are missing on ', CAST(d.days_missing AS VARCHAR), ' of ',
-                       CAST(d.days_in_window AS VARCHAR), ' days (', d.missing_days, ')')
+           ELSE CONCAT('no CloudTrail log file was read for ', CAST(d.days_missing AS VARCHAR), ' of ',
+                       CAST(d.days_in_window AS VARCHAR), ' days (', d.missing_days,
+                       '); a day without a log file is either quiet or lost, and without digest files kmsrot',
+                       ' cannot tell which')
          END,
          ': absence of RotateKey events there proves nothing.') AS detail,
   CASE
     WHEN d.days_missing IS NULL THEN 'no trail_days row for this account and region'
-    ELSE CONCAT(CAST(d.days_with_logs AS VARCHAR), ' of ', CAST(d.days_in_window AS VARCHAR), ' days have logs')
+    ELSE CONCAT(CAST(d.days_with_logs AS VARCHAR), ' of ', CAST(d.days_in_window AS VARCHAR), ' days have log files')
   END AS evidence
 FROM held h
 LEFT JOIN trail_days d ON d.account_id = h.account_id AND d.region = h.region

@@ -1,9 +1,15 @@
 -- id: pending_deletion
 -- title: A customer-managed key is scheduled for deletion
 -- severity: medium
--- controls: NIST SP 800-53 SC-12; PCI DSS v4.0 3.7.4
+-- controls:
+--   - NIST SP 800-53 SC-12
+--   - PCI DSS v4.0 3.7.4
+-- compliance: warning
 -- remediation: If the key still protects data, cancel the deletion (aws kms cancel-key-deletion --key-id KEY_ARN,
 --   then aws kms enable-key --key-id KEY_ARN); otherwise confirm that nothing depends on it before the date.
+-- aws: A KMS key pending deletion reports rotation as off and KMS rejects rotation changes until the deletion is
+--   cancelled; deleting it destroys the key material (AWS KMS Developer Guide, Delete an AWS KMS key:
+--   https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html).
 -- description: Deleting a KMS key destroys its key material and makes everything encrypted under it
 --   unrecoverable; while it is pending deletion, KMS rejects rotation changes.
 SELECT

@@ -1,9 +1,15 @@
 -- id: period_exceeds_policy
 -- title: The rotation period is longer than the policy allows
 -- severity: medium
--- controls: PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12; NIST SP 800-57 Part 1 (cryptoperiod)
+-- controls:
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
+--   - NIST SP 800-57 Part 1 (cryptoperiod)
 -- remediation: Shorten the period: aws kms enable-key-rotation --key-id KEY_ARN --rotation-period-in-days DAYS
 --   (kmsrot plan proposes this change for approval).
+-- aws: RotationPeriodInDays is 90 to 2560 days (365 by default), set with EnableKeyRotation and reported by
+--   GetKeyRotationStatus (AWS KMS API Reference, EnableKeyRotation:
+--   https://docs.aws.amazon.com/kms/latest/APIReference/API_EnableKeyRotation.html).
 -- description: GetKeyRotationStatus reports a RotationPeriodInDays above the policy's max_rotation_period_days.
 SELECT
   k.account_id,

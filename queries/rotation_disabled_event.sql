@@ -1,10 +1,17 @@
 -- id: rotation_disabled_event
 -- title: Someone turned automatic rotation off
 -- severity: medium
--- controls: CIS AWS Foundations 3.6; AWS Security Hub KMS.4; PCI DSS v4.0 3.7.4; NIST SP 800-53 SC-12;
---   NIST SP 800-53 CM-3
+-- controls:
+--   - CIS AWS Foundations 3.6
+--   - AWS Security Hub KMS.4
+--   - PCI DSS v4.0 3.7.4
+--   - NIST SP 800-53 SC-12
+--   - NIST SP 800-53 CM-3
 -- remediation: Confirm the change was approved; if not, re-enable rotation
 --   (aws kms enable-key-rotation --key-id KEY_ARN) and restrict kms:DisableKeyRotation in the key policy.
+-- aws: DisableKeyRotation is logged by CloudTrail as a management event with the caller's identity, time and
+--   source address (AWS KMS Developer Guide, Logging AWS KMS API calls with CloudTrail:
+--   https://docs.aws.amazon.com/kms/latest/developerguide/logging-using-cloudtrail.html).
 -- description: A successful DisableKeyRotation call in the audit window, with who made it and when.
 SELECT
   e.account_id,

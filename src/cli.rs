@@ -137,6 +137,7 @@ impl Command {
             Command::Audit(a) => a.policy.policy.as_deref(),
             Command::Plan(a) => a.policy.policy.as_deref(),
             Command::Iac(a) => a.policy.policy.as_deref(),
+            Command::Diagnose(a) => a.policy.as_deref(),
             _ => None,
         }
     }

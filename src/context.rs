@@ -164,7 +164,8 @@ impl Ctx {
                 let plan = aws::regions::resolve(config, &self.aws_options).await?;
                 if let Some(e) = &plan.discovery_error {
                     self.progress.note(&format!(
-                        "warning: could not discover the account's regions (account:ListRegions: {e}); reading the built-in list of {} regions instead",
+                        "warning: could not discover the account's regions (account:ListRegions: {}); reading the built-in list of {} regions instead",
+                        crate::output::display_safe(&e.to_string()),
                         plan.regions.len()
                     ));
                 }

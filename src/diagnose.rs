@@ -1,33 +1,42 @@
 //! One key, troubleshot: its state and eligibility, rotation status and
-//! history, CloudTrail rotation failures grouped by principal and error, the
-//! key-policy statements that deny rotation, its grants, and a verdict with
-//! the fix. The same report is built from a live account ([`live`]) or from
-//! a bundle ([`from_bundle`]).
+//! history, CloudTrail rotation failures grouped by caller and error, the
+//! key-policy statements that deny rotation, its grants, the open findings
+//! the rules make for it, and a verdict with the fix. The same report is
+//! built from a live account ([`live`]) or from a bundle ([`from_bundle`]).
+//!
+//! The findings are not decided here: the rule engine runs over the key's
+//! evidence exactly as `assess` runs over the bundle, so `diagnose` and
+//! `assess` cannot disagree about a key.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::Result;
-use chrono::{DateTime, Utc};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::aws;
-use crate::bundle::{self, Manifest};
+use crate::bundle;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::frames::time::rfc3339;
-use crate::frames::{EVENTS, KEYS, ROTATIONS};
+use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
 pub use crate::inventory::grants::Grant;
-use crate::inventory::{Eligibility, KeyRecord, RotationRecord};
-use crate::output::{frame_records, read_frame};
-use crate::rules::engine::key_matches;
-use crate::rules::key_policy;
-use crate::trail::{lookup, EventRow};
+use crate::inventory::{keys_frame, rotations_frame, Eligibility, KeyRecord, RotationRecord};
+use crate::output::display_safe;
+use crate::output::{frame_paths, frame_records, read_frame};
+use crate::policy::Policy;
+use crate::rules::engine::{self, key_matches, Evidence, Finding};
+use crate::rules::{facts, key_policy, Rule};
+use crate::trail::{events_frame, lookup, EventRow};
 
-/// Failures of one principal with one error code on one API.
+/// Failures of one caller with one error code on one API.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FailureGroup {
+    /// The role of an assumed-role session, else the principal.
     pub principal: String,
+    /// The sessions the role was denied under.
+    pub sessions: Vec<String>,
     pub event_name: String,
     pub error_code: String,
     pub count: usize,
@@ -39,9 +48,13 @@ pub struct FailureGroup {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DenyStatement {
     pub sid: Option<String>,
+    /// Position in the policy, from 1.
+    pub index: usize,
     pub denies: Vec<String>,
     pub principal: Option<String>,
     pub condition: Option<String>,
+    /// The callers the Deny leaves out; `None` when it applies to everyone.
+    pub unaffected: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,63 +66,44 @@ pub struct Report {
     pub deny_statements: Vec<DenyStatement>,
     /// `None` when grants were not read (a bundle does not hold them).
     pub grants: Option<Vec<Grant>>,
+    /// The moment the findings speak for.
+    pub as_of: DateTime<Utc>,
+    /// The open findings the rules make for this key, as `assess` writes them.
+    pub findings: Vec<Finding>,
     /// What could not be read, so the verdict is not taken for more than it is.
     pub gaps: Vec<String>,
     pub verdict: String,
 }
 
-const ROTATION_APIS: [&str; 5] = [
+/// Events that belong in a key's rotation history.
+const HISTORY_EVENTS: [&str; 4] = [
+    "RotateKey",
+    "RotateKeyOnDemand",
     "EnableKeyRotation",
     "DisableKeyRotation",
-    "RotateKeyOnDemand",
-    "GetKeyRotationStatus",
-    "ListKeyRotations",
 ];
 
-pub fn is_access_denied(code: &str) -> bool {
-    matches!(code, "AccessDenied" | "AccessDeniedException")
-}
-
-/// Groups failed rotation calls by principal, API and error code.
+/// Groups failed rotation calls by caller, API and error code, the way the
+/// `call_failures` table does.
 pub fn failures(events: &[EventRow]) -> Vec<FailureGroup> {
-    let mut groups: BTreeMap<(String, String, String), FailureGroup> = BTreeMap::new();
-    for e in events {
-        let (Some(name), Some(code)) = (e.event_name.as_deref(), e.error_code.as_deref()) else {
-            continue;
-        };
-        if !ROTATION_APIS.contains(&name) {
-            continue;
-        }
-        let principal = e
-            .principal_arn
-            .clone()
-            .unwrap_or_else(|| "unknown principal".into());
-        let g = groups
-            .entry((principal.clone(), name.to_string(), code.to_string()))
-            .or_insert_with(|| FailureGroup {
-                principal,
-                event_name: name.to_string(),
-                error_code: code.to_string(),
-                count: 0,
-                first_seen: None,
-                last_seen: None,
-                message: None,
-            });
-        g.count += 1;
-        if let Some(t) = e.event_time {
-            g.first_seen = Some(g.first_seen.map_or(t, |f| f.min(t)));
-            if g.last_seen.is_none_or(|l| t >= l) {
-                g.last_seen = Some(t);
-                g.message = e.error_message.clone().or(g.message.take());
-            }
-        }
-    }
-    let mut out: Vec<FailureGroup> = groups.into_values().collect();
+    let mut out: Vec<FailureGroup> = facts::call_failures(events, None, None)
+        .into_iter()
+        .map(|g| FailureGroup {
+            principal: g.caller,
+            sessions: g.sessions,
+            event_name: g.event_name,
+            error_code: g.error_code,
+            count: g.count,
+            first_seen: g.first_seen,
+            last_seen: g.last_seen,
+            message: g.message,
+        })
+        .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then(a.principal.cmp(&b.principal)));
     out
 }
 
-/// The key-policy statements that deny turning rotation on.
+/// The key-policy statements that deny rotation actions.
 pub fn deny_statements(policy: Option<&str>) -> Result<Vec<DenyStatement>, String> {
     let Some(policy) = policy else {
         return Ok(Vec::new());
@@ -119,6 +113,7 @@ pub fn deny_statements(policy: Option<&str>) -> Result<Vec<DenyStatement>, Strin
         .filter(|s| !s.denied_rotation_actions.is_empty())
         .map(|s| DenyStatement {
             sid: s.sid,
+            index: s.index,
             denies: s
                 .denied_rotation_actions
                 .iter()
@@ -126,30 +121,221 @@ pub fn deny_statements(policy: Option<&str>) -> Result<Vec<DenyStatement>, Strin
                 .collect(),
             principal: s.principal,
             condition: s.condition,
+            unaffected: s.unaffected,
         })
         .collect())
 }
 
-/// Builds the report and its verdict.
+/// The open findings the rules make for the key `key_arn` from `evidence`,
+/// judged as of `as_of`: the whole evidence is assessed, as `assess` does,
+/// so rules that look beyond the key (a replica's primary, exemptions) see
+/// what they see there.
+pub fn open_findings(
+    key_arn: &str,
+    evidence: &Evidence,
+    rules: &[Rule],
+    policy: &Policy,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Finding>> {
+    Ok(engine::assess(evidence, rules, policy, as_of)?
+        .into_iter()
+        .filter(|f| f.is_open() && f.key_arn.as_deref() == Some(key_arn))
+        .collect())
+}
+
+/// Diagnoses `wanted` live: the key from KMS in its region (the ARN's, else
+/// the first `--region`, else the configured one), its grants, and
+/// LookupEvents for the last [`lookup::RETENTION_DAYS`] days; judged as of
+/// now by `rules` with `policy`.
+pub async fn live(ctx: &Ctx, wanted: &str, rules: &[Rule], policy: &Policy) -> Result<Report> {
+    let config = ctx.aws().await?;
+    let region = match aws::arn_region(wanted).filter(|_| wanted.starts_with("arn:")) {
+        Some(r) => r.to_string(),
+        None => match ctx
+            .aws_options()
+            .regions
+            .iter()
+            .find(|r| r.as_str() != "all")
+        {
+            Some(r) => r.clone(),
+            None => aws::default_region(config)?,
+        },
+    };
+    let kms = aws::kms(config, &region);
+    let (key, rotations, errors) = crate::inventory::read_one(&kms, &region, wanted)
+        .await
+        .map_err(|e| {
+            Error::aws(
+                format!("DescribeKey of {wanted} in {region}"),
+                e,
+                "check the key id, ARN or alias and the region; the caller needs kms:DescribeKey",
+            )
+        })?;
+    let mut gaps: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{} failed: {}", e.operation, e.error))
+        .collect();
+    let grants = match crate::inventory::grants::list(&kms, &key.arn).await {
+        Ok(g) => Some(g),
+        Err(e) => {
+            gaps.push(format!("ListGrants failed: {e}"));
+            None
+        }
+    };
+    let now = ctx.clock.now();
+    let (events, lookup_gaps) = lookup::key_events(config, &region, &key.arn, now).await;
+    gaps.extend(lookup_gaps);
+    gaps.push(format!(
+        "CloudTrail read from LookupEvents: the last {} days only; diagnose --bundle covers the archive",
+        lookup::RETENTION_DAYS
+    ));
+    let evidence = Evidence {
+        keys: keys_frame(std::slice::from_ref(&key))?,
+        rotations: rotations_frame(&rotations)?,
+        events: events_frame(&events)?,
+        // LookupEvents has no day ledger: history_mismatch judges only the
+        // CloudTrail side, and no region-wide gap is reported for one key.
+        trail: None,
+        window_start: now - Duration::days(lookup::RETENTION_DAYS),
+    };
+    let findings = open_findings(&key.arn, &evidence, rules, policy, now)?;
+    Ok(build(key, rotations, events, grants, gaps, now, findings))
+}
+
+/// The report of the key `wanted` (id, ARN, alias or alias ARN) from the
+/// bundle in `dir`, judged as its assessment judged it: as of the recorded
+/// as-of (else its collection), with the policy recorded in the manifest
+/// unless `policy` overrides it.
+pub fn from_bundle(
+    dir: &Path,
+    wanted: &str,
+    policy: Option<Policy>,
+    rules: &[Rule],
+    allow_modified: bool,
+) -> Result<Report> {
+    // Verified against its manifest first; read anyway only when asked,
+    // and then the report says so.
+    let opened = bundle::open(dir, allow_modified)?;
+    let integrity = opened.integrity_note();
+    let manifest = opened.manifest;
+    let keys_df = read_frame(dir, &KEYS)?;
+    let keys: Vec<KeyRecord> = frame_records(&keys_df, &KEYS)?;
+    let matching: Vec<&KeyRecord> = keys
+        .iter()
+        .filter(|k| key_matches(wanted, &k.arn, &k.aliases))
+        .collect();
+    let key = match matching.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return Err(Error::usage(
+                format!("{}: no such key in {}", display_safe(wanted), dir.display()),
+                "give the key's id, ARN or alias as it appears in keys.csv",
+            ))
+        }
+        many => {
+            return Err(Error::usage(
+                format!(
+                    "{}: names {} keys in {} ({})",
+                    display_safe(wanted),
+                    many.len(),
+                    dir.display(),
+                    many.iter()
+                        .map(|k| k.arn.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "give the key's ARN, or the alias ARN (arn:aws:kms:REGION:ACCOUNT:alias/NAME)",
+            ))
+        }
+    };
+    let rotations_df = read_frame(dir, &ROTATIONS)?;
+    let events_df = read_frame(dir, &EVENTS)?;
+    let coverage = bundle::read_coverage(dir)?;
+    let mut gaps: Vec<String> = integrity.into_iter().collect();
+    if coverage.trail.is_none() {
+        gaps.push(
+            "the bundle holds no CloudTrail source: failures and rotation events are unknown"
+                .into(),
+        );
+    }
+    let assessed = manifest.assessment.as_ref();
+    let as_of = assessed.map_or(manifest.collected_at, |a| a.as_of);
+    let policy = match (policy, assessed.and_then(|a| a.policy_applied.clone())) {
+        (Some(p), _) => p,
+        (None, Some(p)) => p,
+        (None, None) => {
+            if assessed.is_some() {
+                gaps.push("the manifest does not record the policy the bundle was assessed with: built-in defaults used (pass --policy)".into());
+            }
+            Policy::default()
+        }
+    };
+    if let Some(a) = assessed {
+        let changed: Vec<&str> = rules
+            .iter()
+            .filter(|r| a.rules.get(&r.id).is_some_and(|h| *h != r.sha256()))
+            .map(|r| r.id.as_str())
+            .collect();
+        if !changed.is_empty() {
+            gaps.push(format!(
+                "the bundle was assessed with other texts of the rules {}: the findings here come from this kmsrot's",
+                changed.join(", ")
+            ));
+        }
+    }
+    let evidence = Evidence {
+        keys: keys_df,
+        rotations: rotations_df.clone(),
+        events: events_df.clone(),
+        trail: coverage.trail.clone(),
+        window_start: manifest.audit_window.start,
+    };
+    let findings = open_findings(&key.arn, &evidence, rules, &policy, as_of)
+        .with_context(|| format!("assessing {} for {}", dir.display(), key.arn))?;
+    if frame_paths(dir, &FINDINGS)[0].exists() {
+        let written: BTreeSet<String> =
+            frame_records::<Finding>(&read_frame(dir, &FINDINGS)?, &FINDINGS)?
+                .into_iter()
+                .filter(|f| f.is_open() && f.key_arn.as_deref() == Some(key.arn.as_str()))
+                .map(|f| f.finding_id)
+                .collect();
+        let now: BTreeSet<String> = findings.iter().map(|f| f.finding_id.clone()).collect();
+        if written != now {
+            gaps.push(format!(
+                "findings.csv lists other open findings for this key than the rules make now ({} there, {} here): the policy or rules changed since the assessment; run kmsrot assess again",
+                written.len(),
+                now.len()
+            ));
+        }
+    }
+    let rotations: Vec<RotationRecord> =
+        frame_records::<RotationRecord>(&rotations_df, &ROTATIONS)?
+            .into_iter()
+            .filter(|r| r.key_arn == key.arn)
+            .collect();
+    let events: Vec<EventRow> = frame_records::<EventRow>(&events_df, &EVENTS)?
+        .into_iter()
+        .filter(|e| e.key_arn.as_deref() == Some(key.arn.as_str()))
+        .filter(|e| e.event_time.is_none_or(|t| t <= as_of))
+        .collect();
+    Ok(build(key, rotations, events, None, gaps, as_of, findings))
+}
+
+/// Builds the report and its verdict from the key's evidence and the open
+/// findings the rules made for it.
 pub fn build(
     key: KeyRecord,
     mut rotations: Vec<RotationRecord>,
     events: Vec<EventRow>,
     grants: Option<Vec<Grant>>,
     mut gaps: Vec<String>,
-    now: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    findings: Vec<Finding>,
 ) -> Report {
     rotations.sort_by_key(|r| r.rotation_date);
     let mut rotation_events: Vec<EventRow> = events
         .iter()
-        .filter(|e| {
-            matches!(
-                e.event_name.as_deref(),
-                Some(
-                    "RotateKey" | "RotateKeyOnDemand" | "EnableKeyRotation" | "DisableKeyRotation"
-                )
-            )
-        })
+        .filter(|e| HISTORY_EVENTS.contains(&e.event_name.as_deref().unwrap_or("")))
         .cloned()
         .collect();
     rotation_events.sort_by_key(|e| e.event_time);
@@ -164,7 +350,7 @@ pub fn build(
     if key.key_policy.is_none() && key.eligibility != Some(Eligibility::AwsManaged) {
         gaps.push("key policy not read (GetKeyPolicy failed or was not collected)".into());
     }
-    let verdict = verdict(&key, &rotations, &rotation_events, &failures, &deny, now);
+    let verdict = verdict(&key, &rotations, &events, &findings, as_of);
     Report {
         key,
         rotations,
@@ -172,18 +358,21 @@ pub fn build(
         failures,
         deny_statements: deny,
         grants,
+        as_of,
+        findings,
         gaps,
         verdict,
     }
 }
 
+/// The verdict: what the findings say, most severe first, with the fix of
+/// each; or why there is nothing to judge.
 fn verdict(
     key: &KeyRecord,
     rotations: &[RotationRecord],
-    rotation_events: &[EventRow],
-    failures: &[FailureGroup],
-    deny: &[DenyStatement],
-    now: DateTime<Utc>,
+    events: &[EventRow],
+    findings: &[Finding],
+    as_of: DateTime<Utc>,
 ) -> String {
     let arn = &key.arn;
     let Some(elig) = key.eligibility else {
@@ -193,141 +382,78 @@ fn verdict(
             key.status_error.as_deref().unwrap_or("no error recorded")
         );
     };
-    let reason = key.eligibility_reason.clone().unwrap_or_default();
-    match elig {
-        Eligibility::AwsManaged => {
-            return format!("{reason} Nothing to fix.")
-        }
-        Eligibility::UnsupportedSpec | Eligibility::CustomKeyStore | Eligibility::ExternalOrigin => {
-            return format!("Automatic rotation cannot be turned on for this key. {reason}")
-        }
-        Eligibility::Replica => return reason,
-        Eligibility::PendingDeletion => {
-            return format!(
-                "{reason} If the key is still needed: aws kms cancel-key-deletion --key-id {arn}, then aws kms enable-key --key-id {arn}, then enable rotation."
-            )
-        }
-        Eligibility::Unavailable => return reason,
-        Eligibility::Disabled | Eligibility::Eligible => {}
-    }
-    let denied: Vec<&FailureGroup> = failures
-        .iter()
-        .filter(|f| is_access_denied(&f.error_code) && f.event_name == "EnableKeyRotation")
-        .collect();
-    let deny_text = deny
-        .iter()
-        .map(|d| {
-            format!(
-                "statement {} denies {}{}",
-                d.sid.as_deref().unwrap_or("(no Sid)"),
-                d.denies.join(" and "),
-                d.condition
-                    .as_deref()
-                    .map(|c| format!(" when {c}"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
     let mut parts = Vec::new();
-    match key.rotation_enabled {
-        Some(false) => {
-            parts.push(format!("Automatic rotation is OFF on {arn}."));
-            if let Some(off) = rotation_events
-                .iter()
-                .rev()
-                .find(|e| e.event_name.as_deref() == Some("DisableKeyRotation") && e.error_code.is_none())
-            {
-                parts.push(format!(
-                    "It was turned off by {} at {}.",
-                    off.principal_arn.as_deref().unwrap_or("an unknown principal"),
-                    off.event_time.map(rfc3339).unwrap_or_else(|| "an unknown time".into())
-                ));
-            }
-            if elig == Eligibility::Disabled {
-                parts.push(format!(
-                    "The key is Disabled, so EnableKeyRotation fails with DisabledException: run aws kms enable-key --key-id {arn} first."
-                ));
-            }
-            if !deny.is_empty() {
-                parts.push(format!(
-                    "The key policy blocks the fix ({deny_text}); a Deny in the key policy overrides every Allow, so narrow that statement before enabling rotation."
-                ));
-            }
-            for f in &denied {
-                parts.push(format!(
-                    "{} was denied EnableKeyRotation {} time(s) (last {}): grant kms:EnableKeyRotation to it in the key policy and in its IAM policy, and check SCPs and permission boundaries.",
-                    f.principal,
-                    f.count,
-                    f.last_seen.map(rfc3339).unwrap_or_else(|| "unknown".into())
-                ));
-            }
-            parts.push(format!(
-                "Fix: kmsrot plan/approve/apply, or aws kms enable-key-rotation --key-id {arn} --rotation-period-in-days 365."
-            ));
-        }
-        Some(true) => {
-            let period = key.rotation_period_days.unwrap_or(365);
-            let last_listed = rotations.iter().filter_map(|r| r.rotation_date).max();
-            let last_trail = rotation_events
-                .iter()
-                .filter(|e| {
-                    matches!(e.event_name.as_deref(), Some("RotateKey" | "RotateKeyOnDemand")) && e.error_code.is_none()
-                })
-                .filter_map(|e| e.event_time)
-                .max();
-            let last = last_listed.max(last_trail);
-            match last {
-                Some(t) => {
-                    let age = (now - t).num_days();
-                    if age > period {
-                        parts.push(format!(
-                            "Rotation is on, but the last rotation was {} ({age} days ago), longer than the {period}-day period: KMS missed a cycle. Rotate now with aws kms rotate-key-on-demand --key-id {arn} and open a support case if it recurs.",
-                            rfc3339(t)
-                        ));
-                    } else {
-                        parts.push(format!(
-                            "Rotation is on and the last rotation was {} ({age} days ago), within the {period}-day period. Compliant.",
-                            rfc3339(t)
-                        ));
-                    }
-                }
-                None => parts.push(format!(
-                    "Rotation is on with a {period}-day period; no rotation is recorded yet{}.",
-                    key.next_rotation_date
-                        .map(|n| format!(", the next is due {}", rfc3339(n)))
-                        .unwrap_or_default()
-                )),
-            }
-            if !deny.is_empty() {
-                parts.push(format!(
-                    "Note: the key policy denies rotation changes ({deny_text}); on-demand rotation may be blocked."
-                ));
-            }
-        }
-        None => parts.push(format!(
+    if elig != Eligibility::Eligible {
+        parts.push(key.eligibility_reason.clone().unwrap_or_default());
+    }
+    if elig == Eligibility::Eligible && key.rotation_enabled.is_none() {
+        parts.push(format!(
             "The rotation status of {arn} could not be read ({}): grant kms:GetKeyRotationStatus to the role running kmsrot.",
             key.status_error.as_deref().unwrap_or("no error recorded")
-        )),
-    }
-    if key.rotation_enabled != Some(false) && !denied.is_empty() {
-        parts.push(format!(
-            "CloudTrail shows {} principal(s) denied EnableKeyRotation on this key; see the failures above.",
-            denied.len()
         ));
     }
+    if findings.is_empty() {
+        let last = facts::last_rotation(key, rotations, events);
+        let state = match (elig, key.rotation_enabled) {
+            (Eligibility::Eligible, Some(true)) => format!(
+                "Rotation is on ({}-day period){}.",
+                key.rotation_period_days
+                    .unwrap_or(facts::DEFAULT_PERIOD_DAYS),
+                last.map(|(t, source)| format!(
+                    "; last rotation {} ({})",
+                    rfc3339(t),
+                    source.as_str()
+                ))
+                .unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        parts.push(format!(
+            "{state} No rule finds anything open for this key as of {}.",
+            rfc3339(as_of)
+        ));
+    } else {
+        let mut sorted: Vec<&Finding> = findings.iter().collect();
+        sorted.sort_by(|a, b| (a.severity, &a.rule_id).cmp(&(b.severity, &b.rule_id)));
+        parts.push(format!(
+            "{} open finding(s) as of {}:",
+            sorted.len(),
+            rfc3339(as_of)
+        ));
+        for f in &sorted {
+            parts.push(format!("[{}] {}: {}", f.severity, f.rule_id, f.detail));
+        }
+        let mut fixes: Vec<&str> = Vec::new();
+        for f in &sorted {
+            if !fixes.contains(&f.remediation.as_str()) {
+                fixes.push(&f.remediation);
+            }
+        }
+        parts.push(format!(
+            "Fix: {}",
+            fixes
+                .iter()
+                .map(|r| r.replace("KEY_ARN", arn))
+                .collect::<Vec<_>>()
+                .join(" Then: ")
+        ));
+    }
+    parts.retain(|p| !p.trim().is_empty());
     parts.join(" ")
 }
 
 /// The report as text for a person.
 pub fn render_text(r: &Report) -> String {
     let k = &r.key;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    // Every value is evidence (an alias, a principal, an error message) and
+    // is printed with terminal control characters escaped.
+    let d = |v: &str| display_safe(v);
+    let opt = |v: &Option<String>| display_safe(v.as_deref().unwrap_or("-"));
     let time = |v: Option<DateTime<Utc>>| v.map(rfc3339).unwrap_or_else(|| "-".into());
     let mut s = String::new();
-    s.push_str(&format!("Key        {}\n", k.arn));
+    s.push_str(&format!("Key        {}\n", d(&k.arn)));
     if !k.aliases.is_empty() {
-        s.push_str(&format!("Aliases    {}\n", k.aliases.join(", ")));
+        s.push_str(&format!("Aliases    {}\n", d(&k.aliases.join(", "))));
     }
     s.push_str(&format!(
         "Type       {} / {} / {} / {}\n",
@@ -380,7 +506,7 @@ pub fn render_text(r: &Report) -> String {
             opt(&e.principal_arn),
             e.error_code
                 .as_deref()
-                .map(|c| format!("  FAILED {c}"))
+                .map(|c| format!("  FAILED {}", d(c)))
                 .unwrap_or_default()
         ));
     }
@@ -390,29 +516,41 @@ pub fn render_text(r: &Report) -> String {
     ));
     for f in &r.failures {
         s.push_str(&format!(
-            "  {} {} {} x{} ({} .. {}): {}\n",
-            f.principal,
-            f.event_name,
-            f.error_code,
+            "  {} {} {} x{} ({} .. {}){}: {}\n",
+            d(&f.principal),
+            d(&f.event_name),
+            d(&f.error_code),
             f.count,
             time(f.first_seen),
             time(f.last_seen),
-            f.message.as_deref().unwrap_or("-")
+            if f.sessions.is_empty() {
+                String::new()
+            } else {
+                format!(" sessions {}", d(&f.sessions.join(", ")))
+            },
+            d(f.message.as_deref().unwrap_or("-"))
         ));
     }
     s.push_str(&format!(
         "\nKey policy statements denying rotation: {}\n",
         r.deny_statements.len()
     ));
-    for d in &r.deny_statements {
+    for st in &r.deny_statements {
         s.push_str(&format!(
-            "  {}: Deny {} to {}{}\n",
-            d.sid.as_deref().unwrap_or("(no Sid)"),
-            d.denies.join(", "),
-            d.principal.as_deref().unwrap_or("-"),
-            d.condition
+            "  {}: Deny {} to {}{}{}\n",
+            d(&st
+                .sid
+                .clone()
+                .unwrap_or_else(|| format!("#{} (no Sid)", st.index))),
+            d(&st.denies.join(", ")),
+            d(st.principal.as_deref().unwrap_or("-")),
+            st.condition
                 .as_deref()
-                .map(|c| format!(" when {c}"))
+                .map(|c| format!(" when {}", d(c)))
+                .unwrap_or_default(),
+            st.unaffected
+                .as_deref()
+                .map(|u| format!("; leaves out {}", d(u)))
                 .unwrap_or_default()
         ));
     }
@@ -423,106 +561,32 @@ pub fn render_text(r: &Report) -> String {
             for grant in g {
                 s.push_str(&format!(
                     "  {} to {}: {}\n",
-                    grant.grant_id,
-                    grant.grantee.as_deref().unwrap_or("-"),
-                    grant.operations.join(", ")
+                    d(&grant.grant_id),
+                    d(grant.grantee.as_deref().unwrap_or("-")),
+                    d(&grant.operations.join(", "))
                 ));
             }
         }
     }
+    s.push_str(&format!(
+        "\nOpen findings as of {}: {}\n",
+        rfc3339(r.as_of),
+        r.findings.len()
+    ));
+    for f in &r.findings {
+        s.push_str(&format!(
+            "  {:<8} {:<28} {}\n",
+            f.severity.as_str(),
+            d(&f.rule_id),
+            d(&f.finding_id)
+        ));
+    }
     if !r.gaps.is_empty() {
         s.push_str("\nNot seen:\n");
         for g in &r.gaps {
-            s.push_str(&format!("  {g}\n"));
+            s.push_str(&format!("  {}\n", d(g)));
         }
     }
-    s.push_str(&format!("\nVerdict\n  {}\n", r.verdict));
+    s.push_str(&format!("\nVerdict\n  {}\n", d(&r.verdict)));
     s
-}
-
-/// Diagnoses `wanted` (key id, ARN, alias) from a bundle, offline. Grants are
-/// not in bundles; the report says so.
-pub fn from_bundle(dir: &Path, wanted: &str) -> Result<Report> {
-    let manifest = Manifest::read(dir)?;
-    let keys: Vec<KeyRecord> = frame_records(&read_frame(dir, &KEYS)?, &KEYS)?;
-    let Some(key) = keys
-        .iter()
-        .find(|k| key_matches(wanted, &k.arn, &k.aliases))
-        .cloned()
-    else {
-        return Err(Error::usage(
-            format!("{wanted}: no such key in {}", dir.display()),
-            "give the key's id, ARN or alias as it appears in keys.csv",
-        ));
-    };
-    let rotations: Vec<RotationRecord> =
-        frame_records::<RotationRecord>(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?
-            .into_iter()
-            .filter(|r| r.key_arn == key.arn)
-            .collect();
-    let events: Vec<EventRow> = frame_records::<EventRow>(&read_frame(dir, &EVENTS)?, &EVENTS)?
-        .into_iter()
-        .filter(|e| e.key_arn.as_deref() == Some(key.arn.as_str()))
-        .collect();
-    let coverage = bundle::read_coverage(dir)?;
-    let mut gaps = Vec::new();
-    if coverage.trail.is_none() {
-        gaps.push(
-            "the bundle holds no CloudTrail source: failures and rotation events are unknown"
-                .into(),
-        );
-    }
-    let as_of = manifest
-        .assessment
-        .as_ref()
-        .map_or(manifest.collected_at, |a| a.as_of);
-    Ok(build(key, rotations, events, None, gaps, as_of))
-}
-
-/// Diagnoses `wanted` live: the key from KMS in its region (the ARN's, else
-/// the first `--region`, else the configured one), its grants, and
-/// LookupEvents for the last 90 days.
-pub async fn live(ctx: &Ctx, wanted: &str) -> Result<Report> {
-    let config = ctx.aws().await?;
-    let region = match aws::arn_region(wanted).filter(|_| wanted.starts_with("arn:")) {
-        Some(r) => r.to_string(),
-        None => match ctx
-            .aws_options()
-            .regions
-            .iter()
-            .find(|r| r.as_str() != "all")
-        {
-            Some(r) => r.clone(),
-            None => aws::default_region(config)?,
-        },
-    };
-    let kms = aws::kms(config, &region);
-    let (key, rotations, errors) = crate::inventory::read_one(&kms, &region, wanted)
-        .await
-        .map_err(|e| {
-            Error::aws(
-                format!("DescribeKey of {wanted} in {region}"),
-                e,
-                "check the key id, ARN or alias and the region; the caller needs kms:DescribeKey",
-            )
-        })?;
-    let mut gaps: Vec<String> = errors
-        .iter()
-        .map(|e| format!("{} failed: {}", e.operation, e.error))
-        .collect();
-    let grants = match crate::inventory::grants::list(&kms, &key.arn).await {
-        Ok(g) => Some(g),
-        Err(e) => {
-            gaps.push(format!("ListGrants failed: {e}"));
-            None
-        }
-    };
-    let now = ctx.clock.now();
-    let (events, lookup_gaps) = lookup::key_events(config, &region, &key.arn, now).await;
-    gaps.extend(lookup_gaps);
-    gaps.push(format!(
-        "CloudTrail read from LookupEvents: the last {} days only; diagnose --bundle covers the archive",
-        lookup::RETENTION_DAYS
-    ));
-    Ok(build(key, rotations, events, grants, gaps, now))
 }

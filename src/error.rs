@@ -172,15 +172,21 @@ pub fn exit_class(err: &anyhow::Error) -> ExitClass {
 }
 
 /// Renders an error for stderr: `error: ...`, each cause, then the hints.
+/// Messages quote file names, AWS error messages and log strings, so each is
+/// printed with terminal control characters escaped.
 pub fn render(err: &anyhow::Error) -> String {
-    let mut out = format!("error: {err}");
+    use crate::output::display_safe;
+    let mut out = format!("error: {}", display_safe(&err.to_string()));
     for cause in err.chain().skip(1) {
-        out.push_str(&format!("\n  caused by: {cause}"));
+        out.push_str(&format!(
+            "\n  caused by: {}",
+            display_safe(&cause.to_string())
+        ));
     }
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
             for hint in e.hints() {
-                out.push_str(&format!("\nhint: {hint}"));
+                out.push_str(&format!("\nhint: {}", display_safe(&hint)));
             }
         }
     }
@@ -200,6 +206,17 @@ mod tests {
         assert!(text.starts_with("error: reading us-east-1"));
         assert!(text.contains("caused by: no credentials"));
         assert!(text.ends_with("hint: run `aws sso login`"));
+    }
+
+    #[test]
+    fn rendered_errors_cannot_drive_the_terminal() {
+        let err = anyhow::anyhow!("AccessDenied: \u{1b}]0;owned\u{7}\u{1b}[2J");
+        let text = render(&err.context("reading events.json"));
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+        assert!(text.contains("\\u{1b}]0;owned"), "{text}");
     }
 
     #[test]

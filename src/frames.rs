@@ -22,7 +22,8 @@ pub enum Kind {
     Int,
     /// UTC instant, millisecond precision; RFC 3339 in CSV and JSON.
     Time,
-    /// List of strings in Parquet and JSON; joined with `;` in CSV.
+    /// List of strings in Parquet and JSON; joined in CSV with
+    /// [`csv_list_separator`].
     StrList,
     /// A JSON document kept as text in the frame; embedded as JSON in `.json`.
     Json,
@@ -100,6 +101,7 @@ pub mod col {
     pub const AWS_REGION: &str = "aws_region";
     pub const PRINCIPAL_ARN: &str = "principal_arn";
     pub const PRINCIPAL_TYPE: &str = "principal_type";
+    pub const SESSION_ISSUER_ARN: &str = "session_issuer_arn";
     pub const INVOKED_BY: &str = "invoked_by";
     pub const SOURCE_IP: &str = "source_ip";
     pub const USER_AGENT: &str = "user_agent";
@@ -123,6 +125,7 @@ pub mod col {
     pub const DETAIL: &str = "detail";
     pub const EVIDENCE: &str = "evidence";
     pub const CONTROLS: &str = "controls";
+    pub const COMPLIANCE: &str = "compliance";
     pub const REMEDIATION: &str = "remediation";
     pub const EXEMPTION_REASON: &str = "exemption_reason";
     pub const EXEMPTION_EXPIRES: &str = "exemption_expires";
@@ -150,13 +153,37 @@ pub mod col {
     pub const CONDITION: &str = "condition";
     pub const DENIED_ROTATION_ACTIONS: &str = "denied_rotation_actions";
 
-    pub const FAILED_CALLS: &str = "failed_calls";
+    pub const STATEMENT_INDEX: &str = "statement_index";
+    pub const EVERYONE: &str = "everyone";
+    pub const UNAFFECTED: &str = "unaffected";
+    pub const DENIES_ENABLE: &str = "denies_enable";
+    pub const DENIES_ON_DEMAND: &str = "denies_on_demand";
+
+    pub const NEXT_DAY_LOGGED: &str = "next_day_logged";
+
+    pub const HISTORY_READ: &str = "history_read";
+    pub const LAST_ROTATION: &str = "last_rotation";
+    pub const LAST_ROTATION_SOURCE: &str = "last_rotation_source";
+    pub const ROTATION_ON_SINCE: &str = "rotation_on_since";
+    pub const PERIOD_DAYS: &str = "period_days";
+    pub const PERIOD_KNOWN: &str = "period_known";
+    pub const SCHEDULE_START: &str = "schedule_start";
+    pub const SCHEDULE_BASIS: &str = "schedule_basis";
+    pub const DUE_AT: &str = "due_at";
+    pub const MATERIAL_SINCE: &str = "material_since";
+
+    pub const CALLER: &str = "caller";
+    pub const SESSIONS: &str = "sessions";
+    pub const SESSION_COUNT: &str = "session_count";
+    pub const ACCESS_DENIED: &str = "access_denied";
+    pub const FAILURES: &str = "failures";
     pub const FIRST_SEEN: &str = "first_seen";
     pub const LAST_SEEN: &str = "last_seen";
-    pub const MESSAGE: &str = "message";
-    pub const KEY_VIA: &str = "key_via";
     pub const EVENT_IDS: &str = "event_ids";
-    pub const ACCESS_DENIED: &str = "access_denied";
+
+    pub const IN_PROGRESS: &str = "in_progress";
+
+    pub const MATCHED_KEYS: &str = "matched_keys";
 
     pub const KEY: &str = "key";
     pub const RULE: &str = "rule";
@@ -238,6 +265,7 @@ pub const EVENTS: Schema = Schema {
         c(col::KEY_ID, Kind::Str),
         c(col::PRINCIPAL_ARN, Kind::Str),
         c(col::PRINCIPAL_TYPE, Kind::Str),
+        c(col::SESSION_ISSUER_ARN, Kind::Str),
         c(col::CALLER_ACCOUNT_ID, Kind::Str),
         c(col::INVOKED_BY, Kind::Str),
         c(col::SOURCE_IP, Kind::Str),
@@ -262,6 +290,7 @@ pub const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("events", col::RECIPIENT_ACCOUNT_ID),
     ("events", col::SHARED_EVENT_ID),
     ("events", col::LINKED_EVENT_ID),
+    ("events", col::SESSION_ISSUER_ARN),
 ];
 
 /// One row per finding (issue 4). `finding_id` is stable for the same rule,
@@ -279,10 +308,13 @@ pub const FINDINGS: Schema = Schema {
         c(col::TITLE, Kind::Str),
         c(col::DETAIL, Kind::Str),
         c(col::EVIDENCE, Kind::Str),
-        c(col::CONTROLS, Kind::Str),
+        c(col::CONTROLS, Kind::StrList),
+        c(col::COMPLIANCE, Kind::Str),
         c(col::REMEDIATION, Kind::Str),
         c(col::EXEMPTION_REASON, Kind::Str),
         c(col::EXEMPTION_EXPIRES, Kind::Str),
+        c(col::FIRST_SEEN, Kind::Time),
+        c(col::LAST_SEEN, Kind::Time),
     ],
 };
 
@@ -313,54 +345,108 @@ pub const TRAIL_DAYS: Schema = Schema {
     ],
 };
 
-/// Each day (YYYY-MM-DD) that has at least one CloudTrail log file.
+/// Each day (YYYY-MM-DD) that has at least one CloudTrail log file, and
+/// whether the next day has one too: a file is filed under its delivery day,
+/// so an event late on `day` can arrive in the next day's files.
 pub const TRAIL_LOG_DAYS: Schema = Schema {
     name: "trail_log_days",
     columns: &[
         c(col::ACCOUNT_ID, Kind::Str),
         c(col::REGION, Kind::Str),
         c(col::DAY, Kind::Str),
+        c(col::NEXT_DAY_LOGGED, Kind::Bool),
     ],
 };
 
-/// Key policy statements, one row each, with the rotation actions a Deny covers.
+/// One row per key: its rotation clock (`rules::facts::key_clock`).
+pub const KEY_CLOCK: Schema = Schema {
+    name: "key_clock",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::HISTORY_READ, Kind::Bool),
+        c(col::LAST_ROTATION, Kind::Time),
+        c(col::LAST_ROTATION_SOURCE, Kind::Str),
+        c(col::ROTATION_ON_SINCE, Kind::Time),
+        c(col::PERIOD_DAYS, Kind::Int),
+        c(col::PERIOD_KNOWN, Kind::Bool),
+        c(col::NEXT_ROTATION_DATE, Kind::Time),
+        c(col::SCHEDULE_START, Kind::Time),
+        c(col::SCHEDULE_BASIS, Kind::Str),
+        c(col::DUE_AT, Kind::Time),
+        c(col::MATERIAL_SINCE, Kind::Time),
+    ],
+};
+
+/// Failed rotation API calls in the window, one row per account, region,
+/// key, caller (the role of an assumed-role session), API and error code.
+pub const CALL_FAILURES: Schema = Schema {
+    name: "call_failures",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::CALLER, Kind::Str),
+        c(col::SESSIONS, Kind::Str),
+        c(col::SESSION_COUNT, Kind::Int),
+        c(col::EVENT_NAME, Kind::Str),
+        c(col::ERROR_CODE, Kind::Str),
+        c(col::ACCESS_DENIED, Kind::Bool),
+        c(col::FAILURES, Kind::Int),
+        c(col::FIRST_SEEN, Kind::Time),
+        c(col::LAST_SEEN, Kind::Time),
+        c(col::ERROR_MESSAGE, Kind::Str),
+        c(col::EVENT_IDS, Kind::Str),
+        c(col::KEY_ARN_VIA, Kind::Str),
+    ],
+};
+
+/// Successful RotateKey and RotateKeyOnDemand events, each marked when it is
+/// the on-demand rotation its key reports as still in progress, with the
+/// event it is linked to (a RotateKeyOnDemand call and its RotateKey service
+/// event are one rotation).
+pub const TRAIL_ROTATIONS: Schema = Schema {
+    name: "trail_rotations",
+    columns: &[
+        c(col::EVENT_ID, Kind::Str),
+        c(col::EVENT_TIME, Kind::Time),
+        c(col::EVENT_NAME, Kind::Str),
+        c(col::ROTATION_TYPE, Kind::Str),
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::IN_PROGRESS, Kind::Bool),
+        c(col::LINKED_EVENT_ID, Kind::Str),
+    ],
+};
+
+/// Key policy statements, one row each, with the rotation actions a Deny
+/// covers and whom it leaves out.
 pub const POLICY_STATEMENTS: Schema = Schema {
     name: "policy_statements",
     columns: &[
         c(col::ACCOUNT_ID, Kind::Str),
         c(col::REGION, Kind::Str),
         c(col::KEY_ARN, Kind::Str),
+        c(col::STATEMENT_INDEX, Kind::Int),
         c(col::SID, Kind::Str),
         c(col::EFFECT, Kind::Str),
         c(col::PRINCIPAL, Kind::Str),
         c(col::ACTIONS, Kind::Str),
         c(col::CONDITION, Kind::Str),
         c(col::DENIED_ROTATION_ACTIONS, Kind::Str),
+        c(col::DENIES_ENABLE, Kind::Bool),
+        c(col::DENIES_ON_DEMAND, Kind::Bool),
+        c(col::EVERYONE, Kind::Bool),
+        c(col::UNAFFECTED, Kind::Str),
     ],
 };
 
-/// Failed rotation API calls in the window, per key, principal, API and error
-/// code; derived in SQL by `queries/derived/rotation_failures.sql`.
-pub const ROTATION_FAILURES: Schema = Schema {
-    name: "rotation_failures",
-    columns: &[
-        c(col::ACCOUNT_ID, Kind::Str),
-        c(col::REGION, Kind::Str),
-        c(col::KEY_ARN, Kind::Str),
-        c(col::PRINCIPAL_ARN, Kind::Str),
-        c(col::EVENT_NAME, Kind::Str),
-        c(col::ERROR_CODE, Kind::Str),
-        c(col::FAILED_CALLS, Kind::Int),
-        c(col::FIRST_SEEN, Kind::Time),
-        c(col::LAST_SEEN, Kind::Time),
-        c(col::MESSAGE, Kind::Str),
-        c(col::KEY_VIA, Kind::Str),
-        c(col::EVENT_IDS, Kind::Str),
-        c(col::ACCESS_DENIED, Kind::Bool),
-    ],
-};
-
-/// The policy's exemptions, with whether each has expired as of the run.
+/// The policy's exemptions, with whether each has expired as of the run:
+/// one row per key an exemption matches (`key` as written in the policy,
+/// `key_arn`, `account_id` and `region` of the matched key), or one row with
+/// those empty when it matches no key of the bundle.
 pub const EXEMPTIONS: Schema = Schema {
     name: "exemptions",
     columns: &[
@@ -370,6 +456,10 @@ pub const EXEMPTIONS: Schema = Schema {
         c(col::APPROVER, Kind::Str),
         c(col::EXPIRES, Kind::Str),
         c(col::EXPIRED, Kind::Bool),
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::KEY_ARN, Kind::Str),
+        c(col::MATCHED_KEYS, Kind::Int),
     ],
 };
 
@@ -544,6 +634,16 @@ impl FrameBuilder {
     }
 }
 
+/// How a list column is joined in CSV: `;` (aliases), except `controls`,
+/// whose entries hold `;` in their own text, joined with ` | `.
+pub fn csv_list_separator(column: &str) -> &'static str {
+    if column == col::CONTROLS {
+        " | "
+    } else {
+        ";"
+    }
+}
+
 /// The dtype of every [`Kind::Time`] column.
 pub fn time_dtype() -> DataType {
     DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
@@ -624,7 +724,9 @@ mod tests {
             TRAIL_LOG_DAYS,
             POLICY_STATEMENTS,
             EXEMPTIONS,
-            ROTATION_FAILURES,
+            KEY_CLOCK,
+            CALL_FAILURES,
+            TRAIL_ROTATIONS,
             IAC_FINDINGS,
         ] {
             let df = schema.empty().unwrap();
@@ -646,8 +748,8 @@ key_policy"
         assert_eq!(
             EVENTS.names().join(","),
             "event_id,event_time,event_name,event_type,event_source,aws_region,account_id,key_arn,\
-key_id,principal_arn,principal_type,caller_account_id,invoked_by,source_ip,user_agent,error_code,\
-error_message,rotation_type,rotation_period_days,request_id,recipient_account_id,shared_event_id,\
+key_id,principal_arn,principal_type,session_issuer_arn,caller_account_id,invoked_by,source_ip,user_agent,\
+error_code,error_message,rotation_type,rotation_period_days,request_id,recipient_account_id,shared_event_id,\
 linked_event_id,source"
         );
         assert_eq!(

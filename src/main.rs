@@ -18,10 +18,12 @@ fn main() {
             std::process::exit(EXIT_FATAL);
         }
     };
+    // A closed stdout is absorbed where commands print (`output::stdout`), so
+    // a command finishes with its own verdict; an error that still reaches
+    // here is a failure, never mapped to success (a failed `verify-bundle`
+    // piped into `head` must not pass under `set -o pipefail`).
     let code = match runtime.block_on(kmsrot::cli::run(cli)) {
         Ok(outcome) => outcome.exit_code(),
-        // `kmsrot ... | head` closing the pipe is not an error.
-        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("{}", render(&e));
             exit_class(&e).code()
@@ -45,11 +47,4 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

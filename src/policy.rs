@@ -87,6 +87,9 @@ pub struct Exemption {
     pub approver: String,
     /// Last day the exemption applies (UTC).
     pub expires: NaiveDate,
+    /// Line of the policy file the exemption's `rule` is on, for errors.
+    #[serde(skip)]
+    pub line: usize,
 }
 
 impl Exemption {
@@ -127,18 +130,32 @@ pub enum Subject<'a> {
 pub fn names(wanted: &str, subject: &Subject<'_>) -> bool {
     match *subject {
         Subject::Key { arn, aliases } => {
+            // Alias names are unique per account and Region, so an alias ARN
+            // (arn:aws:kms:REGION:ACCOUNT:alias/NAME) names exactly one key;
+            // a bare alias/NAME or key id may match a key in each account and
+            // Region (a multi-Region key's id is the same in every Region).
+            let wanted = wanted.trim();
             if wanted == arn {
                 return true;
             }
-            let id = arn.rsplit_once("key/").map(|(_, id)| id).unwrap_or(arn);
-            if wanted == id {
-                return true;
+            let (key_scope, key_id) = match arn.rsplit_once(":key/") {
+                Some((scope, id)) => (Some(scope), id),
+                None => (None, arn),
+            };
+            if let Some((scope, name)) = wanted.split_once(":alias/") {
+                return key_scope == Some(scope)
+                    && aliases
+                        .iter()
+                        .any(|a| a.strip_prefix("alias/") == Some(name));
             }
-            let alias = wanted
-                .split_once(":alias/")
-                .map(|(_, a)| format!("alias/{a}"))
-                .unwrap_or_else(|| wanted.to_string());
-            aliases.contains(&alias)
+            if wanted.starts_with("arn:") {
+                // Another key's ARN.
+                return false;
+            }
+            if wanted.starts_with("alias/") {
+                return aliases.iter().any(|a| a == wanted);
+            }
+            wanted == key_id
         }
         Subject::Resource { address } => {
             wanted == address || (!wanted.contains('[') && strip_instance_keys(address) == wanted)
@@ -184,6 +201,9 @@ pub struct Policy {
     pub exemptions: Vec<Exemption>,
     /// Where it came from: a path, or `built-in defaults`.
     pub origin: String,
+    /// Line of each `[severity]` entry, for errors.
+    #[serde(skip)]
+    pub severity_lines: BTreeMap<String, usize>,
 }
 
 impl Default for Policy {
@@ -195,6 +215,7 @@ impl Default for Policy {
             severity: BTreeMap::new(),
             exemptions: Vec::new(),
             origin: "built-in defaults".into(),
+            severity_lines: BTreeMap::new(),
         }
     }
 }
@@ -207,7 +228,7 @@ struct RawPolicy {
     grace_days: Option<i64>,
     audit_window_days: Option<i64>,
     #[serde(default)]
-    severity: BTreeMap<String, String>,
+    severity: BTreeMap<toml::Spanned<String>, String>,
     #[serde(default, rename = "exemption")]
     exemptions: Vec<RawExemption>,
 }
@@ -216,15 +237,10 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawExemption {
     key: String,
-    #[serde(default = "any_rule")]
-    rule: String,
+    rule: Option<toml::Spanned<String>>,
     reason: String,
     approver: String,
     expires: toml::Value,
-}
-
-fn any_rule() -> String {
-    "*".into()
 }
 
 impl Policy {
@@ -247,6 +263,7 @@ impl Policy {
                 .unwrap_or(1);
             anyhow::anyhow!("{origin}:{line}: {}", e.message().trim())
         })?;
+        let line_at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let line_of = |needle: &str| -> usize {
             text.lines()
                 .position(|l| l.contains(needle))
@@ -285,16 +302,22 @@ impl Policy {
             policy.audit_window_days = v;
         }
         for (rule, sev) in raw.severity {
+            let line = line_at(rule.span().start);
+            let rule = rule.into_inner();
             let Some(level) = Severity::parse(&sev) else {
                 bail!(
-                    "{origin}:{}: severity for {rule} is {sev:?}; use critical, high, medium, low or info",
-                    line_of(&rule)
+                    "{origin}:{line}: severity for {rule} is {sev:?}; use critical, high, medium, low or info"
                 );
             };
+            policy.severity_lines.insert(rule.clone(), line);
             policy.severity.insert(rule, level);
         }
         for e in raw.exemptions {
             let line = line_of(&e.key);
+            let (rule, rule_line) = match e.rule {
+                Some(r) => (r.get_ref().clone(), line_at(r.span().start)),
+                None => ("*".to_string(), line),
+            };
             let expires = match &e.expires {
                 toml::Value::Datetime(d) => d.to_string(),
                 toml::Value::String(s) => s.clone(),
@@ -318,19 +341,77 @@ impl Policy {
             }
             policy.exemptions.push(Exemption {
                 key: e.key,
-                rule: e.rule,
+                rule,
                 reason: e.reason,
                 approver: e.approver,
                 expires,
+                line: rule_line,
             });
         }
         Ok(policy)
+    }
+
+    /// Checks that every rule the policy names exists among `known`: a typo
+    /// (`rotation_disabld = "info"`) would otherwise be ignored, and an
+    /// exemption its author thought active would not be. The error names the
+    /// line and the closest rule id.
+    pub fn check_rule_ids<'a>(&self, known: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let known: Vec<&str> = known.into_iter().collect();
+        let suggest = |name: &str| -> String {
+            known
+                .iter()
+                .map(|k| (edit_distance(name, k), *k))
+                .min()
+                .filter(|(d, _)| *d <= 3)
+                .map(|(_, k)| format!("; did you mean `{k}`?"))
+                .unwrap_or_else(|| format!("; the rules are {}", known.join(", ")))
+        };
+        for rule in self.severity.keys() {
+            if !known.contains(&rule.as_str()) {
+                let line = self.severity_lines.get(rule).copied().unwrap_or(1);
+                bail!(
+                    "{}:{line}: [severity] names no rule `{}`{}",
+                    self.origin,
+                    crate::output::display_safe(rule),
+                    suggest(rule)
+                );
+            }
+        }
+        for e in &self.exemptions {
+            if e.rule != "*" && !known.contains(&e.rule.as_str()) {
+                bail!(
+                    "{}:{}: exemption for {}: rule `{}` is not a rule id{} (or \"*\" for every rule)",
+                    self.origin,
+                    e.line.max(1),
+                    crate::output::display_safe(&e.key),
+                    crate::output::display_safe(&e.rule),
+                    suggest(&e.rule)
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The severity of a rule after the policy's overrides.
     pub fn severity_for(&self, rule_id: &str, default: Severity) -> Severity {
         self.severity.get(rule_id).copied().unwrap_or(default)
     }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -409,6 +490,42 @@ expires = 2026-03-31
             err.starts_with("p.toml:1:") && err.contains("colour"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn unknown_rule_ids_are_errors_naming_the_line() {
+        let known = ["rotation_disabled", "missed_cycle"];
+        let p = Policy::parse(
+            "grace_days = 3\n\n[severity]\nmissed_cycle = \"low\"\nrotation_disabld = \"info\"\n",
+            "kmsrot.toml",
+        )
+        .unwrap();
+        let err = p.check_rule_ids(known).unwrap_err().to_string();
+        assert!(err.starts_with("kmsrot.toml:5:"), "{err}");
+        assert!(
+            err.contains("rotation_disabld") && err.contains("did you mean `rotation_disabled`"),
+            "{err}"
+        );
+
+        let p = Policy::parse(
+            "[[exemption]]\nkey = \"alias/a\"\nreason = \"r\"\napprover = \"x\"\nexpires = 2030-01-01\n\n[[exemption]]\nkey = \"alias/b\"\nrule = \"misssed_cycle\"\nreason = \"r\"\napprover = \"x\"\nexpires = 2030-01-01\n",
+            "kmsrot.toml",
+        )
+        .unwrap();
+        let err = p.check_rule_ids(known).unwrap_err().to_string();
+        assert!(err.starts_with("kmsrot.toml:9:"), "{err}");
+        assert!(
+            err.contains("misssed_cycle") && err.contains("`missed_cycle`"),
+            "{err}"
+        );
+
+        // "*" and known ids pass.
+        let p = Policy::parse(
+            "[severity]\nmissed_cycle = \"low\"\n[[exemption]]\nkey = \"k\"\nrule = \"*\"\nreason = \"r\"\napprover = \"x\"\nexpires = 2030-01-01\n",
+            "p.toml",
+        )
+        .unwrap();
+        p.check_rule_ids(known).unwrap();
     }
 
     #[test]

@@ -6,6 +6,12 @@
 MOTO_SPEC='moto[server]==5.2.5'
 # Same botocore line as moto 5.2.5's, so installing it changes nothing else.
 AWSCLI_SPEC='awscli==1.46.3'
+# What the output-consumer tests run: `kmsrot iac --format sarif` validated
+# against the vendored SARIF 2.1.0 schema (tests/it/iac.rs), the OCSF findings
+# against the vendored OCSF JSON Schema, and the Parquet files read by a reader
+# that is not polars (tests/it/hostile.rs). botocore, which validates the ASFF
+# bodies, comes with moto; this jsonschema is the one moto[server] pulls in.
+TEST_TOOLS_SPEC=('jsonschema==4.26.0' 'duckdb==1.1.3')
 
 _python_bin() {
     for p in python3.11 python3 python; do
@@ -42,23 +48,20 @@ ensure_moto() {
     fi
 }
 
-# Pinned: tests/it/iac.rs validates `kmsrot iac --format sarif` against the
-# vendored SARIF 2.1.0 schema with it (the version moto[server] already pulls in).
-JSONSCHEMA_SPEC='jsonschema==4.26.0'
-
-# ensure_jsonschema: .venv's python imports jsonschema afterwards.
-ensure_jsonschema() {
-    if ! .venv/bin/python -c 'import jsonschema' >/dev/null 2>&1; then
-        echo "installing $JSONSCHEMA_SPEC into .venv (first run only)" >&2
-        venv_install "$JSONSCHEMA_SPEC"
-    fi
-}
-
 # ensure_awscli: .venv/bin/aws exists afterwards.
 ensure_awscli() {
     if [[ ! -x .venv/bin/aws ]]; then
         echo "installing $AWSCLI_SPEC into .venv (first run only)" >&2
         venv_install "$AWSCLI_SPEC"
+    fi
+}
+
+# ensure_test_tools: jsonschema and duckdb importable from .venv/bin/python.
+ensure_test_tools() {
+    if ! .venv/bin/python -c 'import jsonschema, duckdb' >/dev/null 2>&1 \
+        || [[ "$(.venv/bin/python -c 'import duckdb; print(duckdb.__version__)' 2>/dev/null)" != "1.1.3" ]]; then
+        echo "installing ${TEST_TOOLS_SPEC[*]} into .venv (first run only)" >&2
+        venv_install "${TEST_TOOLS_SPEC[@]}"
     fi
 }
 

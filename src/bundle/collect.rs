@@ -22,6 +22,8 @@ use crate::trail::{self, EventRow, TrailCoverage, Window};
 pub struct CollectRequest {
     /// The bundle folder; it must be new or empty.
     pub out: PathBuf,
+    /// Empty a non-empty `out` first (`--force`).
+    pub force: bool,
     /// CloudTrail SOURCE arguments (folder, s3://, lookup, lake:).
     pub trails: Vec<String>,
     /// The window as asked. Without a start it is the policy's audit window
@@ -50,16 +52,8 @@ pub struct Collected {
 /// Reads KMS and CloudTrail and writes the bundle.
 pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
     let out = &req.out;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(Error::usage(
-            format!("{}: the bundle folder is not empty", out.display()),
-            "give a new folder: a bundle is sealed once, and mixing two runs would break its manifest",
-        ));
-    }
+    // A bundle is sealed once: mixing two runs would break its manifest.
+    crate::output::prepare_out_dir(out, req.force, &[])?;
     let collected_at = ctx.clock.now();
     let (since, until) = audit_window(ctx, &req.window, collected_at)?;
 
@@ -236,7 +230,7 @@ impl Collected {
             .coverage
             .gaps()
             .into_iter()
-            .map(|g| format!("partial: {g}"))
+            .map(|g| format!("partial: {}", crate::output::display_safe(&g)))
             .collect();
         if self.trail.is_none() {
             lines.push("note: no --trail source: rotation events and failures are not in this bundle (the evidence_gap rule will say so)".into());

@@ -153,7 +153,7 @@ fn summarize(report: &ApplyReport) {
     );
     match &report.signature {
         SignatureStatus::Valid { key_id, form } => {
-            eprintln!("signature: valid, by {key_id} ({form})")
+            eprintln!("signature: valid, by {} ({form})", display_safe(key_id))
         }
         SignatureStatus::Unsigned => eprintln!(
             "signature: none (where the approval passes through other hands, sign it with `approve --sign-with` and apply with --require-signed)"

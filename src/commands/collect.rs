@@ -52,11 +52,16 @@ pub struct Args {
 
     #[command(flatten)]
     pub limits: LimitsArgs,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let request = CollectRequest {
         out: args.out,
+        force: args.force,
         trails: args.sources.trails.clone(),
         window: args.window.window()?,
         filter: args

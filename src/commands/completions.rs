@@ -8,6 +8,8 @@
 //!
 //! Exit: 0.
 
+use std::io::Write;
+
 use anyhow::Result;
 
 use crate::error::Outcome;
@@ -22,6 +24,12 @@ pub struct Args {
 
 /// `cmd` is the whole command line's definition, from the CLI.
 pub fn run(args: Args, mut cmd: clap::Command) -> Result<Outcome> {
-    clap_complete::generate(args.shell, &mut cmd, "kmsrot", &mut std::io::stdout());
+    // Rendered whole first: clap_complete panics on a write error, and the
+    // reader may close the pipe (`kmsrot completions bash | true`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "kmsrot", &mut script);
+    let mut stdout = crate::output::stdout();
+    stdout.write_all(&script)?;
+    stdout.flush()?;
     Ok(Outcome::Complete)
 }

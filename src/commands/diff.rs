@@ -28,19 +28,32 @@ pub struct Args {
     pub old: PathBuf,
     /// The later bundle.
     pub new: PathBuf,
-    /// Also write diff.md and diff.json into this folder.
+    /// Also write diff.md and diff.json into this folder (new or empty,
+    /// outside both bundles).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
+    /// Go on when a bundle does not match its manifest; diff.md then says so.
+    #[arg(long)]
+    pub allow_modified: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    let old = Evidence::load(&args.old)?;
-    let new = Evidence::load(&args.new)?;
+    if let Some(dir) = &args.out {
+        crate::output::refuse_overlap(dir, &[&args.old, &args.new])?;
+    }
+    let old = Evidence::load(&args.old, args.allow_modified)?;
+    let new = Evidence::load(&args.new, args.allow_modified)?;
     let d = diff(&old, &new);
     if let Some(dir) = &args.out {
+        crate::output::prepare_out_dir(dir, args.force, &[&args.old, &args.new])?;
         d.write_files(dir)?;
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     if ctx.output == Format::Json {
         serde_json::to_writer_pretty(&mut stdout, &d)?;
         writeln!(stdout)?;

@@ -39,7 +39,9 @@ use crate::error::Outcome;
 use crate::frames::time::parse_until;
 use crate::frames::IAC_FINDINGS;
 use crate::iac::{self, Status};
-use crate::output::{json_rows, render_rows, write_file_atomic, write_frame_atomic, Format, Table};
+use crate::output::{
+    display_safe, json_rows, render_rows, write_bytes_atomic, write_frame, Format, Table,
+};
 use crate::policy::Severity;
 
 #[derive(Debug, clap::Args)]
@@ -62,9 +64,14 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = IacFormat::Findings)]
     pub format: IacFormat,
 
-    /// Also write iac_findings.parquet, .csv, .json and .sarif into this folder.
+    /// Also write iac_findings.parquet, .csv, .json and .sarif into this
+    /// folder (new or empty; --force empties it).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long, requires = "out")]
+    pub force: bool,
 
     /// Judge exemptions' expiry as of this date instead of today.
     #[arg(long, value_name = "DATE", value_parser = parse_until)]
@@ -85,13 +92,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
 
     let mut frame = iac::findings_frame(&scan.findings)?;
     if let Some(dir) = &args.out {
-        write_frame_atomic(dir, &IAC_FINDINGS, &mut frame)?;
+        let inputs: Vec<&std::path::Path> = args.files.iter().map(PathBuf::as_path).collect();
+        crate::output::prepare_out_dir(dir, args.force, &inputs)?;
+        write_frame(dir, &IAC_FINDINGS, &mut frame)?;
         let mut bytes = serde_json::to_vec_pretty(&sarif())?;
         bytes.push(b'\n');
-        write_file_atomic(&dir.join("iac_findings.sarif"), &bytes)?;
+        write_bytes_atomic(&dir.join("iac_findings.sarif"), &bytes)?;
     }
 
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     match args.format {
         IacFormat::Sarif => {
             serde_json::to_writer_pretty(&mut stdout, &sarif())?;
@@ -111,9 +120,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     for s in &scan.skipped {
         eprintln!(
             "skipped: {}: {}: {}",
-            s.source_file,
-            iac::neutral(&s.address),
-            s.reason
+            display_safe(&s.source_file),
+            display_safe(&s.address),
+            display_safe(&s.reason)
         );
     }
     if let Some(dir) = &args.out {
@@ -151,10 +160,10 @@ fn table(scan: &iac::Scan, format: Format) -> Table {
                 f.severity.as_str().to_string(),
                 f.status.as_str().to_string(),
                 f.rule_id.to_string(),
-                iac::neutral(&f.resource),
-                iac::neutral(&location),
-                iac::neutral(&f.remediation),
-                iac::neutral(&f.detail),
+                f.resource.clone(),
+                location,
+                f.remediation.clone(),
+                f.detail.clone(),
             ]);
         }
         return t;
@@ -162,13 +171,13 @@ fn table(scan: &iac::Scan, format: Format) -> Table {
     let mut t = Table::new(IAC_FINDINGS.names());
     for f in &scan.findings {
         t.row([
-            iac::neutral(&f.source_file),
-            iac::neutral(&f.resource),
-            iac::neutral(&f.resource_type),
+            f.source_file.clone(),
+            f.resource.clone(),
+            f.resource_type.clone(),
             f.rule_id.to_string(),
             f.severity.as_str().to_string(),
-            iac::neutral(&f.detail),
-            iac::neutral(&f.remediation),
+            f.detail.clone(),
+            f.remediation.clone(),
             f.status.as_str().to_string(),
             f.line.map(|l| l.to_string()).unwrap_or_default(),
         ]);

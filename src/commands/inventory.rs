@@ -27,19 +27,25 @@ use crate::inventory;
 #[derive(Debug, clap::Args)]
 #[command(about = "Every KMS key with its rotation status, history and eligibility")]
 pub struct Args {
-    /// Folder for keys.*, rotations.* and coverage.json (created if missing).
+    /// Folder for keys.*, rotations.* and coverage.json (created if missing;
+    /// must be empty).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
     #[command(flatten)]
     pub limits: LimitsArgs,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    crate::output::prepare_out_dir(&args.out, args.force, &[])?;
     let inv = inventory::read_into(ctx, &args.out, args.limits.limits()).await?;
     inventory::summary_table(&inv).print_stdout(ctx.output)?;
     for g in inv.coverage.gaps() {
-        eprintln!("partial: {g}");
+        eprintln!("partial: {}", crate::output::display_safe(&g));
     }
     eprintln!(
         "{} keys, {} rotations written to {}",

@@ -52,9 +52,14 @@ pub struct Args {
     /// Also plan to cancel scheduled deletions and re-enable those keys.
     #[arg(long)]
     pub include_pending_deletion: bool,
+
+    /// Plan even when the bundle does not match its manifest.
+    #[arg(long)]
+    pub allow_modified: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    crate::output::refuse_overlap(&args.out, &[&args.bundle])?;
     let plan = plan::build(
         &args.bundle,
         &PlanOptions {
@@ -62,6 +67,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             rotation_period_days: args.rotation_period_days,
             include_pending_deletion: args.include_pending_deletion,
             now: ctx.clock.now(),
+            allow_modified: args.allow_modified,
         },
     )
     .with_context(|| format!("planning from {}", args.bundle.display()))?;

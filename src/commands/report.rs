@@ -7,8 +7,10 @@
 //!                            per-key detail and history, charts (inline SVG),
 //!                            coverage and gaps, exemptions, the method
 //!   keys/rotations/events/findings .csv .parquet .json   the frames
-//!   findings.asff.json       Security Hub BatchImportFindings body
-//!   findings.ocsf.json       OCSF Compliance Finding events
+//!   asff/ACCOUNT-REGION-N.json   Security Hub BatchImportFindings bodies, one
+//!                            per account and region, at most 100 findings
+//!                            each; asff/README.md says how to send them
+//!   findings.ocsf.json       OCSF 1.3.0 Compliance Finding events
 //!   manifest.json[.sig]      the bundle's manifest (and signature)
 //!   coverage.json, rules/*.sql   what was read; the rules that ran
 //!   SHA256SUMS               every file written (`sha256sum -c SHA256SUMS`)
@@ -24,9 +26,15 @@
 //! retention (`--object-lock-mode`, `--object-lock-days`) where the bucket has
 //! Object Lock enabled, and plainly (said on stderr) where it has not.
 //!
+//! The bundle is verified against its manifest first: a file changed,
+//! added, removed or replaced by a link is an error naming it, unless
+//! `--allow-modified`, when the report opens with "this bundle does not match
+//! its manifest". `--out` must be new or empty (`--force` empties it) and
+//! outside the bundle.
+//!
 //! Exit: 0 written and coverage complete; 3 written, coverage partial;
-//! 2 the bundle cannot be read or has not been assessed, or signing or
-//! uploading failed.
+//! 2 the bundle cannot be read, does not match its manifest or has not been
+//! assessed, or signing or uploading failed.
 
 use std::path::PathBuf;
 
@@ -45,9 +53,18 @@ pub struct Args {
     /// The bundle folder, after `kmsrot assess`.
     pub bundle: PathBuf,
 
-    /// Folder to write the report into (created if absent).
+    /// Folder to write the report into (created if absent; must be empty,
+    /// outside the bundle).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Go on when the bundle does not match its manifest; the report then says so.
+    #[arg(long)]
+    pub allow_modified: bool,
 
     /// Measure rotation ages at this date (default: the assessment's as-of).
     #[arg(long, value_name = "DATE", value_parser = parse_until)]
@@ -72,17 +89,25 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    // Before anything is signed or written: the report never goes into the
+    // evidence it reads, nor among an earlier run's files.
+    crate::output::prepare_out_dir(&args.out, args.force, &[&args.bundle])?;
     if let Some(key) = &args.sign_with {
         let info = publish::sign_sealed(ctx.aws().await?, &args.bundle, key).await?;
         eprintln!(
             "signed {} (SHA-256 {}) with {}",
             args.bundle.join(bundle::MANIFEST).display(),
             info.digest_sha256,
-            info.key_id
+            crate::output::display_safe(&info.key_id)
         );
     }
-    let written =
-        report::write_bundle_report(&args.bundle, &args.out, ctx.clock.requested_as_of())?;
+    let written = report::write_bundle_report(
+        &args.bundle,
+        &args.out,
+        ctx.clock.requested_as_of(),
+        args.force,
+        args.allow_modified,
+    )?;
     eprintln!("{}", written.summary_line());
     if let Some(url) = &args.upload {
         let files = publish::report_and_bundle_files(&written, &args.bundle)?;

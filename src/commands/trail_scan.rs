@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(value_name = "SOURCE", required = true)]
     pub sources: Vec<String>,
 
-    /// Folder for events.* and coverage.json (created if missing).
+    /// Folder for events.* and coverage.json (created if missing; must be empty).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
@@ -67,6 +67,10 @@ pub struct Args {
 
     #[command(flatten)]
     pub filter: TrailFilterArgs,
+
+    /// Empty a non-empty --out folder first (never the root, home or current folder).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -79,13 +83,21 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         regions.clone()
     };
     let opts = args.filter.read_options(window, regions)?;
+    // Local sources are read whole: the output must not land among them.
+    let local: Vec<&std::path::Path> = args
+        .sources
+        .iter()
+        .filter(|s| !s.contains("://") && *s != "lookup" && !s.starts_with("lake:"))
+        .map(std::path::Path::new)
+        .collect();
+    crate::output::prepare_out_dir(&args.out, args.force, &local)?;
     let scan = trail::sources::scan_into(ctx, &args.sources, &opts, &args.out).await?;
     scan.summary_table().print_stdout(ctx.output)?;
     for g in scan.coverage.gaps() {
-        eprintln!("partial: {g}");
+        eprintln!("partial: {}", crate::output::display_safe(&g));
     }
     for w in scan.coverage.warnings() {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::output::display_safe(&w));
     }
     let skipped: usize = scan
         .coverage

@@ -2,7 +2,9 @@
 //!
 //! Re-hashes every file of an evidence bundle and compares it with the
 //! SHA-256 recorded in `manifest.json`: files changed, added or removed since
-//! the bundle was sealed are listed. Needs no AWS access.
+//! the bundle was sealed are listed, and so is every symbolic link (never
+//! followed; a sealed bundle has none) and every file the manifest does not
+//! list. Needs no AWS access.
 //!
 //! When the bundle is signed (`kmsrot report --sign-with KEY` wrote
 //! manifest.json.sig), the signature is checked too: the key's public half
@@ -38,16 +40,10 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let v = bundle::verify(&args.bundle)?;
     let mut table = Table::new(["status", "file"]);
-    for f in &v.changed {
-        table.row(["changed", f.as_str()]);
+    for (status, file) in v.failures() {
+        table.row([status, file]);
     }
-    for f in &v.added {
-        table.row(["added", f.as_str()]);
-    }
-    for f in &v.removed {
-        table.row(["removed", f.as_str()]);
-    }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     if !v.ok() {
         table.print(ctx.output, &mut stdout)?;
     }
@@ -62,15 +58,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             SignatureCheck::Unsigned => true,
             SignatureCheck::Valid { key_id, form } => {
                 eprintln!(
-                    "{}: signature verifies with {key_id} ({form})",
-                    args.bundle.display()
+                    "{}: signature verifies with {} ({form})",
+                    args.bundle.display(),
+                    crate::output::display_safe(&key_id)
                 );
                 true
             }
             SignatureCheck::Invalid { key_id, reason } => {
                 eprintln!(
-                    "{}: signature by {key_id} does not verify: {reason}",
-                    args.bundle.display()
+                    "{}: signature by {} does not verify: {}",
+                    args.bundle.display(),
+                    crate::output::display_safe(&key_id),
+                    crate::output::display_safe(&reason)
                 );
                 false
             }
@@ -89,11 +88,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         })
     } else {
         eprintln!(
-            "{}: {} changed, {} added, {} removed since the manifest was sealed",
+            "{}: does not match its manifest: {}",
             args.bundle.display(),
-            v.changed.len(),
-            v.added.len(),
-            v.removed.len()
+            v.describe()
         );
         Ok(Outcome::Findings)
     }

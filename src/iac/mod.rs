@@ -272,6 +272,14 @@ impl Scan {
 /// skipped when it is not, unless it looks like IaC and does not parse.
 /// Either way a broken file is an error naming the file and line.
 pub fn scan(inputs: &[PathBuf], policy: &Policy, as_of: DateTime<Utc>) -> Result<Scan> {
+    // One policy file serves `assess` and `iac`: a rule id of either is known,
+    // any other is a typo.
+    policy.check_rule_ids(
+        crate::rules::BUILTIN
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(judge::RULES.iter().map(|r| r.id)),
+    )?;
     let mut out = Scan::default();
     // A file named twice (itself and through its folder) is read once.
     let mut seen = std::collections::HashSet::new();
@@ -474,31 +482,22 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// Strings from a file are hostile: no control characters reach a terminal or
-/// a CSV cell, and a cell cannot start a spreadsheet formula.
-pub fn neutral(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if out.starts_with(['=', '+', '-', '@']) {
-        out.insert(0, '\'');
-    }
-    out
-}
-
+/// Strings from a file are hostile, but the frame keeps them as written:
+/// the writer layer neutralizes formula cells in CSV (`output::csv_safe`) and
+/// control characters wherever a person reads them (`output::display_safe`);
+/// Parquet and JSON keep the raw value.
 /// The `iac_findings` frame.
 pub fn findings_frame(findings: &[IacFinding]) -> Result<DataFrame> {
     let mut b = FrameBuilder::new(IAC_FINDINGS);
     for f in findings {
         b.push(vec![
-            (col::SOURCE_FILE, Cell::str(neutral(&f.source_file))),
-            (col::RESOURCE, Cell::str(neutral(&f.resource))),
-            (col::RESOURCE_TYPE, Cell::str(neutral(&f.resource_type))),
+            (col::SOURCE_FILE, Cell::str(&f.source_file)),
+            (col::RESOURCE, Cell::str(&f.resource)),
+            (col::RESOURCE_TYPE, Cell::str(&f.resource_type)),
             (col::RULE_ID, Cell::str(f.rule_id)),
             (col::SEVERITY, Cell::str(f.severity.as_str())),
-            (col::DETAIL, Cell::str(neutral(&f.detail))),
-            (col::REMEDIATION, Cell::str(neutral(&f.remediation))),
+            (col::DETAIL, Cell::str(&f.detail)),
+            (col::REMEDIATION, Cell::str(&f.remediation)),
             (col::STATUS, Cell::str(f.status.as_str())),
             (col::LINE, Cell::Int(f.line.map(|l| l as i64))),
         ])?;

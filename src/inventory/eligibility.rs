@@ -49,10 +49,11 @@ impl Eligibility {
     }
 
     /// Whether to call GetKeyRotationStatus. AWS answers it for AWS-managed
-    /// keys (always true), replicas (the primary's shared setting), imported
-    /// keys (on-demand rotation since 2025), and Disabled or PendingDeletion
-    /// keys. It is not called where AWS documents UnsupportedOperationException
-    /// (asymmetric, HMAC, custom key stores) or where the key is unusable.
+    /// keys (always true), replicas (the primary's shared setting), symmetric
+    /// imported keys (on-demand rotation since 2025), and Disabled or
+    /// PendingDeletion keys. It is not called where AWS documents
+    /// UnsupportedOperationException (asymmetric and HMAC keys, imported
+    /// material included, and custom key stores) or where the key is unusable.
     pub fn reads_rotation_status(self) -> bool {
         !matches!(
             self,
@@ -61,8 +62,9 @@ impl Eligibility {
     }
 
     /// Whether to call ListKeyRotations: keys whose material this account
-    /// rotates (automatically, or on demand for imported material). Replicas
-    /// share their primary's history, which is read on the primary.
+    /// rotates (automatically, or on demand for symmetric imported material).
+    /// Replicas share their primary's history, which is read on the primary;
+    /// asymmetric and HMAC keys never rotate, whatever their origin.
     pub fn reads_rotation_history(self) -> bool {
         matches!(
             self,
@@ -124,12 +126,10 @@ pub fn decide(f: &KeyFacts<'_>) -> (Eligibility, String) {
             format!("Key material lives in a custom key store ({origin}, {store}): AWS KMS cannot rotate it automatically. Compensate by creating a new key and moving the alias."),
         );
     }
-    if origin == "EXTERNAL" {
-        return (
-            Eligibility::ExternalOrigin,
-            "Imported key material (origin EXTERNAL): automatic rotation is not available. Rotate on demand after importing new material (RotateKeyOnDemand), or create a new key and move the alias.".into(),
-        );
-    }
+    // The spec comes before the origin: imported material rotates on demand
+    // only in symmetric encryption keys, so an RSA, ECC or HMAC key with
+    // imported material is simply a key KMS never rotates (RotateKeyOnDemand
+    // API reference).
     if spec != "SYMMETRIC_DEFAULT" || f.key_usage.is_some_and(|u| u != "ENCRYPT_DECRYPT") {
         let kind = if spec.starts_with("HMAC_") {
             "an HMAC key"
@@ -138,10 +138,27 @@ pub fn decide(f: &KeyFacts<'_>) -> (Eligibility, String) {
         } else {
             "an asymmetric key"
         };
+        let imported = if origin == "EXTERNAL" {
+            " with imported key material"
+        } else {
+            ""
+        };
         return (
             Eligibility::UnsupportedSpec,
-            format!("Key spec {spec} is {kind}: AWS KMS rotates only SYMMETRIC_DEFAULT keys automatically. Compensate by creating a new key and moving the alias."),
+            format!("Key spec {spec} is {kind}{imported}: AWS KMS rotates only symmetric encryption keys, neither automatically nor on demand. Compensate by creating a new key and moving the alias."),
         );
+    }
+    if origin == "EXTERNAL" {
+        let reason = if f.multi_region_role.is_some() {
+            // Until November 2025 AWS offered no rotation at all for
+            // multi-Region keys with imported material; on-demand rotation
+            // now needs the new material in the primary and every replica
+            // first (ImportKeyMaterial API reference).
+            "Multi-Region key with imported key material (origin EXTERNAL): neither automatic rotation nor a plain on-demand rotation applies. On-demand rotation works only after new material is imported into the primary (ImportType NEW_KEY_MATERIAL) and the same material into every replica, then RotateKeyOnDemand on the primary; otherwise create a new key and move the alias."
+        } else {
+            "Imported key material (origin EXTERNAL): automatic rotation is not available. Rotate on demand after importing new material (RotateKeyOnDemand), or create a new key and move the alias."
+        };
+        return (Eligibility::ExternalOrigin, reason.into());
     }
     let is_replica = f.multi_region_role == Some("REPLICA")
         // A primary names itself as PrimaryKey; trust that over the type field.
@@ -321,6 +338,45 @@ mod tests {
             ..facts()
         };
         assert_eq!(decide(&f).0, Eligibility::Eligible);
+    }
+
+    #[test]
+    fn spec_outranks_origin() {
+        for (spec, usage) in [
+            ("RSA_2048", "ENCRYPT_DECRYPT"),
+            ("ECC_NIST_P256", "SIGN_VERIFY"),
+            ("HMAC_256", "GENERATE_VERIFY_MAC"),
+        ] {
+            let f = KeyFacts {
+                key_spec: Some(spec),
+                key_usage: Some(usage),
+                origin: Some("EXTERNAL"),
+                ..facts()
+            };
+            let (elig, reason) = decide(&f);
+            assert_eq!(elig, Eligibility::UnsupportedSpec, "{spec}");
+            // No rotation advice: KMS rotates such a key in no way at all.
+            assert!(!reason.contains("RotateKeyOnDemand"), "{reason}");
+            assert!(!elig.reads_rotation_status() && !elig.reads_rotation_history());
+        }
+        let single = KeyFacts {
+            origin: Some("EXTERNAL"),
+            ..facts()
+        };
+        assert_eq!(decide(&single).0, Eligibility::ExternalOrigin);
+        assert!(decide(&single).1.contains("RotateKeyOnDemand"));
+        let multi = KeyFacts {
+            origin: Some("EXTERNAL"),
+            multi_region_role: Some("PRIMARY"),
+            primary_key_arn: Some("arn:aws:kms:us-east-1:111122223333:key/k"),
+            ..facts()
+        };
+        let (elig, reason) = decide(&multi);
+        assert_eq!(elig, Eligibility::ExternalOrigin);
+        assert!(
+            reason.contains("neither automatic rotation nor a plain on-demand rotation"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -743,19 +743,24 @@ impl Inventory {
     }
 
     pub fn rotations_frame(&self) -> Result<polars::prelude::DataFrame> {
-        let mut b = FrameBuilder::new(ROTATIONS);
-        for r in &self.rotations {
-            b.push(vec![
-                (col::ACCOUNT_ID, Cell::opt_str(r.account_id.clone())),
-                (col::REGION, Cell::str(&r.region)),
-                (col::KEY_ID, Cell::str(&r.key_id)),
-                (col::KEY_ARN, Cell::str(&r.key_arn)),
-                (col::ROTATION_DATE, Cell::Time(r.rotation_date)),
-                (col::ROTATION_TYPE, Cell::opt_str(r.rotation_type.clone())),
-            ])?;
-        }
-        b.finish()
+        rotations_frame(&self.rotations)
     }
+}
+
+/// The `rotations` frame of these records.
+pub fn rotations_frame(rotations: &[RotationRecord]) -> Result<polars::prelude::DataFrame> {
+    let mut b = FrameBuilder::new(ROTATIONS);
+    for r in rotations {
+        b.push(vec![
+            (col::ACCOUNT_ID, Cell::opt_str(r.account_id.clone())),
+            (col::REGION, Cell::str(&r.region)),
+            (col::KEY_ID, Cell::str(&r.key_id)),
+            (col::KEY_ARN, Cell::str(&r.key_arn)),
+            (col::ROTATION_DATE, Cell::Time(r.rotation_date)),
+            (col::ROTATION_TYPE, Cell::opt_str(r.rotation_type.clone())),
+        ])?;
+    }
+    b.finish()
 }
 
 pub fn keys_frame(keys: &[KeyRecord]) -> Result<polars::prelude::DataFrame> {

@@ -89,51 +89,15 @@ pub fn action_id(action: ActionType, key_arn: &str) -> String {
     format!("act-{}", &hex::encode(h.finalize())[..16])
 }
 
-/// A string from AWS, a plan or an approval, safe to print on a terminal:
-/// control characters (escape sequences, carriage returns, newlines) are
-/// shown escaped, so a hostile alias or description cannot redraw what the
-/// approver sees.
-pub fn display_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// Terminal sanitizing and atomic JSON writes are the writer layer's, shared
+/// with every other command.
+pub use crate::output::display_safe;
 
-/// Writes `value` as pretty JSON to `path` atomically: a temporary file in
-/// the same folder, fsynced, then renamed over `path`, so a reader (or a
-/// crash) never sees half a plan, approval or validation.
+/// Writes `value` as pretty JSON to `path` atomically (temporary file,
+/// fsync, rename, fsync of the folder), so a reader or a crash never sees
+/// half a plan, approval or validation.
 pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-        text.push(b'\n');
-        f.write_all(&text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow!("{}: cannot write: {e}", path.display())
-    })
+    crate::output::write_json_file(path, value)
 }
 
 /// Reads a JSON document into `T`; every failure is one line naming the file.

@@ -298,6 +298,9 @@ pub struct PlanOptions<'a> {
     pub rotation_period_days: Option<i64>,
     pub include_pending_deletion: bool,
     pub now: DateTime<Utc>,
+    /// Plan from a bundle that does not match its manifest (a warning, not
+    /// an error). A plan changes AWS: by default its evidence must verify.
+    pub allow_modified: bool,
 }
 
 /// Builds the plan for every key of the bundle.
@@ -307,6 +310,14 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
             bail!("--rotation-period-days {p} is outside AWS's range 90..=2560");
         }
     }
+    // A missing or corrupt manifest, or files that no longer match it, stop
+    // the plan before anything is read.
+    let opened = crate::bundle::open(bundle, opts.allow_modified)?;
+    let mut known: Vec<&str> = crate::rules::BUILTIN.iter().map(|(id, _)| *id).collect();
+    if let Some(a) = &opened.manifest.assessment {
+        known.extend(a.rules.keys().map(String::as_str));
+    }
+    opts.policy.check_rule_ids(known)?;
     let keys: Vec<KeyRecord> = frame_records(&read_frame(bundle, &KEYS)?, &KEYS)
         .map_err(|e| anyhow!("{}: {e:#}", bundle.display()))?;
     let findings_present = frame_paths(bundle, &FINDINGS)[0].exists();
@@ -322,11 +333,9 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
             open_by_key.entry(arn).or_default().push(f);
         }
     }
-    let manifest = bundle.join("manifest.json");
-    let manifest_sha = manifest
-        .exists()
-        .then(|| crate::bundle::sha256_file(&manifest))
-        .transpose()?;
+    let manifest_sha = Some(crate::bundle::sha256_file(
+        &bundle.join(crate::bundle::MANIFEST),
+    )?);
 
     let period = opts
         .rotation_period_days
@@ -604,6 +613,7 @@ mod tests {
             rotation_period_days: period,
             include_pending_deletion: pending,
             now: Utc::now(),
+            allow_modified: false,
         }
     }
 

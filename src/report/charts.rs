@@ -179,6 +179,10 @@ pub struct StackBar {
     /// Whether AWS can rotate keys of this class: rotation off is a problem
     /// only there, so only there is it drawn red.
     pub eligible: bool,
+    /// AWS-managed keys: AWS rotates them every year and their status reads
+    /// true, so they are drawn as rotated by AWS whatever was read (an
+    /// emulator reports them off).
+    pub rotated_by_aws: bool,
     pub on: usize,
     pub off: usize,
     pub na: usize,
@@ -203,20 +207,22 @@ pub fn eligibility(bars: &[StackBar]) -> String {
     let height = top + row_h * bars.len() as f64 + 10.0;
     // Wide enough for the legend whatever the bars.
     let mut s = svg_open(
-        label_w + plot_w.max(560.0) + 60.0,
+        label_w + plot_w.max(680.0) + 60.0,
         height,
         "Keys by eligibility and rotation status",
     );
     writeln!(
         s,
-        r#"<rect x="{label_w}" y="6" width="12" height="12" class="bar-ok"/><text x="{}" y="16" class="axis">rotation on</text><rect x="{}" y="6" width="12" height="12" class="bar-bad"/><text x="{}" y="16" class="axis">rotation off (eligible)</text><rect x="{}" y="6" width="12" height="12" class="bar-off"/><text x="{}" y="16" class="axis">rotation off (AWS cannot rotate)</text><rect x="{}" y="6" width="12" height="12" class="bar-na"/><text x="{}" y="16" class="axis">not applicable</text>"#,
+        r#"<rect x="{label_w}" y="6" width="12" height="12" class="bar-ok"/><text x="{}" y="16" class="axis">rotation on</text><rect x="{}" y="6" width="12" height="12" class="bar-bad"/><text x="{}" y="16" class="axis">rotation off (eligible)</text><rect x="{}" y="6" width="12" height="12" class="bar-off"/><text x="{}" y="16" class="axis">rotation off (not eligible)</text><rect x="{}" y="6" width="12" height="12" class="bar-na"/><text x="{}" y="16" class="axis">not applicable</text><rect x="{}" y="6" width="12" height="12" class="bar-aws"/><text x="{}" y="16" class="axis">rotated by AWS</text>"#,
         label_w + 16.0,
         label_w + 100.0,
         label_w + 116.0,
         label_w + 240.0,
         label_w + 256.0,
         label_w + 440.0,
-        label_w + 456.0
+        label_w + 456.0,
+        label_w + 560.0,
+        label_w + 576.0
     )
     .ok();
     for (i, b) in bars.iter().enumerate() {
@@ -231,11 +237,20 @@ pub fn eligibility(bars: &[StackBar]) -> String {
         .ok();
         let mut x = label_w;
         let off_class = if b.eligible { "bar-bad" } else { "bar-off" };
-        for (n, class, what) in [
-            (b.on, "bar-ok", "rotation on"),
-            (b.off, off_class, "rotation off"),
-            (b.na, "bar-na", "not applicable"),
-        ] {
+        let segments = if b.rotated_by_aws {
+            [
+                (b.on + b.off + b.na, "bar-aws", "rotated by AWS"),
+                (0, "bar-ok", ""),
+                (0, "bar-na", ""),
+            ]
+        } else {
+            [
+                (b.on, "bar-ok", "rotation on"),
+                (b.off, off_class, "rotation off"),
+                (b.na, "bar-na", "not applicable"),
+            ]
+        };
+        for (n, class, what) in segments {
             if n == 0 {
                 continue;
             }
@@ -434,10 +449,26 @@ mod tests {
         let svg = eligibility(&[StackBar {
             label: "a&b".into(),
             eligible: true,
+            rotated_by_aws: false,
             on: 1,
             off: 2,
             na: 0,
         }]);
         assert!(svg.contains("a&amp;b"));
+    }
+
+    #[test]
+    fn aws_managed_keys_are_drawn_as_rotated_by_aws() {
+        // The emulator reads them off; AWS documents them as always rotating.
+        let svg = eligibility(&[StackBar {
+            label: "aws_managed".into(),
+            eligible: false,
+            rotated_by_aws: true,
+            on: 0,
+            off: 3,
+            na: 0,
+        }]);
+        assert!(svg.contains("aws_managed: 3 rotated by AWS"), "{svg}");
+        assert!(!svg.contains("aws_managed: 3 rotation off"), "{svg}");
     }
 }

@@ -55,6 +55,9 @@ pub struct BundleRef {
     pub as_of: Option<String>,
     pub keys: usize,
     pub open: usize,
+    /// Set when the bundle did not match its manifest and was read anyway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +91,7 @@ fn bundle_ref(ev: &Evidence) -> BundleRef {
         as_of: ev.manifest.assessment.as_ref().map(|a| rfc3339(a.as_of)),
         keys: ev.keys.len(),
         open: ev.findings.iter().filter(|f| f.is_open()).count(),
+        integrity: ev.integrity.clone(),
     }
 }
 
@@ -283,28 +287,45 @@ impl Diff {
         t
     }
 
-    /// Writes `diff.md` and `diff.json` into `dir` (created if absent).
+    /// Writes `diff.md` and `diff.json` into `dir` (created if absent),
+    /// each atomically.
     pub fn write_files(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let md = dir.join("diff.md");
-        std::fs::write(&md, self.markdown())
-            .with_context(|| format!("writing {}", md.display()))?;
+        crate::output::write_bytes_atomic(&dir.join("diff.md"), self.markdown().as_bytes())?;
         write_json_file(&dir.join("diff.json"), self)
     }
 
     pub fn markdown(&self) -> String {
         let mut s = String::new();
-        let cell = |v: &str| v.replace('|', "\\|").replace('\n', " ");
+        // Every value comes from a bundle: links, images and code spans in
+        // it are escaped like the report's.
+        let cell = |v: &str| super::md_cell(v.to_string());
         let _ = writeln!(s, "# Monthly review: what changed\n");
+        for (which, b) in [("Old", &self.old), ("New", &self.new)] {
+            if let Some(note) = &b.integrity {
+                let _ = writeln!(
+                    s,
+                    "> **Warning: the {} bundle: {}.** It was read anyway (`--allow-modified`).\n",
+                    which.to_ascii_lowercase(),
+                    cell(note)
+                );
+            }
+        }
         let _ = writeln!(
             s,
-            "- Old: `{}` collected {} ({} keys, {} open findings)",
-            self.old.path, self.old.collected_at, self.old.keys, self.old.open
+            "- Old: {} collected {} ({} keys, {} open findings)",
+            super::md_code(self.old.path.clone()),
+            cell(&self.old.collected_at),
+            self.old.keys,
+            self.old.open
         );
         let _ = writeln!(
             s,
-            "- New: `{}` collected {} ({} keys, {} open findings)\n",
-            self.new.path, self.new.collected_at, self.new.keys, self.new.open
+            "- New: {} collected {} ({} keys, {} open findings)\n",
+            super::md_code(self.new.path.clone()),
+            cell(&self.new.collected_at),
+            self.new.keys,
+            self.new.open
         );
         let _ = writeln!(s, "| Change | Count |\n|---|---:|");
         for (what, n) in [

@@ -23,13 +23,15 @@ use crate::bundle::{self, Coverage, Manifest};
 use crate::frames::time::rfc3339;
 use crate::frames::{Schema, EVENTS, FINDINGS, KEYS, ROTATIONS};
 use crate::inventory::{Eligibility, KeyRecord, RotationRecord};
-use crate::output::{frame_records, read_frame, write_frame, write_json_file};
+use crate::output::{frame_records, read_frame, write_bytes_atomic, write_frame, write_json_file};
 use crate::policy::Severity;
 use crate::rules::engine::Finding;
 use crate::rules::{self, Rule};
 use crate::trail::EventRow;
 
 pub const SUMS: &str = "SHA256SUMS";
+/// The folder of Security Hub BatchImportFindings bodies in a report.
+pub const ASFF_DIR: &str = "asff";
 const MD_TEMPLATE: &str = include_str!("../../reports/report.md.j2");
 const HTML_TEMPLATE: &str = include_str!("../../reports/report.html.j2");
 
@@ -41,9 +43,15 @@ const ROTATION_EVENTS: &[&str] = &[
     "DisableKeyRotation",
 ];
 
+/// How the report shows the rotation of an AWS-managed key.
+const ROTATED_BY_AWS: &str = "rotated by AWS";
+
 /// An assessed bundle, read back.
 pub struct Evidence {
     pub dir: PathBuf,
+    /// Set when the bundle did not match its manifest and was read anyway
+    /// (`--allow-modified`): every output made from it carries this banner.
+    pub integrity: Option<String>,
     pub manifest: Manifest,
     pub coverage: Coverage,
     pub keys: Vec<KeyRecord>,
@@ -53,8 +61,12 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    pub fn load(dir: &Path) -> Result<Evidence> {
-        let manifest = Manifest::read(dir)?;
+    /// Reads an assessed bundle after re-hashing it against its manifest
+    /// ([`bundle::open`]): a mismatch is an error unless `allow_modified`.
+    pub fn load(dir: &Path, allow_modified: bool) -> Result<Evidence> {
+        let opened = bundle::open(dir, allow_modified)?;
+        let integrity = opened.integrity_note();
+        let manifest = opened.manifest;
         let coverage = bundle::read_coverage(dir)?;
         if manifest.assessment.is_none() || !dir.join("findings.parquet").exists() {
             return Err(crate::error::Error::input(
@@ -72,6 +84,7 @@ impl Evidence {
             events: frame_records(&read_frame(dir, &EVENTS)?, &EVENTS)?,
             findings: frame_records(&read_frame(dir, &FINDINGS)?, &FINDINGS)?,
             dir: dir.to_path_buf(),
+            integrity,
             manifest,
             coverage,
         })
@@ -124,14 +137,20 @@ impl Written {
     }
 }
 
-/// Loads the assessed bundle in `bundle` and writes its report into `out`.
+/// Loads the assessed bundle in `bundle`, verified against its manifest
+/// (`allow_modified` lets a mismatch through, with the banner), and writes
+/// its report into `out`: new or empty (`force` empties it), outside the
+/// bundle.
 pub fn write_bundle_report(
     bundle: &Path,
     out: &Path,
     as_of: Option<DateTime<Utc>>,
+    force: bool,
+    allow_modified: bool,
 ) -> Result<Written> {
-    let ev = Evidence::load(bundle)?;
-    write(&ev, out, as_of).with_context(|| format!("writing the report into {}", out.display()))
+    let ev = Evidence::load(bundle, allow_modified)?;
+    write(&ev, out, as_of, force)
+        .with_context(|| format!("writing the report into {}", out.display()))
 }
 
 // ---- the template context -------------------------------------------------
@@ -282,6 +301,18 @@ struct ExemptionView {
     status: String,
 }
 
+/// One exemption of the policy and every key it matched, so an approver
+/// sees how far a bare alias or key id reaches.
+#[derive(Debug, Serialize)]
+struct ReachView {
+    key: String,
+    rule: String,
+    approver: String,
+    expires: String,
+    status: &'static str,
+    matched: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct RuleView {
     id: String,
@@ -311,10 +342,14 @@ struct Charts {
 
 #[derive(Debug, Serialize)]
 struct ReportContext {
+    /// "this bundle does not match its manifest: ..." when read anyway.
+    integrity: Option<String>,
     tool_version: String,
     bundle_tool_version: String,
     as_of: String,
     assessed_as_of: String,
+    /// "judged N days after collection", when the assessment says so.
+    as_of_note: Option<String>,
     collected_at: String,
     simulated: Option<String>,
     caller: String,
@@ -329,6 +364,7 @@ struct ReportContext {
     eligibility: Vec<EligibilityRow>,
     coverage: CoverageView,
     exemptions: Vec<ExemptionView>,
+    exemption_reach: Vec<ReachView>,
     rules: Vec<RuleView>,
     sources: Vec<SourceView>,
     data_files: Vec<String>,
@@ -366,28 +402,15 @@ fn percent(part: usize, whole: usize) -> String {
     }
 }
 
-/// The last rotation the evidence shows for a key: ListKeyRotations, the
-/// key's own status, or a successful rotation event in CloudTrail.
+/// The last rotation the evidence shows for a key, decided where the rules
+/// decide it (`rules::facts::last_rotation`), so the report and the findings
+/// agree.
 pub fn last_rotation(
     k: &KeyRecord,
     rotations: &[RotationRecord],
     events: &[EventRow],
 ) -> Option<DateTime<Utc>> {
-    let listed = rotations
-        .iter()
-        .filter(|r| r.key_arn == k.arn)
-        .filter_map(|r| r.rotation_date);
-    let logged = events
-        .iter()
-        .filter(|e| e.key_arn.as_deref() == Some(k.arn.as_str()) && e.error_code.is_none())
-        .filter(|e| {
-            matches!(
-                e.event_name.as_deref(),
-                Some("RotateKey" | "RotateKeyOnDemand")
-            )
-        })
-        .filter_map(|e| e.event_time);
-    listed.chain(logged).chain(k.last_rotation_date).max()
+    rules::facts::last_rotation(k, rotations, events).map(|(t, _)| t)
 }
 
 fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
@@ -537,7 +560,7 @@ fn context(
                     .find(|r| r.id == f.rule_id)
                     .map_or_else(|| f.title.clone(), |r| r.title.clone()),
                 severity: f.severity.as_str(),
-                controls: f.controls.clone(),
+                controls: f.controls.join(" | "),
                 remediation: f.remediation.clone(),
                 open,
                 exempted: 1 - open,
@@ -568,10 +591,13 @@ fn context(
                     .map_or("unknown".into(), |e| e.as_str().to_string()),
                 eligible: k.eligibility == Some(Eligibility::Eligible),
                 eligibility_reason: opt(&k.eligibility_reason),
-                rotation: match k.rotation_enabled {
-                    Some(true) => "on".into(),
-                    Some(false) => "off".into(),
-                    None => "n/a".into(),
+                // AWS rotates its managed keys every year and reports them
+                // on; an emulator reports them off.
+                rotation: match (k.eligibility, k.rotation_enabled) {
+                    (Some(Eligibility::AwsManaged), _) => ROTATED_BY_AWS.into(),
+                    (_, Some(true)) => "on".into(),
+                    (_, Some(false)) => "off".into(),
+                    (_, None) => "n/a".into(),
                 },
                 period: k
                     .rotation_period_days
@@ -605,7 +631,7 @@ fn context(
             });
         row.total += 1;
         match k.rotation.as_str() {
-            "on" => row.rotation_on += 1,
+            "on" | ROTATED_BY_AWS => row.rotation_on += 1,
             "off" => row.rotation_off += 1,
             _ => row.not_applicable += 1,
         }
@@ -651,7 +677,7 @@ fn context(
                 id: r.id.clone(),
                 title: r.title.clone(),
                 severity: r.severity.as_str(),
-                controls: r.controls.join("; "),
+                controls: r.controls.join(" | "),
                 sql_file: format!("rules/{}.sql", r.id),
                 sha256: sha,
                 note,
@@ -678,10 +704,12 @@ fn context(
     };
 
     ReportContext {
+        integrity: ev.integrity.clone(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         bundle_tool_version: m.tool_version.clone(),
         as_of: rfc3339(as_of),
         assessed_as_of: rfc3339(ev.assessed_as_of()),
+        as_of_note: assessed.and_then(|a| a.as_of_note.clone()),
         collected_at: rfc3339(m.collected_at),
         simulated: m.simulated.clone(),
         caller: m
@@ -699,11 +727,39 @@ fn context(
         eligibility,
         coverage,
         exemptions,
+        exemption_reach: reach_view(assessed),
         rules: rules_view,
         sources,
         data_files,
         charts,
     }
+}
+
+fn reach_view(assessed: Option<&bundle::AssessmentEntry>) -> Vec<ReachView> {
+    assessed
+        .map(|a| a.exemptions.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .map(|x| ReachView {
+            key: x.key.clone(),
+            rule: x.rule.clone(),
+            approver: x.approver.clone(),
+            expires: x.expires.clone(),
+            status: if x.expired { "expired" } else { "applies" },
+            matched: x
+                .matched
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} ({}, {})",
+                        k.key_arn,
+                        k.account_id.as_deref().unwrap_or("unknown account"),
+                        k.region
+                    )
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
@@ -802,6 +858,7 @@ fn eligibility_bars(rows: &[EligibilityRow]) -> Vec<charts::StackBar> {
         .map(|r| charts::StackBar {
             label: r.eligibility.clone(),
             eligible: r.eligible,
+            rotated_by_aws: r.eligibility == Eligibility::AwsManaged.as_str(),
             on: r.rotation_on,
             off: r.rotation_off,
             na: r.not_applicable,
@@ -864,18 +921,64 @@ fn environment() -> Result<minijinja::Environment<'static>> {
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.add_filter("md", md_cell);
+    env.add_filter("md_code", md_code);
+    env.add_filter("md_code_cell", md_code_cell);
     env.add_template("report.md.j2", MD_TEMPLATE)?;
     env.add_template("report.html.j2", HTML_TEMPLATE)?;
     Ok(env)
 }
 
-/// A value made safe for one Markdown table cell.
-fn md_cell(value: String) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-        .replace('<', "&lt;")
+/// A value from the evidence made inert in Markdown text, table cells and
+/// list items alike: every character that can open a link, an image, code or
+/// raw HTML (an autolink included), or end a table cell, is backslash-escaped
+/// (CommonMark escapes any ASCII punctuation this way), and line breaks become
+/// spaces. A principal ARN like `![x](https://evil/p.png)`
+/// then renders as text and fetches nothing.
+pub fn md_cell(value: String) -> String {
+    // A report.md is read in terminals too: no escape sequence survives.
+    let value = crate::output::display_safe(&value.replace(['\n', '\r'], " "));
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' | '`' | '[' | ']' | '(' | ')' | '!' | '<' | '>' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A value from the evidence as one Markdown code span, whatever backticks it
+/// holds: the fence is longer than the longest run of backticks inside, so
+/// the value cannot close it early; line breaks become spaces.
+pub fn md_code(value: String) -> String {
+    let value = crate::output::display_safe(&value.replace(['\n', '\r'], " "));
+    let mut longest = 0;
+    let mut run = 0;
+    for c in value.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if value.starts_with('`') || value.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{value}{pad}{fence}")
+}
+
+/// [`md_code`] inside a table cell: GFM ends a cell at an unescaped `|`
+/// even inside a code span, so pipes are escaped there too.
+pub fn md_code_cell(value: String) -> String {
+    md_code(value).replace('|', "\\|")
 }
 
 fn render(ctx: &ReportContext) -> Result<(String, String)> {
@@ -891,9 +994,16 @@ fn render(ctx: &ReportContext) -> Result<(String, String)> {
     Ok((md, html))
 }
 
-/// Writes the report of an assessed bundle into `out`.
-pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<Written> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+/// Writes the report of an assessed bundle into `out`: a new or empty
+/// folder (`force` empties it first) that must not overlap the bundle.
+/// Every file is written atomically.
+pub fn write(
+    ev: &Evidence,
+    out: &Path,
+    as_of: Option<DateTime<Utc>>,
+    force: bool,
+) -> Result<Written> {
+    crate::output::prepare_out_dir(out, force, &[&ev.dir])?;
     let as_of = as_of.unwrap_or_else(|| ev.assessed_as_of());
     let mut files: Vec<String> = Vec::new();
 
@@ -911,9 +1021,11 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
         publish::SIGNATURE_INFO,
     ] {
         let from = ev.dir.join(name);
-        if from.exists() {
-            std::fs::copy(&from, out.join(name))
+        if std::fs::symlink_metadata(&from).is_ok() {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut crate::output::open_no_follow(&from)?, &mut bytes)
                 .with_context(|| format!("copying {}", from.display()))?;
+            write_bytes_atomic(&out.join(name), &bytes)?;
             files.push(name.to_string());
         }
     }
@@ -921,12 +1033,30 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     write_json_file(&coverage_path, &ev.coverage)?;
     files.push(bundle::COVERAGE.into());
 
-    let account = ev.manifest.accounts.first().cloned().unwrap_or_default();
-    let region = ev.manifest.regions.first().cloned().unwrap_or_default();
-    let asff = export::asff(&ev.findings, &account, &region, ev.assessed_as_of());
-    write_json_file(&out.join("findings.asff.json"), &asff)?;
-    files.push("findings.asff.json".into());
-    let ocsf = export::ocsf(&ev.findings, &account, ev.assessed_as_of());
+    let export_ctx = export::ExportContext {
+        account: ev.manifest.accounts.first().map_or("", String::as_str),
+        region: ev.manifest.regions.first().map_or("", String::as_str),
+        observed_at: ev.manifest.collected_at,
+        updated_at: ev
+            .manifest
+            .assessment
+            .as_ref()
+            .map_or(ev.manifest.collected_at, |a| a.assessed_at),
+    };
+    let bodies = export::asff_bodies(&ev.findings, &export_ctx);
+    if !bodies.is_empty() {
+        std::fs::create_dir_all(out.join(ASFF_DIR))
+            .with_context(|| format!("creating {}", out.join(ASFF_DIR).display()))?;
+        for (name, body) in &bodies {
+            let rel = format!("{ASFF_DIR}/{name}");
+            write_json_file(&out.join(&rel), body)?;
+            files.push(rel);
+        }
+        let rel = format!("{ASFF_DIR}/README.md");
+        write_bytes_atomic(&out.join(&rel), export::asff_readme(&bodies).as_bytes())?;
+        files.push(rel);
+    }
+    let ocsf = export::ocsf(&ev.findings, &export_ctx);
     write_json_file(&out.join("findings.ocsf.json"), &ocsf)?;
     files.push("findings.ocsf.json".into());
 
@@ -935,7 +1065,7 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     std::fs::create_dir_all(out.join("rules"))?;
     for r in &rules {
         let rel = format!("rules/{}.sql", r.id);
-        std::fs::write(out.join(&rel), r.full_text()).with_context(|| format!("writing {rel}"))?;
+        write_bytes_atomic(&out.join(&rel), r.full_text().as_bytes())?;
         files.push(rel);
     }
 
@@ -943,8 +1073,8 @@ pub fn write(ev: &Evidence, out: &Path, as_of: Option<DateTime<Utc>>) -> Result<
     data_files.retain(|f| !f.starts_with("rules/"));
     let ctx = context(ev, &rules, as_of, data_files);
     let (md, html) = render(&ctx)?;
-    std::fs::write(out.join("report.md"), md)?;
-    std::fs::write(out.join("report.html"), html)?;
+    write_bytes_atomic(&out.join("report.md"), md.as_bytes())?;
+    write_bytes_atomic(&out.join("report.html"), html.as_bytes())?;
     files.push("report.md".into());
     files.push("report.html".into());
     files.sort();
@@ -973,7 +1103,7 @@ fn write_sums(out: &Path, files: &[String]) -> Result<()> {
         let sum = bundle::sha256_file(&out.join(f))?;
         writeln!(text, "{sum}  {f}")?;
     }
-    std::fs::write(out.join(SUMS), text).with_context(|| format!("writing {SUMS}"))
+    write_bytes_atomic(&out.join(SUMS), text.as_bytes())
 }
 
 /// Checks a report folder against its `SHA256SUMS`; returns the files that
@@ -1001,7 +1131,26 @@ mod tests {
 
     #[test]
     fn markdown_cells_cannot_break_the_table() {
-        assert_eq!(md_cell("a|b\nc<script>".into()), "a\\|b c&lt;script>");
+        assert_eq!(md_cell("a|b\nc<script>".into()), "a\\|b c\\<script\\>");
+    }
+
+    #[test]
+    fn markdown_cannot_link_or_fetch_images() {
+        let hostile = "![x](https://evil.example/p.png) [click](javascript:alert(1)) `code`";
+        let cell = md_cell(hostile.into());
+        // Every character that opens a link, an image or code is escaped.
+        let chars: Vec<char> = cell.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            if "[]()!`".contains(*c) {
+                assert!(
+                    i > 0 && chars[i - 1] == '\\',
+                    "unescaped {c} at {i} in {cell}"
+                );
+            }
+        }
+        assert_eq!(md_code("a`b".into()), "``a`b``");
+        assert_eq!(md_code("`x".into()), "`` `x ``");
+        assert_eq!(md_code_cell("a|b".into()), "`a\\|b`");
     }
 
     #[test]
@@ -1019,9 +1168,11 @@ mod tests {
     #[test]
     fn a_linked_on_demand_rotation_is_one_rotation_on_the_timeline() {
         use chrono::TimeZone;
-        let mut ev =
-            Evidence::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-bundle"))
-                .unwrap();
+        let mut ev = Evidence::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-bundle"),
+            false,
+        )
+        .unwrap();
         let key = ev.keys[0].arn.clone();
         let at = |m| Utc.with_ymd_and_hms(2026, 1, 10, 9, m, 0).unwrap();
         let row = |id: &str, name: &str, kind: &str, m, link: Option<&str>| EventRow {

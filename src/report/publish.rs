@@ -17,8 +17,8 @@ use crate::aws::signing::{self, ALGORITHM};
 use crate::aws::ErrorInfo;
 use crate::bundle::MANIFEST;
 
-pub const SIGNATURE: &str = "manifest.json.sig";
-pub const SIGNATURE_INFO: &str = "manifest.json.sig.json";
+pub const SIGNATURE: &str = crate::bundle::SIGNATURE;
+pub const SIGNATURE_INFO: &str = crate::bundle::SIGNATURE_INFO;
 
 /// `manifest.json.sig.json`: what was signed, with which key and how.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -36,7 +36,9 @@ pub struct SignatureInfo {
 
 fn manifest_digest(dir: &Path) -> Result<[u8; 32]> {
     let path = dir.join(MANIFEST);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut crate::output::open_no_follow(&path)?, &mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
     Ok(Sha256::digest(&bytes).into())
 }
 
@@ -45,8 +47,7 @@ fn manifest_digest(dir: &Path) -> Result<[u8; 32]> {
 pub async fn sign(config: &SdkConfig, dir: &Path, key: &str) -> Result<SignatureInfo> {
     let digest = manifest_digest(dir)?;
     let (key_id, signature) = signing::sign_digest(config, key, &digest).await?;
-    std::fs::write(dir.join(SIGNATURE), &signature)
-        .with_context(|| format!("writing {}", dir.join(SIGNATURE).display()))?;
+    crate::output::write_bytes_atomic(&dir.join(SIGNATURE), &signature)?;
     let info = SignatureInfo {
         signed_file: MANIFEST.into(),
         signature_file: SIGNATURE.into(),
@@ -68,10 +69,8 @@ pub async fn sign_sealed(config: &SdkConfig, dir: &Path, key: &str) -> Result<Si
         return Err(crate::error::Error::input(
             dir,
             format!(
-                "{} file(s) changed, {} added, {} removed since the manifest was sealed; refusing to sign",
-                v.changed.len(),
-                v.added.len(),
-                v.removed.len()
+                "does not match its manifest ({}); refusing to sign",
+                v.describe()
             ),
             "run `kmsrot verify-bundle` to see which",
         ));
@@ -125,8 +124,7 @@ pub fn read_info(dir: &Path) -> Result<Option<SignatureInfo>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::output::read_text_no_follow(&path)?;
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| anyhow::anyhow!("{}: not a kmsrot signature file: {e}", path.display()))
@@ -151,9 +149,12 @@ pub fn verify_with(dir: &Path, info: &SignatureInfo, der: &[u8]) -> Result<Signa
             info.signing_algorithm
         );
     }
-    let sig_path = dir.join(&info.signature_file);
-    let sig =
-        std::fs::read(&sig_path).with_context(|| format!("reading {}", sig_path.display()))?;
+    // Always the bundle's own signature file: the name recorded in the info
+    // file is bundle content, and could point anywhere.
+    let sig_path = dir.join(SIGNATURE);
+    let mut sig = Vec::new();
+    std::io::Read::read_to_end(&mut crate::output::open_no_follow(&sig_path)?, &mut sig)
+        .with_context(|| format!("reading {}", sig_path.display()))?;
     let digest = manifest_digest(dir)?;
     let invalid = |reason: String| {
         Ok(SignatureCheck::Invalid {

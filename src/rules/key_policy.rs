@@ -12,6 +12,8 @@ pub const ROTATION_ACTIONS: [&str; 2] = ["kms:EnableKeyRotation", "kms:RotateKey
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
+    /// Position in the policy, from 1: what tells Sid-less statements apart.
+    pub index: usize,
     pub sid: Option<String>,
     pub effect: String,
     /// The Principal (or `NotPrincipal: ...`) as compact JSON.
@@ -21,6 +23,14 @@ pub struct Statement {
     pub condition: Option<String>,
     /// Rotation actions this statement denies (empty for Allow).
     pub denied_rotation_actions: Vec<&'static str>,
+    /// `Principal: "*"` or `{"AWS": "*"}`, and no `NotPrincipal`: the
+    /// statement names every caller.
+    pub everyone: bool,
+    /// The callers a Deny leaves able to make the calls it covers, in words:
+    /// those outside a `Condition`, those named in `NotPrincipal`, or everyone
+    /// but the principals it names. `None` for an unconditional Deny of every
+    /// principal, and for Allow statements.
+    pub unaffected: Option<String>,
 }
 
 /// Flattens a policy document. A document that is not valid JSON yields an
@@ -33,7 +43,11 @@ pub fn statements(policy: &str) -> Result<Vec<Statement>, String> {
         Some(obj @ Value::Object(_)) => vec![obj.clone()],
         _ => return Err("key policy has no Statement".into()),
     };
-    Ok(list.iter().map(statement).collect())
+    Ok(list
+        .iter()
+        .enumerate()
+        .map(|(i, s)| statement(i + 1, s))
+        .collect())
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -47,7 +61,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn statement(s: &Value) -> Statement {
+fn statement(index: usize, s: &Value) -> Statement {
     let effect = s
         .get("Effect")
         .and_then(Value::as_str)
@@ -74,7 +88,16 @@ fn statement(s: &Value) -> Statement {
     } else {
         Vec::new()
     };
+    let is_deny = effect.eq_ignore_ascii_case("Deny");
+    let everyone =
+        s.get("NotPrincipal").is_none() && s.get("Principal").is_some_and(names_everyone);
+    let unaffected = if is_deny {
+        unaffected_callers(s, everyone)
+    } else {
+        None
+    };
     Statement {
+        index,
         sid: s.get("Sid").and_then(Value::as_str).map(str::to_string),
         effect,
         principal,
@@ -83,8 +106,110 @@ fn statement(s: &Value) -> Statement {
             if negated { "NotAction" } else { "Action" },
             patterns.join(", ")
         ),
-        condition: s.get("Condition").map(Value::to_string),
+        // An empty Condition block is no condition at all.
+        condition: s
+            .get("Condition")
+            .filter(|c| !c.as_object().is_some_and(|o| o.is_empty()))
+            .map(Value::to_string),
         denied_rotation_actions: denied,
+        everyone,
+        unaffected,
+    }
+}
+
+/// `"*"`, `{"AWS": "*"}`, or a list holding `"*"`: every principal.
+fn names_everyone(p: &Value) -> bool {
+    match p {
+        Value::String(s) => s == "*",
+        Value::Array(items) => items.iter().any(names_everyone),
+        Value::Object(map) => map.values().any(names_everyone),
+        _ => false,
+    }
+}
+
+fn principal_list(p: &Value) -> String {
+    let mut out = Vec::new();
+    match p {
+        Value::Object(map) => {
+            for v in map.values() {
+                out.extend(strings(Some(v)));
+            }
+        }
+        other => out.extend(strings(Some(other))),
+    }
+    if out.is_empty() {
+        p.to_string()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// Who a Deny statement does not reach. A Condition's clauses must all hold
+/// for the Deny to apply, so a caller for which any one fails is left out.
+fn unaffected_callers(s: &Value, everyone: bool) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(np) = s.get("NotPrincipal") {
+        parts.push(format!(
+            "the principals named in NotPrincipal ({})",
+            principal_list(np)
+        ));
+    } else if !everyone {
+        match s.get("Principal") {
+            Some(p) => parts.push(format!("every principal other than {}", principal_list(p))),
+            None => parts.push("every principal (the statement names none)".into()),
+        }
+    }
+    if let Some(Value::Object(ops)) = s.get("Condition") {
+        for (op, clause) in ops {
+            let Value::Object(keys) = clause else {
+                parts.push(format!(
+                    "callers for which the condition {op} {clause} does not hold"
+                ));
+                continue;
+            };
+            for (key, values) in keys {
+                parts.push(condition_escape(op, key, values));
+            }
+        }
+    } else if let Some(other) = s.get("Condition") {
+        parts.push(format!(
+            "callers for which the condition {other} does not hold"
+        ));
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("; or "))
+    }
+}
+
+/// One condition clause, turned round: the callers for which it fails.
+fn condition_escape(op: &str, key: &str, values: &Value) -> String {
+    let listed = {
+        let v = strings(Some(values));
+        if v.is_empty() {
+            values.to_string()
+        } else {
+            v.join(" or ")
+        }
+    };
+    let if_exists = op.ends_with("IfExists");
+    let base = op.trim_end_matches("IfExists");
+    // Set operators and Null read badly when turned round; quote them.
+    if base.contains(':') || base == "Null" {
+        return format!("callers for which {op} {{{key}: {listed}}} does not hold");
+    }
+    let negated = base.contains("Not");
+    let absent = if if_exists {
+        String::new()
+    } else {
+        format!(", and callers whose request carries no {key}")
+    };
+    if negated {
+        // StringNotEquals aws:PrincipalOrgID o-1 denies everyone outside o-1.
+        format!("callers whose {key} matches {listed} ({op})")
+    } else {
+        format!("callers whose {key} does not match {listed} ({op}){absent}")
     }
 }
 
@@ -147,5 +272,45 @@ mod tests {
         assert!(st[1].condition.as_deref().unwrap().contains("KeyAdmin"));
         assert_eq!(st[2].denied_rotation_actions, vec!["kms:EnableKeyRotation"]);
         assert!(statements("not json").is_err());
+        assert_eq!(
+            st.iter().map(|s| s.index).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn a_deny_says_whom_it_leaves_out() {
+        let policy = r#"{"Statement":[
+          {"Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"},
+          {"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+           "Condition":{"StringNotEquals":{"aws:PrincipalOrgID":["o-1","o-2"]},
+                        "Bool":{"aws:ViaAWSService":"false"}}},
+          {"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::1:role/A","arn:aws:iam::1:role/B"]},"Action":"kms:EnableKeyRotation","Resource":"*"},
+          {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::1:role/ci"},"Action":"kms:*","Resource":"*"},
+          {"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{}},
+          {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"kms:*","Resource":"*"}
+        ]}"#;
+        let st = statements(policy).unwrap();
+        assert!(st[0].everyone && st[0].unaffected.is_none());
+        let perimeter = st[1].unaffected.as_deref().unwrap();
+        assert!(
+            perimeter.contains("callers whose aws:PrincipalOrgID matches o-1 or o-2")
+                && perimeter.contains("callers whose aws:ViaAWSService does not match false"),
+            "{perimeter}"
+        );
+        assert!(!st[2].everyone);
+        assert!(st[2]
+            .unaffected
+            .as_deref()
+            .unwrap()
+            .contains("NotPrincipal (arn:aws:iam::1:role/A, arn:aws:iam::1:role/B)"));
+        assert!(st[3]
+            .unaffected
+            .as_deref()
+            .unwrap()
+            .contains("every principal other than arn:aws:iam::1:role/ci"));
+        // An empty Condition is no condition.
+        assert!(st[4].condition.is_none() && st[4].unaffected.is_none());
+        assert!(st[5].unaffected.is_none());
     }
 }

@@ -135,7 +135,9 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
         // policy_denies_rotation; otherwise compliant
         {
             let mut k = on(key(us, "k-denied", Eligibility::Eligible), 365);
-            // Rotation turned on 2025-06-01: not yet due.
+            // Created just before rotation was turned on (2025-06-01): not
+            // yet due, and its material is within the policy.
+            k.creation_date = Some(t(2025, 5, 20));
             k.next_rotation_date = Some(t(2026, 6, 1));
             k.key_policy = Some(
                 r#"{"Statement":[{"Sid":"Admins","Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"},
@@ -297,6 +299,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 reason: "Retired with the legacy batch system".into(),
                 approver: "ciso@example.com".into(),
                 expires: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+                line: 0,
             },
             Exemption {
                 key: arn(us, "k-rsa"),
@@ -304,6 +307,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 reason: "Signing key for firmware; replaced yearly".into(),
                 approver: "ciso@example.com".into(),
                 expires: NaiveDate::from_ymd_opt(2025, 6, 30).unwrap(),
+                line: 0,
             },
         ],
         ..Policy::default()
@@ -429,4 +433,871 @@ fn severity_overrides_apply() {
         .find(|f| f.rule_id == "ineligible_key_type")
         .unwrap();
     assert_eq!(f.severity, crate::policy::Severity::Low);
+}
+
+// ---------------------------------------------------------------------------
+// Issue 10: one scenario per case where a rule disagreed with AWS. Each builds
+// only the keys and evidence the case needs.
+// ---------------------------------------------------------------------------
+
+fn rotations_frame(rotations: Vec<RotationRecord>) -> polars::prelude::DataFrame {
+    crate::inventory::Inventory {
+        keys: Vec::new(),
+        rotations,
+        coverage: crate::inventory::InventoryCoverage {
+            complete: true,
+            region_plan: crate::aws::regions::RegionPlan {
+                regions: vec![],
+                discovered_by: "flags".into(),
+                discovery_error: None,
+            },
+            regions: vec![],
+            key_errors: vec![],
+            api_calls: Default::default(),
+        },
+    }
+    .rotations_frame()
+    .unwrap()
+}
+
+/// A trail that has log files for every day of `[from, to]` in `region`,
+/// except `missing`.
+fn trail_days(
+    region: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    missing: &[NaiveDate],
+) -> DayCoverage {
+    let mut days_with_logs = Vec::new();
+    let mut days_missing = Vec::new();
+    let mut d = from.date_naive();
+    while d <= to.date_naive() {
+        if missing.contains(&d) {
+            days_missing.push(d);
+        } else {
+            days_with_logs.push(d);
+        }
+        d = d.succ_opt().unwrap();
+    }
+    DayCoverage {
+        account_id: ACCT.into(),
+        region: region.into(),
+        days_with_logs,
+        days_missing,
+    }
+}
+
+fn evidence_of(
+    keys: Vec<KeyRecord>,
+    rotations: Vec<RotationRecord>,
+    events: Vec<EventRow>,
+    days: Vec<DayCoverage>,
+    window_start: DateTime<Utc>,
+) -> Evidence {
+    Evidence {
+        keys: keys_frame(&keys).unwrap(),
+        rotations: rotations_frame(rotations),
+        events: events_frame(&events).unwrap(),
+        trail: Some(TrailCoverage {
+            complete: days.iter().all(|d| d.days_missing.is_empty()),
+            window: Window {
+                since: Some(window_start),
+                until: None,
+            },
+            sources: vec![SourceCoverage {
+                source: "s3://trail/archive".into(),
+                kind: "s3".into(),
+                ..SourceCoverage::default()
+            }],
+            days,
+            events_read: events.len() as u64,
+            events_kept: events.len() as u64,
+            duplicates: 0,
+            duplicate_conflicts: Vec::new(),
+            cross_account_copies: 0,
+        }),
+        window_start,
+    }
+}
+
+fn judge(ev: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> Vec<Finding> {
+    assess(ev, &super::load(None).unwrap(), policy, as_of).unwrap()
+}
+
+fn only<'a>(findings: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
+    findings.iter().filter(|f| f.rule_id == rule).collect()
+}
+
+fn listed(id: &str, when: DateTime<Utc>, kind: &str) -> RotationRecord {
+    RotationRecord {
+        rotation_type: Some(kind.into()),
+        ..rotation("us-east-1", id, when)
+    }
+}
+
+fn ok_event(id: &str, name: &str, key_id: &str, when: DateTime<Utc>) -> EventRow {
+    event(
+        id,
+        name,
+        key_id,
+        when,
+        "arn:aws:iam::111122223333:user/alice",
+        None,
+    )
+}
+
+fn with_history(mut k: KeyRecord, n: i64) -> KeyRecord {
+    k.rotation_count = Some(n);
+    k
+}
+
+/// Case 1: after DisableKeyRotation and EnableKeyRotation, KMS rotates one
+/// period after the enable date; old material is a separate statement.
+#[test]
+fn case1_reenabled_rotation_restarts_the_schedule() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let mut reon_nrd = with_history(on(key(us, "k-reon-nrd", Eligibility::Eligible), 365), 1);
+    reon_nrd.next_rotation_date = Some(t(2026, 10, 1));
+    let keys = vec![
+        with_history(on(key(us, "k-reon", Eligibility::Eligible), 365), 1),
+        reon_nrd,
+        with_history(on(key(us, "k-late", Eligibility::Eligible), 365), 1),
+    ];
+    let rotations = vec![
+        listed("k-reon", t(2023, 6, 1), "AUTOMATIC"),
+        listed("k-reon-nrd", t(2023, 6, 1), "AUTOMATIC"),
+        listed("k-late", t(2023, 6, 1), "AUTOMATIC"),
+    ];
+    let events = vec![
+        ok_event("d1", "DisableKeyRotation", "k-reon", t(2024, 2, 1)),
+        ok_event("e1", "EnableKeyRotation", "k-reon", t(2025, 10, 1)),
+        ok_event("d2", "DisableKeyRotation", "k-late", t(2024, 2, 1)),
+        ok_event("e2", "EnableKeyRotation", "k-late", t(2024, 3, 1)),
+    ];
+    let ev = evidence_of(
+        keys,
+        rotations,
+        events,
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    assert_eq!(
+        fired(&findings, "missed_cycle"),
+        set(&["k-late"]),
+        "{findings:#?}"
+    );
+    let late = only(&findings, "missed_cycle")[0];
+    assert!(
+        late.detail.contains("EnableKeyRotation on 2024-03-01")
+            && late.detail.contains("2025-03-01"),
+        "{}",
+        late.detail
+    );
+    // The re-enabled keys' material is still older than the policy allows:
+    // said as material age, never as a missed KMS cycle.
+    assert_eq!(
+        fired(&findings, "material_age_exceeds_policy"),
+        set(&["k-reon", "k-reon-nrd"])
+    );
+    for f in only(&findings, "material_age_exceeds_policy") {
+        assert_eq!(f.severity, crate::policy::Severity::Medium);
+        assert!(
+            f.detail.contains("2023-06-01") && f.detail.contains("KMS is not late"),
+            "{}",
+            f.detail
+        );
+    }
+    assert!(fired(&findings, "never_rotated").is_empty());
+}
+
+/// Case 1, and never_rotated: a later EnableKeyRotation that only changes the
+/// period does not restart the schedule; the on-period starts at its first.
+#[test]
+fn case1_a_period_change_does_not_restart_the_schedule() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let mut k = with_history(on(key(us, "k-period", Eligibility::Eligible), 365), 0);
+    k.creation_date = Some(t(2024, 1, 1));
+    let mut change = ok_event("e2", "EnableKeyRotation", "k-period", t(2025, 9, 1));
+    change.rotation_period_days = Some(365);
+    let events = vec![
+        ok_event("e1", "EnableKeyRotation", "k-period", t(2024, 6, 1)),
+        change,
+    ];
+    let ev = evidence_of(
+        vec![k],
+        vec![],
+        events,
+        vec![trail_days(us, t(2024, 1, 1), as_of, &[])],
+        t(2024, 1, 1),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    assert_eq!(fired(&findings, "never_rotated"), set(&["k-period"]));
+    let f = only(&findings, "never_rotated")[0];
+    assert!(
+        f.detail.contains("EnableKeyRotation on 2024-06-01"),
+        "{}",
+        f.detail
+    );
+}
+
+/// Case 1: where ListKeyRotations was not read, CloudTrail alone is not a
+/// complete history; only AWS's own NextRotationDate is judged.
+#[test]
+fn case1_missed_cycle_is_not_judged_from_cloudtrail_alone() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let mut unread = on(key(us, "k-unread", Eligibility::Eligible), 365);
+    unread.rotation_count = None;
+    let mut overdue = on(key(us, "k-unread-due", Eligibility::Eligible), 365);
+    overdue.rotation_count = None;
+    overdue.next_rotation_date = Some(t(2025, 6, 1));
+    let events = vec![
+        event(
+            "r1",
+            "RotateKey",
+            "k-unread",
+            t(2024, 6, 1),
+            "kms.amazonaws.com",
+            None,
+        ),
+        event(
+            "r2",
+            "RotateKey",
+            "k-unread-due",
+            t(2024, 6, 1),
+            "kms.amazonaws.com",
+            None,
+        ),
+    ];
+    let ev = evidence_of(
+        vec![unread, overdue],
+        vec![],
+        events,
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    assert_eq!(fired(&findings, "missed_cycle"), set(&["k-unread-due"]));
+    let f = only(&findings, "missed_cycle")[0];
+    assert!(
+        f.detail.contains("NextRotationDate 2025-06-01"),
+        "{}",
+        f.detail
+    );
+    assert!(
+        f.detail.contains("ListKeyRotations was not read"),
+        "{}",
+        f.detail
+    );
+    assert!(fired(&findings, "never_rotated").is_empty());
+}
+
+/// Case 2: every rule ignores evidence after the as-of time.
+#[test]
+fn case2_evidence_after_as_of_is_ignored() {
+    let us = "us-east-1";
+    let as_of = t(2025, 8, 1);
+    let keys = vec![
+        with_history(on(key(us, "k-then", Eligibility::Eligible), 365), 2),
+        {
+            let mut k = key(us, "k-new", Eligibility::Eligible);
+            k.rotation_enabled = Some(true);
+            k.rotation_period_days = Some(365);
+            k.creation_date = Some(t(2024, 1, 1));
+            k
+        },
+    ];
+    let rotations = vec![
+        listed("k-then", t(2024, 6, 1), "AUTOMATIC"),
+        listed("k-then", t(2025, 12, 1), "AUTOMATIC"),
+    ];
+    let events = vec![
+        event(
+            "r1",
+            "RotateKey",
+            "k-then",
+            t(2025, 12, 1),
+            "kms.amazonaws.com",
+            None,
+        ),
+        ok_event("x1", "DisableKeyRotation", "k-then", t(2025, 10, 1)),
+        // k-new: rotation turned on after the as-of time; as of then, it was
+        // on since its creation and never rotated.
+        ok_event("e1", "EnableKeyRotation", "k-new", t(2025, 11, 1)),
+        event(
+            "p1",
+            "EnableKeyRotation",
+            "k-new",
+            t(2025, 11, 2),
+            "arn:aws:iam::111122223333:user/bob",
+            Some("AccessDeniedException"),
+        ),
+    ];
+    let ev = evidence_of(
+        keys,
+        rotations,
+        events,
+        vec![trail_days(us, t(2024, 7, 28), t(2026, 1, 1), &[])],
+        t(2024, 7, 28),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    // As of 2025-08-01 the last rotation was 2024-06-01: 426 days before.
+    assert_eq!(
+        fired(&findings, "missed_cycle"),
+        set(&["k-then"]),
+        "{findings:#?}"
+    );
+    assert!(only(&findings, "missed_cycle")[0]
+        .detail
+        .contains("2025-06-01"));
+    assert_eq!(fired(&findings, "never_rotated"), set(&["k-new"]));
+    for rule in [
+        "rotation_disabled_event",
+        "permission_failure",
+        "history_mismatch",
+    ] {
+        assert!(fired(&findings, rule).is_empty(), "{rule}: {findings:#?}");
+    }
+}
+
+/// Case 3: an alias ARN names one key; a bare alias reaches every account
+/// and Region that has it, and the reach is listed.
+#[test]
+fn case3_an_alias_arn_exempts_one_key() {
+    let as_of = t(2026, 1, 1);
+    let mut east = key("us-east-1", "k-east", Eligibility::Eligible);
+    east.rotation_enabled = Some(false);
+    east.aliases = vec!["alias/legacy".into()];
+    let mut west = key("eu-west-1", "k-west", Eligibility::Eligible);
+    west.rotation_enabled = Some(false);
+    west.aliases = vec!["alias/legacy".into()];
+    let ev = evidence_of(vec![east, west], vec![], vec![], vec![], t(2024, 11, 27));
+    let exemption = |key: &str| Exemption {
+        key: key.into(),
+        rule: "rotation_disabled".into(),
+        reason: "Legacy batch, retiring".into(),
+        approver: "ciso@example.com".into(),
+        expires: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+        line: 0,
+    };
+    let alias_arn = format!("arn:aws:kms:us-east-1:{ACCT}:alias/legacy");
+    let policy = Policy {
+        exemptions: vec![exemption(&alias_arn)],
+        ..Policy::default()
+    };
+    let findings = judge(&ev, &policy, as_of);
+    let status = |id: &str| {
+        only(&findings, "rotation_disabled")
+            .into_iter()
+            .find(|f| f.key_arn.as_deref().unwrap().ends_with(id))
+            .unwrap()
+            .status
+    };
+    assert_eq!(status("k-east"), FindingStatus::Exempted);
+    assert_eq!(status("k-west"), FindingStatus::Open);
+
+    let reach = super::engine::exemption_reach(
+        &[exemption(&alias_arn), exemption("alias/legacy")],
+        &ev.keys,
+        as_of,
+    )
+    .unwrap();
+    let arns =
+        |i: usize| -> Vec<String> { reach[i].matched.iter().map(|k| k.key_arn.clone()).collect() };
+    assert_eq!(arns(0), vec![arn("us-east-1", "k-east")]);
+    assert_eq!(
+        arns(1).into_iter().collect::<BTreeSet<_>>(),
+        [arn("us-east-1", "k-east"), arn("eu-west-1", "k-west")]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(
+        reach[1].matched[0].aliases,
+        vec!["alias/legacy".to_string()]
+    );
+}
+
+fn with_policy(mut k: KeyRecord, statements: &str) -> KeyRecord {
+    k.key_policy = Some(format!(
+        r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#
+    ));
+    k
+}
+
+/// Case 4: only an unconditional Deny of kms:EnableKeyRotation to every
+/// principal is high; a conditional or NotPrincipal Deny is medium, naming
+/// who can still rotate; a Deny of RotateKeyOnDemand alone is low.
+#[test]
+fn case4_a_conditional_deny_is_not_a_deny_of_rotation() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let k = |id: &str| with_history(on(key(us, id, Eligibility::Eligible), 365), 0);
+    let keys = vec![
+        with_policy(
+            k("k-perimeter"),
+            r#"{"Sid":"DataPerimeter","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+               "Condition":{"StringNotEquals":{"aws:PrincipalOrgID":"o-abc123"}}}"#,
+        ),
+        with_policy(
+            k("k-notprincipal"),
+            r#"{"Sid":"OnlyAdmins","Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:role/KeyAdmin"},
+               "Action":"kms:EnableKeyRotation","Resource":"*"}"#,
+        ),
+        with_policy(
+            k("k-named"),
+            r#"{"Sid":"NotCi","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:role/ci"},
+               "Action":"kms:*","Resource":"*"}"#,
+        ),
+        with_policy(
+            k("k-ondemand"),
+            r#"{"Sid":"NoRotateNow","Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:RotateKeyOnDemand","Resource":"*"}"#,
+        ),
+        with_policy(
+            k("k-hard"),
+            r#"{"Sid":"Freeze","Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:EnableKeyRotation","Resource":"*"}"#,
+        ),
+    ]
+    .into_iter()
+    .map(|mut k| {
+        // Not yet due: only the policy rules speak.
+        k.creation_date = Some(t(2025, 12, 1));
+        k
+    })
+    .collect();
+    let ev = evidence_of(
+        keys,
+        vec![],
+        vec![],
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    assert_eq!(fired(&findings, "policy_denies_rotation"), set(&["k-hard"]));
+    assert_eq!(
+        fired(&findings, "policy_conditionally_denies_rotation"),
+        set(&["k-perimeter", "k-notprincipal", "k-named"])
+    );
+    assert_eq!(
+        fired(&findings, "policy_denies_on_demand_rotation"),
+        set(&["k-ondemand"])
+    );
+    let by_key = |rule: &str, id: &str| {
+        only(&findings, rule)
+            .into_iter()
+            .find(|f| f.key_arn.as_deref().unwrap().ends_with(id))
+            .unwrap()
+            .clone()
+    };
+    let perimeter = by_key("policy_conditionally_denies_rotation", "k-perimeter");
+    assert!(perimeter.severity >= crate::policy::Severity::Medium);
+    assert!(
+        perimeter
+            .detail
+            .contains(r#"{"StringNotEquals":{"aws:PrincipalOrgID":"o-abc123"}}"#)
+            && perimeter
+                .detail
+                .contains("callers whose aws:PrincipalOrgID matches o-abc123"),
+        "{}",
+        perimeter.detail
+    );
+    assert!(
+        by_key("policy_conditionally_denies_rotation", "k-notprincipal")
+            .detail
+            .contains("NotPrincipal (arn:aws:iam::111122223333:role/KeyAdmin)")
+    );
+    assert!(by_key("policy_conditionally_denies_rotation", "k-named")
+        .detail
+        .contains("every principal other than arn:aws:iam::111122223333:role/ci"));
+    let ondemand = by_key("policy_denies_on_demand_rotation", "k-ondemand");
+    assert_eq!(ondemand.severity, crate::policy::Severity::Low);
+    assert!(
+        ondemand.detail.contains("does not stop automatic rotation"),
+        "{}",
+        ondemand.detail
+    );
+    assert_eq!(
+        by_key("policy_denies_rotation", "k-hard").severity,
+        crate::policy::Severity::High
+    );
+}
+
+/// Case 6: with only the replica's Region read, the replica's own
+/// GetKeyRotationStatus is the shared setting: off is a finding naming the
+/// primary, on is compliant.
+#[test]
+fn case6_a_replica_carries_its_primarys_setting() {
+    let eu = "eu-west-1";
+    let as_of = t(2026, 1, 1);
+    let primary_off = arn("us-east-1", "mrk-off");
+    let primary_on = arn("us-east-1", "mrk-on");
+    let replica = |id: &str, primary: &str, enabled: bool, state: &str| {
+        let mut k = key(eu, id, Eligibility::Replica);
+        k.multi_region = Some(true);
+        k.multi_region_role = Some("REPLICA".into());
+        k.primary_key_arn = Some(primary.into());
+        k.rotation_enabled = Some(enabled);
+        k.key_state = Some(state.into());
+        k.rotation_count = None;
+        k
+    };
+    let keys = vec![
+        replica("mrk-off", &primary_off, false, "Enabled"),
+        replica("mrk-on", &primary_on, true, "Enabled"),
+        // Pending deletion reads false whatever the setting: not judged.
+        replica("mrk-going", &primary_off, false, "PendingReplicaDeletion"),
+    ];
+    let ev = evidence_of(
+        keys,
+        vec![],
+        vec![],
+        vec![trail_days(eu, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    assert_eq!(fired(&findings, "rotation_disabled"), set(&["mrk-off"]));
+    let f = only(&findings, "rotation_disabled")[0];
+    assert_eq!(f.severity, crate::policy::Severity::High);
+    assert!(
+        f.detail
+            .contains(&format!("Enable rotation on the primary {primary_off}")),
+        "{}",
+        f.detail
+    );
+    let info = |id: &str| {
+        only(&findings, "replica_follows_primary")
+            .into_iter()
+            .find(|f| f.key_arn.as_deref().unwrap().ends_with(id))
+            .unwrap()
+            .detail
+            .clone()
+    };
+    assert!(
+        info("mrk-on").contains("shared setting ON"),
+        "{}",
+        info("mrk-on")
+    );
+    assert!(
+        info("mrk-off").contains("shared setting OFF"),
+        "{}",
+        info("mrk-off")
+    );
+}
+
+/// Case 7: an on-demand rotation still in progress is in CloudTrail but not
+/// yet in ListKeyRotations, which lists completed rotations only.
+#[test]
+fn case7_an_on_demand_rotation_in_progress_is_not_a_mismatch() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let started = Utc.with_ymd_and_hms(2025, 12, 31, 10, 0, 0).unwrap();
+    let mut running = with_history(on(key(us, "k-running", Eligibility::Eligible), 365), 1);
+    running.on_demand_rotation_start_date = Some(started);
+    running.next_rotation_date = Some(t(2026, 6, 1));
+    let mut done = with_history(on(key(us, "k-done", Eligibility::Eligible), 365), 1);
+    done.next_rotation_date = Some(t(2026, 6, 1));
+    let keys = vec![running, done];
+    let rotations = vec![
+        listed("k-running", t(2025, 6, 1), "AUTOMATIC"),
+        listed("k-done", t(2025, 6, 1), "AUTOMATIC"),
+    ];
+    let events = vec![
+        event(
+            "a1",
+            "RotateKey",
+            "k-running",
+            t(2025, 6, 1),
+            "kms.amazonaws.com",
+            None,
+        ),
+        event(
+            "a2",
+            "RotateKey",
+            "k-done",
+            t(2025, 6, 1),
+            "kms.amazonaws.com",
+            None,
+        ),
+        ok_event(
+            "o1",
+            "RotateKeyOnDemand",
+            "k-running",
+            started + chrono::Duration::seconds(2),
+        ),
+        // Completed weeks ago, yet not listed: a real mismatch.
+        ok_event("o2", "RotateKeyOnDemand", "k-done", t(2025, 11, 1)),
+    ];
+    let ev = evidence_of(
+        keys,
+        rotations,
+        events,
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    assert_eq!(
+        fired(&findings, "history_mismatch"),
+        set(&["k-done"]),
+        "{findings:#?}"
+    );
+    assert!(only(&findings, "history_mismatch")[0]
+        .detail
+        .contains("2025-11-01"));
+}
+
+/// Case 8: an exemption given by alias or key id is reported expired under
+/// the key(s) it matched, with their account and Region.
+#[test]
+fn case8_an_expired_exemption_names_the_key() {
+    let as_of = t(2026, 1, 1);
+    let mut batch_us = key("us-east-1", "k-batch", Eligibility::Eligible);
+    batch_us.aliases = vec!["alias/batch".into()];
+    let mut batch_eu = key("eu-west-1", "k-batch-eu", Eligibility::Eligible);
+    batch_eu.aliases = vec!["alias/batch".into()];
+    let by_id = key("us-east-1", "k-byid", Eligibility::Eligible);
+    let ev = evidence_of(
+        vec![batch_us, batch_eu, by_id],
+        vec![],
+        vec![],
+        vec![],
+        t(2024, 11, 27),
+    );
+    let lapsed = |key: &str| Exemption {
+        key: key.into(),
+        rule: "rotation_disabled".into(),
+        reason: "Legacy".into(),
+        approver: "ciso@example.com".into(),
+        expires: NaiveDate::from_ymd_opt(2025, 6, 30).unwrap(),
+        line: 0,
+    };
+    let policy = Policy {
+        exemptions: vec![
+            lapsed("alias/batch"),
+            lapsed("k-byid"),
+            lapsed("alias/nothing"),
+        ],
+        ..Policy::default()
+    };
+    let findings = judge(&ev, &policy, as_of);
+    let expired = only(&findings, "exemption_expired");
+    assert_eq!(
+        fired(&findings, "exemption_expired"),
+        set(&["k-batch", "k-batch-eu", "k-byid"])
+    );
+    for f in &expired {
+        let arn = f.key_arn.as_deref().unwrap();
+        assert!(arn.starts_with("arn:aws:kms:"), "{arn}");
+        assert_eq!(f.account_id.as_deref(), Some(ACCT));
+        assert!(arn.contains(f.region.as_deref().unwrap()), "{f:?}");
+    }
+}
+
+/// Case 9: one role denied under many sessions is one finding, for the role
+/// (sessionContext.sessionIssuer.arn), with the sessions in the evidence;
+/// its id does not change when next month's sessions have other names.
+#[test]
+fn case9_permission_failures_are_grouped_by_role() {
+    let us = "us-east-1";
+    let role = format!("arn:aws:iam::{ACCT}:role/deploy/ci-deployer");
+    let denied = |id: &str, session: &str, when: DateTime<Utc>| {
+        let mut e = event(
+            id,
+            "EnableKeyRotation",
+            "k-off",
+            when,
+            &format!("arn:aws:sts::{ACCT}:assumed-role/ci-deployer/{session}"),
+            Some("AccessDeniedException"),
+        );
+        e.principal_type = Some("AssumedRole".into());
+        e.session_issuer_arn = Some(role.clone());
+        e
+    };
+    let mut off = key(us, "k-off", Eligibility::Eligible);
+    off.rotation_enabled = Some(false);
+    let month = |events: Vec<EventRow>, as_of: DateTime<Utc>| {
+        let ev = evidence_of(
+            vec![off.clone()],
+            vec![],
+            events,
+            vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+            t(2024, 11, 27),
+        );
+        judge(&ev, &Policy::default(), as_of)
+    };
+    let first = month(
+        vec![
+            denied("e1", "build-1", t(2025, 9, 1)),
+            denied("e2", "build-2", t(2025, 9, 2)),
+            denied("e3", "build-3", t(2025, 9, 3)),
+        ],
+        t(2025, 10, 1),
+    );
+    let pf = only(&first, "permission_failure");
+    assert_eq!(pf.len(), 1, "{pf:#?}");
+    assert!(pf[0].detail.starts_with(&role), "{}", pf[0].detail);
+    assert!(
+        pf[0].detail.contains("3 time(s) in 3 session(s)"),
+        "{}",
+        pf[0].detail
+    );
+    let evidence = pf[0].evidence.as_deref().unwrap();
+    for s in ["build-1", "build-2", "build-3"] {
+        assert!(evidence.contains(s), "{evidence}");
+    }
+    let second = month(
+        vec![
+            denied("e1", "build-1", t(2025, 9, 1)),
+            denied("e2", "build-2", t(2025, 9, 2)),
+            denied("e3", "build-3", t(2025, 9, 3)),
+            denied("e4", "build-77", t(2025, 10, 20)),
+        ],
+        t(2025, 11, 1),
+    );
+    assert_eq!(
+        only(&second, "permission_failure")[0].finding_id,
+        pf[0].finding_id
+    );
+}
+
+/// Case 10: two Sid-less statements are two subjects, told apart by index.
+#[test]
+fn case10_two_sidless_statements_are_two_findings() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let mut k = with_history(on(key(us, "k-twice", Eligibility::Eligible), 365), 0);
+    k.creation_date = Some(t(2025, 12, 1));
+    let k = with_policy(
+        k,
+        r#"{"Effect":"Deny","Principal":"*","Action":"kms:EnableKeyRotation","Resource":"*"},
+           {"Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:EnableKeyRotation","Resource":"*"}"#,
+    );
+    let ev = evidence_of(
+        vec![k],
+        vec![],
+        vec![],
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    let denies = only(&findings, "policy_denies_rotation");
+    assert_eq!(denies.len(), 2, "{denies:#?}");
+    assert_ne!(denies[0].finding_id, denies[1].finding_id);
+    assert!(denies.iter().any(|f| f.detail.contains("#1 (no Sid)")));
+    assert!(denies.iter().any(|f| f.detail.contains("#2 (no Sid)")));
+}
+
+/// Also checked: a day without a log file may be quiet; evidence_gap does
+/// not claim the logs were lost.
+#[test]
+fn a_day_without_a_log_file_is_not_called_lost() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let missing = [NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()];
+    let ev = evidence_of(
+        vec![with_history(
+            on(key(us, "k-ok", Eligibility::Eligible), 365),
+            0,
+        )],
+        vec![],
+        vec![],
+        vec![trail_days(us, t(2025, 1, 1), as_of, &missing)],
+        t(2025, 1, 1),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    let gap = only(&findings, "evidence_gap");
+    assert_eq!(gap.len(), 1);
+    let d = &gap[0].detail;
+    assert!(
+        d.contains("no CloudTrail log file was read for 1 of") && d.contains("quiet or lost"),
+        "{d}"
+    );
+    assert!(
+        !d.contains("logs are missing") && !d.contains("lost logs"),
+        "{d}"
+    );
+}
+
+/// Also checked: CloudTrail files a log by delivery time, so an event late on
+/// one day can arrive in the next day's files; a listed rotation is judged
+/// only where both days have log files.
+#[test]
+fn a_rotation_delivered_the_next_day_is_not_a_mismatch() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let k = |id: &str| {
+        let mut k = with_history(on(key(us, id, Eligibility::Eligible), 365), 1);
+        k.next_rotation_date = Some(t(2026, 6, 1));
+        k
+    };
+    let rotations = vec![
+        listed(
+            "k-late-night",
+            Utc.with_ymd_and_hms(2025, 6, 1, 23, 58, 0).unwrap(),
+            "AUTOMATIC",
+        ),
+        listed(
+            "k-quiet-trail",
+            Utc.with_ymd_and_hms(2025, 7, 1, 10, 0, 0).unwrap(),
+            "AUTOMATIC",
+        ),
+    ];
+    // The file delivered on 2025-06-02 (holding the 23:58 event) is missing.
+    let missing = [NaiveDate::from_ymd_opt(2025, 6, 2).unwrap()];
+    let ev = evidence_of(
+        vec![k("k-late-night"), k("k-quiet-trail")],
+        rotations,
+        vec![],
+        vec![trail_days(us, t(2024, 11, 27), as_of, &missing)],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    assert_eq!(
+        fired(&findings, "history_mismatch"),
+        set(&["k-quiet-trail"])
+    );
+}
+
+/// The derived tables read the events as the rules do: a failure whose
+/// record named the key by alias is grouped under the key the alias points
+/// to, and says so.
+#[test]
+fn an_alias_named_failure_is_reported_under_its_key() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let mut k = key(us, "k-app", Eligibility::Eligible);
+    k.rotation_enabled = Some(false);
+    k.aliases = vec!["alias/app".into()];
+    let mut e = event(
+        "f1",
+        "EnableKeyRotation",
+        "k-app",
+        t(2025, 9, 1),
+        "arn:aws:iam::111122223333:user/bob",
+        Some("AccessDenied"),
+    );
+    e.key_arn = None;
+    e.key_id = Some("alias/app".into());
+    e.recipient_account_id = Some(ACCT.into());
+    let ev = evidence_of(
+        vec![k],
+        vec![],
+        vec![e],
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    let pf = only(&findings, "permission_failure");
+    assert_eq!(pf.len(), 1, "{findings:#?}");
+    assert_eq!(pf[0].key_arn.as_deref(), Some(arn(us, "k-app").as_str()));
+    assert!(
+        pf[0]
+            .evidence
+            .as_deref()
+            .unwrap()
+            .contains("key named as alias/app, resolved through the alias"),
+        "{:?}",
+        pf[0].evidence
+    );
 }

@@ -49,6 +49,10 @@ impl EventRow {
                 Cell::opt_str(self.principal_type.clone()),
             ),
             (
+                col::SESSION_ISSUER_ARN,
+                Cell::opt_str(self.session_issuer_arn.clone()),
+            ),
+            (
                 col::CALLER_ACCOUNT_ID,
                 Cell::opt_str(self.caller_account_id.clone()),
             ),

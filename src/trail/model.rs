@@ -51,8 +51,12 @@ pub struct EventRow {
     /// or the alias ARN). An alias is never turned into `key_arn` here; the
     /// rules resolve it through the inventory's aliases.
     pub key_id: Option<String>,
+    /// `userIdentity.arn`: for an assumed role, the session.
     pub principal_arn: Option<String>,
     pub principal_type: Option<String>,
+    /// `userIdentity.sessionContext.sessionIssuer.arn`: the role (with its
+    /// path) behind an assumed-role session.
+    pub session_issuer_arn: Option<String>,
     /// userIdentity.accountId: the account the caller belongs to.
     pub caller_account_id: Option<String>,
     pub invoked_by: Option<String>,

@@ -379,6 +379,11 @@ impl Record<'_> {
             key_id,
             principal_arn: principal_arn.map(text),
             principal_type: ui.and_then(|u| u.kind.as_deref()).map(text),
+            session_issuer_arn: ui
+                .and_then(|u| u.session_context.as_ref())
+                .and_then(|c| c.session_issuer.as_ref())
+                .and_then(|i| i.arn.as_deref())
+                .map(text),
             caller_account_id: ui.and_then(|u| u.account_id.as_deref()).map(text),
             invoked_by: ui.and_then(|u| u.invoked_by.as_deref()).map(text),
             source_ip: own(&self.source_ip_address),

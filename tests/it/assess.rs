@@ -425,6 +425,10 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         &Seen::from((code, stdout.clone(), stderr.clone())),
         user_facing_filters()
     );
+    // Without --as-of the bundle is judged as of its collection.
+    let manifest = read_json(&bundle.join("manifest.json"));
+    assert_eq!(manifest["assessment"]["as_of"], manifest["collected_at"]);
+    assert!(manifest["assessment"]["as_of_note"].is_null());
     let findings = read_json(&bundle.join("findings.json"));
     let got: BTreeSet<(String, String)> = findings
         .as_array()
@@ -495,6 +499,53 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         .unwrap()
         .iter()
         .any(|f| f["rule_id"] == "missed_cycle"));
+    let manifest = read_json(&bundle.join("manifest.json"));
+    assert!(
+        manifest["assessment"]["as_of_note"]
+            .as_str()
+            .unwrap()
+            .contains("before collection"),
+        "{}",
+        manifest["assessment"]
+    );
+
+    // Judged a month after collection: the manifest and the report say so.
+    let later = (now + Duration::days(30)).format("%Y-%m-%d").to_string();
+    let (_, _, stderr) = run(moto
+        .kmsrot()
+        .args(["assess"])
+        .arg(&bundle)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--as-of", &later]));
+    assert!(
+        stderr.contains("judged 30 days after collection"),
+        "{stderr}"
+    );
+    let manifest = read_json(&bundle.join("manifest.json"));
+    assert!(manifest["assessment"]["as_of_note"]
+        .as_str()
+        .unwrap()
+        .starts_with("judged 30 days after collection"));
+    // The exemption by bare alias reached exactly the one key named so.
+    let reach = &manifest["assessment"]["exemptions"];
+    assert_eq!(reach[0]["key"], "alias/legacy");
+    assert_eq!(reach[0]["matched"].as_array().unwrap().len(), 1);
+    assert!(reach[0]["matched"][0]["key_arn"]
+        .as_str()
+        .unwrap()
+        .ends_with(&keys.legacy));
+    let report = work.path().join("report");
+    let (code, _, stderr) = run(moto
+        .kmsrot()
+        .args(["report"])
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&report));
+    assert!(code == 0 || code == 3, "{stderr}");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("judged 30 days after collection"), "{md}");
+    assert!(md.contains("alias/legacy"), "{md}");
 
     let (code, _, stderr) = run(moto.kmsrot().arg("verify-bundle").arg(&bundle));
     assert_eq!(code, 0, "{stderr}");
@@ -508,15 +559,27 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         "{stdout}"
     );
 
-    let (code, stdout, stderr) = run(moto
+    // Issue 17: a bundle that no longer matches its manifest is refused,
+    // naming the file, unless the reader says --allow-modified.
+    let (code, _, stderr) = run(moto
         .kmsrot()
         .args(["diagnose", "alias/ledger", "--bundle"])
         .arg(&bundle));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("does not match its manifest") && stderr.contains("keys.csv"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["diagnose", "alias/ledger", "--allow-modified", "--bundle"])
+        .arg(&bundle));
     assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("does not match its manifest"), "{stdout}");
     assert!(stdout.contains("ci-deployer"), "{stdout}");
     assert!(stdout.contains("AccessDeniedException x2"), "{stdout}");
     assert!(
-        stdout.contains("turned off by arn:aws:iam::123456789012:user/alice"),
+        stdout.contains("arn:aws:iam::123456789012:user/alice disabled automatic rotation"),
         "{stdout}"
     );
     assert_seen!(
@@ -524,6 +587,57 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         &Seen::from((code, stdout.clone(), stderr.clone())),
         user_facing_filters()
     );
+
+    // One place for each decision: diagnose runs the same rules over the same
+    // evidence, so for every key its open findings are exactly those assess
+    // wrote into the bundle.
+    let written = read_json(&bundle.join("findings.json"));
+    for k in read_json(&bundle.join("keys.json")).as_array().unwrap() {
+        let arn = k["arn"].as_str().unwrap();
+        let (code, stdout, stderr) = run(moto
+            .kmsrot()
+            // keys.csv was tampered with above; the frames read are Parquet.
+            .args(["diagnose", arn, "--allow-modified", "--bundle"])
+            .arg(&bundle)
+            .args(["--output", "json"]));
+        assert_eq!(code, 0, "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        let got: BTreeSet<(String, String, String)> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["finding_id"].as_str().unwrap().to_string(),
+                    f["rule_id"].as_str().unwrap().to_string(),
+                    f["severity"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let want: BTreeSet<(String, String, String)> = written
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["key_arn"] == arn && f["status"] == "open")
+            .map(|f| {
+                (
+                    f["finding_id"].as_str().unwrap().to_string(),
+                    f["rule_id"].as_str().unwrap().to_string(),
+                    f["severity"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "diagnose {arn} disagrees with assess");
+        assert!(
+            report["gaps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| !g.as_str().unwrap().contains("findings.csv")),
+            "{}",
+            report["gaps"]
+        );
+    }
 
     let (code, stdout, stderr) = run(moto.kmsrot().env("AWS_MAX_ATTEMPTS", "1").args([
         "--region",
@@ -533,4 +647,147 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
     ]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("FreezeRotation"), "{stdout}");
+    // Live, the same rules judge the key: its Deny of EnableKeyRotation to
+    // everyone, unconditionally, is the high finding assess reports.
+    let (code, stdout, stderr) = run(moto.kmsrot().env("AWS_MAX_ATTEMPTS", "1").args([
+        "--region",
+        "us-east-1",
+        "--output",
+        "json",
+        "diagnose",
+        "alias/guarded",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, vec!["policy_denies_rotation"], "{stdout}");
+}
+
+fn key_id(out: aws_sdk_kms::operation::create_key::CreateKeyOutput) -> String {
+    out.key_metadata().unwrap().key_id().to_string()
+}
+
+/// Issue 10, cases 5 and 6 against the emulator: with `--region` naming only
+/// the replicas' Region, a replica's own GetKeyRotationStatus is the setting
+/// it shares with its primary (off is a finding naming the primary, on is
+/// compliant); an asymmetric key with imported material is `unsupported_spec`
+/// and gets neither GetKeyRotationStatus nor ListKeyRotations, as AWS answers
+/// those with UnsupportedOperationException; a multi-Region key with imported
+/// material is told how (little) it can rotate.
+///
+/// moto copies a replica's rotation status when it replicates the key rather
+/// than sharing it; the primaries are set before replication so that the copy
+/// is what AWS would report.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_in_scope_alone_and_imported_keys() {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType, OriginType};
+    let moto = Moto::start();
+    let us = moto.kms("us-east-1").await;
+    let eu = moto.kms("eu-west-1").await;
+    let off = key_id(us.create_key().multi_region(true).send().await.unwrap());
+    us.replicate_key()
+        .key_id(&off)
+        .replica_region("eu-west-1")
+        .send()
+        .await
+        .unwrap();
+    let on = key_id(us.create_key().multi_region(true).send().await.unwrap());
+    us.enable_key_rotation().key_id(&on).send().await.unwrap();
+    us.replicate_key()
+        .key_id(&on)
+        .replica_region("eu-west-1")
+        .send()
+        .await
+        .unwrap();
+    let rsa_imported = key_id(
+        eu.create_key()
+            .key_spec(KeySpec::Rsa2048)
+            .key_usage(KeyUsageType::EncryptDecrypt)
+            .origin(OriginType::External)
+            .send()
+            .await
+            .unwrap(),
+    );
+    let mr_imported = key_id(
+        eu.create_key()
+            .multi_region(true)
+            .origin(OriginType::External)
+            .send()
+            .await
+            .unwrap(),
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("bundle");
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["--region", "eu-west-1", "collect", "--out"])
+        .arg(&bundle));
+    assert!(
+        code == 0 || code == 3,
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let keys = read_json(&bundle.join("keys.json"));
+    let key = |id: &str| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in keys.json"))
+            .clone()
+    };
+    assert_eq!(key(&off)["eligibility"], "replica");
+    assert_eq!(key(&off)["rotation_enabled"], false);
+    assert_eq!(key(&on)["rotation_enabled"], true);
+    assert_eq!(key(&rsa_imported)["eligibility"], "unsupported_spec");
+    assert!(key(&rsa_imported)["rotation_enabled"].is_null());
+    assert!(!key(&rsa_imported)["eligibility_reason"]
+        .as_str()
+        .unwrap()
+        .contains("RotateKeyOnDemand"));
+    assert_eq!(key(&mr_imported)["eligibility"], "external_origin");
+    assert!(key(&mr_imported)["eligibility_reason"]
+        .as_str()
+        .unwrap()
+        .contains("Multi-Region key with imported key material"));
+    // No call AWS would refuse with UnsupportedOperationException.
+    let index = std::fs::read_to_string(bundle.join("raw/index.json")).unwrap();
+    for op in ["get-key-rotation-status", "list-key-rotations"] {
+        assert!(
+            !index
+                .lines()
+                .any(|l| l.contains(op) && l.contains(&rsa_imported)),
+            "{op} called on the imported RSA key:\n{index}"
+        );
+    }
+
+    let (code, stdout, stderr) = run(moto.kmsrot().arg("assess").arg(&bundle));
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let findings = read_json(&bundle.join("findings.json"));
+    let disabled: Vec<&Value> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == "rotation_disabled")
+        .collect();
+    assert_eq!(disabled.len(), 1, "{disabled:#?}");
+    assert!(disabled[0]["key_arn"].as_str().unwrap().ends_with(&off));
+    let primary = arn("us-east-1", &off);
+    assert!(
+        disabled[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Enable rotation on the primary {primary}")),
+        "{}",
+        disabled[0]["detail"]
+    );
+    // Judged as of its collection, whenever it is assessed.
+    let manifest = read_json(&bundle.join("manifest.json"));
+    assert_eq!(manifest["assessment"]["as_of"], manifest["collected_at"]);
+    assert!(manifest["assessment"]["as_of_note"].is_null());
 }

@@ -5,6 +5,7 @@ mod support;
 mod assess;
 mod diff;
 mod first_contact;
+mod hostile;
 mod iac;
 mod iam;
 mod inventory;

@@ -61,7 +61,7 @@ fn report_of_the_sample_bundle() {
         "events.parquet",
         "findings.csv",
         "findings.parquet",
-        "findings.asff.json",
+        "asff/README.md",
         "findings.ocsf.json",
         "manifest.json",
         "SHA256SUMS",
@@ -70,13 +70,13 @@ fn report_of_the_sample_bundle() {
     }
     let all = findings(&sample_bundle());
     assert!(!all.is_empty());
-    assert_eq!(
-        read_json(&out.join("findings.asff.json"))["Findings"]
-            .as_array()
-            .unwrap()
-            .len(),
-        all.len()
-    );
+    let asff: usize = std::fs::read_dir(out.join("asff"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| read_json(&p)["Findings"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(asff, all.len());
     assert_eq!(
         read_json(&out.join("findings.ocsf.json"))
             .as_array()
@@ -144,6 +144,10 @@ fn report_refuses_a_bundle_that_was_not_assessed() {
     for ext in ["parquet", "csv", "json"] {
         std::fs::remove_file(bundle.join(format!("findings.{ext}"))).unwrap();
     }
+    // As `collect` leaves it: sealed, never assessed.
+    let mut m = kmsrot::bundle::Manifest::read(&bundle).unwrap();
+    m.assessment = None;
+    m.seal(&bundle).unwrap();
     let (code, _, stderr) = run(kmsrot()
         .arg("report")
         .arg(&bundle)

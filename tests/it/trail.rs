@@ -473,6 +473,7 @@ fn corrupt_files_and_missing_days_exit_3() {
             "2023-07-09",
             "--until",
             "2023-07-11",
+            "--force",
             "--out",
         ])
         .arg(out.path())
@@ -503,7 +504,7 @@ fn filters_by_time_region_account_and_events_file() {
     let out = tempfile::tempdir().unwrap();
     let count = |extra: &[&str]| {
         let (code, stdout, stderr) = run(kmsrot()
-            .args(["trail", "scan", "--out"])
+            .args(["trail", "scan", "--force", "--out"])
             .arg(out.path())
             .arg(dir.path())
             .args(extra));
@@ -518,7 +519,9 @@ fn filters_by_time_region_account_and_events_file() {
     assert_eq!(count(&["--until", "2020-07-25"]), 1);
     assert_eq!(count(&["--region", "us-west-2"]), 1);
     assert_eq!(count(&["--account", "999999999999"]), 0);
-    let list = out.path().join("extra.txt");
+    // Outside --out, which --force empties.
+    let lists = tempfile::tempdir().unwrap();
+    let list = lists.path().join("extra.txt");
     std::fs::write(&list, "# more\nDescribeKey  # who looked\n").unwrap();
     assert_eq!(count(&["--events-file", list.to_str().unwrap()]), 3);
     std::fs::write(&list, "Describe Key\n").unwrap();
@@ -607,6 +610,7 @@ fn gzipped_archive_layout_reads_whole_days_and_flags_a_truncated_file() {
                 "2023-07-10",
                 "--until",
                 "2023-07-11",
+                "--force",
                 "--out",
             ])
             .arg(out.path())
