@@ -21,7 +21,9 @@ use crate::report::publish::LockMode;
 use crate::trail::reader::{
     ReadOptions, DEFAULT_LATE_DELIVERY_DAYS, DEFAULT_MAX_LOG_BYTES, DEFAULT_QUERY_TIMEOUT_SECS,
 };
-use crate::trail::{sources, Scope, Window};
+use crate::trail::{
+    sources, AthenaPartitions, AthenaSettings, Scope, Window, DEFAULT_ATHENA_TIMEOUT_SECS,
+};
 
 /// `--since` / `--until`: the audit window.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -119,14 +121,47 @@ pub struct TrailReadArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_QUERY_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub query_timeout: u64,
+
+    /// athena: the workgroup the queries run in.
+    #[arg(long, value_name = "NAME", default_value = "primary")]
+    pub athena_workgroup: String,
+
+    /// athena: where Athena writes query results (s3://BUCKET/PREFIX/);
+    /// needed when the workgroup sets no result location.
+    #[arg(long, value_name = "S3_URL")]
+    pub athena_output: Option<String>,
+
+    /// athena: the data catalog that holds DATABASE.TABLE.
+    #[arg(long, value_name = "NAME", default_value = "AwsDataCatalog")]
+    pub athena_catalog: String,
+
+    /// athena: the table's partition columns by role, ROLE=COLUMN,... with
+    /// ROLE one of date (a yyyy/MM/dd string), account, region, or
+    /// year,month,day (the older console layout). Each is restricted to the
+    /// window, --account and --region so Athena reads only those folders.
+    #[arg(long, value_name = "ROLE=COLUMN,...", default_value = "date=timestamp",
+          value_parser = AthenaPartitions::parse)]
+    pub athena_partitions: AthenaPartitions,
+
+    /// athena: seconds a query may wait or run before it is stopped
+    /// (StopQueryExecution) and the coverage marked partial.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ATHENA_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub athena_timeout: u64,
 }
 
 impl Default for TrailReadArgs {
     fn default() -> Self {
+        let athena = AthenaSettings::default();
         TrailReadArgs {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
             query_timeout: DEFAULT_QUERY_TIMEOUT_SECS,
+            athena_workgroup: athena.workgroup,
+            athena_output: athena.output,
+            athena_catalog: athena.catalog,
+            athena_partitions: athena.partitions,
+            athena_timeout: athena.timeout_secs,
         }
     }
 }
@@ -138,6 +173,13 @@ impl TrailReadArgs {
             max_log_bytes: self.max_log_bytes,
             late_delivery_days: self.late_delivery_days,
             query_timeout_secs: self.query_timeout,
+            athena: AthenaSettings {
+                workgroup: self.athena_workgroup.clone(),
+                output: self.athena_output.clone(),
+                catalog: self.athena_catalog.clone(),
+                partitions: self.athena_partitions.clone(),
+                timeout_secs: self.athena_timeout,
+            },
             ..opts
         }
     }
@@ -171,7 +213,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// `--trail SOURCE...` and the event filter, for the commands that collect.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SourceArgs {
-    /// A CloudTrail source: a folder, s3://BUCKET/PREFIX, lookup, lake:STORE. Repeatable.
+    /// A CloudTrail source: a folder, s3://BUCKET/PREFIX, lookup, lake:STORE,
+    /// athena:DATABASE.TABLE. Repeatable.
     #[arg(long = "trail", value_name = "SOURCE")]
     pub trails: Vec<String>,
 

@@ -11,7 +11,11 @@ AWSCLI_SPEC='awscli==1.46.3'
 # against the vendored OCSF JSON Schema, and the Parquet files read by a reader
 # that is not polars (tests/it/hostile.rs). botocore, which validates the ASFF
 # bodies, comes with moto; this jsonschema is the one moto[server] pulls in.
-TEST_TOOLS_SPEC=('jsonschema==4.26.0' 'duckdb==1.1.3')
+# sqlglot and duckdb also prove the meaning of the SQL kmsrot sends to Athena
+# (tests/it/trail_athena.rs, tests/it/support/athena_duckdb.py, which checks
+# these exact versions): sqlglot from 30.25 writes DuckDB's newer LAMBDA
+# syntax, which DuckDB 1.1 does not read; 30.22 writes `x -> ...`.
+TEST_TOOLS_SPEC=('jsonschema==4.26.0' 'duckdb==1.1.3' 'sqlglot==30.22.0')
 
 _python_bin() {
     for p in python3.11 python3 python; do
@@ -56,10 +60,11 @@ ensure_awscli() {
     fi
 }
 
-# ensure_test_tools: jsonschema and duckdb importable from .venv/bin/python.
+# ensure_test_tools: jsonschema, duckdb and sqlglot importable from
+# .venv/bin/python, at the pinned versions.
 ensure_test_tools() {
-    if ! .venv/bin/python -c 'import jsonschema, duckdb' >/dev/null 2>&1 \
-        || [[ "$(.venv/bin/python -c 'import duckdb; print(duckdb.__version__)' 2>/dev/null)" != "1.1.3" ]]; then
+    if ! .venv/bin/python -c 'import jsonschema, duckdb, sqlglot' >/dev/null 2>&1 \
+        || [[ "$(.venv/bin/python -c 'import duckdb, sqlglot; print(duckdb.__version__, sqlglot.__version__)' 2>/dev/null)" != "1.1.3 30.22.0" ]]; then
         echo "installing ${TEST_TOOLS_SPEC[*]} into .venv (first run only)" >&2
         venv_install "${TEST_TOOLS_SPEC[@]}"
     fi

@@ -117,6 +117,10 @@ pub fn cloudtrail(config: &SdkConfig, region: &str) -> aws_sdk_cloudtrail::Clien
     aws_sdk_cloudtrail::Client::new(&for_region(config, region))
 }
 
+pub fn athena(config: &SdkConfig, region: &str) -> aws_sdk_athena::Client {
+    aws_sdk_athena::Client::new(&for_region(config, region))
+}
+
 pub fn sts(config: &SdkConfig) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::new(config)
 }

@@ -232,6 +232,9 @@ impl Collected {
             .into_iter()
             .map(|g| format!("partial: {}", crate::output::display_safe(&g)))
             .collect();
+        if let Some(t) = &self.trail {
+            lines.extend(t.query_costs().into_iter().map(|c| format!("note: {c}")));
+        }
         if self.trail.is_none() {
             lines.push("note: no --trail source: rotation events and failures are not in this bundle (the evidence_gap rule will say so)".into());
         }

@@ -15,6 +15,8 @@
 //!                          accounts and regions asked
 //!   lookup                 the LookupEvents API (last 90 days only)
 //!   lake:EVENT_DATA_STORE  CloudTrail Lake
+//!   athena:DATABASE.TABLE  AWS's CloudTrail table in Athena: the filter and
+//!                          the partitions (--athena-partitions) pushed down
 //!
 //! Times (`--since`, `--until`) are RFC 3339 or a date (`2025-01-31`; as
 //! `--until` a date means the end of that day, UTC). `--region` (the global
@@ -35,7 +37,9 @@
 //! larger than `--max-log-bytes` (default 256 MiB) once inflated is corrupt
 //! and not read. The S3 archive is listed up to `--late-delivery-days`
 //! (default 2) after `--until`. A CloudTrail Lake query is cancelled after
-//! `--query-timeout` seconds (default 3600). Only remote sources touch AWS:
+//! `--query-timeout` seconds (default 3600), an Athena query stopped after
+//! `--athena-timeout` (default 600); what Athena scanned and cost is printed
+//! and kept in coverage.json. Only remote sources touch AWS:
 //! a scan of local files resolves no credentials or region.
 //!
 //! Exit: 0 complete; 3 partial (a corrupt file, an unreadable source or a day
@@ -53,8 +57,8 @@ use crate::trail;
 #[derive(Debug, clap::Args)]
 #[command(about = "Reads CloudTrail and keeps the KMS rotation and key-lifecycle events")]
 pub struct Args {
-    /// Where to read: a file or folder, s3://BUCKET/PREFIX, lookup, or
-    /// lake:EVENT_DATA_STORE.
+    /// Where to read: a file or folder, s3://BUCKET/PREFIX, lookup,
+    /// lake:EVENT_DATA_STORE, or athena:DATABASE.TABLE.
     #[arg(value_name = "SOURCE", required = true)]
     pub sources: Vec<String>,
 
@@ -98,6 +102,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     }
     for w in scan.coverage.warnings() {
         eprintln!("warning: {}", crate::output::display_safe(&w));
+    }
+    for c in scan.coverage.query_costs() {
+        eprintln!("note: {c}");
     }
     let skipped: usize = scan
         .coverage

@@ -17,18 +17,19 @@
 //! cancelled (CancelQuery).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, Once};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use anyhow::Result;
 use aws_config::SdkConfig;
 use aws_sdk_cloudtrail::types::QueryStatus;
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{json, Map, Value};
 use tokio::time::{sleep, Instant};
 
+use super::pushdown::{self, base_record, bounded_window, quoted, KMS_KEY_TYPE};
 use super::reader::{self, ReadOptions};
-use super::{Collector, FileIssue, Window};
+use super::{Collector, FileIssue};
 use crate::aws::{self, ErrorInfo};
 use crate::error::hinted;
 use crate::progress::Progress;
@@ -37,8 +38,6 @@ use crate::progress::Progress;
 const PAGE: i32 = 1000;
 /// StartQuery's QueryStatement is at most 10,000 characters.
 pub const MAX_STATEMENT: usize = 10_000;
-/// The resource type CloudTrail gives a KMS key in `resources[]`.
-const KMS_KEY_TYPE: &str = "AWS::KMS::Key";
 
 /// An event data store named by ARN or by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,26 +84,9 @@ fn sql_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// The window a Lake query reads: the one asked, with an open start
-/// closed at the default audit window before its end (or `now`). The second
-/// value says whether the start was filled in.
-pub fn bounded_window(w: &Window, now: DateTime<Utc>) -> (Window, bool) {
-    if w.since.is_some() {
-        return (*w, false);
-    }
-    let days = crate::policy::Policy::default().audit_window_days;
-    let end = w.until.unwrap_or(now);
-    (
-        Window {
-            since: Some(end - Duration::days(days)),
-            until: w.until,
-        },
-        true,
-    )
-}
-
 /// The WHERE conditions shared by both queries: window and scope.
 fn conditions(opts: &ReadOptions) -> Result<Vec<String>> {
+    pushdown::check_scope(opts)?;
     let mut c = Vec::new();
     if let Some(s) = opts.window.since {
         c.push(format!("eventtime >= '{}'", sql_time(s)));
@@ -113,43 +95,15 @@ fn conditions(opts: &ReadOptions) -> Result<Vec<String>> {
         c.push(format!("eventtime <= '{}'", sql_time(u)));
     }
     if !opts.scope.accounts.is_empty() {
-        for a in &opts.scope.accounts {
-            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(hinted(
-                    format!("--account {a}: not a 12-digit account id"),
-                    "give account ids such as 111122223333",
-                ));
-            }
-        }
         c.push(format!(
             "recipientaccountid IN ({})",
             quoted(&opts.scope.accounts)
         ));
     }
     if !opts.scope.regions.is_empty() {
-        for r in &opts.scope.regions {
-            if r.is_empty()
-                || !r
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                return Err(hinted(
-                    format!("--region {r}: not a region name"),
-                    "give region names such as us-east-1",
-                ));
-            }
-        }
         c.push(format!("awsregion IN ({})", quoted(&opts.scope.regions)));
     }
     Ok(c)
-}
-
-fn quoted(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|s| format!("'{}'", s.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The query for kept events: a superset of what the reader keeps (it
@@ -159,13 +113,11 @@ fn quoted(items: &[String]) -> String {
 /// whose ARN is a key's, as the file reader picks it: not merely the first
 /// resource (UpdateAlias lists the alias first, typed as a key too).
 pub fn events_sql(store: &Store, opts: &ReadOptions) -> Result<String> {
-    let mut c = vec!["eventsource = 'kms.amazonaws.com'".to_string()];
-    if !opts.include_data_events {
-        c.push(format!(
-            "(eventname IN ({}) OR errorcode IS NOT NULL)",
-            quoted(&opts.kept_names())
-        ));
-    }
+    let mut c = vec![format!("eventsource = '{}'", pushdown::KMS_SOURCE)];
+    c.extend(pushdown::kept_names_condition(
+        opts,
+        "errorcode IS NOT NULL",
+    ));
     c.extend(conditions(opts)?);
     let sql = format!(
         "SELECT eventid, eventtime, eventname, eventtype, eventsource, awsregion, recipientaccountid, \
@@ -229,51 +181,19 @@ fn rfc3339_time(lake: &str) -> Option<String> {
 }
 
 /// One result row as a CloudTrail record, so the common parser reads it.
+/// Lake returns every value as a string, so an empty one is taken as absent.
 fn record(row: &HashMap<&str, &str>) -> Value {
     let get = |k: &str| row.get(k).copied().filter(|v| !v.is_empty());
-    let mut rec = Map::new();
+    let mut rec = base_record(&get);
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
             rec.insert(k.to_string(), v);
         }
     };
-    let s = |k: &str| get(k).map(|v| json!(v));
-    put("eventID", s("eventid"));
-    put("sharedEventID", s("sharedeventid"));
     put(
         "eventTime",
         get("eventtime").map(|t| json!(rfc3339_time(t).unwrap_or_else(|| t.to_string()))),
     );
-    put("eventName", s("eventname"));
-    put("eventType", s("eventtype"));
-    put("eventSource", s("eventsource"));
-    put("awsRegion", s("awsregion"));
-    put("recipientAccountId", s("recipientaccountid"));
-    put("sourceIPAddress", s("sourceipaddress"));
-    put("userAgent", s("useragent"));
-    put("errorCode", s("errorcode"));
-    put("errorMessage", s("errormessage"));
-    put("requestID", s("requestid"));
-    let mut who = Map::new();
-    for (col, field) in [
-        ("principal_arn", "arn"),
-        ("principal_type", "type"),
-        ("principal_account_id", "accountId"),
-        ("invoked_by", "invokedBy"),
-    ] {
-        if let Some(v) = get(col) {
-            who.insert(field.into(), json!(v));
-        }
-    }
-    if let Some(issuer) = get("session_issuer_arn") {
-        who.insert(
-            "sessionContext".into(),
-            json!({ "sessionIssuer": { "arn": issuer } }),
-        );
-    }
-    if !who.is_empty() {
-        put("userIdentity", Some(Value::Object(who)));
-    }
     let mut params = Map::new();
     // requestParameters is a map of strings in Lake: a value that was an
     // object or an array in the record arrives as its JSON text. The file
@@ -313,50 +233,10 @@ struct Page {
     bytes_scanned: Option<i64>,
 }
 
-/// Queries started and not yet finished, so Ctrl-C can cancel them.
-static RUNNING: Mutex<Vec<(aws_sdk_cloudtrail::Client, String)>> = Mutex::new(Vec::new());
-static WATCH: Once = Once::new();
-
-fn running() -> std::sync::MutexGuard<'static, Vec<(aws_sdk_cloudtrail::Client, String)>> {
-    // A plain list: a panic elsewhere leaves nothing half-updated in it.
-    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// On Ctrl-C, cancels every query still running, then exits 130 (the
-/// shell's code for SIGINT). Installed once, on the first query: from then
-/// on Ctrl-C is handled here for the rest of the run, so it must still end
-/// the process after the queries are done.
-fn watch_ctrl_c() {
-    WATCH.call_once(|| {
-        tokio::spawn(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            let queries = std::mem::take(&mut *running());
-            for (client, id) in queries {
-                let sent = tokio::time::timeout(
-                    StdDuration::from_secs(10),
-                    client.cancel_query().query_id(&id).send(),
-                )
-                .await;
-                match sent {
-                    Ok(Ok(_)) => eprintln!("interrupted: cancelled CloudTrail Lake query {id}"),
-                    Ok(Err(e)) => eprintln!(
-                        "interrupted: CancelQuery {id} failed: {}",
-                        ErrorInfo::from_sdk(&e)
-                    ),
-                    Err(_) => eprintln!("interrupted: CancelQuery {id} did not answer"),
-                }
-            }
-            std::process::exit(130);
-        });
-    });
-}
-
 /// Cancels a query that is being abandoned; says in the returned text
 /// whether that worked, for the coverage.
 async fn cancel(client: &aws_sdk_cloudtrail::Client, id: &str) -> String {
-    running().retain(|(_, q)| q != id);
+    pushdown::finished(id);
     match client.cancel_query().query_id(id).send().await {
         Ok(_) => format!("query {id} cancelled"),
         // It may have finished in between; either way it no longer runs.
@@ -601,10 +481,21 @@ async fn run(
     timeout: StdDuration,
     mut on_page: impl FnMut(&Page),
 ) -> Result<(u64, End), ErrorInfo> {
-    watch_ctrl_c();
     let deadline = Instant::now() + timeout;
     let id = start(client, sql, deadline).await?;
-    running().push((client.clone(), id.clone()));
+    let (c, q) = (client.clone(), id.clone());
+    pushdown::started(
+        &id,
+        Arc::new(move || {
+            let (client, id) = (c.clone(), q.clone());
+            Box::pin(async move {
+                match client.cancel_query().query_id(&id).send().await {
+                    Ok(_) => format!("cancelled CloudTrail Lake query {id}"),
+                    Err(e) => format!("CancelQuery {id} failed: {}", ErrorInfo::from_sdk(&e)),
+                }
+            })
+        }),
+    );
     let mut token: Option<String> = None;
     let mut bytes = 0;
     let mut ended = End::Finished;
@@ -631,7 +522,7 @@ async fn run(
             _ => break,
         }
     }
-    running().retain(|(_, q)| *q != id);
+    pushdown::finished(&id);
     Ok((bytes, ended))
 }
 
@@ -639,7 +530,7 @@ async fn run(
 mod tests {
     use super::*;
     use crate::trail::{Scope, Window};
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
 
     #[test]
     fn stores_by_arn_or_id() {

@@ -7,18 +7,23 @@
 //! call is delivered to each account), links the two records of one
 //! on-demand rotation, and keeps the coverage ledger.
 
+pub mod athena;
 pub mod gz;
 pub mod lake;
 pub mod local;
 pub mod lookup;
 mod model;
+pub mod pushdown;
 pub mod reader;
 pub mod record;
 pub mod s3;
 pub mod scan;
 pub mod sources;
 
-pub use model::{EventRow, Scope, Window};
+pub use model::{
+    AthenaPartitions, AthenaSettings, EventRow, PartitionRole, Scope, Window,
+    DEFAULT_ATHENA_TIMEOUT_SECS,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -120,6 +125,39 @@ pub struct SourceCoverage {
     pub limits: Vec<String>,
     pub first_event: Option<DateTime<Utc>>,
     pub last_event: Option<DateTime<Utc>>,
+    /// Queries a query engine ran for this source (Athena): what was sent,
+    /// what it scanned and what that cost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QueryRecord>,
+}
+
+/// One query a source ran in a query engine, as an auditor re-runs it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryRecord {
+    /// `athena`.
+    pub engine: String,
+    /// `events` or `days`.
+    pub purpose: String,
+    pub query_id: String,
+    pub sql: String,
+    /// The engine's final state (`SUCCEEDED`, `CANCELLED`, ...).
+    pub state: String,
+    /// DataScannedInBytes: what the query is billed for.
+    pub data_scanned_bytes: Option<u64>,
+    /// EngineExecutionTimeInMillis.
+    pub engine_time_ms: Option<u64>,
+    /// TotalExecutionTimeInMillis (queueing and planning included).
+    pub total_time_ms: Option<u64>,
+    /// What the scanned bytes cost at the engine's list price (see
+    /// `cost_basis`).
+    pub cost_usd: Option<f64>,
+    pub cost_basis: String,
+    /// Where the engine wrote the result.
+    pub output_location: Option<String>,
+    /// How the rows were read: `GetQueryResults`, or the result CSV in S3
+    /// for a large result.
+    pub results_read_from: String,
+    pub rows: u64,
 }
 
 /// Days of the window with and without a log file, for one account and region.
@@ -579,6 +617,26 @@ impl TrailCoverage {
 }
 
 impl TrailCoverage {
+    /// What the query engines scanned and cost, one line per source that
+    /// ran queries (Athena bills the bytes it scans).
+    pub fn query_costs(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .filter(|s| !s.queries.is_empty())
+            .map(|s| {
+                let bytes: u64 = s.queries.iter().filter_map(|q| q.data_scanned_bytes).sum();
+                let cost: f64 = s.queries.iter().filter_map(|q| q.cost_usd).sum();
+                format!(
+                    "{}: {} quer{} scanned {:.2} GiB, ${cost:.4} at the list price (coverage.json lists each query, its SQL and its cost)",
+                    s.source,
+                    s.queries.len(),
+                    if s.queries.len() == 1 { "y" } else { "ies" },
+                    bytes as f64 / (1u64 << 30) as f64,
+                )
+            })
+            .collect()
+    }
+
     /// One line per thing a reader should know that is not a gap.
     pub fn warnings(&self) -> Vec<String> {
         self.duplicate_conflicts

@@ -79,3 +79,134 @@ pub struct EventRow {
     /// The file or API that produced the row.
     pub source: String,
 }
+
+/// What a partition column of an Athena CloudTrail table holds
+/// (`--athena-partitions ROLE=COLUMN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionRole {
+    /// The delivery day as `yyyy/MM/dd`, as in AWS's partition-projection DDL.
+    Date,
+    Account,
+    Region,
+    /// The older console layout: the day split in three columns.
+    Year,
+    Month,
+    Day,
+}
+
+impl PartitionRole {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "date" => PartitionRole::Date,
+            "account" => PartitionRole::Account,
+            "region" => PartitionRole::Region,
+            "year" => PartitionRole::Year,
+            "month" => PartitionRole::Month,
+            "day" => PartitionRole::Day,
+            _ => return None,
+        })
+    }
+}
+
+/// The partition columns of an Athena CloudTrail table, by role. Column
+/// names are checked to be plain identifiers, so they can be quoted into SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AthenaPartitions {
+    pub columns: Vec<(PartitionRole, String)>,
+}
+
+impl AthenaPartitions {
+    /// AWS's projection DDL: one `timestamp` partition, `yyyy/MM/dd`.
+    pub fn aws_default() -> Self {
+        AthenaPartitions {
+            columns: vec![(PartitionRole::Date, "timestamp".into())],
+        }
+    }
+
+    pub fn column(&self, role: PartitionRole) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, c)| c.as_str())
+    }
+
+    /// Parses `date=timestamp,account=account,region=region` (or
+    /// `year=year,month=month,day=day`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut columns: Vec<(PartitionRole, String)> = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((role, column)) = part.split_once('=') else {
+                return Err(format!(
+                    "`{part}` is not ROLE=COLUMN (roles: date, account, region, year, month, day)"
+                ));
+            };
+            let role_name = role.trim().to_ascii_lowercase();
+            let Some(role) = PartitionRole::parse(&role_name) else {
+                return Err(format!(
+                    "unknown partition role `{role_name}` (roles: date, account, region, year, month, day)"
+                ));
+            };
+            // Glue keeps column names in lower case; anything but an
+            // identifier is refused so it can be quoted into SQL as is.
+            let column = column.trim().to_ascii_lowercase();
+            let ident = !column.is_empty()
+                && column.len() <= 255
+                && column
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && !column.as_bytes()[0].is_ascii_digit();
+            if !ident {
+                return Err(format!(
+                    "`{column}` is not a column name (letters, digits and _ only)"
+                ));
+            }
+            if columns.iter().any(|(r, _)| *r == role) {
+                return Err(format!("partition role `{role_name}` is named twice"));
+            }
+            if columns.iter().any(|(_, c)| *c == column) {
+                return Err(format!("column `{column}` is named for two roles"));
+            }
+            columns.push((role, column));
+        }
+        let has = |r| columns.iter().any(|(x, _)| *x == r);
+        let split = [
+            PartitionRole::Year,
+            PartitionRole::Month,
+            PartitionRole::Day,
+        ];
+        let n_split = split.iter().filter(|r| has(**r)).count();
+        if n_split != 0 && n_split != 3 {
+            return Err("year, month and day go together: name all three columns".into());
+        }
+        columns.sort();
+        Ok(AthenaPartitions { columns })
+    }
+}
+
+/// How the `athena:` source reaches Athena (the `--athena-*` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AthenaSettings {
+    pub workgroup: String,
+    /// `s3://bucket/prefix/` for query results, when the workgroup sets none.
+    pub output: Option<String>,
+    pub catalog: String,
+    pub partitions: AthenaPartitions,
+    /// A query still queued or running after this long is stopped.
+    pub timeout_secs: u64,
+}
+
+/// The default of `--athena-timeout`: ten minutes.
+pub const DEFAULT_ATHENA_TIMEOUT_SECS: u64 = 600;
+
+impl Default for AthenaSettings {
+    fn default() -> Self {
+        AthenaSettings {
+            workgroup: "primary".into(),
+            output: None,
+            catalog: "AwsDataCatalog".into(),
+            partitions: AthenaPartitions::aws_default(),
+            timeout_secs: DEFAULT_ATHENA_TIMEOUT_SECS,
+        }
+    }
+}

@@ -18,6 +18,7 @@ use memchr::memmem;
 use serde::Deserialize;
 
 use super::gz;
+use super::model::AthenaSettings;
 use super::record::{keep, opt_str, parse_time, Kept, Record};
 use super::scan::{self, ArrayElements, ScanError};
 use super::{EventRow, Scope, Window};
@@ -71,6 +72,8 @@ pub struct ReadOptions {
     /// How long a CloudTrail Lake query may take before it is cancelled
     /// (`--query-timeout`).
     pub query_timeout_secs: u64,
+    /// Where and how the `athena:` source queries (`--athena-*`).
+    pub athena: AthenaSettings,
 }
 
 impl Default for ReadOptions {
@@ -83,6 +86,7 @@ impl Default for ReadOptions {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+            athena: AthenaSettings::default(),
         }
     }
 }

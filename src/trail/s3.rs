@@ -191,6 +191,16 @@ impl DayRange {
         }
     }
 
+    /// The first delivery day listed; None when the window has no start.
+    pub fn first(&self) -> Option<NaiveDate> {
+        self.first
+    }
+
+    /// The last delivery day listed; None when the window has no end.
+    pub fn last(&self) -> Option<NaiveDate> {
+        self.last
+    }
+
     fn overlaps(&self, from: NaiveDate, to: NaiveDate) -> bool {
         self.first.is_none_or(|f| to >= f) && self.last.is_none_or(|l| from <= l)
     }

@@ -21,6 +21,7 @@ pub enum Source {
     S3 { bucket: String, prefix: String },
     Lookup,
     Lake(String),
+    Athena(String),
 }
 
 pub fn parse_source(s: &str) -> Result<Source> {
@@ -42,6 +43,15 @@ pub fn parse_source(s: &str) -> Result<Source> {
     }
     if s == "lookup" {
         return Ok(Source::Lookup);
+    }
+    if let Some(table) = s.strip_prefix("athena:") {
+        if table.is_empty() {
+            return Err(hinted(
+                format!("`{s}`: no table"),
+                "write athena:DATABASE.TABLE (the Glue database and table of your CloudTrail table)",
+            ));
+        }
+        return Ok(Source::Athena(table.to_string()));
     }
     if let Some(store) = s.strip_prefix("lake:") {
         if store.is_empty() {
@@ -97,6 +107,10 @@ pub async fn scan_sources(
             Source::Lake(_) => {
                 let config = ctx.aws().await?;
                 super::lake::scan(config, given, opts, &mut collector, progress).await?
+            }
+            Source::Athena(_) => {
+                let config = ctx.aws().await?;
+                super::athena::scan(config, given, opts, &mut collector, progress).await?
             }
         }
     }
@@ -222,5 +236,10 @@ mod tests {
         );
         assert!(parse_source("s3://").is_err());
         assert!(parse_source("lake:").is_err());
+        assert_eq!(
+            parse_source("athena:db.ct").unwrap(),
+            Source::Athena("db.ct".into())
+        );
+        assert!(parse_source("athena:").is_err());
     }
 }

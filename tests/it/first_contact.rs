@@ -146,6 +146,27 @@ fn no_credentials_stops_every_command_that_calls_aws() {
             o.clone(),
         ],
         vec![
+            "trail".into(),
+            "scan".into(),
+            "lake:eds-0123456789ab".into(),
+            "--out".into(),
+            o.clone(),
+        ],
+        vec![
+            "trail".into(),
+            "scan".into(),
+            "athena:cloudtrail.trail_logs".into(),
+            "--out".into(),
+            o.clone(),
+        ],
+        vec![
+            "collect".into(),
+            "--trail".into(),
+            "athena:cloudtrail.trail_logs".into(),
+            "--out".into(),
+            o.clone(),
+        ],
+        vec![
             "report".into(),
             sample.display().to_string(),
             "--out".into(),

@@ -14,6 +14,7 @@ mod offline;
 mod remediate;
 mod report;
 mod trail;
+mod trail_athena;
 mod trail_hostile;
 mod trail_lake;
 mod trail_lookup;

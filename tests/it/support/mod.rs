@@ -48,6 +48,16 @@ fn moto_binary() -> PathBuf {
     PathBuf::from("moto_server")
 }
 
+/// The Python of the venv that holds moto (and the pinned sqlglot and
+/// duckdb `scripts/test` installs beside it).
+pub fn python() -> PathBuf {
+    let moto = moto_binary();
+    match moto.parent() {
+        Some(dir) if dir.join("python").exists() => dir.join("python"),
+        _ => PathBuf::from("python3"),
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -75,6 +75,24 @@ pub enum Action {
     /// the last EnableKeyRotation that went through this proxy, else AWS's
     /// default of 365.
     ReportPeriod,
+    /// Serve Athena GetQueryResults in pages of at most `size` rows with
+    /// AWS's `NextToken`, because moto answers every row at once whatever
+    /// `MaxResults` asks. The first page keeps the header row, as Athena's.
+    AthenaPages { size: usize },
+    /// Forward Athena GetQueryExecution and write into its answer what moto
+    /// never reports: a final state with Athena's reason and error, and the
+    /// statistics a real query has.
+    AthenaExecution(AthenaPatch),
+}
+
+/// What [`Action::AthenaExecution`] writes into a GetQueryExecution answer.
+#[derive(Debug, Clone, Default)]
+pub struct AthenaPatch {
+    /// `FAILED` or `CANCELLED`, with StateChangeReason and AthenaError.
+    pub state: Option<(String, String, serde_json::Value)>,
+    pub data_scanned_bytes: Option<i64>,
+    pub engine_ms: Option<i64>,
+    pub total_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +181,16 @@ impl Rule {
 
     pub fn report_period(mut self) -> Self {
         self.action = Action::ReportPeriod;
+        self
+    }
+
+    pub fn athena_pages(mut self, size: usize) -> Self {
+        self.action = Action::AthenaPages { size: size.max(1) };
+        self
+    }
+
+    pub fn athena_execution(mut self, patch: AthenaPatch) -> Self {
+        self.action = Action::AthenaExecution(patch);
         self
     }
 
@@ -472,6 +500,8 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             }
             Some(Action::BareKeyId) => forward(&s.upstream, &with_bare_key_id(&req))?,
             Some(Action::ReportPeriod) => report_period(s, &req)?,
+            Some(Action::AthenaPages { size }) => athena_pages(&s.upstream, req.clone(), *size)?,
+            Some(Action::AthenaExecution(patch)) => athena_execution(&s.upstream, &req, patch)?,
             None => forward(&s.upstream, &req)?,
         };
         track_period(s, &req, operation.as_deref(), &resp);
@@ -671,6 +701,82 @@ fn page(upstream: &str, mut req: Request, size: usize) -> std::io::Result<Respon
         obj.insert("NextMarker".into(), Value::String(format!("proxy-{end}")));
     } else {
         obj.remove("NextMarker");
+    }
+    resp.body = serde_json::to_vec(&doc).unwrap_or_default();
+    Ok(resp)
+}
+
+/// GetQueryResults from moto (every row), served as the page the request's
+/// NextToken points at. The token is the offset, which the SDK passes back
+/// verbatim.
+fn athena_pages(upstream: &str, mut req: Request, size: usize) -> std::io::Result<Response> {
+    let params: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let offset: usize = params
+        .get("NextToken")
+        .and_then(Value::as_str)
+        .and_then(|m| m.strip_prefix("proxy-"))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let limit = params
+        .get("MaxResults")
+        .and_then(Value::as_u64)
+        .map_or(size, |l| (l as usize).min(size));
+    let mut upstream_params = params.clone();
+    if let Some(obj) = upstream_params.as_object_mut() {
+        obj.remove("NextToken");
+        obj.remove("MaxResults");
+    }
+    req.body = serde_json::to_vec(&upstream_params).unwrap_or_default();
+    let mut resp = forward(upstream, &req)?;
+    if !resp.status_line.contains(" 200") {
+        return Ok(resp);
+    }
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+        return Ok(resp);
+    };
+    let all = doc["ResultSet"]["Rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let end = (offset + limit).min(all.len());
+    let slice: Vec<Value> = all.get(offset.min(all.len())..end).unwrap_or(&[]).to_vec();
+    doc["ResultSet"]["Rows"] = Value::Array(slice);
+    if let Some(obj) = doc.as_object_mut() {
+        if end < all.len() {
+            obj.insert("NextToken".into(), Value::String(format!("proxy-{end}")));
+        } else {
+            obj.remove("NextToken");
+        }
+    }
+    resp.body = serde_json::to_vec(&doc).unwrap_or_default();
+    Ok(resp)
+}
+
+fn athena_execution(
+    upstream: &str,
+    req: &Request,
+    patch: &AthenaPatch,
+) -> std::io::Result<Response> {
+    let mut resp = forward(upstream, req)?;
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+        return Ok(resp);
+    };
+    let exec = &mut doc["QueryExecution"];
+    if let Some((state, reason, error)) = &patch.state {
+        exec["Status"]["State"] = Value::String(state.clone());
+        exec["Status"]["StateChangeReason"] = Value::String(reason.clone());
+        if !error.is_null() {
+            exec["Status"]["AthenaError"] = error.clone();
+        }
+    }
+    for (field, v) in [
+        ("DataScannedInBytes", patch.data_scanned_bytes),
+        ("EngineExecutionTimeInMillis", patch.engine_ms),
+        ("TotalExecutionTimeInMillis", patch.total_ms),
+    ] {
+        if let Some(v) = v {
+            exec["Statistics"][field] = Value::from(v);
+        }
     }
     resp.body = serde_json::to_vec(&doc).unwrap_or_default();
     Ok(resp)
