@@ -7,7 +7,7 @@
 //! let seen = kmsrot_snapshot!("apply_dry_run", cmd, [(r"alias/\w+", "[ALIAS]")]);
 //! ```
 //!
-//! The shared filters cover times, temp folders, the repository path, loopback
+//! The shared filters cover times, dates, temp folders, the repository path, loopback
 //! ports, key ids, SHA-256 hashes, action and finding ids and the version;
 //! a test adds its own first (they run before the shared ones).
 
@@ -94,6 +94,9 @@ pub fn filters() -> Vec<(String, String)> {
             r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
             "[TIME]",
         ),
+        // Bare dates: key creation days from moto (today) and the sample
+        // bundle's days, which move when it is regenerated.
+        (r"\b\d{4}-\d{2}-\d{2}\b", "[DATE]"),
         (r"\b\d+\.\d+ ?(ms|s)\b", "[DURATION]"),
         (r"mrk-[0-9a-f]{32}", "mrk-[KEY_ID]"),
         (
