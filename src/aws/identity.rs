@@ -86,6 +86,10 @@ pub struct Origin {
     /// The config file as the user would name it (`~/.aws/config` or
     /// `$AWS_CONFIG_FILE`).
     pub config_file: String,
+    /// The web identity token file the chain reads (the profile's
+    /// `web_identity_token_file`, else `AWS_WEB_IDENTITY_TOKEN_FILE`), so a
+    /// file that cannot be read is named.
+    pub web_identity_token_file: Option<String>,
 }
 
 /// An SSO sign-in a profile depends on.
@@ -230,11 +234,15 @@ impl fmt::Display for ContactError {
             ),
             ContactError::ProviderFailed {
                 origin, problem, ..
-            } => write!(
+            } if origin.defined || origin.chosen_by.is_some() => write!(
                 f,
                 "could not get credentials for profile `{}`: {problem}",
                 origin.profile
             ),
+            // No profile in play: the environment's source failed.
+            ContactError::ProviderFailed { problem, .. } => {
+                write!(f, "could not get credentials: {problem}")
+            }
             ContactError::Rejected { code, message, .. } => {
                 let what = match rejection(code) {
                     Rejection::UnknownKey => "AWS does not accept the access key",
@@ -357,10 +365,17 @@ impl ContactError {
                     origin.profile
                 ),
             ],
-            ContactError::ProviderFailed { origin, .. } => vec![format!(
-                "check that `aws sts get-caller-identity --profile {}` works",
-                origin.profile
-            )],
+            ContactError::ProviderFailed { origin, .. }
+                if origin.defined || origin.chosen_by.is_some() =>
+            {
+                vec![format!(
+                    "check that `aws sts get-caller-identity --profile {}` works",
+                    origin.profile
+                )]
+            }
+            ContactError::ProviderFailed { .. } => vec![
+                "check the AWS_* variables this shell sets (`env | grep ^AWS_`) and that `aws sts get-caller-identity` works".into(),
+            ],
             ContactError::Rejected { origin, code, .. } => match rejection(code) {
                 Rejection::UnknownKey => vec![
                     format!(
@@ -430,6 +445,9 @@ pub async fn origin(profile_flag: Option<&str>) -> Result<Origin, ContactError> 
         defined,
         sso: None,
         config_file,
+        web_identity_token_file: std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .ok()
+            .filter(|p| !p.is_empty()),
     };
     if !defined && chosen_by.is_some() {
         let mut known: Vec<String> = set.profiles().map(str::to_string).collect();
@@ -443,6 +461,9 @@ pub async fn origin(profile_flag: Option<&str>) -> Result<Origin, ContactError> 
         let Some(p) = set.get_profile(&name) else {
             break;
         };
+        if let Some(file) = p.get("web_identity_token_file") {
+            origin.web_identity_token_file = Some(file.to_string());
+        }
         if p.get("sso_session").is_some() || p.get("sso_start_url").is_some() {
             let session = p.get("sso_session").map(str::to_string);
             let identifier = session.as_deref().or(p.get("sso_start_url"));
@@ -454,6 +475,17 @@ pub async fn origin(profile_flag: Option<&str>) -> Result<Origin, ContactError> 
             break;
         }
         match p.get("source_profile") {
+            // The SDK reads a missing source profile as "no credentials"
+            // and goes on down the chain to IMDS; the cause is the file.
+            Some(next) if set.get_profile(next).is_none() => {
+                return Err(ContactError::BadConfiguration {
+                    problem: format!(
+                        "profile `{name}` names source_profile `{next}`, which is not defined in {} or the credentials file",
+                        origin.config_file
+                    ),
+                    origin,
+                })
+            }
             Some(next) if next != name => name = next.to_string(),
             _ => break,
         }
@@ -724,12 +756,26 @@ pub fn from_credentials_error(err: &CredentialsError, origin: &Origin) -> Contac
             // A refused trust policy or permission has its own hint; the
             // source's keys being refused reads as such in the message.
             let denied = assume_role.as_ref().is_some_and(|(_, d)| *d);
+            // The web identity provider's error is the bare io::Error of
+            // reading the token file, which names no file.
+            let unreadable_token = origin.web_identity_token_file.as_ref().and_then(|file| {
+                chain(err)
+                    .find_map(|e| e.downcast_ref::<std::io::Error>())
+                    .map(|io| {
+                        format!(
+                            "the web identity token file {} cannot be read: {}",
+                            one_line(file),
+                            one_line(&io.to_string())
+                        )
+                    })
+            });
             ContactError::ProviderFailed {
                 origin: origin_c(),
                 assume_role: denied,
                 problem: assume_role
                     .map(|(p, _)| p)
                     .or(web_identity)
+                    .or(unreadable_token)
                     .unwrap_or_else(|| innermost(err)),
             }
         }
@@ -952,6 +998,7 @@ mod tests {
             defined: true,
             sso: None,
             config_file: "~/.aws/config".into(),
+            web_identity_token_file: None,
         }
     }
 

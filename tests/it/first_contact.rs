@@ -269,6 +269,55 @@ fn an_unknown_profile_names_the_defined_ones() {
     f.assert_nothing_written("AWS_PROFILE");
 }
 
+#[test]
+fn a_source_profile_that_is_not_defined_is_named() {
+    // The SDK takes a missing source_profile for "no credentials" and goes
+    // on to IMDS; the user needs the line of the file that is wrong.
+    let f = Fresh::new();
+    f.write(
+        ".aws/config",
+        "[profile auditor]\nrole_arn = arn:aws:iam::111122223333:role/KmsAuditor\nsource_profile = base\nregion = us-east-1\n",
+    );
+    let seen = contact_failure(
+        &f,
+        "source_profile_missing",
+        f.kmsrot()
+            .args(["--profile", "auditor", "inventory", "--out"])
+            .arg(f.out()),
+    );
+    assert!(
+        seen.stderr
+            .contains("names source_profile `base`, which is not defined"),
+        "{}",
+        seen.stderr
+    );
+}
+
+#[test]
+fn a_web_identity_token_file_that_cannot_be_read_is_named() {
+    // EKS/GitHub OIDC style, with the token file not mounted.
+    let f = Fresh::new();
+    let seen = contact_failure(
+        &f,
+        "web_identity_token_missing",
+        f.kmsrot()
+            .env("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/KmsAuditor")
+            .env(
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+            )
+            .args(["--region", "us-east-1", "inventory", "--out"])
+            .arg(f.out()),
+    );
+    assert!(
+        seen.stderr.contains(
+            "the web identity token file /var/run/secrets/eks.amazonaws.com/serviceaccount/token cannot be read"
+        ),
+        "{}",
+        seen.stderr
+    );
+}
+
 /// `~/.aws/config` as `aws configure sso` writes it for an sso-session.
 const SSO_CONFIG: &str = "[profile dev]
 sso_session = corp
@@ -378,6 +427,45 @@ fn an_sso_session_that_cannot_refresh_or_never_logged_in() {
     contact_failure(&f, "sso_not_logged_in", &mut cmd(&f));
 }
 
+#[test]
+fn a_legacy_sso_profile_whose_token_expired() {
+    // The older form: `sso_start_url` in the profile, no sso-session; the
+    // cache file is named by the SHA-1 of the start URL and holds no refresh
+    // token. The SDK hands the expired token to the portal, which refuses it.
+    let f = Fresh::new();
+    let start = "https://d-9067642ac7.awsapps.com/start";
+    f.write(
+        ".aws/config",
+        &format!("[profile legacy]\nsso_start_url = {start}\nsso_region = us-east-1\nsso_account_id = 111122223333\nsso_role_name = ReadOnlyAccess\nregion = us-east-1\n"),
+    );
+    f.write(
+        &format!(".aws/sso/cache/{}.json", hex_sha1(start)),
+        &serde_json::json!({
+            "startUrl": start,
+            "region": "us-east-1",
+            "accessToken": "aoaAAAAAGd-EXAMPLE-ACCESS-TOKEN",
+            "expiresAt": "2024-01-01T08:00:00Z",
+        })
+        .to_string(),
+    );
+    let sso = Canned::sso_expired();
+    let seen = contact_failure(
+        &f,
+        "sso_legacy_expired",
+        f.kmsrot()
+            .env("AWS_ENDPOINT_URL_SSO", &sso.url)
+            .args(["--profile", "legacy", "collect", "--out"])
+            .arg(f.out()),
+    );
+    assert!(
+        seen.stderr
+            .starts_with("error: the SSO session for profile `legacy` has expired"),
+        "{}",
+        seen.stderr
+    );
+    assert!(seen.stderr.contains("aws sso login --profile legacy"));
+}
+
 /// moto accepts any key; the proxy in front of it answers GetCallerIdentity
 /// as STS does for keys it refuses.
 fn refused_by_sts(name: &str, code: &str, message: &str, session_token: bool) -> Seen {
@@ -451,6 +539,33 @@ fn a_refused_connection_is_unreachable_not_partial() {
     );
     assert!(
         seen.stderr.contains("connection refused"),
+        "{}",
+        seen.stderr
+    );
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve() {
+    // `.invalid` never resolves (RFC 6761 reserves it): a resolver answers
+    // NXDOMAIN, and a machine with no network fails the lookup at once.
+    let f = Fresh::new();
+    let seen = contact_failure(
+        &f,
+        "endpoint_dns",
+        f.with_keys()
+            .args([
+                "--region",
+                "us-east-1",
+                "--endpoint-url",
+                "https://kms.kmsrot-first-contact.invalid",
+                "collect",
+                "--out",
+            ])
+            .arg(f.out()),
+    );
+    assert!(
+        seen.stderr
+            .starts_with("error: could not reach AWS at https://kms.kmsrot-first-contact.invalid: the host name does not resolve (DNS)"),
         "{}",
         seen.stderr
     );
