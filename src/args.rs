@@ -122,6 +122,17 @@ pub struct TrailReadArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub query_timeout: u64,
 
+    /// S3 archive: check CloudTrail's signed digest files (log file
+    /// integrity validation): each digest's signature and chain, and each log
+    /// file's SHA-256. Outcomes go to coverage.json; a file that is not valid
+    /// makes the scan partial (exit 3).
+    #[arg(long)]
+    pub validate: bool,
+
+    /// With --validate: the public keys, as `aws cloudtrail list-public-keys`
+    /// prints them (JSON), instead of calling CloudTrail ListPublicKeys.
+    #[arg(long, value_name = "FILE")]
+    pub public_keys: Option<PathBuf>,
     /// athena: the workgroup the queries run in.
     #[arg(long, value_name = "NAME", default_value = "primary")]
     pub athena_workgroup: String,
@@ -157,6 +168,8 @@ impl Default for TrailReadArgs {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
             query_timeout: DEFAULT_QUERY_TIMEOUT_SECS,
+            validate: false,
+            public_keys: None,
             athena_workgroup: athena.workgroup,
             athena_output: athena.output,
             athena_catalog: athena.catalog,
@@ -173,6 +186,8 @@ impl TrailReadArgs {
             max_log_bytes: self.max_log_bytes,
             late_delivery_days: self.late_delivery_days,
             query_timeout_secs: self.query_timeout,
+            validate: self.validate,
+            public_keys: self.public_keys.clone(),
             athena: AthenaSettings {
                 workgroup: self.athena_workgroup.clone(),
                 output: self.athena_output.clone(),

@@ -127,10 +127,22 @@ pub fn sts(config: &SdkConfig) -> aws_sdk_sts::Client {
 
 /// S3 client. With a custom endpoint (an emulator, a VPC endpoint, MinIO) use
 /// path-style addressing, since such endpoints rarely serve bucket subdomains.
+/// That includes an S3-only endpoint (`AWS_ENDPOINT_URL_S3`, or `endpoint_url`
+/// in the profile's `services` section), which the SDK reads per service.
 pub fn s3(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
     let regional = for_region(config, region);
     let mut builder = aws_sdk_s3::config::Builder::from(&regional);
-    if regional.endpoint_url().is_some() {
+    let s3_endpoint = regional.service_config().and_then(|c| {
+        c.load_config(
+            aws_types::service_config::ServiceConfigKey::builder()
+                .service_id("S3")
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok()?,
+        )
+    });
+    if regional.endpoint_url().is_some() || s3_endpoint.is_some() {
         builder = builder.force_path_style(true);
     }
     aws_sdk_s3::Client::from_conf(builder.build())

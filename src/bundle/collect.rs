@@ -227,11 +227,17 @@ impl Collected {
     /// the bundle is.
     pub fn notes(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .coverage
-            .gaps()
-            .into_iter()
-            .map(|g| format!("partial: {}", crate::output::display_safe(&g)))
+            .trail
+            .iter()
+            .flat_map(|t| t.integrity.iter())
+            .flat_map(|i| i.summary())
             .collect();
+        lines.extend(
+            self.coverage
+                .gaps()
+                .into_iter()
+                .map(|g| format!("partial: {}", crate::output::display_safe(&g))),
+        );
         if let Some(t) = &self.trail {
             lines.extend(t.query_costs().into_iter().map(|c| format!("note: {c}")));
         }

@@ -292,12 +292,44 @@ pub struct Lane {
     pub marks: Vec<(DateTime<Utc>, Mark)>,
 }
 
+/// Hours whose CloudTrail log files did not validate (altered, missing, not
+/// in a digest, unverified) or where the digest chain broke, shaded across
+/// every row.
+pub struct Band {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub label: String,
+}
+
+/// Bands drawn at most; more are merged by the caller or left out.
+const MAX_BANDS: usize = 200;
+
 /// Rotations, failed rotation calls and rotation switched on/off, one row
-/// per key, across the audit window.
-pub fn timeline(lanes: &[Lane], start: DateTime<Utc>, end: DateTime<Utc>) -> String {
-    if lanes.is_empty() {
+/// per key, across the audit window, with the hours log file integrity
+/// validation found broken.
+pub fn timeline(
+    lanes: &[Lane],
+    bands: &[Band],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    let bands: Vec<&Band> = bands
+        .iter()
+        .filter(|b| b.to >= start && b.from <= end)
+        .take(MAX_BANDS)
+        .collect();
+    if lanes.is_empty() && bands.is_empty() {
         return empty("No rotations or rotation calls in the evidence for the audit window.");
     }
+    let placeholder = [Lane {
+        label: "(no rotation events)".into(),
+        marks: Vec::new(),
+    }];
+    let lanes = if lanes.is_empty() {
+        &placeholder[..]
+    } else {
+        lanes
+    };
     let shown = &lanes[..lanes.len().min(MAX_ROWS)];
     let label_w = 260.0;
     let plot_w = 560.0;
@@ -327,6 +359,29 @@ pub fn timeline(lanes: &[Lane], start: DateTime<Utc>, end: DateTime<Utc>) -> Str
         label_w + 386.0
     )
     .ok();
+    if !bands.is_empty() {
+        writeln!(
+            s,
+            r#"<rect x="{}" y="7" width="10" height="10" class="m-broken"/><text x="{}" y="16" class="axis">log files not valid</text>"#,
+            label_w + 470.0,
+            label_w + 486.0
+        )
+        .ok();
+        let band_h = row_h * shown.len() as f64;
+        for b in &bands {
+            let x0 = x(b.from);
+            // An hour is a sliver on a year's axis: keep it visible.
+            let w = (x(b.to) - x0).max(2.0);
+            writeln!(
+                s,
+                r#"<g><title>{}: log file integrity {} to {}</title><rect x="{x0:.1}" y="{top}" width="{w:.1}" height="{band_h}" class="m-broken"/></g>"#,
+                esc(&b.label),
+                b.from.format("%Y-%m-%d %H:%M UTC"),
+                b.to.format("%Y-%m-%d %H:%M UTC")
+            )
+            .ok();
+        }
+    }
     for (i, lane) in shown.iter().enumerate() {
         let y = top + row_h * i as f64 + row_h / 2.0;
         writeln!(

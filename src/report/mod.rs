@@ -178,6 +178,11 @@ struct Summary {
     trail_days_expected: usize,
     trail_days_present: usize,
     trail_percent: String,
+    /// With log file validation: region-days without a log file that
+    /// signed digests show quiet.
+    trail_days_quiet: usize,
+    trail_covered_percent: String,
+    validated: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -256,8 +261,44 @@ struct TrailDayRow {
     account: String,
     region: String,
     with_logs: usize,
+    quiet: usize,
     missing: usize,
     missing_days: String,
+}
+
+/// Log file integrity validation, for the report.
+#[derive(Debug, Serialize)]
+struct IntegrityView {
+    /// Digests whose signature verified: the method line's N.
+    signed_digests: u64,
+    public_keys: String,
+    sources: String,
+    /// (outcome, count) of log files and of digest files.
+    log_files: Vec<(String, u64)>,
+    digest_files: Vec<(String, u64)>,
+    by_scope: Vec<IntegrityScopeRow>,
+    /// Files that are not valid, the first ones.
+    problems: Vec<IntegrityProblemRow>,
+    more_problems: usize,
+    limits: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IntegrityScopeRow {
+    account: String,
+    region: String,
+    logs: String,
+    digests: String,
+    quiet_hours: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct IntegrityProblemRow {
+    key: String,
+    kind: &'static str,
+    outcome: &'static str,
+    hours: String,
+    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -290,6 +331,7 @@ struct CoverageView {
     trail_read: bool,
     trail_sources: Vec<TrailSourceRow>,
     trail_days: Vec<TrailDayRow>,
+    integrity: Option<IntegrityView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -449,7 +491,12 @@ fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
                     .clone()
                     .or_else(|| e.invoked_by.clone())
                     .unwrap_or_default(),
-                source: "CloudTrail".into(),
+                source: match e.log_integrity.as_deref() {
+                    Some("valid") => "CloudTrail, log file validated".into(),
+                    Some("altered") => "CloudTrail, log file ALTERED after delivery".into(),
+                    Some(_) => "CloudTrail, log file not verifiable".into(),
+                    None => "CloudTrail".into(),
+                },
                 failed: e.error_code.is_some(),
             },
         ));
@@ -501,14 +548,20 @@ fn context(
                 .count(),
         })
         .collect();
-    let (expected, present) = ev.coverage.trail.as_ref().map_or((0, 0), |t| {
-        t.days.iter().fold((0, 0), |(e, p), d| {
+    let (expected, present, quiet) = ev.coverage.trail.as_ref().map_or((0, 0, 0), |t| {
+        t.days.iter().fold((0, 0, 0), |(e, p, q), d| {
             (
-                e + d.days_with_logs.len() + d.days_missing.len(),
+                e + d.days_with_logs.len() + d.days_quiet.len() + d.days_missing.len(),
                 p + d.days_with_logs.len(),
+                q + d.days_quiet.len(),
             )
         })
     });
+    let validated = ev
+        .coverage
+        .trail
+        .as_ref()
+        .is_some_and(|t| t.integrity.is_some());
     let gaps = ev.coverage.gaps();
     let summary = Summary {
         keys_total: ev.keys.len(),
@@ -525,6 +578,9 @@ fn context(
         trail_days_expected: expected,
         trail_days_present: present,
         trail_percent: percent(present, expected),
+        trail_days_quiet: quiet,
+        trail_covered_percent: percent(present + quiet, expected),
+        validated,
     };
 
     // Findings grouped by rule, in the order the engine sorted them.
@@ -700,7 +756,12 @@ fn context(
     let charts = Charts {
         age: charts::rotation_age(&keys_for_chart(ev, as_of)),
         eligibility: charts::eligibility(&eligibility_bars(&eligibility)),
-        timeline: charts::timeline(&timeline(ev), m.audit_window.start, as_of),
+        timeline: charts::timeline(
+            &timeline(ev),
+            &broken_hours(&ev.coverage),
+            m.audit_window.start,
+            as_of,
+        ),
     };
 
     ReportContext {
@@ -810,6 +871,7 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
                         account: d.account_id.clone(),
                         region: d.region.clone(),
                         with_logs: d.days_with_logs.len(),
+                        quiet: d.days_quiet.len(),
                         missing: d.days_missing.len(),
                         missing_days: shown.join(", "),
                     }
@@ -825,7 +887,110 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
         trail_read: c.trail.is_some(),
         trail_sources,
         trail_days,
+        integrity: c
+            .trail
+            .as_ref()
+            .and_then(|t| t.integrity.as_ref())
+            .map(integrity_view),
     }
+}
+
+/// Problems shown in the report; coverage.json lists every file.
+const MAX_PROBLEMS_SHOWN: usize = 50;
+
+fn integrity_view(i: &crate::trail::IntegrityCoverage) -> IntegrityView {
+    use crate::trail::integrity::FileKind;
+    let counts = |m: &BTreeMap<String, u64>| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort_by_key(|(k, _)| !matches!(k.as_str(), "valid" | "backfill"));
+        v
+    };
+    let line = |m: &BTreeMap<String, u64>| {
+        counts(m)
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let hour = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let problems: Vec<IntegrityProblemRow> = i
+        .problems()
+        .map(|f| IntegrityProblemRow {
+            key: f.key.clone(),
+            kind: match f.kind {
+                FileKind::Log => "log",
+                FileKind::Digest => "digest",
+            },
+            outcome: f.outcome.as_str(),
+            hours: format!("{} → {}", hour(f.from), hour(f.to)),
+            reason: f.reason.clone().unwrap_or_default(),
+        })
+        .collect();
+    let more_problems = problems.len().saturating_sub(MAX_PROBLEMS_SHOWN);
+    IntegrityView {
+        signed_digests: i.signed_digests,
+        public_keys: i.public_keys.join("; "),
+        sources: i.sources.join(", "),
+        log_files: counts(&i.log_files),
+        digest_files: counts(&i.digest_files),
+        by_scope: i
+            .by_scope
+            .iter()
+            .map(|s| IntegrityScopeRow {
+                account: s.account_id.clone(),
+                region: s.region.clone(),
+                logs: line(&s.log_files),
+                digests: line(&s.digest_files),
+                quiet_hours: s.quiet_hours,
+            })
+            .collect(),
+        problems: problems.into_iter().take(MAX_PROBLEMS_SHOWN).collect(),
+        more_problems,
+        limits: i.limits.clone(),
+    }
+}
+
+/// The hours log file integrity validation found broken, merged where they
+/// touch, for the timeline.
+fn broken_hours(c: &Coverage) -> Vec<charts::Band> {
+    let Some(i) = c.trail.as_ref().and_then(|t| t.integrity.as_ref()) else {
+        return Vec::new();
+    };
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = i
+        .problems()
+        .filter(|f| f.outcome != crate::trail::integrity::Outcome::Pending)
+        .filter_map(|f| {
+            let from = f.from.or(f.to)?;
+            let to = f.to.unwrap_or(from).max(from);
+            Some((
+                from,
+                to,
+                format!("{} {} ({})", f.account_id, f.region, f.outcome.as_str()),
+            ))
+        })
+        .collect();
+    spans.sort_by_key(|s| (s.0, s.1));
+    let mut bands: Vec<charts::Band> = Vec::new();
+    for (from, to, what) in spans {
+        match bands.last_mut() {
+            Some(last) if from <= last.to => {
+                last.to = last.to.max(to);
+                if !last.label.contains(&what) {
+                    last.label.push_str("; ");
+                    last.label.push_str(&what);
+                }
+            }
+            _ => bands.push(charts::Band {
+                from,
+                to,
+                label: what,
+            }),
+        }
+    }
+    bands
 }
 
 fn keys_for_chart(ev: &Evidence, as_of: DateTime<Utc>) -> Vec<charts::AgeBar> {

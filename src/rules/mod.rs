@@ -231,6 +231,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../queries/history_mismatch.sql"),
     ),
     (
+        "trail_integrity",
+        include_str!("../../queries/trail_integrity.sql"),
+    ),
+    (
         "exemption_expired",
         include_str!("../../queries/exemption_expired.sql"),
     ),

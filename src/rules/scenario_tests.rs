@@ -260,6 +260,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
             account_id: ACCT.into(),
             region: us.into(),
             days_with_logs,
+            days_quiet: Vec::new(),
             days_missing: Vec::<NaiveDate>::new(),
         }],
         events_read: 7,
@@ -267,6 +268,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
         duplicates: 0,
         duplicate_conflicts: Vec::new(),
         cross_account_copies: 0,
+        integrity: None,
     };
     let evidence = Evidence {
         keys: keys_frame(&keys).unwrap(),
@@ -353,6 +355,8 @@ fn each_rule_fires_exactly_where_it_should() {
         ("evidence_gap", &["region:eu-west-1"]),
         ("history_mismatch", &["k-long"]),
         ("exemption_expired", &["k-rsa"]),
+        // No --validate, no integrity finding.
+        ("trail_integrity", &[]),
     ];
     for (rule, keys) in expect {
         assert_eq!(fired(&findings, rule), set(keys), "rule {rule}");
@@ -435,6 +439,132 @@ fn severity_overrides_apply() {
     assert_eq!(f.severity, crate::policy::Severity::Low);
 }
 
+#[test]
+fn trail_integrity_names_files_and_hours_and_a_quiet_day_is_no_gap() {
+    use crate::trail::integrity::{FileKind, FileOutcome, IntegrityCoverage, Outcome};
+    let (mut evidence, policy, as_of) = scenario();
+    let hour = |d, h| Utc.with_ymd_and_hms(2025, 9, d, h, 0, 0).unwrap();
+    let file = |key: &str, kind, outcome, from, to| FileOutcome {
+        key: format!("s3://trail/AWSLogs/{ACCT}/{key}"),
+        kind,
+        outcome,
+        account_id: ACCT.into(),
+        region: "us-east-1".into(),
+        from: Some(from),
+        to: Some(to),
+        reason: Some("why".into()),
+    };
+    let trail = evidence.trail.as_mut().unwrap();
+    trail.integrity = Some(IntegrityCoverage {
+        files: vec![
+            file(
+                "CloudTrail/a.json.gz",
+                FileKind::Log,
+                Outcome::Valid,
+                hour(1, 1),
+                hour(1, 2),
+            ),
+            file(
+                "CloudTrail/b.json.gz",
+                FileKind::Log,
+                Outcome::Altered,
+                hour(2, 3),
+                hour(2, 4),
+            ),
+            file(
+                "CloudTrail/c.json.gz",
+                FileKind::Log,
+                Outcome::Altered,
+                hour(2, 5),
+                hour(2, 6),
+            ),
+            file(
+                "CloudTrail-Digest/d.json.gz",
+                FileKind::Digest,
+                Outcome::ChainStart,
+                hour(3, 5),
+                hour(4, 9),
+            ),
+            // Its digest is not out yet: not a finding.
+            file(
+                "CloudTrail/e.json.gz",
+                FileKind::Log,
+                Outcome::Pending,
+                hour(5, 1),
+                hour(5, 2),
+            ),
+        ],
+        ..IntegrityCoverage::default()
+    });
+    // A quiet day and a lost one in us-east-1.
+    let us = &mut trail.days[0];
+    let quiet = NaiveDate::from_ymd_opt(2025, 9, 10).unwrap();
+    let lost = NaiveDate::from_ymd_opt(2025, 9, 11).unwrap();
+    us.days_with_logs.retain(|d| *d != quiet && *d != lost);
+    us.days_quiet = vec![quiet];
+    us.days_missing = vec![lost];
+    let rules = super::load(None).unwrap();
+    let findings = assess(&evidence, &rules, &policy, as_of).unwrap();
+    let integrity: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule_id == "trail_integrity")
+        .collect();
+    assert_eq!(integrity.len(), 2, "{integrity:#?}");
+    let altered = integrity
+        .iter()
+        .find(|f| f.detail.contains("changed after delivery"))
+        .unwrap();
+    assert_eq!(altered.severity, crate::policy::Severity::High);
+    assert!(
+        altered.detail.contains("2 CloudTrail log file(s)"),
+        "{}",
+        altered.detail
+    );
+    assert!(
+        altered
+            .detail
+            .contains("2025-09-02T03:00Z, 2025-09-02T05:00Z"),
+        "{}",
+        altered.detail
+    );
+    let evidence_text = altered.evidence.as_deref().unwrap();
+    assert!(
+        evidence_text.contains("CloudTrail/b.json.gz")
+            && evidence_text.contains("CloudTrail/c.json.gz")
+    );
+    let restart = integrity
+        .iter()
+        .find(|f| f.detail.contains("restarted"))
+        .unwrap();
+    assert!(
+        restart
+            .detail
+            .contains("2025-09-03T05:00Z to 2025-09-04T09:00Z"),
+        "{}",
+        restart.detail
+    );
+    // The lost day is a gap, the quiet one is not.
+    let gap = findings
+        .iter()
+        .find(|f| f.rule_id == "evidence_gap" && f.region.as_deref() == Some("us-east-1"))
+        .expect("an evidence gap in us-east-1");
+    assert!(
+        gap.detail.contains("2025-09-11") && !gap.detail.contains("2025-09-10"),
+        "{}",
+        gap.detail
+    );
+    assert!(
+        gap.detail.contains("nor a verified digest"),
+        "{}",
+        gap.detail
+    );
+    assert!(
+        gap.evidence.as_deref().unwrap().contains("1 are quiet"),
+        "{:?}",
+        gap.evidence
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Issue 10: one scenario per case where a rule disagreed with AWS. Each builds
 // only the keys and evidence the case needs.
@@ -483,6 +613,7 @@ fn trail_days(
         account_id: ACCT.into(),
         region: region.into(),
         days_with_logs,
+        days_quiet: Vec::new(),
         days_missing,
     }
 }
@@ -515,6 +646,7 @@ fn evidence_of(
             duplicates: 0,
             duplicate_conflicts: Vec::new(),
             cross_account_copies: 0,
+            integrity: None,
         }),
         window_start,
     }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::public_keys::{self, KeySource};
 use super::reader::{parse_event_list, ReadOptions};
+use super::s3::ValidateWith;
 use super::{Collector, EventRow, TrailCoverage};
 use crate::aws::regions::DEFAULT_ENABLED;
 use crate::context::Ctx;
@@ -82,6 +84,8 @@ pub async fn scan_sources(
         .collect::<Result<Vec<_>>>()?;
     let progress = &ctx.progress;
     let remote = parsed.iter().any(|(_, p)| !matches!(p, Source::Local(_)));
+    // Flag checks first: a usage error needs no network.
+    let validate = validation(opts, &parsed)?;
     if remote {
         // Who we are before any reading, local sources included: a run that
         // cannot reach AWS stops now, not after minutes of local files.
@@ -95,7 +99,15 @@ pub async fn scan_sources(
             }
             Source::S3 { .. } => {
                 let config = ctx.aws().await?;
-                super::s3::scan(config, given, opts, &mut collector, progress).await?
+                super::s3::scan(
+                    config,
+                    given,
+                    opts,
+                    &mut collector,
+                    progress,
+                    validate.as_ref(),
+                )
+                .await?
             }
             Source::Lookup => {
                 let config = ctx.aws().await?;
@@ -210,6 +222,32 @@ pub fn read_event_file(path: &Path) -> Result<Vec<String>> {
         ));
     }
     Ok(names)
+}
+
+/// `--validate` and `--public-keys`, checked before any source is read: the
+/// keys file is read once, and a validation with nothing to validate is a
+/// usage error rather than a quiet no-op.
+fn validation(opts: &ReadOptions, parsed: &[(&str, Source)]) -> Result<Option<ValidateWith>> {
+    if !opts.validate {
+        if let Some(path) = &opts.public_keys {
+            return Err(Error::usage(
+                format!("--public-keys {} without --validate", path.display()),
+                "add --validate to check the S3 archive's digest files with these keys",
+            ));
+        }
+        return Ok(None);
+    }
+    if !parsed.iter().any(|(_, p)| matches!(p, Source::S3 { .. })) {
+        return Err(Error::usage(
+            "--validate checks the digest files of an S3 archive, and no source is s3://",
+            "give the trail's archive as s3://BUCKET/PREFIX: digest signatures live in S3 object metadata, which local copies lose",
+        ));
+    }
+    let keys = match &opts.public_keys {
+        Some(path) => public_keys::load_file(path)?,
+        None => KeySource::Api,
+    };
+    Ok(Some(ValidateWith { keys }))
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ const ACTIONS: &[(&str, &[&str])] = &[
     ("start_query", &["cloudtrail:StartQuery"]),
     ("get_query_results", &["cloudtrail:GetQueryResults"]),
     ("cancel_query", &["cloudtrail:CancelQuery"]),
+    // Log file integrity validation (`--validate`) without --public-keys.
+    ("list_public_keys", &["cloudtrail:ListPublicKeys"]),
     // ListObjectsV2 is authorized by s3:ListBucket.
     ("list_objects_v2", &["s3:ListBucket"]),
     ("get_object", &["s3:GetObject"]),

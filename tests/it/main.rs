@@ -16,6 +16,7 @@ mod report;
 mod trail;
 mod trail_athena;
 mod trail_hostile;
+mod trail_integrity;
 mod trail_lake;
 mod trail_lookup;
 mod trail_s3;

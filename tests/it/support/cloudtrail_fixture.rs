@@ -39,9 +39,11 @@ pub struct FixtureOptions {
     pub page_size: usize,
     /// (region, attribute value) pairs whose first request is throttled.
     pub throttle_once: Vec<(String, String)>,
-    /// Regions whose LookupEvents answers AccessDeniedException, as an SCP
-    /// or a missing cloudtrail:LookupEvents permission does.
+    /// Regions whose LookupEvents and ListPublicKeys answer
+    /// AccessDeniedException, as an SCP or a missing permission does.
     pub deny_regions: Vec<String>,
+    /// ListPublicKeys: (region, key entry as AWS returns it).
+    pub public_keys: Vec<(String, Value)>,
     /// Lake: GetQueryResults answers RUNNING this many times per query
     /// before FINISHED, and pages rows by `page_size`.
     pub lake_running_polls: usize,
@@ -63,6 +65,7 @@ impl Default for FixtureOptions {
             page_size: 50,
             throttle_once: vec![],
             deny_regions: vec![],
+            public_keys: vec![],
             lake_running_polls: 0,
             lake_busy_starts: 0,
             lake_results_error: None,
@@ -82,6 +85,16 @@ pub struct LakeRequest {
     pub next_token: Option<String>,
     pub status: String,
     pub rows_returned: usize,
+}
+
+/// One ListPublicKeys request as received.
+#[derive(Debug, Clone)]
+pub struct PublicKeysRequest {
+    pub region: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub next_token: Option<String>,
+    pub keys_returned: usize,
 }
 
 /// One LookupEvents request as received.
@@ -110,6 +123,7 @@ struct State {
     /// StartQuery calls refused so far.
     busy: Mutex<usize>,
     lake: Mutex<Vec<LakeRequest>>,
+    key_requests: Mutex<Vec<PublicKeysRequest>>,
 }
 
 pub struct CloudTrailFixture {
@@ -129,6 +143,7 @@ impl CloudTrailFixture {
             queries: Mutex::new(Vec::new()),
             busy: Mutex::new(0),
             lake: Mutex::new(Vec::new()),
+            key_requests: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
         thread::spawn(move || {
@@ -150,6 +165,10 @@ impl CloudTrailFixture {
 
     pub fn lake_requests(&self) -> Vec<LakeRequest> {
         self.state.lake.lock().expect("fixture log").clone()
+    }
+
+    pub fn public_key_requests(&self) -> Vec<PublicKeysRequest> {
+        self.state.key_requests.lock().expect("fixture log").clone()
     }
 }
 
@@ -200,6 +219,7 @@ fn serve(conn: TcpStream, state: &State) {
             Some(t) if t.ends_with(".StartQuery") => start_query(state, &body),
             Some(t) if t.ends_with(".GetQueryResults") => get_query_results(state, &body),
             Some(t) if t.ends_with(".CancelQuery") => cancel_query(state, &body),
+            Some(t) if t.ends_with(".ListPublicKeys") => list_public_keys(state, &region, &body),
             Some(t) => json_error(400, "UnknownOperationException", &format!("fixture: {t}")),
             None if String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") => {
                 (200, "text/xml", None, caller_identity(&state.opts.account))
@@ -330,6 +350,64 @@ fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
         None,
         answer.to_string().into_bytes(),
     )
+}
+
+fn list_public_keys(state: &State, region: &str, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let mut record = PublicKeysRequest {
+        region: region.to_string(),
+        start_time: req["StartTime"].as_f64(),
+        end_time: req["EndTime"].as_f64(),
+        next_token: req["NextToken"].as_str().map(str::to_string),
+        keys_returned: 0,
+    };
+    if state.opts.deny_regions.iter().any(|r| r == region) {
+        state.key_requests.lock().expect("fixture log").push(record);
+        return json_error(
+            400,
+            "AccessDeniedException",
+            &format!("User: arn:aws:iam::{}:user/Alice is not authorized to perform: cloudtrail:ListPublicKeys because no identity-based policy allows the cloudtrail:ListPublicKeys action", state.opts.account),
+        );
+    }
+    // Without StartTime, AWS answers with the current key only; the tests
+    // always send a range.
+    let (from, to) = (
+        record.start_time.unwrap_or(f64::MIN),
+        record.end_time.unwrap_or(f64::MAX),
+    );
+    let matching: Vec<&Value> = state
+        .opts
+        .public_keys
+        .iter()
+        .filter(|(r, _)| r == region)
+        .map(|(_, k)| k)
+        .filter(|k| {
+            k["ValidityStartTime"].as_f64().unwrap_or(f64::MIN) <= to
+                && k["ValidityEndTime"].as_f64().unwrap_or(f64::MAX) >= from
+        })
+        .collect();
+    let offset: usize = record
+        .next_token
+        .as_deref()
+        .and_then(|t| t.strip_prefix("fixture-keys-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let size = state.opts.page_size.max(1);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|k| (*k).clone())
+        .collect();
+    record.keys_returned = page.len();
+    let mut answer = json!({ "PublicKeyList": page });
+    if offset + size < matching.len() {
+        answer["NextToken"] = json!(format!("fixture-keys-{}", offset + size));
+    }
+    state.key_requests.lock().expect("fixture log").push(record);
+    json_ok(answer)
 }
 
 fn event_time(record: &Value) -> f64 {
