@@ -19,7 +19,6 @@ use crate::output::Format;
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::terminal::TerminalBars;
-use crate::trail::sources::{parse_source, Source};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -158,10 +157,10 @@ impl Command {
             Command::Diagnose(a) => a.bundle.is_none(),
             Command::Report(a) => a.sign_with.is_some() || a.upload.is_some(),
             Command::Approve(a) => a.sign_with.is_some(),
-            Command::Trail(TrailCommand::Scan(a)) => a
-                .sources
-                .iter()
-                .any(|s| !matches!(parse_source(s), Ok(Source::Local(_)) | Err(_))),
+            // `trail scan` checks its sources and flags (`--validate`,
+            // `--public-keys`) first, then the caller when a source is
+            // remote, before reading anything (`trail::sources::scan_sources`).
+            Command::Trail(TrailCommand::Scan(_)) => false,
             Command::Assess(_)
             | Command::Plan(_)
             | Command::Diff(_)
