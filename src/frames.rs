@@ -171,6 +171,8 @@ pub mod col {
     pub const UNAFFECTED: &str = "unaffected";
     pub const DENIES_ENABLE: &str = "denies_enable";
     pub const DENIES_ON_DEMAND: &str = "denies_on_demand";
+    pub const UNIQUE_ID_PRINCIPALS: &str = "unique_id_principals";
+    pub const NOT_PRINCIPAL: &str = "not_principal";
 
     pub const NEXT_DAY_LOGGED: &str = "next_day_logged";
 
@@ -456,7 +458,8 @@ pub const TRAIL_ROTATIONS: Schema = Schema {
 };
 
 /// Key policy statements, one row each, with the rotation actions a Deny
-/// covers and whom it leaves out.
+/// covers, whom it leaves out, and the principals it names by the bare unique
+/// id AWS shows for a deleted user or role.
 pub const POLICY_STATEMENTS: Schema = Schema {
     name: "policy_statements",
     columns: &[
@@ -474,6 +477,8 @@ pub const POLICY_STATEMENTS: Schema = Schema {
         c(col::DENIES_ON_DEMAND, Kind::Bool),
         c(col::EVERYONE, Kind::Bool),
         c(col::UNAFFECTED, Kind::Str),
+        c(col::UNIQUE_ID_PRINCIPALS, Kind::Str),
+        c(col::NOT_PRINCIPAL, Kind::Bool),
     ],
 };
 

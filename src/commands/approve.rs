@@ -8,8 +8,10 @@
 //! interactive multi-select offers each action.
 //!
 //! Before writing, it shows what is approved: per action the account,
-//! region, key and alias, the state the plan saw, the calls, and why (the
-//! findings it closes), with the plan's age. An action that cancels a key's
+//! region, key and alias, the state the plan saw, the calls, why (the
+//! findings it closes) and what it adds to the KMS bill over twelve months,
+//! with the plan's age and the projected added cost of the selection and of
+//! the whole plan at the plan's price. An action that cancels a key's
 //! scheduled deletion gets a confirmation line of its own: on a terminal a
 //! separate yes/no question per key, otherwise --confirm-cancel-deletion.
 //!
@@ -98,6 +100,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let review = approval::review(&plan, &selected, now);
     print_review(ctx, &review.rows)?;
     eprintln!("{}", review.plan_line);
+    eprintln!("{}", review.cost_line);
     for line in review.rows.iter().filter_map(|r| r.confirmation.as_ref()) {
         eprintln!("{line}");
         if args.confirm_cancel_deletion {
@@ -185,7 +188,16 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
 }
 
 fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {
-    let mut table = Table::new(["account", "region", "key", "action", "now", "calls", "why"]);
+    let mut table = Table::new([
+        "account",
+        "region",
+        "key",
+        "action",
+        "now",
+        "calls",
+        "why",
+        "added cost (12 months)",
+    ]);
     for r in rows {
         table.row([
             r.account.clone(),
@@ -195,6 +207,7 @@ fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {
             r.now.clone(),
             r.calls.clone(),
             r.why.clone(),
+            r.added_cost.clone(),
         ]);
     }
     table.print_stdout(ctx.output)
@@ -210,7 +223,7 @@ fn interactive(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<St
         .filter_map(|a| {
             let r = review.rows.iter().find(|r| r.action_id == a.action_id)?;
             Some(format!(
-                "{} {} {} {} [{}] {} {} -> {}; {}",
+                "{} {} {} {} [{}] {} {} -> {}; {}; adds {} in 12 months",
                 r.account,
                 r.region,
                 r.key,
@@ -219,14 +232,15 @@ fn interactive(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<St
                 display_safe(a.planned_state.key_spec.as_deref().unwrap_or("?")),
                 r.now,
                 r.calls,
-                r.why
+                r.why,
+                r.added_cost
             ))
         })
         .collect();
     let picked = dialoguer::MultiSelect::new()
         .with_prompt(format!(
-            "{}\nSelect the actions to approve (space toggles, enter confirms)",
-            review.plan_line
+            "{}\n{}\nSelect the actions to approve (space toggles, enter confirms)",
+            review.plan_line, review.cost_line
         ))
         .items(&items)
         .interact_opt()

@@ -1,9 +1,11 @@
-//! `kmsrot report BUNDLE --out DIR [--as-of DATE] [--sign-with KEY] [--upload s3://BUCKET/PREFIX [--object-lock-days N]]`
+//! `kmsrot report BUNDLE --out DIR [--as-of DATE] [--due-within DAYS] [--sign-with KEY] [--upload s3://BUCKET/PREFIX [--object-lock-days N]]`
 //!
 //! The auditor-facing report of an assessed bundle. Offline unless signing or
 //! uploading is asked for:
 //!
 //!   report.md, report.html   summary, findings by rule with their controls,
+//!                            keys coming due (overdue first, 30/60/90-day
+//!                            buckets up to --due-within, default 90),
 //!                            per-key detail and history, charts (inline SVG),
 //!                            coverage and gaps, exemptions, the method
 //!   keys/rotations/events/findings .csv .parquet .json   the frames
@@ -70,6 +72,12 @@ pub struct Args {
     #[arg(long, value_name = "DATE", value_parser = parse_until)]
     pub as_of: Option<DateTime<Utc>>,
 
+    /// The keys coming due section: keys due within this many days (buckets
+    /// 30/60/90), overdue keys first.
+    #[arg(long, value_name = "DAYS", default_value_t = report::due::DEFAULT_DUE_WITHIN,
+          value_parser = report::due::parse_due_within)]
+    pub due_within: i64,
+
     /// Sign the bundle's manifest with this asymmetric KMS key (id, ARN or alias).
     #[arg(long, value_name = "KEY")]
     pub sign_with: Option<String>,
@@ -107,6 +115,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         ctx.clock.requested_as_of(),
         args.force,
         args.allow_modified,
+        args.due_within,
     )?;
     eprintln!("{}", written.summary_line());
     if let Some(url) = &args.upload {

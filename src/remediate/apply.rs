@@ -1171,6 +1171,7 @@ mod tests {
             calls: vec![],
             closes_findings: vec![],
             reason: String::new(),
+            projected_cost: crate::remediate::cost::CostProjection::nothing(),
         }
     }
 

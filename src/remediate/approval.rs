@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::cost::Usd;
 use super::plan::{describe_planned, ActionType, Plan};
 use super::{canonical_json, display_safe, read_json_doc};
 use crate::aws::signing::{self, ALGORITHM, MESSAGE_TYPE};
@@ -159,15 +160,19 @@ pub struct ReviewRow {
     pub calls: String,
     /// The findings it closes (`rule_id (severity)`), else the plan's reason.
     pub why: String,
+    /// What it adds to the KMS bill over the plan's twelve months (`$3.29`).
+    pub added_cost: String,
     /// For an action that brings a key back from deletion: the line the
     /// approver must confirm on its own.
     pub confirmation: Option<String>,
 }
 
-/// The plan's age in words, and each selected action as the approver sees it.
+/// The plan's age in words, each selected action as the approver sees it,
+/// and what the selection adds to the bill.
 pub struct Review {
     pub plan_line: String,
     pub rows: Vec<ReviewRow>,
+    pub cost_line: String,
 }
 
 /// Builds what the approver sees. Every string from the plan (aliases,
@@ -223,6 +228,7 @@ pub fn review(plan: &Plan, selected: &[String], now: DateTime<Utc>) -> Review {
                 now: describe_planned(&a.planned_state),
                 calls: a.calls.join(" + "),
                 why: display_safe(&why),
+                added_cost: format!("${}", a.projected_cost.added_usd),
                 confirmation,
             }
         })
@@ -230,7 +236,35 @@ pub fn review(plan: &Plan, selected: &[String], now: DateTime<Utc>) -> Review {
     // A person reads by account, region and name, not by ARN.
     let mut rows = rows;
     rows.sort_by(|a, b| (&a.account, &a.region, &a.key).cmp(&(&b.account, &b.region, &b.key)));
-    Review { plan_line, rows }
+    let chosen: Vec<&super::plan::Action> = plan
+        .actions
+        .iter()
+        .filter(|a| selected.contains(&a.action_id))
+        .collect();
+    let selected_cost = Usd(chosen.iter().map(|a| a.projected_cost.added_usd.0).sum());
+    let unknown_history = chosen
+        .iter()
+        .filter(|a| a.projected_cost.rotations_before.is_none())
+        .count();
+    let cost_line = format!(
+        "projected added cost over the 12 months to {}: ${selected_cost} for the {} action(s) shown (the plan's {}: ${}), at ${} per key-month ({}){}",
+        display_safe(&plan.cost.window_end[..plan.cost.window_end.len().min(10)]),
+        chosen.len(),
+        plan.actions.len(),
+        plan.cost.total_added_usd,
+        plan.cost.price_per_key_month_usd,
+        display_safe(&plan.cost.price_source),
+        if unknown_history > 0 {
+            format!("; {unknown_history} key(s) without a rotation history: the most they could add")
+        } else {
+            String::new()
+        }
+    );
+    Review {
+        plan_line,
+        rows,
+        cost_line,
+    }
 }
 
 /// `3 days ago`, `5 hours ago`, `just now`.
@@ -533,7 +567,7 @@ impl Approval {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::remediate::plan::{Action, ActionType, NotPlanned, PlannedState};
 
@@ -549,6 +583,7 @@ mod tests {
             rotation_period_days: 365,
             include_pending_deletion: false,
             findings_read: false,
+            cost: crate::remediate::cost::PlanCost::list(crate::remediate::cost::Usd(0)),
             actions: vec![Action {
                 action_id: crate::remediate::action_id(ActionType::EnableRotation, arn),
                 action: ActionType::EnableRotation,
@@ -572,6 +607,7 @@ mod tests {
                 calls: crate::remediate::plan::calls(ActionType::EnableRotation, 365),
                 closes_findings: vec![],
                 reason: "r".into(),
+                projected_cost: crate::remediate::cost::CostProjection::nothing(),
             }],
             not_planned: vec![NotPlanned {
                 region: "us-east-1".into(),
@@ -735,5 +771,36 @@ mod tests {
         assert_eq!(row.why, "closes rotation_disabled (high)");
         assert_eq!(row.key, "alias/a\\u{1b}[2Jpp (k1)");
         assert_eq!(row.confirmation, None);
+    }
+
+    #[test]
+    fn the_review_shows_what_the_selection_adds_to_the_bill() {
+        let mut p = plan();
+        let mut second = p.actions[0].clone();
+        second.key_arn = "arn:aws:kms:us-east-1:111122223333:key/k3".into();
+        second.key_id = "k3".into();
+        second.action_id = crate::remediate::action_id(second.action, &second.key_arn);
+        second.projected_cost.added_usd = Usd::parse("15.12").unwrap();
+        second.projected_cost.rotations_before = None;
+        p.actions[0].projected_cost.added_usd = Usd::parse("3.29").unwrap();
+        p.actions.push(second);
+        p.cost.total_added_usd = Usd::parse("18.41").unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-03-01T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let r = review(&p, &[p.actions[0].action_id.clone()], now);
+        assert_eq!(r.rows[0].added_cost, "$3.29");
+        assert_eq!(
+            r.cost_line,
+            "projected added cost over the 12 months to 2027-03-01: $3.29 for the 1 action(s) shown (the plan's 2: $18.41), at $1.00 per key-month (AWS list price)"
+        );
+        let all: Vec<String> = p.actions.iter().map(|a| a.action_id.clone()).collect();
+        let r = review(&p, &all, now);
+        assert!(
+            r.cost_line.starts_with("projected added cost over the 12 months to 2027-03-01: $18.41 for the 2 action(s) shown")
+                && r.cost_line.ends_with("; 1 key(s) without a rotation history: the most they could add"),
+            "{}",
+            r.cost_line
+        );
     }
 }

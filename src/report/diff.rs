@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use serde::Serialize;
 
+use super::due::{self, DueCheck, DueView};
 use super::{key_name, Evidence};
 use crate::frames::time::rfc3339;
 use crate::inventory::KeyRecord;
@@ -74,6 +75,11 @@ pub struct Diff {
     pub findings_resolved: Vec<FindingRef>,
     pub findings_still_open: Vec<FindingRef>,
     pub exemptions_expired: Vec<ExpiredExemption>,
+    /// The new bundle's keys coming due (and overdue), as of its assessment.
+    pub due: DueView,
+    /// The keys the old bundle showed due by the new one's as-of, and
+    /// whether they rotated.
+    pub due_since_old: Vec<DueCheck>,
 }
 
 fn key_ref(k: &KeyRecord) -> KeyRef {
@@ -99,8 +105,9 @@ fn show(v: Option<i64>) -> String {
     v.map_or_else(|| "unknown".into(), |d| format!("{d} days"))
 }
 
-/// Compares two assessed bundles.
-pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
+/// Compares two assessed bundles; the forward view lists the new bundle's
+/// keys due within `due_within` days.
+pub fn diff(old: &Evidence, new: &Evidence, due_within: i64) -> Result<Diff> {
     let old_keys: BTreeMap<&str, &KeyRecord> =
         old.keys.iter().map(|k| (k.arn.as_str(), k)).collect();
     let new_keys: BTreeMap<&str, &KeyRecord> =
@@ -118,6 +125,10 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
         findings_resolved: Vec::new(),
         findings_still_open: Vec::new(),
         exemptions_expired: Vec::new(),
+        due: due::coming_due(new, new.assessed_as_of(), due_within)
+            .with_context(|| format!("{}: the keys coming due", new.dir.display()))?,
+        due_since_old: due::check_rotated(old, new)
+            .with_context(|| format!("{}: the keys that were due", new.dir.display()))?,
     };
     for (arn, k) in &new_keys {
         let Some(o) = old_keys.get(arn) else {
@@ -214,7 +225,7 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
             d.findings_resolved.push(f_ref(f));
         }
     }
-    d
+    Ok(d)
 }
 
 fn push(t: &mut Table, change: &str, key: &str, region: &str, detail: &str) {
@@ -227,8 +238,69 @@ impl Diff {
         !self.findings_opened.is_empty()
     }
 
-    /// One row per change, for `--output table|csv`.
+    /// The forward view in one line, as `diff` prints it on stderr.
+    pub fn due_line(&self) -> String {
+        let count = |b: &str| {
+            self.due
+                .buckets
+                .iter()
+                .find(|x| x.bucket == b)
+                .map_or(0, |x| x.keys)
+        };
+        let outcome = |o: &str| self.due_since_old.iter().filter(|c| c.outcome == o).count();
+        let mut line = format!(
+            "due: {} overdue, {} due within {} days",
+            count("overdue"),
+            self.due.keys.len() - count("overdue"),
+            self.due.within_days
+        );
+        if !self.due.not_forecast.is_empty() {
+            let _ = write!(line, " ({} not forecast)", self.due.not_forecast.len());
+        }
+        if !self.due_since_old.is_empty() {
+            let _ = write!(
+                line,
+                "; of the {} due since the old bundle: {} rotated, {} not rotated, {} unknown, {} removed",
+                self.due_since_old.len(),
+                outcome("rotated"),
+                outcome("not rotated"),
+                outcome("unknown"),
+                outcome("key removed")
+            );
+        }
+        line
+    }
+
+    /// One row per change, then the keys coming due, for `--output table|csv`.
     pub fn table(&self) -> Table {
+        let mut t = self.changes_table();
+        for c in &self.due_since_old {
+            push(
+                &mut t,
+                &format!("was due: {}", c.outcome),
+                &c.key,
+                &c.region,
+                &format!("due {}; {}", c.was_due, c.detail),
+            );
+        }
+        for k in &self.due.keys {
+            push(
+                &mut t,
+                &if k.bucket == "overdue" {
+                    "overdue".to_string()
+                } else {
+                    format!("due in {}", k.bucket)
+                },
+                &k.key,
+                &k.region,
+                &format!("{} ({} days); from {}", k.due_at, k.days, k.basis),
+            );
+        }
+        t
+    }
+
+    /// One row per change between the bundles.
+    fn changes_table(&self) -> Table {
         let mut t = Table::new(["change", "key", "region", "detail"]);
         for k in &self.keys_added {
             push(&mut t, "key added", &k.name, &k.region, &k.arn);
@@ -342,7 +414,7 @@ impl Diff {
         ] {
             let _ = writeln!(s, "| {what} | {n} |");
         }
-        let t = self.table();
+        let t = self.changes_table();
         if !t.rows.is_empty() {
             let _ = writeln!(s, "\n## Details\n");
             let _ = writeln!(s, "| Change | Key | Region | Detail |\n|---|---|---|---|");
@@ -357,6 +429,69 @@ impl Diff {
                 );
             }
         }
+        self.due_markdown(&mut s);
         s
+    }
+
+    /// The forward view: what the old review expected to rotate by now and
+    /// whether it did, then what is overdue or due next.
+    fn due_markdown(&self, s: &mut String) {
+        let cell = |v: &str| super::md_cell(v.to_string());
+        let _ = writeln!(
+            s,
+            "\n## Keys coming due\n\nEligible keys with rotation on in the new bundle that KMS should rotate by {} (the next {} days from {}), overdue first: NextRotationDate, else one period after the schedule start the rules judge by.\n",
+            cell(&self.due.until[..self.due.until.len().min(10)]),
+            self.due.within_days,
+            cell(&self.due.as_of[..self.due.as_of.len().min(10)])
+        );
+        let _ = writeln!(s, "| Bucket | Keys |\n|---|---:|");
+        for b in &self.due.buckets {
+            let _ = writeln!(s, "| {} | {} |", cell(&b.bucket), b.keys);
+        }
+        if !self.due.keys.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| Key | Region | Due | Days | Bucket | Period (days) | From |\n|---|---|---|---:|---|---:|---|"
+            );
+            for k in &self.due.keys {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    cell(&k.key),
+                    cell(&k.region),
+                    cell(&k.due_at),
+                    k.days,
+                    cell(&k.bucket),
+                    k.period_days,
+                    cell(&k.basis)
+                );
+            }
+        }
+        for n in &self.due.not_forecast {
+            let _ = writeln!(
+                s,
+                "\n- Not forecast: {} ({}): {}",
+                cell(&n.key),
+                cell(&n.region),
+                cell(&n.reason)
+            );
+        }
+        if !self.due_since_old.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n### Due since the old bundle: did they rotate?\n\n| Key | Region | Was due | Outcome | Detail |\n|---|---|---|---|---|"
+            );
+            for c in &self.due_since_old {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&c.key),
+                    cell(&c.region),
+                    cell(&c.was_due),
+                    cell(&c.outcome),
+                    cell(&c.detail)
+                );
+            }
+        }
     }
 }

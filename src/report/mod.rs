@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod diff;
+pub mod due;
 pub mod export;
 pub mod publish;
 
@@ -58,6 +59,16 @@ pub struct Evidence {
     pub rotations: Vec<RotationRecord>,
     pub events: Vec<EventRow>,
     pub findings: Vec<Finding>,
+    /// The keys, rotations and events frames as read, for the rule engine's
+    /// schedule computation (`due`).
+    pub frames: Frames,
+}
+
+/// The frames an [`Evidence`] was read from.
+pub struct Frames {
+    pub keys: polars::prelude::DataFrame,
+    pub rotations: polars::prelude::DataFrame,
+    pub events: polars::prelude::DataFrame,
 }
 
 impl Evidence {
@@ -78,10 +89,16 @@ impl Evidence {
                 ),
             ));
         }
+        let frames = Frames {
+            keys: read_frame(dir, &KEYS)?,
+            rotations: read_frame(dir, &ROTATIONS)?,
+            events: read_frame(dir, &EVENTS)?,
+        };
         Ok(Evidence {
-            keys: frame_records(&read_frame(dir, &KEYS)?, &KEYS)?,
-            rotations: frame_records(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?,
-            events: frame_records(&read_frame(dir, &EVENTS)?, &EVENTS)?,
+            keys: frame_records(&frames.keys, &KEYS)?,
+            rotations: frame_records(&frames.rotations, &ROTATIONS)?,
+            events: frame_records(&frames.events, &EVENTS)?,
+            frames,
             findings: frame_records(&read_frame(dir, &FINDINGS)?, &FINDINGS)?,
             dir: dir.to_path_buf(),
             integrity,
@@ -147,9 +164,10 @@ pub fn write_bundle_report(
     as_of: Option<DateTime<Utc>>,
     force: bool,
     allow_modified: bool,
+    due_within: i64,
 ) -> Result<Written> {
     let ev = Evidence::load(bundle, allow_modified)?;
-    write(&ev, out, as_of, force)
+    write(&ev, out, as_of, force, due_within)
         .with_context(|| format!("writing the report into {}", out.display()))
 }
 
@@ -401,6 +419,8 @@ struct ReportContext {
     window_end: String,
     policy: String,
     summary: Summary,
+    /// Keys coming due (and overdue), from the rules' schedule computation.
+    due: due::DueView,
     rule_groups: Vec<RuleGroup>,
     keys: Vec<KeyView>,
     eligibility: Vec<EligibilityRow>,
@@ -510,6 +530,7 @@ fn context(
     rules: &[Rule],
     as_of: DateTime<Utc>,
     data_files: Vec<String>,
+    due: due::DueView,
 ) -> ReportContext {
     let m = &ev.manifest;
     let names: BTreeMap<&str, String> = ev
@@ -765,6 +786,7 @@ fn context(
     };
 
     ReportContext {
+        due,
         integrity: ev.integrity.clone(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         bundle_tool_version: m.tool_version.clone(),
@@ -1167,6 +1189,7 @@ pub fn write(
     out: &Path,
     as_of: Option<DateTime<Utc>>,
     force: bool,
+    due_within: i64,
 ) -> Result<Written> {
     crate::output::prepare_out_dir(out, force, &[&ev.dir])?;
     let as_of = as_of.unwrap_or_else(|| ev.assessed_as_of());
@@ -1236,7 +1259,9 @@ pub fn write(
 
     let mut data_files = files.clone();
     data_files.retain(|f| !f.starts_with("rules/"));
-    let ctx = context(ev, &rules, as_of, data_files);
+    let due = due::coming_due(ev, as_of, due_within)
+        .with_context(|| format!("{}: the keys coming due", ev.dir.display()))?;
+    let ctx = context(ev, &rules, as_of, data_files, due);
     let (md, html) = render(&ctx)?;
     write_bytes_atomic(&out.join("report.md"), md.as_bytes())?;
     write_bytes_atomic(&out.join("report.html"), html.as_bytes())?;

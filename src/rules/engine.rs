@@ -175,12 +175,17 @@ fn rotation_related(df: &DataFrame) -> Result<DataFrame> {
 }
 
 impl AsOf {
-    fn new(evidence: &Evidence, as_of: DateTime<Utc>) -> Result<AsOf> {
-        let rotations = not_after(&evidence.rotations, col::ROTATION_DATE, as_of)?;
+    fn new(
+        keys: &DataFrame,
+        rotations: &DataFrame,
+        events: &DataFrame,
+        as_of: DateTime<Utc>,
+    ) -> Result<AsOf> {
+        let rotations = not_after(rotations, col::ROTATION_DATE, as_of)?;
         // Aliases resolved through the inventory, marked (see rules::derived);
         // the derived tables below read the same rows as the rules.
         let events = not_after(
-            &super::derived::events_for_rules(&evidence.events, &evidence.keys)?,
+            &super::derived::events_for_rules(events, keys)?,
             col::EVENT_TIME,
             as_of,
         )?;
@@ -196,7 +201,7 @@ impl AsOf {
             }
         }
         Ok(AsOf {
-            keys: frame_records(&evidence.keys, &KEYS)?,
+            keys: frame_records(keys, &KEYS)?,
             rotation_records: frame_records(&rotations, &ROTATIONS)?,
             rotation_events: frame_records(&related, &EVENTS)?,
             key_via,
@@ -213,7 +218,7 @@ pub fn assess(
     policy: &Policy,
     as_of: DateTime<Utc>,
 ) -> Result<Vec<Finding>> {
-    let now = AsOf::new(evidence, as_of)?;
+    let now = AsOf::new(&evidence.keys, &evidence.rotations, &evidence.events, as_of)?;
     let mut ctx = SQLContext::new();
     ctx.register("keys", evidence.keys.clone().lazy());
     ctx.register("rotations", now.rotations.clone().lazy());
@@ -692,6 +697,20 @@ fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
                 ),
                 (col::EVERYONE, Cell::Bool(Some(st.everyone))),
                 (col::UNAFFECTED, Cell::opt_str(st.unaffected.clone())),
+                (
+                    col::UNIQUE_ID_PRINCIPALS,
+                    Cell::opt_str(
+                        Some(
+                            st.unique_id_principals
+                                .iter()
+                                .map(|u| u.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        )
+                        .filter(|s| !s.is_empty()),
+                    ),
+                ),
+                (col::NOT_PRINCIPAL, Cell::Bool(Some(st.not_principal))),
             ])?;
         }
     }
@@ -731,6 +750,29 @@ fn exemptions_frame(
         }
     }
     b.finish()
+}
+
+/// Every key's rotation clock as of `as_of`, from the same rows, with the
+/// same alias resolution and as-of cut, as the `key_clock` table the rules
+/// read: the one schedule computation that `plan`'s cost projection and the
+/// report's keys-coming-due view reuse. In the keys frame's order.
+pub fn key_clocks(
+    keys: &DataFrame,
+    rotations: &DataFrame,
+    events: &DataFrame,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<(KeyRecord, facts::KeyClock)>> {
+    let now = AsOf::new(keys, rotations, events, as_of)?;
+    Ok(now
+        .keys
+        .iter()
+        .map(|k| {
+            (
+                k.clone(),
+                facts::key_clock(k, &now.rotation_records, &now.rotation_events),
+            )
+        })
+        .collect())
 }
 
 fn key_clock_frame(now: &AsOf) -> Result<DataFrame> {

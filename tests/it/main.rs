@@ -11,6 +11,7 @@ mod iam;
 mod inventory;
 mod layering;
 mod offline;
+mod orphaned_principal;
 mod remediate;
 mod report;
 mod trail;

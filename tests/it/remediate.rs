@@ -309,6 +309,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"plan [0-9a-f]{12} ", "plan [SHA] "),
         (r"\.[0-9a-f]{12}\.journal", ".[SHA].journal"),
         (r"just now|\d+ (minute|hour|day)s? ago", "[AGE]"),
+        (r"months to \d{4}-\d{2}-\d{2}", "months to [DATE]"),
+        (r"/[^\s]*/\.tmp[A-Za-z0-9]+", "[TEMP]"),
     ]
 }
 
@@ -541,6 +543,150 @@ async fn remediate_approver_sees_what_matters() {
     assert_eq!(
         t("expires_at") - t("approved_at"),
         chrono::Duration::hours(36)
+    );
+}
+
+/// The cost projection at a negotiated price: each action's added cost over
+/// twelve months from the key's rotation count (ListKeyRotations in the
+/// bundle) and the planned period, the plan's total, the approver's view of
+/// both, and an older plan refused with a request for a new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn remediate_plan_projects_the_added_cost_and_approve_shows_it() {
+    let moto = Moto::start();
+    let s = seed_scenario(&moto).await;
+    // One on-demand rotation already: only billing's next rotation is billed.
+    let kms = moto.kms(REGION).await;
+    kms.rotate_key_on_demand()
+        .key_id(&s.billing)
+        .send()
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = collect(&moto, work.path());
+    let plan_path = work.path().join("plan.json");
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .arg("plan")
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&plan_path)
+        .args([
+            "--rotation-period-days",
+            "90",
+            "--price-per-key-month",
+            "0.50",
+            "--include-pending-deletion",
+        ]));
+    assert_eq!(code, 0, "plan:\n{stdout}\n{stderr}");
+    let p = read_json(&plan_path);
+    assert_eq!(p["format"], "kmsrot-plan/3");
+    assert_eq!(p["cost"]["price_per_key_month_usd"], "0.50");
+    assert_eq!(p["cost"]["price_source"], "--price-per-key-month");
+    let cost = |key: &str| action_for(&p, key).unwrap()["projected_cost"].clone();
+    // Never rotated, every 90 days: rotations at days 90, 180, 270 and 360,
+    // the first two billed for the 275 and 185 days left, at $0.50 a month.
+    let orders = cost(&s.orders);
+    assert_eq!(orders["rotations_before"], 0);
+    assert_eq!(orders["rotations_in_window"], 4);
+    assert_eq!(orders["billed_rotations"], 2);
+    assert_eq!(orders["added_usd"], "7.56");
+    // Rotated once already (moto lists its on-demand rotation): one billed.
+    let billing = cost(&s.billing);
+    assert_eq!(billing["rotations_before"], 1);
+    assert_eq!(billing["billed_rotations"], 1);
+    assert_eq!(billing["added_usd"], "4.52");
+    // Pending deletion: not charged now; cancelled, the key and its billed
+    // versions are. ListKeyRotations is not read for such a key, so the
+    // projection is the most it could add (two versions already: $18).
+    let doomed = cost(&s.doomed);
+    assert_eq!(doomed["rotations_before"], Value::Null);
+    assert_eq!(doomed["added_usd"], "18.00");
+    assert!(doomed["basis"]
+        .as_str()
+        .unwrap()
+        .contains("the most the action could add"));
+    let total: i64 = p["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let usd = a["projected_cost"]["added_usd"].as_str().unwrap();
+            let (w, c) = usd.split_once('.').unwrap();
+            w.parse::<i64>().unwrap() * 100 + c.parse::<i64>().unwrap()
+        })
+        .sum();
+    let (w, c) = p["cost"]["total_added_usd"]
+        .as_str()
+        .unwrap()
+        .split_once('.')
+        .unwrap();
+    assert_eq!(
+        w.parse::<i64>().unwrap() * 100 + c.parse::<i64>().unwrap(),
+        total
+    );
+    assert!(
+        stderr.contains(&format!(
+            "projected added cost over the 12 months to {}: ${} for 4 action(s), at $0.50 per key-month (--price-per-key-month)",
+            &p["cost"]["window_end"].as_str().unwrap()[..10],
+            p["cost"]["total_added_usd"].as_str().unwrap()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("added_cost_12mo") && stdout.contains("$7.56"),
+        "{stdout}"
+    );
+
+    // The approver sees each action's cost and the total.
+    let approval = work.path().join("approval.json");
+    let (code, stdout, stderr) = approve(
+        &moto,
+        &plan_path,
+        &approval,
+        &["--key", "alias/orders", "--key", "alias/billing"],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("added cost (12 months)") && stdout.contains("$4.52"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            ": $12.08 for the 2 action(s) shown (the plan's 4: ${}), at $0.50 per key-month (--price-per-key-month)",
+            p["cost"]["total_added_usd"].as_str().unwrap()
+        )),
+        "{stderr}"
+    );
+
+    // A plan of the previous format is refused, with what to do.
+    let mut older = p.clone();
+    older["format"] = "kmsrot-plan/2".into();
+    rehash_plan(&mut older);
+    let old_path = work.path().join("old-plan.json");
+    write_json(&old_path, &older);
+    let (code, _, stderr) = approve(&moto, &old_path, &work.path().join("x.json"), &["--all"]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr
+            .contains("old-plan.json: a plan of another kmsrot version (format \"kmsrot-plan/2\"")
+            && stderr.contains("make a new plan with `kmsrot plan`"),
+        "{stderr}"
+    );
+    // An edited amount is caught by the hash, and, re-hashed, by the sum.
+    let mut cheaper = p.clone();
+    cheaper["actions"][0]["projected_cost"]["added_usd"] = "0.00".into();
+    write_json(&plan_path, &cheaper);
+    let (code, _, stderr) = approve(&moto, &plan_path, &approval, &["--all"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("modified after it was made"), "{stderr}");
+    rehash_plan(&mut cheaper);
+    write_json(&plan_path, &cheaper);
+    let (code, _, stderr) = approve(&moto, &plan_path, &approval, &["--all"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("is not the sum of its actions'"),
+        "{stderr}"
     );
 }
 
