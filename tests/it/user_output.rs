@@ -216,8 +216,10 @@ fn completions_and_man_as_the_user_sees_them() {
 async fn collect_audit_diagnose_as_the_user_sees_them() {
     let moto = Moto::start();
     let kms = moto.kms("us-east-1").await;
-    // Two eligible keys with aliases; rotation on for the second.
-    let keys = seed::plain_keys(&kms, "us-east-1", "app", 2, true, 2)
+    // Two eligible keys with aliases, rotation on for app-00000 and off for
+    // app-00001. Made one at a time, so keys[1] is app-00001 whichever
+    // request moto answers first.
+    let keys = seed::plain_keys(&kms, "us-east-1", "app", 2, true, 1)
         .await
         .unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -260,7 +262,7 @@ async fn collect_audit_diagnose_as_the_user_sees_them() {
         moto.kmsrot()
             .env("AWS_MAX_ATTEMPTS", "1")
             .args(["--region", "us-east-1", "diagnose"])
-            .arg(&keys[0].arn),
+            .arg(&keys[1].arn),
     );
     assert_eq!(seen.code, 0, "{}", seen.stderr);
     assert_seen!("diagnose_live", &seen);
