@@ -4,7 +4,9 @@
 //!
 //! The AWS configuration is built on first use, and only then: offline
 //! commands (`report`, `diff`, `assess`, `plan`, `trail scan` of local files)
-//! never resolve credentials, read a profile or probe IMDS.
+//! never resolve credentials, read a profile or probe IMDS. Its first use is
+//! the caller check ([`Ctx::caller`]): no other AWS call is made before STS
+//! GetCallerIdentity has said whose credentials these are.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,8 @@ use crate::aws::accounts::{self, AccountPlan};
 use crate::aws::assume::{self, AccountAccess, RoleRequest};
 use crate::aws::budget::{Budget, Meter};
 use crate::aws::regions::RegionPlan;
-use crate::aws::{self, AwsOptions, CallerIdentity, ErrorInfo};
+use crate::aws::{self, AwsOptions, CallerIdentity, ErrorInfo, Origin};
+use crate::error::Error;
 use crate::output::Format;
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -74,10 +77,10 @@ type AccessCell = Arc<OnceCell<Result<Arc<AccountAccess>, ErrorInfo>>>;
 /// The run's context, built once by the CLI.
 pub struct Ctx {
     aws_options: AwsOptions,
-    sdk: OnceCell<SdkConfig>,
+    sdk: OnceCell<(SdkConfig, Origin)>,
+    caller: OnceCell<CallerIdentity>,
     regions: OnceCell<RegionPlan>,
     enabled: OnceCell<Vec<String>>,
-    caller: OnceCell<CallerIdentity>,
     accounts: OnceCell<AccountPlan>,
     ou_paths: OnceCell<Result<BTreeMap<String, String>, ErrorInfo>>,
     access: Mutex<HashMap<String, AccessCell>>,
@@ -102,9 +105,9 @@ impl Ctx {
             budget: Budget::new(aws_options.accounts.max_concurrency),
             aws_options,
             sdk: OnceCell::new(),
+            caller: OnceCell::new(),
             regions: OnceCell::new(),
             enabled: OnceCell::new(),
-            caller: OnceCell::new(),
             accounts: OnceCell::new(),
             ou_paths: OnceCell::new(),
             access: Mutex::new(HashMap::new()),
@@ -134,12 +137,37 @@ impl Ctx {
         &self.aws_options
     }
 
-    /// The SDK configuration, built on the first call and shared after it.
-    /// This is the one door to AWS: a caller-identity check before the first
-    /// call, or a role assumed per account, belongs here.
+    /// The SDK configuration, built on the first call and shared after it,
+    /// once the caller check has passed. This is the one door to AWS: a role
+    /// assumed per account belongs here too.
     pub async fn aws(&self) -> Result<&SdkConfig> {
+        self.caller().await?;
+        Ok(&self.sdk().await?.0)
+    }
+
+    /// Who the run's credentials belong to (STS GetCallerIdentity), asked
+    /// once; or the typed error saying why it cannot be known (no
+    /// credentials, unknown profile, expired SSO session, refused keys, an
+    /// unreachable endpoint). A failure is not kept: `approve` may ask,
+    /// go on without, and a later caller asks again.
+    pub async fn caller(&self) -> Result<&CallerIdentity> {
+        self.caller
+            .get_or_try_init(|| async {
+                let (config, origin) = self.sdk().await?;
+                aws::who_am_i(config, origin)
+                    .await
+                    .map_err(|e| anyhow::Error::from(Error::from(e)))
+            })
+            .await
+    }
+
+    async fn sdk(&self) -> Result<&(SdkConfig, Origin)> {
         self.sdk
-            .get_or_try_init(|| async { Ok(aws::load_config(&self.aws_options).await) })
+            .get_or_try_init(|| async {
+                aws::load_config(&self.aws_options)
+                    .await
+                    .map_err(|e| anyhow::Error::from(Error::from(e)))
+            })
             .await
     }
 
@@ -165,13 +193,6 @@ impl Ctx {
                 }
                 Ok(plan)
             })
-            .await
-    }
-
-    /// Who the credentials belong to (STS GetCallerIdentity), asked once.
-    pub async fn caller(&self) -> Result<&CallerIdentity> {
-        self.caller
-            .get_or_try_init(|| async { aws::caller_identity(self.aws().await?).await })
             .await
     }
 

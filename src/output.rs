@@ -479,6 +479,13 @@ pub fn prepare_out_dir(out: &Path, force: bool, inputs: &[&Path]) -> Result<()> 
     Ok(())
 }
 
+/// Removes `dir` if it is an empty folder; anything else is left alone.
+/// `remove_dir` refuses a folder with entries, so a file written meanwhile
+/// is never lost.
+pub fn remove_if_empty(dir: &Path) {
+    let _ = std::fs::remove_dir(dir);
+}
+
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Writes a file atomically: `fill` writes into a new temporary file beside
@@ -988,6 +995,24 @@ mod tests {
         assert!(err.contains("not empty"), "{err}");
         prepare_out_dir(&out, true, &[&bundle]).unwrap();
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn only_an_empty_folder_is_removed_after_a_failed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        remove_if_empty(&empty);
+        assert!(!empty.exists());
+        let used = dir.path().join("used");
+        std::fs::create_dir(&used).unwrap();
+        std::fs::write(used.join("keys.csv"), "x").unwrap();
+        remove_if_empty(&used);
+        assert!(used.join("keys.csv").exists());
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        remove_if_empty(&file);
+        assert!(file.exists());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -14,9 +14,12 @@ use crate::error::Error;
 pub mod accounts;
 pub mod assume;
 pub mod budget;
+pub mod identity;
 pub mod raw;
 pub mod regions;
 pub mod signing;
+
+pub use identity::{who_am_i, ContactError, Network, Origin};
 
 /// The AWS-facing part of the global flags, after parsing.
 #[derive(Debug, Clone, Default)]
@@ -31,9 +34,24 @@ pub struct AwsOptions {
 
 /// Loads the shared SDK configuration the way the AWS CLI does: the standard
 /// credential chain (env, profile, SSO, IMDS, assume-role), `AWS_*` variables,
-/// then the flags on top.
-pub async fn load_config(opts: &AwsOptions) -> SdkConfig {
+/// then the flags on top. The profile is checked first: one that does not
+/// exist is an error, not a fall-through to the instance role. IMDS is
+/// bounded to a few seconds, for region and credentials alike.
+pub async fn load_config(opts: &AwsOptions) -> Result<(SdkConfig, Origin), ContactError> {
+    let origin = identity::origin(opts.profile.as_deref()).await?;
+    // A concrete region given on the command line also seeds the default
+    // region, so single-region runs work without a profile.
+    let first = opts
+        .regions
+        .iter()
+        .flat_map(|r| r.split(','))
+        .map(str::trim)
+        .find(|r| !r.is_empty() && *r != "all");
+    let region = identity::region(first, opts.profile.as_deref()).await;
+    let credentials = identity::credentials(opts.profile.as_deref(), region.clone()).await;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials)
         // Adaptive retry backs off on throttling across every call of a client,
         // which is what a fan-out over thousands of keys needs. AWS_MAX_ATTEMPTS
         // still sets the attempts, as it does for the CLI.
@@ -50,12 +68,7 @@ pub async fn load_config(opts: &AwsOptions) -> SdkConfig {
     if let Some(url) = &opts.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    // A concrete region given on the command line also seeds the default
-    // region, so single-region runs work without a profile.
-    if let Some(first) = opts.regions.iter().find(|r| r.as_str() != "all") {
-        loader = loader.region(Region::new(first.clone()));
-    }
-    loader.load().await
+    Ok((loader.load().await, origin))
 }
 
 fn max_attempts() -> u32 {
@@ -171,6 +184,10 @@ pub struct ErrorInfo {
     /// of failure (`DispatchFailure`, `TimeoutError`, `ResponseError`).
     pub code: String,
     pub message: String,
+    /// Set when the request got no answer at all: the network failed, not
+    /// AWS. A run where every region failed this way could not reach AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
 }
 
 impl std::fmt::Display for ErrorInfo {
@@ -187,7 +204,13 @@ impl ErrorInfo {
         ErrorInfo {
             code: code.into(),
             message: message.into(),
+            network: None,
         }
+    }
+
+    /// The request never got an answer (refused, DNS, TLS, timeout).
+    pub fn is_unreachable(&self) -> bool {
+        self.network.is_some()
     }
 
     pub fn from_sdk<E, R>(err: &SdkError<E, R>) -> Self
@@ -203,9 +226,26 @@ impl ErrorInfo {
                     inner.message().unwrap_or("the service gave no message"),
                 )
             }
-            SdkError::TimeoutError(_) => ErrorInfo::new("TimeoutError", "the request timed out"),
+            SdkError::TimeoutError(_) => ErrorInfo {
+                network: Some(Network::Timeout),
+                ..ErrorInfo::new("TimeoutError", "the request timed out")
+            },
             SdkError::DispatchFailure(e) => {
-                ErrorInfo::new("DispatchFailure", source_chain(err, &format!("{e:?}")))
+                let network = e
+                    .as_connector_error()
+                    .and_then(|c| identity::network_failure(c))
+                    .map(|(n, _)| n)
+                    .or_else(|| {
+                        (e.is_timeout() || e.is_io()).then_some(if e.is_timeout() {
+                            Network::Timeout
+                        } else {
+                            Network::Connection
+                        })
+                    });
+                ErrorInfo {
+                    network,
+                    ..ErrorInfo::new("DispatchFailure", source_chain(err, &format!("{e:?}")))
+                }
             }
             SdkError::ResponseError(_) => {
                 ErrorInfo::new("ResponseError", source_chain(err, "unreadable response"))
@@ -255,26 +295,6 @@ pub struct CallerIdentity {
     pub account: String,
     pub arn: String,
     pub user_id: String,
-}
-
-pub async fn caller_identity(config: &SdkConfig) -> Result<CallerIdentity> {
-    let out = sts(config)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| {
-            Error::aws(
-                "STS GetCallerIdentity",
-                ErrorInfo::from_sdk(&e),
-                "check your credentials: `aws sts get-caller-identity` should work with the same profile and region",
-            )
-        })
-        .context("could not identify the caller")?;
-    Ok(CallerIdentity {
-        account: out.account().unwrap_or_default().to_string(),
-        arn: out.arn().unwrap_or_default().to_string(),
-        user_id: out.user_id().unwrap_or_default().to_string(),
-    })
 }
 
 /// The account id inside an ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`).

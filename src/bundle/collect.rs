@@ -12,7 +12,7 @@ use super::{
 };
 use crate::aws::raw::RawRecorder;
 use crate::context::Ctx;
-use crate::error::{render, Error, Outcome};
+use crate::error::{Error, Outcome};
 use crate::frames::time::show_time;
 use crate::frames::{EVENTS, KEYS, ROTATIONS};
 use crate::inventory::{self, Inventory, Limits};
@@ -63,17 +63,7 @@ pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
     let (since, until) = audit_window(ctx, &req.window, collected_at)?;
 
     let config = ctx.aws().await?;
-    let caller = match ctx.caller().await {
-        Ok(c) => Some(c.clone()),
-        Err(e) if !ctx.is_multi_account() => {
-            ctx.progress
-                .note(&format!("warning: {}", render(&e).replace('\n', " ")));
-            None
-        }
-        // Roles are named in the caller's partition and the caller's own
-        // account is read without one: a run over accounts needs to know it.
-        Err(e) => return Err(e),
-    };
+    let caller = Some(ctx.caller().await?.clone());
     let recorder = RawRecorder::new();
     let inv = inventory::read_run(ctx, req.limits, Some(&recorder)).await?;
     // The regions asked, in their order, then any other an account enabled

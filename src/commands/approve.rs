@@ -25,12 +25,10 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use chrono::SubsecRound;
 
-use crate::aws;
 use crate::context::Ctx;
 use crate::error::{Error, Outcome};
 use crate::output::Table;
@@ -137,19 +135,26 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         }
     };
     // The caller identity is corroboration, not a requirement: approving is
-    // an offline act and must work without credentials (signing does not).
-    let config = ctx.aws().await?;
-    let caller = tokio::time::timeout(Duration::from_secs(10), aws::caller_identity(config))
-        .await
-        .ok()
-        .and_then(|r| r.ok());
+    // an offline act and works without credentials. Signing does not, and
+    // then the caller check has already run (it is up front for --sign-with).
+    let signer = match &args.sign_with {
+        Some(key) => Some((ctx.aws().await?, key.as_str())),
+        None => None,
+    };
+    let caller = match ctx.caller().await {
+        Ok(c) => Some(c.clone()),
+        Err(e) => {
+            eprintln!("note: the approval records no STS caller: {e}");
+            None
+        }
+    };
     let plan_file = std::fs::canonicalize(&args.plan)
         .unwrap_or_else(|_| args.plan.clone())
         .display()
         .to_string();
     let access = approval_access(ctx, &plan, &selected, caller.as_ref())?;
     let approval = approval::create(
-        config,
+        signer,
         NewApproval {
             plan: &plan,
             plan_file,
@@ -161,7 +166,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             selected,
             access,
         },
-        args.sign_with.as_deref(),
         &args.out,
     )
     .await?;

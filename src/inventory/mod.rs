@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::accounts::AccountTarget;
 use crate::aws::budget::Budget;
 use crate::aws::regions::RegionPlan;
-use crate::aws::{self, AwsOptions, ErrorInfo};
+use crate::aws::{self, AwsOptions, ContactError, ErrorInfo, Network};
 use crate::context::Ctx;
 use crate::frames::time::rfc3339;
 use crate::frames::{col, Cell, FrameBuilder, KEYS, ROTATIONS};
@@ -361,7 +361,13 @@ pub async fn read_run(
     })
     .await;
     bar.finish_and_clear();
-    Ok(assemble(plan, results, Vec::new(), calls.snapshot()))
+    let inv = assemble(plan, results, Vec::new(), calls.snapshot());
+    // Not one region answered, each for want of a network rather than a
+    // refusal by AWS: a table of zeros would read as "nothing there".
+    if let Some(e) = unreachable_everywhere(config, &inv.coverage.regions) {
+        return Err(crate::error::Error::from(e).into());
+    }
+    Ok(inv)
 }
 
 /// What every task of one run shares.
@@ -647,6 +653,38 @@ async fn read_account(
         });
     }
     (cov, results)
+}
+
+/// The error for a run where every region failed to answer at all.
+fn unreachable_everywhere(
+    config: &aws_config::SdkConfig,
+    regions: &[RegionCoverage],
+) -> Option<ContactError> {
+    let all_unreachable = regions.iter().all(|r| {
+        r.status == RegionStatus::Failed && r.error.as_ref().is_some_and(ErrorInfo::is_unreachable)
+    });
+    let first = regions.first()?.error.as_ref()?;
+    if !all_unreachable {
+        return None;
+    }
+    let network = first.network?;
+    let endpoint = match config.endpoint_url() {
+        Some(url) => url.to_string(),
+        None => format!(
+            "the KMS endpoint of {}",
+            regions
+                .iter()
+                .map(|r| r.region.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Some(ContactError::Unreachable {
+        endpoint,
+        network,
+        detail: matches!(network, Network::Tls | Network::Connection)
+            .then(|| first.message.clone()),
+    })
 }
 
 struct RegionResult {

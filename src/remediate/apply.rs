@@ -602,6 +602,8 @@ pub struct ApplyRequest {
     /// Changing calls per second per region.
     pub rate_per_region: f64,
     pub now: DateTime<Utc>,
+    /// Who runs the apply: the run's STS caller, checked before anything.
+    pub executor: CallerIdentity,
 }
 
 /// What a run (or a dry run) did.
@@ -648,7 +650,7 @@ pub async fn run(ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyReport> {
     let signature = approval
         .check_signature(path, config, req.require_signed, &req.signers)
         .await?;
-    let executor = ctx.caller().await?.clone();
+    let executor = req.executor.clone();
     if req.require_different_executor {
         approval.check_different_executor(path, &executor)?;
     }

@@ -313,13 +313,12 @@ pub struct NewApproval<'a> {
 
 /// Makes the approval, signs it when asked, and writes it atomically.
 pub async fn create(
-    config: &SdkConfig,
+    sign_with: Option<(&SdkConfig, &str)>,
     n: NewApproval<'_>,
-    sign_with: Option<&str>,
     out: &Path,
 ) -> Result<Approval> {
     let mut a = Approval::new(n)?;
-    if let Some(key) = sign_with {
+    if let Some((config, key)) = sign_with {
         a.sign(config, key).await?;
     }
     super::write_json_atomic(out, &a)?;

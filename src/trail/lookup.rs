@@ -87,24 +87,27 @@ struct RegionResult {
 /// One account whose event history is read: its configuration (the
 /// caller's, or a role assumed in it), or why it cannot be read.
 pub struct LookupAccount {
-    /// The account, when known before asking STS (a run over accounts).
+    /// The account whose history this is (day coverage is kept per account).
     pub account: Option<String>,
     pub config: Result<SdkConfig, String>,
 }
 
 /// Reads LookupEvents in each of `regions` into `collector` as one source.
+/// `caller_account` is the account whose event history the API answers
+/// with (STS GetCallerIdentity of the run).
 ///
 /// API failures are recorded in the source's coverage; the call only fails
 /// on a bug in its arguments.
 pub async fn scan(
     config: &SdkConfig,
+    caller_account: &str,
     regions: &[String],
     opts: &ReadOptions,
     collector: &mut Collector,
     progress: &Progress,
 ) -> Result<()> {
     let one = [LookupAccount {
-        account: None,
+        account: Some(caller_account.to_string()),
         config: Ok(config.clone()),
     }];
     scan_accounts(&one, regions, opts, collector, progress).await
@@ -169,19 +172,9 @@ pub async fn scan_accounts(
                 continue;
             }
         };
-        let account = match aws::caller_identity(config).await {
-            Ok(id) => Some(id.account),
-            Err(e) => {
-                collector.source_mut(idx).errors.push(format!(
-                    "STS GetCallerIdentity{}: {e:#}; the days LookupEvents covered are not recorded",
-                    a.account
-                        .as_deref()
-                        .map(|x| format!(" in account {x}"))
-                        .unwrap_or_default()
-                ));
-                a.account.clone()
-            }
-        };
+        // The account is known: the caller's (checked up front) or the one
+        // the role was assumed into. Day coverage needs it.
+        let account = a.account.clone();
         reachable.push((account, config));
     }
 

@@ -36,6 +36,9 @@ pub fn parse_source(s: &str) -> Result<Source> {
                 "write the archive as s3://BUCKET/PREFIX",
             ));
         }
+        // The whole URL is checked here, with the other arguments, so a
+        // typo is a usage error before any AWS contact.
+        super::s3::parse_url(s)?;
         return Ok(Source::S3 {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -82,7 +85,13 @@ pub async fn scan_sources(
         .collect::<Result<Vec<_>>>()?;
     let progress = &ctx.progress;
     let remote = parsed.iter().any(|(_, p)| !matches!(p, Source::Local(_)));
+    // Flag checks first: a usage error needs no network.
     let validate = validation(opts, &parsed)?;
+    if remote {
+        // Who we are before any reading, local sources included: a run that
+        // cannot reach AWS stops now, not after minutes of local files.
+        ctx.caller().await?;
+    }
     let mut collector = Collector::new();
     for (given, source) in parsed {
         match source {
@@ -129,8 +138,10 @@ pub async fn scan_sources(
             }
             Source::Lookup => {
                 let config = ctx.aws().await?;
+                let account = ctx.caller().await?.account.clone();
                 let regions = ctx.region_plan().await?.regions.clone();
-                super::lookup::scan(config, &regions, opts, &mut collector, progress).await?
+                super::lookup::scan(config, &account, &regions, opts, &mut collector, progress)
+                    .await?
             }
             Source::Lake(_) => {
                 let config = ctx.aws().await?;

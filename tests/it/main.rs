@@ -4,6 +4,7 @@ mod support;
 
 mod assess;
 mod diff;
+mod first_contact;
 mod hostile;
 mod iac;
 mod iam;
@@ -21,3 +22,4 @@ mod trail_integrity;
 mod trail_lake;
 mod trail_lookup;
 mod trail_s3;
+mod user_output;

@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::assert_seen;
 use crate::support::proxy::{Proxy, Rule};
 use crate::support::seed::{self, KeySpecification};
+use crate::support::snapshot::Seen;
 use crate::support::{read_json, run, Moto, ACCOUNT};
 
 const REGION: &str = "us-east-1";
@@ -300,22 +302,21 @@ fn rehash_approval(a: &mut Value) {
     a["approval_sha256"] = kmsrot::remediate::approval::approval_hash(a).into();
 }
 
-/// Times, ids, hashes, ages and temp paths out of what a person sees.
+/// Besides the shared filters (times, key and action ids, hashes, temp
+/// paths): short hashes in names and the plan's age.
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
-        (r"act-[0-9a-f]{16}", "[ACTION_ID]"),
-        (
-            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
-            "[KEY_ID]",
-        ),
-        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
-        (r"[0-9a-f]{64}", "[SHA256]"),
         (r"plan [0-9a-f]{12} ", "plan [SHA] "),
         (r"\.[0-9a-f]{12}\.journal", ".[SHA].journal"),
         (r"just now|\d+ (minute|hour|day)s? ago", "[AGE]"),
         (r"months to \d{4}-\d{2}-\d{2}", "months to [DATE]"),
         (r"/[^\s]*/\.tmp[A-Za-z0-9]+", "[TEMP]"),
     ]
+}
+
+/// Snapshots a run of one of this file's helpers.
+fn snap(name: &str, run: &(i32, String, String)) {
+    assert_seen!(name, &Seen::from(run.clone()), filters());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -412,19 +413,29 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     assert_eq!(code, 2);
     assert!(err.contains("not an action in the plan"), "{err}");
 
+    // An approval edited by hand (its hash no longer matches) is refused,
+    // dry run included.
+    let edited = work.path().join("edited.json");
+    let mut e = a.clone();
+    e["approver"] = "mallory@example.com".into();
+    write_json(&edited, &e);
+    let refused = apply(&moto, &moto.url, &edited, &[]);
+    assert_eq!(refused.0, 2, "{}", refused.2);
+    snap("apply_edited_approval", &refused);
+
     // The dry run changes nothing.
     let keys = s.all();
     let before = rotation_states(&moto, &keys).await;
-    let (code, stdout, stderr) = apply(&moto, &moto.url, &approval, &[]);
+    let dry = apply(&moto, &moto.url, &approval, &[]);
+    let (code, stdout, stderr) = dry.clone();
     assert_eq!(code, 0, "dry run:\n{stdout}\n{stderr}");
     assert_eq!(rotation_states(&moto, &keys).await, before);
     let journal = journal_of(&approval);
     assert!(!journal.exists());
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!(format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("apply_dry_run", &dry);
 
-    let (code, stdout, stderr) = apply(&moto, &moto.url, &approval, &["--execute"]);
+    let executed = apply(&moto, &moto.url, &approval, &["--execute"]);
+    let (code, stdout, stderr) = executed.clone();
     assert_eq!(code, 0, "apply:\n{stdout}\n{stderr}");
     let after = rotation_states(&moto, &keys).await;
     for k in keys {
@@ -445,9 +456,7 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
         format!("arn:aws:sts::{ACCOUNT}:user/moto")
     );
     assert_eq!(start["requested"][0]["account_id"], ACCOUNT);
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!("apply_execute", format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("apply_execute", &executed);
 
     // A re-run repeats nothing.
     let (code, stdout, _) = apply(&moto, &moto.url, &approval, &["--execute"]);
@@ -456,6 +465,12 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     assert_eq!(outcomes(&journal).len(), 1);
 
     let validation = work.path().join("validation.json");
+    let verify_cmd = || {
+        let mut c = moto.kmsrot();
+        c.arg("verify").arg(&journal).arg("--out").arg(&validation);
+        c
+    };
+    snap("verify", &run(&mut verify_cmd()));
     let (code, v, stderr) = verify(&moto, &journal, &validation);
     assert_eq!(code, 0, "verify:\n{stderr}");
     assert_eq!(v["requested"], 1);
@@ -476,6 +491,16 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     let (code, v, stderr) = verify(&moto, &journal, &validation);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(v["discrepancies"][0]["observed"], "rotation off");
+    snap("verify_discrepancy", &run(&mut verify_cmd()));
+    snap(
+        "verify_no_journal",
+        &run(moto
+            .kmsrot()
+            .arg("verify")
+            .arg(work.path().join("no-such.journal.jsonl"))
+            .arg("--out")
+            .arg(&validation)),
+    );
 }
 
 /// What the approver sees before approving: account, region, alias, why
@@ -494,27 +519,25 @@ async fn remediate_approver_sees_what_matters() {
     let approval = work.path().join("approval.json");
 
     // Without a terminal, cancelling a deletion needs its own confirmation.
-    let (code, stdout, stderr) = approve(&moto, &plan_path, &approval, &["--all"]);
+    let unconfirmed = approve(&moto, &plan_path, &approval, &["--all"]);
+    let (code, stdout, stderr) = unconfirmed.clone();
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert!(!approval.exists());
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!("approve_unconfirmed", format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("approve_unconfirmed", &unconfirmed);
 
-    let (code, stdout, stderr) = approve(
+    let confirmed = approve(
         &moto,
         &plan_path,
         &approval,
         &["--all", "--confirm-cancel-deletion", "--valid-for", "36h"],
     );
+    let (code, stdout, stderr) = confirmed.clone();
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     for k in [&s.orders, &s.billing, &s.doomed] {
         assert!(stdout.contains(k.as_str()), "{k} in {stdout}");
     }
     assert!(stderr.contains("CONFIRM: cancels the scheduled deletion of alias/doomed"));
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!("approve_confirmed", format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("approve_confirmed", &confirmed);
     let a = read_json(&approval);
     let t = |f: &str| chrono::DateTime::parse_from_rfc3339(a[f].as_str().unwrap()).unwrap();
     assert_eq!(

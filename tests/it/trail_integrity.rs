@@ -7,7 +7,7 @@
 //! from ListPublicKeys, which moto lacks: a small fixture speaking
 //! CloudTrail's JSON protocol answers it (`support::cloudtrail_fixture`),
 //! reached through `AWS_ENDPOINT_URL_CLOUDTRAIL` while S3 goes to moto
-//! through `AWS_ENDPOINT_URL_S3`. The outcomes are cross-checked with
+//! through `AWS_ENDPOINT_URL_S3` (and STS, for the caller check). The outcomes are cross-checked with
 //! `aws cloudtrail validate-logs` (AWS CLI v1, installed by scripts/test)
 //! pointed at the same two endpoints.
 
@@ -419,6 +419,7 @@ async fn public_keys_come_from_list_public_keys_per_region_and_page() {
     let out = tmp.path().join("scan");
     let mut cmd = kmsrot();
     cmd.env("AWS_ENDPOINT_URL_S3", &moto.url)
+        .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &fixture.url)
         .args(["trail", "scan", &format!("s3://{BUCKET}"), "--out"])
         .arg(&out)
@@ -474,6 +475,7 @@ async fn public_keys_come_from_list_public_keys_per_region_and_page() {
     let out = tmp.path().join("denied");
     let mut cmd = kmsrot();
     cmd.env("AWS_ENDPOINT_URL_S3", &moto.url)
+        .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &denied.url)
         .args(["trail", "scan", &format!("s3://{BUCKET}"), "--out"])
         .arg(&out)
@@ -592,6 +594,7 @@ async fn outcomes_agree_with_aws_cloudtrail_validate_logs() {
     let out = tmp.path().join("scan");
     let mut cmd = kmsrot();
     cmd.env("AWS_ENDPOINT_URL_S3", &moto.url)
+        .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &fixture.url)
         .args([
             "--region",
@@ -626,6 +629,7 @@ async fn outcomes_agree_with_aws_cloudtrail_validate_logs() {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL_S3", &moto.url)
+        .env("AWS_ENDPOINT_URL_STS", &moto.url)
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &fixture.url)
         .args([
             "cloudtrail",

@@ -8,8 +8,10 @@
 
 pub mod cloudtrail_fixture;
 pub mod counting_proxy;
+pub mod endpoints;
 pub mod proxy;
 pub mod signed_archive;
+pub mod snapshot;
 
 pub use kmsrot_testkit::{org, seed};
 

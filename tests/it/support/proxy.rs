@@ -14,8 +14,15 @@
 //!
 //! Rules match on the SigV4 credential scope's region
 //! (`Authorization: ... Credential=AKID/DATE/REGION/SERVICE/aws4_request`) and
-//! on the operation (`X-Amz-Target: TrentService.OPERATION`); the first rule
-//! that matches applies. Every request is counted by operation and region.
+//! on the operation (`X-Amz-Target: TrentService.OPERATION`, or the
+//! `Action=OPERATION` form field of a query-protocol service such as STS);
+//! the first rule that matches applies. Every request is counted by operation
+//! and region.
+//!
+//! For STS it answers errors in the query protocol's XML shape
+//! (`<ErrorResponse><Error><Type>Sender</Type><Code>...`), so credentials
+//! moto would accept can be refused as AWS refuses them
+//! (`InvalidClientTokenId`, `ExpiredToken`).
 //!
 //! ```ignore
 //! let proxy = Proxy::start(&moto.url, vec![Rule::region("eu-west-3").deny()]);
@@ -43,6 +50,12 @@ pub enum Action {
         code: String,
         message: String,
     },
+    /// Answer with an AWS query-protocol (STS) XML error and never reach moto.
+    FailQuery {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// Wait, then forward.
     Delay(Duration),
     /// Serve a listing (ListKeys, ListAliases) in pages of at most `size`
@@ -62,14 +75,6 @@ pub enum Action {
     /// the last EnableKeyRotation that went through this proxy, else AWS's
     /// default of 365.
     ReportPeriod,
-    /// Answer with an error in the query protocol's XML shape (STS,
-    /// `<ErrorResponse><Error><Type>Sender</Type><Code>...`), as STS refuses
-    /// an AssumeRole.
-    FailQuery {
-        status: u16,
-        code: String,
-        message: String,
-    },
     /// Forward ListAccounts / ListAccountsForParent and report `account`
     /// in `state` (both `Status` and `State`), for states moto cannot
     /// reach (it goes straight from ACTIVE to SUSPENDED on CloseAccount).
@@ -184,6 +189,16 @@ impl Rule {
 
     pub fn fail(mut self, status: u16, code: &str, message: &str) -> Self {
         self.action = Action::Fail {
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+        };
+        self
+    }
+
+    /// An STS-style (query protocol) XML error.
+    pub fn fail_query(mut self, status: u16, code: &str, message: &str) -> Self {
+        self.action = Action::FailQuery {
             status,
             code: code.to_string(),
             message: message.to_string(),
@@ -409,14 +424,20 @@ impl Request {
         scope.split('/').nth(2).map(str::to_string)
     }
 
-    /// `TrentService.ListKeys` → `ListKeys`; for the query protocol (STS),
-    /// the form body's `Action`.
+    /// `TrentService.ListKeys` → `ListKeys`; a query-protocol body
+    /// `Action=GetCallerIdentity&Version=...` → `GetCallerIdentity`.
     fn operation(&self) -> Option<String> {
         if let Some(t) = self.header("x-amz-target") {
             return Some(t.rsplit('.').next().unwrap_or(t).to_string());
         }
-        let body = String::from_utf8_lossy(&self.body);
-        body.split('&')
+        let form = self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return None;
+        }
+        String::from_utf8_lossy(&self.body)
+            .split('&')
             .find_map(|kv| kv.strip_prefix("Action="))
             .map(str::to_string)
     }
@@ -526,6 +547,14 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 s.counts.lock().unwrap().faults += 1;
                 error_response(*status, code, message)
             }
+            Some(Action::FailQuery {
+                status,
+                code,
+                message,
+            }) => {
+                s.counts.lock().unwrap().faults += 1;
+                query_error_response(*status, code, message)
+            }
             Some(Action::Delay(d)) => {
                 std::thread::sleep(*d);
                 forward(&s.upstream, &req)?
@@ -540,14 +569,6 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             }
             Some(Action::BareKeyId) => forward(&s.upstream, &with_bare_key_id(&req))?,
             Some(Action::ReportPeriod) => report_period(s, &req)?,
-            Some(Action::FailQuery {
-                status,
-                code,
-                message,
-            }) => {
-                s.counts.lock().unwrap().faults += 1;
-                query_error_response(*status, code, message)
-            }
             Some(Action::AccountState { account, state }) => {
                 with_account_state(forward(&s.upstream, &req)?, account, state)
             }
@@ -632,6 +653,7 @@ fn error_response(status: u16, code: &str, message: &str) -> Response {
     }
 }
 
+/// The query protocol's error document, as STS writes it.
 fn query_error_response(status: u16, code: &str, message: &str) -> Response {
     let body = format!(
         "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>00000000-0000-0000-0000-proxyfault00</RequestId>\n</ErrorResponse>\n"
