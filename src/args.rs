@@ -9,9 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use clap::builder::PossibleValue;
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::ValueEnum;
 
+use crate::aws::accounts::{self, AccountOptions, DEFAULT_MAX_CONCURRENCY, DEFAULT_ROLE_NAME};
 use crate::error::Error;
 use crate::frames::time::{parse_since, parse_until, rfc3339};
 use crate::inventory::Limits;
@@ -24,6 +25,106 @@ use crate::trail::reader::{
 use crate::trail::{
     sources, AthenaPartitions, AthenaSettings, Scope, Window, DEFAULT_ATHENA_TIMEOUT_SECS,
 };
+
+/// Which accounts a run reads, and how it reaches them: global flags, beside
+/// `--profile` and `--region`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AccountArgs {
+    /// Accounts to read: `org` (every ACTIVE account of the organization,
+    /// from the management or a delegated administrator account) or account
+    /// ids, comma-separated; repeatable. Default: the caller's account.
+    #[arg(
+        id = "global_accounts",
+        long = "accounts",
+        global = true,
+        value_name = "org|ID[,ID...]"
+    )]
+    pub accounts: Vec<String>,
+
+    /// Read the accounts listed in FILE: one id per line, `#` comments.
+    #[arg(
+        id = "global_accounts_file",
+        long = "accounts-file",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub accounts_file: Option<PathBuf>,
+
+    /// Read the accounts under this organizational unit (or root),
+    /// recursively; repeatable.
+    #[arg(id = "global_ou", long = "ou", global = true, value_name = "OU")]
+    pub ous: Vec<String>,
+
+    /// The role assumed in every account but the caller's.
+    #[arg(id = "global_role_name", long = "role-name", global = true, value_name = "NAME", default_value = DEFAULT_ROLE_NAME)]
+    pub role_name: String,
+
+    /// The external id the member roles' trust policy requires.
+    #[arg(
+        id = "global_external_id",
+        long = "external-id",
+        global = true,
+        value_name = "ID"
+    )]
+    pub external_id: Option<String>,
+
+    /// The session name CloudTrail shows in each account [default: kmsrot-<user>].
+    #[arg(
+        id = "global_role_session_name",
+        long = "role-session-name",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub role_session_name: Option<String>,
+
+    /// Requests in flight at once across every account and region: one
+    /// budget for the whole run (sized for KMS's per-account request quotas).
+    #[arg(id = "global_max_concurrency", long = "max-concurrency", global = true, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
+    pub max_concurrency: usize,
+}
+
+impl AccountArgs {
+    /// The flags, checked as AWS checks them; the accounts file is read here,
+    /// so a bad one fails before any AWS call.
+    pub fn options(&self) -> Result<AccountOptions> {
+        let mut opts = AccountOptions {
+            role_name: accounts::check_role_name(&self.role_name)?,
+            external_id: self
+                .external_id
+                .as_deref()
+                .map(accounts::check_external_id)
+                .transpose()?,
+            max_concurrency: self.max_concurrency,
+            ..AccountOptions::default()
+        };
+        if let Some(name) = &self.role_session_name {
+            opts.session_name = accounts::check_session_name(name)?;
+        }
+        for value in &self.accounts {
+            let (org, ids) = accounts::parse_accounts_value(value)?;
+            opts.org |= org;
+            opts.ids.extend(ids);
+        }
+        if let Some(file) = &self.accounts_file {
+            opts.ids.extend(accounts::read_accounts_file(file)?);
+        }
+        for ou in &self.ous {
+            opts.ous.push(accounts::check_ou(ou)?);
+        }
+        if opts.org && (!opts.ids.is_empty() || !opts.ous.is_empty()) {
+            return Err(Error::usage(
+                "--accounts org already reads every account of the organization",
+                "drop the account ids and --ou, or drop `org` to read only those",
+            ));
+        }
+        opts.ids.sort();
+        opts.ids.dedup();
+        opts.ous.sort();
+        opts.ous.dedup();
+        Ok(opts)
+    }
+}
 
 /// `--since` / `--until`: the audit window.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -122,6 +223,17 @@ pub struct TrailReadArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub query_timeout: u64,
 
+    /// S3 archive: check CloudTrail's signed digest files (log file
+    /// integrity validation): each digest's signature and chain, and each log
+    /// file's SHA-256. Outcomes go to coverage.json; a file that is not valid
+    /// makes the scan partial (exit 3).
+    #[arg(long)]
+    pub validate: bool,
+
+    /// With --validate: the public keys, as `aws cloudtrail list-public-keys`
+    /// prints them (JSON), instead of calling CloudTrail ListPublicKeys.
+    #[arg(long, value_name = "FILE")]
+    pub public_keys: Option<PathBuf>,
     /// athena: the workgroup the queries run in.
     #[arg(long, value_name = "NAME", default_value = "primary")]
     pub athena_workgroup: String,
@@ -157,6 +269,8 @@ impl Default for TrailReadArgs {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
             query_timeout: DEFAULT_QUERY_TIMEOUT_SECS,
+            validate: false,
+            public_keys: None,
             athena_workgroup: athena.workgroup,
             athena_output: athena.output,
             athena_catalog: athena.catalog,
@@ -173,6 +287,8 @@ impl TrailReadArgs {
             max_log_bytes: self.max_log_bytes,
             late_delivery_days: self.late_delivery_days,
             query_timeout_secs: self.query_timeout,
+            validate: self.validate,
+            public_keys: self.public_keys.clone(),
             athena: AthenaSettings {
                 workgroup: self.athena_workgroup.clone(),
                 output: self.athena_output.clone(),
@@ -339,6 +455,88 @@ mod tests {
         assert_eq!(p.gate.fail_on, Severity::Medium);
         assert_eq!(p.output, Format::Csv);
         assert_eq!(p.mode, LockMode::Governance);
+    }
+
+    #[derive(Debug, Parser)]
+    struct AccountProbe {
+        #[command(flatten)]
+        accounts: AccountArgs,
+    }
+
+    fn account_options(args: &[&str]) -> Result<AccountOptions> {
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(args);
+        AccountProbe::try_parse_from(argv)
+            .unwrap()
+            .accounts
+            .options()
+    }
+
+    #[test]
+    fn account_flags_resolve_once() {
+        let o = account_options(&[]).unwrap();
+        assert!(!o.is_multi_account());
+        assert_eq!(o.role_name, "OrganizationAccountAccessRole");
+        assert_eq!(o.max_concurrency, 64);
+        let o = account_options(&[
+            "--accounts",
+            "444455556666,111122223333",
+            "--accounts",
+            "111122223333",
+            "--ou",
+            "ou-ab12-34cd56ef",
+            "--role-name",
+            "audit/kmsrot",
+            "--external-id",
+            "kmsrot-audit",
+            "--role-session-name",
+            "kmsrot-ci",
+            "--max-concurrency",
+            "16",
+        ])
+        .unwrap();
+        assert_eq!(o.ids, ["111122223333", "444455556666"]);
+        assert_eq!(o.ous, ["ou-ab12-34cd56ef"]);
+        assert_eq!(
+            (
+                o.role_name.as_str(),
+                o.external_id.as_deref(),
+                o.session_name.as_str()
+            ),
+            ("audit/kmsrot", Some("kmsrot-audit"), "kmsrot-ci")
+        );
+        assert_eq!(o.max_concurrency, 16);
+        assert!(account_options(&["--accounts", "org"]).unwrap().org);
+        for bad in [
+            &["--accounts", "org", "--ou", "ou-ab12-34cd56ef"][..],
+            &["--accounts", "org,111122223333"],
+            &["--accounts", "prod"],
+            &["--ou", "prod"],
+            &["--role-name", "no spaces"],
+            &["--role-session-name", "x"],
+        ] {
+            assert!(account_options(bad).is_err(), "{bad:?}");
+        }
+        assert!(AccountProbe::try_parse_from(["x", "--max-concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_global_accounts_never_land_in_a_commands_account_filter() {
+        // Same field name, two flags: `--accounts` (which accounts to read)
+        // must not fill trail scan's `--account` (which events to keep).
+        #[derive(Debug, Parser)]
+        struct Both {
+            #[command(flatten)]
+            global: AccountArgs,
+            #[command(flatten)]
+            filter: TrailFilterArgs,
+        }
+        let b = Both::try_parse_from(["x", "--accounts", "111122223333,444455556666"]).unwrap();
+        assert!(b.filter.accounts.is_empty(), "{:?}", b.filter.accounts);
+        assert_eq!(b.global.options().unwrap().ids.len(), 2);
+        let b = Both::try_parse_from(["x", "--account", "111122223333"]).unwrap();
+        assert!(b.global.accounts.is_empty());
+        assert_eq!(b.filter.accounts, ["111122223333"]);
     }
 
     #[test]

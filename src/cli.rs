@@ -11,6 +11,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::args::AccountArgs;
 use crate::aws::AwsOptions;
 use crate::commands;
 use crate::context::{Clock, Ctx};
@@ -62,15 +63,20 @@ pub struct GlobalArgs {
     /// Never draw progress bars, even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
 
 impl GlobalArgs {
-    pub fn aws(&self) -> AwsOptions {
-        AwsOptions {
+    /// The AWS flags, checked; an unreadable `--accounts-file` fails here.
+    pub fn aws(&self) -> Result<AwsOptions> {
+        Ok(AwsOptions {
             profile: self.profile.clone(),
             regions: self.regions.clone(),
             endpoint_url: self.endpoint_url.clone(),
-        }
+            accounts: self.accounts.options()?,
+        })
     }
 
     /// Bars only when a person watches stderr.
@@ -141,6 +147,51 @@ impl Command {
         }
     }
 
+    /// Whether the run will call AWS, from the command line alone. Those runs
+    /// check who the caller is before any other work, so missing or refused
+    /// credentials and an unreachable endpoint stop them with nothing read or
+    /// written. `verify-bundle` decides from the bundle (signed or not) and
+    /// checks on its first AWS call; `approve` without `--sign-with` records
+    /// the caller when it can and goes on without.
+    fn calls_aws(&self) -> bool {
+        match self {
+            Command::Inventory(_)
+            | Command::Collect(_)
+            | Command::Audit(_)
+            | Command::Apply(_)
+            | Command::Verify(_) => true,
+            Command::Diagnose(a) => a.bundle.is_none(),
+            Command::Report(a) => a.sign_with.is_some() || a.upload.is_some(),
+            Command::Approve(a) => a.sign_with.is_some(),
+            // `trail scan` checks its sources and flags (`--validate`,
+            // `--public-keys`) first, then the caller when a source is
+            // remote, before reading anything (`trail::sources::scan_sources`).
+            Command::Trail(TrailCommand::Scan(_)) => false,
+            Command::Assess(_)
+            | Command::Plan(_)
+            | Command::Diff(_)
+            | Command::VerifyBundle(_)
+            | Command::Iac(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
+        }
+    }
+
+    /// The `--out` folder of the commands that write one.
+    fn out_dir(&self) -> Option<&Path> {
+        match self {
+            Command::Inventory(a) => Some(&a.out),
+            Command::Collect(a) => Some(&a.out),
+            Command::Audit(a) => Some(&a.out),
+            Command::Report(a) => Some(&a.out),
+            Command::Trail(TrailCommand::Scan(a)) => Some(&a.out),
+            Command::Diff(a) => a.out.as_deref(),
+            Command::Iac(a) => a.out.as_deref(),
+            Command::Man(a) => a.out.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The date findings are judged at, where the command takes one.
     fn as_of(&self) -> Option<DateTime<Utc>> {
         match self {
@@ -160,28 +211,47 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let policy = Policy::load(cli.command.policy_file())?;
     let clock = Clock::system().with_as_of(cli.command.as_of());
     let ctx = Ctx::new(
-        cli.global.aws(),
+        cli.global.aws()?,
         policy,
         clock,
         cli.global.output,
         cli.global.progress(),
     );
-    match cli.command {
-        Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
-        Command::Collect(args) => commands::collect::run(&ctx, args).await,
-        Command::Assess(args) => commands::assess::run(&ctx, args).await,
-        Command::Diagnose(args) => commands::diagnose::run(&ctx, args).await,
-        Command::VerifyBundle(args) => commands::verify_bundle::run(&ctx, args).await,
-        Command::Plan(args) => commands::plan::run(&ctx, args).await,
-        Command::Approve(args) => commands::approve::run(&ctx, args).await,
-        Command::Apply(args) => commands::apply::run(&ctx, args).await,
-        Command::Verify(args) => commands::verify::run(&ctx, args).await,
-        Command::Report(args) => commands::report::run(&ctx, args).await,
-        Command::Audit(args) => commands::audit::run(&ctx, args).await,
-        Command::Diff(args) => commands::diff::run(&ctx, args).await,
-        Command::Iac(args) => commands::iac::run(&ctx, args).await,
+    if cli.command.calls_aws() {
+        ctx.caller().await?;
+    }
+    // The --out folder is made before the work that fills it; a run that
+    // then fails outright (exit 2: every region unreachable, a refused call)
+    // must not leave an empty folder that looks like a result.
+    let new_out = cli
+        .command
+        .out_dir()
+        .filter(|d| std::fs::symlink_metadata(d).is_err())
+        .map(Path::to_path_buf);
+    let outcome = dispatch(&ctx, cli.command).await;
+    if let (Err(_), Some(dir)) = (&outcome, new_out) {
+        crate::output::remove_if_empty(&dir);
+    }
+    outcome
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> Result<Outcome> {
+    match command {
+        Command::Inventory(args) => commands::inventory::run(ctx, args).await,
+        Command::Collect(args) => commands::collect::run(ctx, args).await,
+        Command::Assess(args) => commands::assess::run(ctx, args).await,
+        Command::Diagnose(args) => commands::diagnose::run(ctx, args).await,
+        Command::VerifyBundle(args) => commands::verify_bundle::run(ctx, args).await,
+        Command::Plan(args) => commands::plan::run(ctx, args).await,
+        Command::Approve(args) => commands::approve::run(ctx, args).await,
+        Command::Apply(args) => commands::apply::run(ctx, args).await,
+        Command::Verify(args) => commands::verify::run(ctx, args).await,
+        Command::Report(args) => commands::report::run(ctx, args).await,
+        Command::Audit(args) => commands::audit::run(ctx, args).await,
+        Command::Diff(args) => commands::diff::run(ctx, args).await,
+        Command::Iac(args) => commands::iac::run(ctx, args).await,
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Man(args) => commands::man::run(args, Cli::command()),
-        Command::Trail(TrailCommand::Scan(args)) => commands::trail_scan::run(&ctx, args).await,
+        Command::Trail(TrailCommand::Scan(args)) => commands::trail_scan::run(ctx, args).await,
     }
 }

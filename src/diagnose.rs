@@ -1,6 +1,7 @@
 //! One key, troubleshot: its state and eligibility, rotation status and
 //! history, CloudTrail rotation failures grouped by caller and error, the
-//! key-policy statements that deny rotation, its grants, the open findings
+//! key-policy statements that deny rotation or name a deleted principal, its
+//! grants, the open findings
 //! the rules make for it, and a verdict with the fix. The same report is
 //! built from a live account ([`live`]) or from a bundle ([`from_bundle`]).
 //!
@@ -57,6 +58,21 @@ pub struct DenyStatement {
     pub unaffected: Option<String>,
 }
 
+/// A key-policy statement that names, in its Principal or NotPrincipal, the
+/// unique id AWS shows for a deleted user or role.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OrphanedStatement {
+    pub sid: Option<String>,
+    /// Position in the policy, from 1.
+    pub index: usize,
+    pub effect: String,
+    /// The ids are named in NotPrincipal.
+    pub not_principal: bool,
+    /// `Action: a, b` or `NotAction: a, b`.
+    pub actions: String,
+    pub principals: Vec<key_policy::UniqueIdPrincipal>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub key: KeyRecord,
@@ -64,6 +80,8 @@ pub struct Report {
     pub rotation_events: Vec<EventRow>,
     pub failures: Vec<FailureGroup>,
     pub deny_statements: Vec<DenyStatement>,
+    /// Statements naming a deleted principal by its unique id.
+    pub orphaned_principals: Vec<OrphanedStatement>,
     /// `None` when grants were not read (a bundle does not hold them).
     pub grants: Option<Vec<Grant>>,
     /// The moment the findings speak for.
@@ -103,12 +121,29 @@ pub fn failures(events: &[EventRow]) -> Vec<FailureGroup> {
     out
 }
 
-/// The key-policy statements that deny rotation actions.
-pub fn deny_statements(policy: Option<&str>) -> Result<Vec<DenyStatement>, String> {
+/// The key-policy statements that deny rotation actions, and those that name
+/// a deleted principal, from the flattening the rules read
+/// (`policy_statements`).
+pub fn policy_statements(
+    policy: Option<&str>,
+) -> Result<(Vec<DenyStatement>, Vec<OrphanedStatement>), String> {
     let Some(policy) = policy else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
-    Ok(key_policy::statements(policy)?
+    let statements = key_policy::statements(policy)?;
+    let orphaned = statements
+        .iter()
+        .filter(|s| !s.unique_id_principals.is_empty())
+        .map(|s| OrphanedStatement {
+            sid: s.sid.clone(),
+            index: s.index,
+            effect: s.effect.clone(),
+            not_principal: s.not_principal,
+            actions: s.actions.clone(),
+            principals: s.unique_id_principals.clone(),
+        })
+        .collect();
+    let deny = statements
         .into_iter()
         .filter(|s| !s.denied_rotation_actions.is_empty())
         .map(|s| DenyStatement {
@@ -123,7 +158,8 @@ pub fn deny_statements(policy: Option<&str>) -> Result<Vec<DenyStatement>, Strin
             condition: s.condition,
             unaffected: s.unaffected,
         })
-        .collect())
+        .collect();
+    Ok((deny, orphaned))
 }
 
 /// The open findings the rules make for the key `key_arn` from `evidence`,
@@ -147,8 +183,12 @@ pub fn open_findings(
 /// the first `--region`, else the configured one), its grants, and
 /// LookupEvents for the last [`lookup::RETENTION_DAYS`] days; judged as of
 /// now by `rules` with `policy`.
+///
+/// With the organization flags, the key's account (from its ARN) is read
+/// through the role assumed in it, as every other read of that account is.
 pub async fn live(ctx: &Ctx, wanted: &str, rules: &[Rule], policy: &Policy) -> Result<Report> {
-    let config = ctx.aws().await?;
+    let account = aws::arn_account(wanted).filter(|_| wanted.starts_with("arn:"));
+    let config = &ctx.config_for_account(account).await?;
     let region = match aws::arn_region(wanted).filter(|_| wanted.starts_with("arn:")) {
         Some(r) => r.to_string(),
         None => match ctx
@@ -340,11 +380,11 @@ pub fn build(
         .collect();
     rotation_events.sort_by_key(|e| e.event_time);
     let failures = failures(&events);
-    let deny = match deny_statements(key.key_policy.as_deref()) {
-        Ok(d) => d,
+    let (deny, orphaned) = match policy_statements(key.key_policy.as_deref()) {
+        Ok(found) => found,
         Err(e) => {
             gaps.push(format!("key policy not analysed: {e}"));
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
     if key.key_policy.is_none() && key.eligibility != Some(Eligibility::AwsManaged) {
@@ -357,6 +397,7 @@ pub fn build(
         rotation_events,
         failures,
         deny_statements: deny,
+        orphaned_principals: orphaned,
         grants,
         as_of,
         findings,
@@ -552,6 +593,27 @@ pub fn render_text(r: &Report) -> String {
                 .as_deref()
                 .map(|u| format!("; leaves out {}", d(u)))
                 .unwrap_or_default()
+        ));
+    }
+    s.push_str(&format!(
+        "\nKey policy statements naming a deleted principal: {}\n",
+        r.orphaned_principals.len()
+    ));
+    for o in &r.orphaned_principals {
+        let ids = o
+            .principals
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        s.push_str(&format!(
+            "  {}: {} {} to {}{ids} (a unique id: the principal was deleted)\n",
+            o.sid
+                .clone()
+                .unwrap_or_else(|| format!("#{} (no Sid)", o.index)),
+            o.effect,
+            o.actions,
+            if o.not_principal { "everyone but " } else { "" },
         ));
     }
     match &r.grants {

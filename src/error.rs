@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::aws::ErrorInfo;
+use crate::aws::{ContactError, ErrorInfo};
 
 /// The exit classes. Codes are part of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,16 @@ pub enum Error {
     /// Anything else that stops the run.
     #[error("{message}")]
     Fatal { message: String, hint: String },
+    /// The run could not start talking to AWS: no or refused credentials,
+    /// an unknown profile, an expired SSO session, an unreachable endpoint.
+    #[error(transparent)]
+    Contact(ContactError),
+}
+
+impl From<ContactError> for Error {
+    fn from(e: ContactError) -> Self {
+        Error::Contact(e)
+    }
 }
 
 impl Error {
@@ -128,19 +138,22 @@ impl Error {
         .into()
     }
 
-    pub fn hint(&self) -> &str {
+    pub fn hints(&self) -> Vec<String> {
         match self {
             Error::Usage { hint, .. }
             | Error::Input { hint, .. }
             | Error::Aws { hint, .. }
-            | Error::Fatal { hint, .. } => hint,
+            | Error::Fatal { hint, .. } => vec![hint.clone()],
+            Error::Contact(e) => e.hints(),
         }
     }
 
     pub fn exit_class(&self) -> ExitClass {
         match self {
             Error::Usage { .. } => ExitClass::Usage,
-            Error::Input { .. } | Error::Aws { .. } | Error::Fatal { .. } => ExitClass::Fatal,
+            Error::Input { .. } | Error::Aws { .. } | Error::Fatal { .. } | Error::Contact(_) => {
+                ExitClass::Fatal
+            }
         }
     }
 }
@@ -172,7 +185,9 @@ pub fn render(err: &anyhow::Error) -> String {
     }
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
-            out.push_str(&format!("\nhint: {}", display_safe(e.hint())));
+            for hint in e.hints() {
+                out.push_str(&format!("\nhint: {}", display_safe(&hint)));
+            }
         }
     }
     out

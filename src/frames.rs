@@ -113,6 +113,9 @@ pub mod col {
     pub const RECIPIENT_ACCOUNT_ID: &str = "recipient_account_id";
     pub const SHARED_EVENT_ID: &str = "shared_event_id";
     pub const LINKED_EVENT_ID: &str = "linked_event_id";
+    /// `valid`, `altered` or `unverifiable`: the log file integrity of the
+    /// file an event came from (`--validate`); empty when not validated.
+    pub const LOG_INTEGRITY: &str = "log_integrity";
     /// Derived at assess time: how an event's key_arn was found when the
     /// record named the key by alias (see `rules::derived`).
     pub const KEY_ARN_VIA: &str = "key_arn_via";
@@ -144,6 +147,16 @@ pub mod col {
     pub const DAYS_WITH_LOGS: &str = "days_with_logs";
     pub const DAYS_MISSING: &str = "days_missing";
     pub const MISSING_DAYS: &str = "missing_days";
+    pub const DAYS_QUIET: &str = "days_quiet";
+    /// Whether the day ledger was judged with CloudTrail's signed digests.
+    pub const VALIDATED: &str = "validated";
+    pub const FILE_KIND: &str = "file_kind";
+    pub const OUTCOME: &str = "outcome";
+    pub const FILES: &str = "files";
+    pub const FIRST_HOUR: &str = "first_hour";
+    pub const LAST_HOUR: &str = "last_hour";
+    pub const HOURS: &str = "hours";
+    pub const EXAMPLES: &str = "examples";
     pub const DAY: &str = "day";
 
     pub const SID: &str = "sid";
@@ -158,6 +171,8 @@ pub mod col {
     pub const UNAFFECTED: &str = "unaffected";
     pub const DENIES_ENABLE: &str = "denies_enable";
     pub const DENIES_ON_DEMAND: &str = "denies_on_demand";
+    pub const UNIQUE_ID_PRINCIPALS: &str = "unique_id_principals";
+    pub const NOT_PRINCIPAL: &str = "not_principal";
 
     pub const NEXT_DAY_LOGGED: &str = "next_day_logged";
 
@@ -279,6 +294,7 @@ pub const EVENTS: Schema = Schema {
         c(col::SHARED_EVENT_ID, Kind::Str),
         c(col::LINKED_EVENT_ID, Kind::Str),
         c(col::SOURCE, Kind::Str),
+        c(col::LOG_INTEGRITY, Kind::Str),
     ],
 };
 
@@ -291,6 +307,7 @@ pub const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("events", col::SHARED_EVENT_ID),
     ("events", col::LINKED_EVENT_ID),
     ("events", col::SESSION_ISSUER_ARN),
+    ("events", col::LOG_INTEGRITY),
 ];
 
 /// One row per finding (issue 4). `finding_id` is stable for the same rule,
@@ -342,6 +359,25 @@ pub const TRAIL_DAYS: Schema = Schema {
         c(col::DAYS_WITH_LOGS, Kind::Int),
         c(col::DAYS_MISSING, Kind::Int),
         c(col::MISSING_DAYS, Kind::Str),
+        c(col::DAYS_QUIET, Kind::Int),
+        c(col::VALIDATED, Kind::Bool),
+    ],
+};
+
+/// Log file integrity problems (`--validate`), one row per account, region,
+/// kind of file and outcome: how many files, which hours, a few of their keys.
+pub const TRAIL_INTEGRITY_PROBLEMS: Schema = Schema {
+    name: "trail_integrity_problems",
+    columns: &[
+        c(col::ACCOUNT_ID, Kind::Str),
+        c(col::REGION, Kind::Str),
+        c(col::FILE_KIND, Kind::Str),
+        c(col::OUTCOME, Kind::Str),
+        c(col::FILES, Kind::Int),
+        c(col::FIRST_HOUR, Kind::Time),
+        c(col::LAST_HOUR, Kind::Time),
+        c(col::HOURS, Kind::Str),
+        c(col::EXAMPLES, Kind::Str),
     ],
 };
 
@@ -422,7 +458,8 @@ pub const TRAIL_ROTATIONS: Schema = Schema {
 };
 
 /// Key policy statements, one row each, with the rotation actions a Deny
-/// covers and whom it leaves out.
+/// covers, whom it leaves out, and the principals it names by the bare unique
+/// id AWS shows for a deleted user or role.
 pub const POLICY_STATEMENTS: Schema = Schema {
     name: "policy_statements",
     columns: &[
@@ -440,6 +477,8 @@ pub const POLICY_STATEMENTS: Schema = Schema {
         c(col::DENIES_ON_DEMAND, Kind::Bool),
         c(col::EVERYONE, Kind::Bool),
         c(col::UNAFFECTED, Kind::Str),
+        c(col::UNIQUE_ID_PRINCIPALS, Kind::Str),
+        c(col::NOT_PRINCIPAL, Kind::Bool),
     ],
 };
 
@@ -722,6 +761,7 @@ mod tests {
             PARAMS,
             TRAIL_DAYS,
             TRAIL_LOG_DAYS,
+            TRAIL_INTEGRITY_PROBLEMS,
             POLICY_STATEMENTS,
             EXEMPTIONS,
             KEY_CLOCK,
@@ -750,7 +790,7 @@ key_policy"
             "event_id,event_time,event_name,event_type,event_source,aws_region,account_id,key_arn,\
 key_id,principal_arn,principal_type,session_issuer_arn,caller_account_id,invoked_by,source_ip,user_agent,\
 error_code,error_message,rotation_type,rotation_period_days,request_id,recipient_account_id,shared_event_id,\
-linked_event_id,source"
+linked_event_id,source,log_integrity"
         );
         assert_eq!(
             IAC_FINDINGS.names().join(","),

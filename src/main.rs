@@ -37,7 +37,11 @@ fn main() {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Quiet by default: the SDK's own warnings (an IMDS region lookup that
+    // failed, a provider that gave no credentials) restate, in its words,
+    // what kmsrot says in one line with a hint. RUST_LOG shows them.
+    let filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("kmsrot=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

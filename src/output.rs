@@ -479,6 +479,13 @@ pub fn prepare_out_dir(out: &Path, force: bool, inputs: &[&Path]) -> Result<()> 
     Ok(())
 }
 
+/// Removes `dir` if it is an empty folder; anything else is left alone.
+/// `remove_dir` refuses a folder with entries, so a file written meanwhile
+/// is never lost.
+pub fn remove_if_empty(dir: &Path) {
+    let _ = std::fs::remove_dir(dir);
+}
+
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Writes a file atomically: `fill` writes into a new temporary file beside
@@ -706,11 +713,15 @@ impl Table {
                     .map(|row| {
                         let mut obj = Map::new();
                         for (h, cell) in self.headers.iter().zip(row) {
-                            // Counts print as numbers so scripts need not parse them.
+                            // Counts print as numbers so scripts need not parse them;
+                            // an identifier with a leading zero (an account id
+                            // such as 075474548211) stays text, or the zero is lost.
+                            let leading_zero = cell.len() > 1 && cell.starts_with('0');
                             let v = cell
                                 .parse::<i64>()
-                                .map(Value::from)
-                                .unwrap_or_else(|_| Value::String(cell.clone()));
+                                .ok()
+                                .filter(|_| !leading_zero)
+                                .map_or_else(|| Value::String(cell.clone()), Value::from);
                             obj.insert(h.clone(), v);
                         }
                         Value::Object(obj)
@@ -850,6 +861,19 @@ mod tests {
     }
 
     #[test]
+    fn json_tables_keep_the_leading_zero_of_an_account_id() {
+        let mut t = Table::new(["account", "keys"]);
+        t.row(["075474548211", "0"]);
+        t.row(["111122223333", "12"]);
+        let mut out = Vec::new();
+        t.print(Format::Json, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[0]["account"], "075474548211");
+        assert_eq!(v[0]["keys"], 0);
+        assert_eq!(v[1]["keys"], 12);
+    }
+
+    #[test]
     fn printed_tables_escape_terminal_controls_and_formulas() {
         let mut t = Table::new(["key", "error"]);
         t.row(["alias/\u{1b}]0;pwned\u{7}", "\u{1b}[2J=cmd|' /C calc'!A0"]);
@@ -971,6 +995,24 @@ mod tests {
         assert!(err.contains("not empty"), "{err}");
         prepare_out_dir(&out, true, &[&bundle]).unwrap();
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn only_an_empty_folder_is_removed_after_a_failed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        remove_if_empty(&empty);
+        assert!(!empty.exists());
+        let used = dir.path().join("used");
+        std::fs::create_dir(&used).unwrap();
+        std::fs::write(used.join("keys.csv"), "x").unwrap();
+        remove_if_empty(&used);
+        assert!(used.join("keys.csv").exists());
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        remove_if_empty(&file);
+        assert!(file.exists());
     }
 
     #[test]

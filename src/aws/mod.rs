@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -11,9 +11,15 @@ use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::Error;
 
+pub mod accounts;
+pub mod assume;
+pub mod budget;
+pub mod identity;
 pub mod raw;
 pub mod regions;
 pub mod signing;
+
+pub use identity::{who_am_i, ContactError, Network, Origin};
 
 /// The AWS-facing part of the global flags, after parsing.
 #[derive(Debug, Clone, Default)]
@@ -22,13 +28,30 @@ pub struct AwsOptions {
     /// As typed: region names, or `all`. Empty means "the configured region".
     pub regions: Vec<String>,
     pub endpoint_url: Option<String>,
+    /// `--accounts`, `--ou`, the role to assume and the run's budget.
+    pub accounts: accounts::AccountOptions,
 }
 
 /// Loads the shared SDK configuration the way the AWS CLI does: the standard
 /// credential chain (env, profile, SSO, IMDS, assume-role), `AWS_*` variables,
-/// then the flags on top.
-pub async fn load_config(opts: &AwsOptions) -> SdkConfig {
+/// then the flags on top. The profile is checked first: one that does not
+/// exist is an error, not a fall-through to the instance role. IMDS is
+/// bounded to a few seconds, for region and credentials alike.
+pub async fn load_config(opts: &AwsOptions) -> Result<(SdkConfig, Origin), ContactError> {
+    let origin = identity::origin(opts.profile.as_deref()).await?;
+    // A concrete region given on the command line also seeds the default
+    // region, so single-region runs work without a profile.
+    let first = opts
+        .regions
+        .iter()
+        .flat_map(|r| r.split(','))
+        .map(str::trim)
+        .find(|r| !r.is_empty() && *r != "all");
+    let region = identity::region(first, opts.profile.as_deref()).await;
+    let credentials = identity::credentials(opts.profile.as_deref(), region.clone()).await;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials)
         // Adaptive retry backs off on throttling across every call of a client,
         // which is what a fan-out over thousands of keys needs. AWS_MAX_ATTEMPTS
         // still sets the attempts, as it does for the CLI.
@@ -45,12 +68,7 @@ pub async fn load_config(opts: &AwsOptions) -> SdkConfig {
     if let Some(url) = &opts.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    // A concrete region given on the command line also seeds the default
-    // region, so single-region runs work without a profile.
-    if let Some(first) = opts.regions.iter().find(|r| r.as_str() != "all") {
-        loader = loader.region(Region::new(first.clone()));
-    }
-    loader.load().await
+    Ok((loader.load().await, origin))
 }
 
 fn max_attempts() -> u32 {
@@ -88,6 +106,30 @@ pub fn kms(config: &SdkConfig, region: &str) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&for_region(config, region))
 }
 
+/// A KMS client for one account and region of a fan-out. Each gets its own
+/// retry partition: the SDK's default is one per Region, shared by every
+/// account in the process, so adaptive backoff after one account's
+/// throttling would slow every other account's calls in that Region. KMS
+/// throttles per account and Region, and so does this client.
+pub fn kms_for_account(
+    config: &SdkConfig,
+    region: &str,
+    account: &str,
+    recorder: Option<&raw::RawRecorder>,
+    meter: Option<&budget::Meter>,
+) -> aws_sdk_kms::Client {
+    let mut conf = aws_sdk_kms::config::Builder::from(&for_region(config, region)).retry_partition(
+        aws_sdk_kms::config::retry::RetryPartition::new(format!("kms-{account}-{region}")),
+    );
+    if let Some(r) = recorder {
+        conf = conf.interceptor(r.clone());
+    }
+    if let Some(m) = meter {
+        conf = conf.interceptor(m.clone());
+    }
+    aws_sdk_kms::Client::from_conf(conf.build())
+}
+
 /// A KMS client whose answers are also kept by `recorder` (for `raw/`).
 pub fn kms_recorded(
     config: &SdkConfig,
@@ -114,10 +156,22 @@ pub fn sts(config: &SdkConfig) -> aws_sdk_sts::Client {
 
 /// S3 client. With a custom endpoint (an emulator, a VPC endpoint, MinIO) use
 /// path-style addressing, since such endpoints rarely serve bucket subdomains.
+/// That includes an S3-only endpoint (`AWS_ENDPOINT_URL_S3`, or `endpoint_url`
+/// in the profile's `services` section), which the SDK reads per service.
 pub fn s3(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
     let regional = for_region(config, region);
     let mut builder = aws_sdk_s3::config::Builder::from(&regional);
-    if regional.endpoint_url().is_some() {
+    let s3_endpoint = regional.service_config().and_then(|c| {
+        c.load_config(
+            aws_types::service_config::ServiceConfigKey::builder()
+                .service_id("S3")
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok()?,
+        )
+    });
+    if regional.endpoint_url().is_some() || s3_endpoint.is_some() {
         builder = builder.force_path_style(true);
     }
     aws_sdk_s3::Client::from_conf(builder.build())
@@ -130,6 +184,10 @@ pub struct ErrorInfo {
     /// of failure (`DispatchFailure`, `TimeoutError`, `ResponseError`).
     pub code: String,
     pub message: String,
+    /// Set when the request got no answer at all: the network failed, not
+    /// AWS. A run where every region failed this way could not reach AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
 }
 
 impl std::fmt::Display for ErrorInfo {
@@ -138,12 +196,21 @@ impl std::fmt::Display for ErrorInfo {
     }
 }
 
+// So a credentials provider can carry it as its error's source.
+impl std::error::Error for ErrorInfo {}
+
 impl ErrorInfo {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         ErrorInfo {
             code: code.into(),
             message: message.into(),
+            network: None,
         }
+    }
+
+    /// The request never got an answer (refused, DNS, TLS, timeout).
+    pub fn is_unreachable(&self) -> bool {
+        self.network.is_some()
     }
 
     pub fn from_sdk<E, R>(err: &SdkError<E, R>) -> Self
@@ -159,9 +226,26 @@ impl ErrorInfo {
                     inner.message().unwrap_or("the service gave no message"),
                 )
             }
-            SdkError::TimeoutError(_) => ErrorInfo::new("TimeoutError", "the request timed out"),
+            SdkError::TimeoutError(_) => ErrorInfo {
+                network: Some(Network::Timeout),
+                ..ErrorInfo::new("TimeoutError", "the request timed out")
+            },
             SdkError::DispatchFailure(e) => {
-                ErrorInfo::new("DispatchFailure", source_chain(err, &format!("{e:?}")))
+                let network = e
+                    .as_connector_error()
+                    .and_then(|c| identity::network_failure(c))
+                    .map(|(n, _)| n)
+                    .or_else(|| {
+                        (e.is_timeout() || e.is_io()).then_some(if e.is_timeout() {
+                            Network::Timeout
+                        } else {
+                            Network::Connection
+                        })
+                    });
+                ErrorInfo {
+                    network,
+                    ..ErrorInfo::new("DispatchFailure", source_chain(err, &format!("{e:?}")))
+                }
             }
             SdkError::ResponseError(_) => {
                 ErrorInfo::new("ResponseError", source_chain(err, "unreadable response"))
@@ -211,26 +295,6 @@ pub struct CallerIdentity {
     pub account: String,
     pub arn: String,
     pub user_id: String,
-}
-
-pub async fn caller_identity(config: &SdkConfig) -> Result<CallerIdentity> {
-    let out = sts(config)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| {
-            Error::aws(
-                "STS GetCallerIdentity",
-                ErrorInfo::from_sdk(&e),
-                "check your credentials: `aws sts get-caller-identity` should work with the same profile and region",
-            )
-        })
-        .context("could not identify the caller")?;
-    Ok(CallerIdentity {
-        account: out.account().unwrap_or_default().to_string(),
-        arn: out.arn().unwrap_or_default().to_string(),
-        user_id: out.user_id().unwrap_or_default().to_string(),
-    })
 }
 
 /// The account id inside an ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`).

@@ -27,6 +27,8 @@ use crate::output::write_json_file;
 /// One recorded call.
 #[derive(Debug, Clone)]
 pub struct RawCall {
+    /// The account the call was made in, for runs over several accounts.
+    pub account: Option<String>,
     pub service: String,
     pub operation: String,
     pub region: String,
@@ -38,6 +40,7 @@ pub struct RawCall {
 #[derive(Debug, Clone, Default)]
 pub struct RawRecorder {
     calls: Arc<Mutex<Vec<RawCall>>>,
+    account: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +99,7 @@ impl Intercept for RawRecorder {
             .unwrap_or_else(|| "global".into());
         if let Ok(mut calls) = self.calls.lock() {
             calls.push(RawCall {
+                account: self.account.clone(),
                 service,
                 operation,
                 region,
@@ -112,19 +116,30 @@ impl RawRecorder {
         Self::default()
     }
 
+    /// The same record, labelling what it records with `account`: a run
+    /// over several accounts keeps each one's answers under `raw/ACCOUNT/`.
+    pub fn for_account(&self, account: &str) -> Self {
+        RawRecorder {
+            calls: self.calls.clone(),
+            account: Some(account.to_string()),
+        }
+    }
+
     pub fn calls(&self) -> Vec<RawCall> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// Writes every call under `dir` (`raw/`), returning the files written.
     ///
-    /// Layout: `SERVICE/REGION/operation-name/NAME.json`, NAME being the key
-    /// id for per-key calls and `page-N` otherwise, plus `index.json`.
+    /// Layout: `SERVICE/REGION/operation-name/NAME.json` (under `ACCOUNT/`
+    /// for calls labelled with an account), NAME being the key id for
+    /// per-key calls and `page-N` otherwise, plus `index.json`.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let mut calls = self.calls();
         // Stable files whatever order concurrent calls finished in.
         calls.sort_by(|a, b| {
             (
+                &a.account,
                 &a.service,
                 &a.region,
                 &a.operation,
@@ -132,6 +147,7 @@ impl RawRecorder {
                 a.request.to_string(),
             )
                 .cmp(&(
+                    &b.account,
                     &b.service,
                     &b.region,
                     &b.operation,
@@ -148,7 +164,11 @@ impl RawRecorder {
             let base = request_key(&call.request)
                 .map(|k| k.rsplit('/').next().unwrap_or(&k).replace(':', "_"))
                 .unwrap_or_else(|| "page".into());
-            let folder = dir.join(&service).join(&call.region).join(&op);
+            let root = match &call.account {
+                Some(a) => dir.join(a),
+                None => dir.to_path_buf(),
+            };
+            let folder = root.join(&service).join(&call.region).join(&op);
             let n = pages.entry(folder.join(&base)).or_insert(0);
             *n += 1;
             let name = if *n == 1 && base != "page" {
@@ -164,14 +184,18 @@ impl RawRecorder {
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            index.push(json!({
+            let mut entry = json!({
                 "file": rel,
                 "service": call.service,
                 "operation": call.operation,
                 "region": call.region,
                 "request": call.request,
                 "cli": cli_command(&service, &op, &call.region, &call.request),
-            }));
+            });
+            if let (Some(a), Some(obj)) = (&call.account, entry.as_object_mut()) {
+                obj.insert("account".into(), json!(a));
+            }
+            index.push(entry);
             written.push(path);
         }
         if !index.is_empty() {

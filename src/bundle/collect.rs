@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 
-use super::{AuditWindow, Coverage, Manifest, SourceEntry, COVERAGE, FORMAT_VERSION};
-use crate::aws;
+use super::{
+    AuditWindow, Coverage, Manifest, ManifestAccount, ManifestOrganization, SourceEntry, COVERAGE,
+    FORMAT_VERSION,
+};
 use crate::aws::raw::RawRecorder;
 use crate::context::Ctx;
-use crate::error::{render, Error, Outcome};
+use crate::error::{Error, Outcome};
 use crate::frames::time::show_time;
 use crate::frames::{EVENTS, KEYS, ROTATIONS};
 use crate::inventory::{self, Inventory, Limits};
@@ -48,6 +50,8 @@ pub struct Collected {
     pub trail: Option<TrailCoverage>,
     pub coverage: Coverage,
     pub manifest: Manifest,
+    /// Over several accounts: accounts by outcome, requests, in flight.
+    pub fan_out: Option<String>,
 }
 
 /// Reads KMS and CloudTrail and writes the bundle.
@@ -59,18 +63,17 @@ pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
     let (since, until) = audit_window(ctx, &req.window, collected_at)?;
 
     let config = ctx.aws().await?;
-    let caller = match aws::caller_identity(config).await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            ctx.progress
-                .note(&format!("warning: {}", render(&e).replace('\n', " ")));
-            None
-        }
-    };
-    let plan = ctx.region_plan().await?.clone();
-    let regions = plan.regions.clone();
+    let caller = Some(ctx.caller().await?.clone());
     let recorder = RawRecorder::new();
-    let inv = inventory::read(config, plan, req.limits, &ctx.progress, Some(&recorder)).await?;
+    let inv = inventory::read_run(ctx, req.limits, Some(&recorder)).await?;
+    // The regions asked, in their order, then any other an account enabled
+    // (`--region all` asks each account).
+    let mut regions: Vec<String> = inv.coverage.region_plan.regions.clone();
+    for r in inv.coverage.accounts.iter().flat_map(|a| a.regions.iter()) {
+        if !regions.contains(r) {
+            regions.push(r.clone());
+        }
+    }
 
     let mut filter = req.filter.clone();
     filter.window = Window {
@@ -78,6 +81,18 @@ pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
         until: Some(until),
     };
     filter.scope.regions = regions.clone();
+    if ctx.is_multi_account() && filter.scope.accounts.is_empty() {
+        // An organization's bundle speaks for the accounts asked: the trail
+        // archive is pruned to them, and each gets a day ledger, so one whose
+        // logs are missing shows as a gap rather than as silence.
+        filter.scope.accounts = inv
+            .coverage
+            .accounts
+            .iter()
+            .filter(|a| a.status != inventory::AccountStatus::Skipped)
+            .map(|a| a.account_id.clone())
+            .collect();
+    }
     let (events, trail_cov) = if req.trails.is_empty() {
         (Vec::new(), None)
     } else {
@@ -97,15 +112,26 @@ pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
         .keys
         .iter()
         .filter_map(|k| k.account_id.clone())
+        .chain(
+            inv.coverage
+                .accounts
+                .iter()
+                .filter(|a| a.status != inventory::AccountStatus::Skipped)
+                .map(|a| a.account_id.clone()),
+        )
         .collect();
     if let Some(c) = &caller {
         accounts.push(c.account.clone());
     }
     accounts.sort();
     accounts.dedup();
+    let kms_source = match inv.coverage.accounts.len() {
+        0 => format!("KMS in {}", regions.join(", ")),
+        n => format!("KMS in {n} accounts, in {}", regions.join(", ")),
+    };
     let mut sources = vec![SourceEntry {
         kind: "kms-api".into(),
-        source: format!("KMS in {}", regions.join(", ")),
+        source: kms_source,
         covers_from: Some(collected_at),
         covers_to: Some(collected_at),
         note: Some(
@@ -155,9 +181,45 @@ pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
         simulated,
         assessment: None,
         files: Default::default(),
+        organization: None,
+        account_details: Vec::new(),
     };
+    if ctx.is_multi_account() {
+        let plan = ctx.account_plan().await?;
+        manifest.organization = Some(ManifestOrganization {
+            id: plan.organization.as_ref().map(|o| o.id.clone()),
+            management_account_id: plan
+                .organization
+                .as_ref()
+                .and_then(|o| o.management_account_id.clone()),
+            selected_by: plan.selected_by.clone(),
+        });
+        manifest.account_details = inv
+            .coverage
+            .accounts
+            .iter()
+            .map(|a| ManifestAccount {
+                account_id: a.account_id.clone(),
+                name: a.name.clone(),
+                ou_path: a.ou_path.clone(),
+                role_arn: a.role_arn.clone(),
+                session_name: a.session_name.clone(),
+                read: matches!(
+                    a.status,
+                    inventory::AccountStatus::Read | inventory::AccountStatus::Partial
+                ),
+                status: a.status.as_str().to_string(),
+                note: match (&a.error, &a.note) {
+                    (Some(e), _) => Some(e.to_string()),
+                    (None, n) => n.clone(),
+                },
+            })
+            .collect();
+    }
     manifest.seal(out)?;
+    let fan_out = inventory::fan_out_note(&inv, &ctx.meter().reading());
     Ok(Collected {
+        fan_out,
         out: out.clone(),
         inventory: inv,
         events,
@@ -192,8 +254,12 @@ fn audit_window(
 }
 
 impl Collected {
-    /// One row per region: keys, eligibility, rotation, events, days without logs.
+    /// One row per region: keys, eligibility, rotation, events, days without
+    /// logs; over several accounts, one row per account.
     pub fn summary_table(&self) -> Table {
+        if !self.inventory.coverage.accounts.is_empty() {
+            return inventory::summary_table(&self.inventory);
+        }
         let mut table = Table::new([
             "region",
             "keys",
@@ -235,11 +301,18 @@ impl Collected {
     /// the bundle is.
     pub fn notes(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .coverage
-            .gaps()
-            .into_iter()
-            .map(|g| format!("partial: {}", crate::output::display_safe(&g)))
+            .trail
+            .iter()
+            .flat_map(|t| t.integrity.iter())
+            .flat_map(|i| i.summary())
             .collect();
+        lines.extend(
+            self.coverage
+                .gaps()
+                .into_iter()
+                .map(|g| format!("partial: {}", crate::output::display_safe(&g))),
+        );
+        lines.extend(self.fan_out.clone());
         if let Some(t) = &self.trail {
             lines.extend(t.query_costs().into_iter().map(|c| format!("note: {c}")));
         }

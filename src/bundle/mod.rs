@@ -100,6 +100,32 @@ pub struct MatchedKey {
     pub aliases: Vec<String>,
 }
 
+/// One account of a bundle collected over several (`--accounts`, `--ou`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestAccount {
+    pub account_id: String,
+    pub name: Option<String>,
+    pub ou_path: Option<String>,
+    /// The role assumed to read it; `None`: the caller's own credentials.
+    pub role_arn: Option<String>,
+    pub session_name: Option<String>,
+    /// Whether its keys are in the bundle (fully or partly).
+    pub read: bool,
+    /// `read`, `partial`, `not_read` or `skipped`.
+    pub status: String,
+    /// Why it was not read, or skipped.
+    pub note: Option<String>,
+}
+
+/// The organization a bundle was collected from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestOrganization {
+    pub id: Option<String>,
+    pub management_account_id: Option<String>,
+    /// How the accounts were chosen (`--accounts org`, `--ou ...`).
+    pub selected_by: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub format: u32,
@@ -117,6 +143,24 @@ pub struct Manifest {
     pub assessment: Option<AssessmentEntry>,
     /// Relative path (with `/`) → SHA-256, for every file but the manifest.
     pub files: BTreeMap<String, String>,
+    /// Set when the bundle covers several accounts: how they were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<ManifestOrganization>,
+    /// Every account asked for, read or not, with its name, OU path and the
+    /// role used. Empty for a bundle of the caller's account alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub account_details: Vec<ManifestAccount>,
+}
+
+impl Manifest {
+    /// The accounts whose keys are not (all) in the bundle, though they were
+    /// asked for: their compliance cannot be judged from it.
+    pub fn accounts_not_read(&self) -> Vec<&ManifestAccount> {
+        self.account_details
+            .iter()
+            .filter(|a| a.status == "not_read")
+            .collect()
+    }
 }
 
 /// `coverage.json`.
@@ -474,6 +518,8 @@ mod tests {
             simulated: None,
             assessment: None,
             files: BTreeMap::new(),
+            organization: None,
+            account_details: Vec::new(),
         }
     }
 

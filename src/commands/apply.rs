@@ -15,7 +15,9 @@
 //! each call and skips it, saying what changed, unless it is exactly in the
 //! state the plan recorded (rotation on/off, period, key state, deletion
 //! date); never lengthens a period; acts only on keys of the caller's own
-//! account. Outcomes: enabled, skipped (reason), failed (error code),
+//! account, or of an account the approval records a role for (approved with
+//! --accounts), as that role, assumed once per account (refused when
+//! --role-name names another). Outcomes: enabled, skipped (reason), failed (error code),
 //! in_flight (a call whose answer was lost: settled by re-reading the key at
 //! the end of the run or on the next one, never by sending it again).
 //!
@@ -32,7 +34,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::context::Ctx;
 use crate::error::Outcome;
@@ -73,7 +75,7 @@ pub struct Args {
     pub concurrency: u16,
 
     /// Changing calls (EnableKeyRotation, ...) per second in each region.
-    #[arg(long, default_value_t = 5.0, value_name = "PER_SECOND")]
+    #[arg(long, default_value_t = 5.0, value_name = "PER_SECOND", value_parser = parse_rate)]
     pub rate: f64,
 
     /// Start no new action after this many throttling or access failures in a row.
@@ -81,12 +83,20 @@ pub struct Args {
     pub max_consecutive_failures: u32,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
-    if !(args.rate > 0.0 && args.rate <= 1000.0) {
-        bail!("--rate {}: must be above 0 and at most 1000", args.rate);
+/// Checked while parsing, so a bad rate is a usage error before any AWS call.
+fn parse_rate(s: &str) -> std::result::Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if rate > 0.0 && rate <= 1000.0 {
+        Ok(rate)
+    } else {
+        Err(format!("{s}: must be above 0 and at most 1000"))
     }
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
+    let executor = ctx.caller().await?.clone();
     let report = apply::run(
-        ctx.aws().await?,
+        ctx,
         &ApplyRequest {
             approval: args.approval.clone(),
             journal: args.journal.clone(),
@@ -98,6 +108,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             concurrency: usize::from(args.concurrency),
             rate_per_region: args.rate,
             now: ctx.clock.now(),
+            executor,
         },
     )
     .await?;

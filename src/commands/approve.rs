@@ -8,8 +8,10 @@
 //! interactive multi-select offers each action.
 //!
 //! Before writing, it shows what is approved: per action the account,
-//! region, key and alias, the state the plan saw, the calls, and why (the
-//! findings it closes), with the plan's age. An action that cancels a key's
+//! region, key and alias, the state the plan saw, the calls, why (the
+//! findings it closes) and what it adds to the KMS bill over twelve months,
+//! with the plan's age and the projected added cost of the selection and of
+//! the whole plan at the plan's price. An action that cancels a key's
 //! scheduled deletion gets a confirmation line of its own: on a terminal a
 //! separate yes/no question per key, otherwise --confirm-cancel-deletion.
 //!
@@ -23,12 +25,10 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use chrono::SubsecRound;
 
-use crate::aws;
 use crate::context::Ctx;
 use crate::error::{Error, Outcome};
 use crate::output::Table;
@@ -100,6 +100,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let review = approval::review(&plan, &selected, now);
     print_review(ctx, &review.rows)?;
     eprintln!("{}", review.plan_line);
+    eprintln!("{}", review.cost_line);
     for line in review.rows.iter().filter_map(|r| r.confirmation.as_ref()) {
         eprintln!("{line}");
         if args.confirm_cancel_deletion {
@@ -134,18 +135,26 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         }
     };
     // The caller identity is corroboration, not a requirement: approving is
-    // an offline act and must work without credentials (signing does not).
-    let config = ctx.aws().await?;
-    let caller = tokio::time::timeout(Duration::from_secs(10), aws::caller_identity(config))
-        .await
-        .ok()
-        .and_then(|r| r.ok());
+    // an offline act and works without credentials. Signing does not, and
+    // then the caller check has already run (it is up front for --sign-with).
+    let signer = match &args.sign_with {
+        Some(key) => Some((ctx.aws().await?, key.as_str())),
+        None => None,
+    };
+    let caller = match ctx.caller().await {
+        Ok(c) => Some(c.clone()),
+        Err(e) => {
+            eprintln!("note: the approval records no STS caller: {e}");
+            None
+        }
+    };
     let plan_file = std::fs::canonicalize(&args.plan)
         .unwrap_or_else(|_| args.plan.clone())
         .display()
         .to_string();
+    let access = approval_access(ctx, &plan, &selected, caller.as_ref())?;
     let approval = approval::create(
-        config,
+        signer,
         NewApproval {
             plan: &plan,
             plan_file,
@@ -155,8 +164,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             valid_for: args.valid_for,
             note: args.note,
             selected,
+            access,
         },
-        args.sign_with.as_deref(),
         &args.out,
     )
     .await?;
@@ -180,8 +189,49 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     Ok(Outcome::Complete)
 }
 
+/// With the organization flags, the role each selected action of another
+/// account runs under (`--role-name` in that account), for the approver to
+/// approve with it. The approver's own account needs none; without the
+/// caller's identity every account is another's.
+fn approval_access(
+    ctx: &Ctx,
+    plan: &crate::remediate::plan::Plan,
+    selected: &[String],
+    caller: Option<&crate::aws::CallerIdentity>,
+) -> Result<Vec<approval::ActionAccess>> {
+    if !ctx.is_multi_account() {
+        return Ok(Vec::new());
+    }
+    let opts = &ctx.aws_options().accounts;
+    let partition = caller
+        .and_then(|c| crate::aws::arn_partition(&c.arn))
+        .unwrap_or("aws");
+    let mut out = Vec::new();
+    for id in selected {
+        let Some(a) = plan.action(id) else { continue };
+        if caller.is_some_and(|c| c.account == a.account_id) {
+            continue;
+        }
+        out.push(approval::ActionAccess {
+            action_id: id.clone(),
+            account_id: a.account_id.clone(),
+            role_arn: opts.role_arn(partition, &a.account_id),
+        });
+    }
+    Ok(out)
+}
+
 fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {
-    let mut table = Table::new(["account", "region", "key", "action", "now", "calls", "why"]);
+    let mut table = Table::new([
+        "account",
+        "region",
+        "key",
+        "action",
+        "now",
+        "calls",
+        "why",
+        "added cost (12 months)",
+    ]);
     for r in rows {
         table.row([
             r.account.clone(),
@@ -191,6 +241,7 @@ fn print_review(ctx: &Ctx, rows: &[ReviewRow]) -> Result<()> {
             r.now.clone(),
             r.calls.clone(),
             r.why.clone(),
+            r.added_cost.clone(),
         ]);
     }
     table.print_stdout(ctx.output)
@@ -206,7 +257,7 @@ fn interactive(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<St
         .filter_map(|a| {
             let r = review.rows.iter().find(|r| r.action_id == a.action_id)?;
             Some(format!(
-                "{} {} {} {} [{}] {} {} -> {}; {}",
+                "{} {} {} {} [{}] {} {} -> {}; {}; adds {} in 12 months",
                 r.account,
                 r.region,
                 r.key,
@@ -215,14 +266,15 @@ fn interactive(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<St
                 display_safe(a.planned_state.key_spec.as_deref().unwrap_or("?")),
                 r.now,
                 r.calls,
-                r.why
+                r.why,
+                r.added_cost
             ))
         })
         .collect();
     let picked = dialoguer::MultiSelect::new()
         .with_prompt(format!(
-            "{}\nSelect the actions to approve (space toggles, enter confirms)",
-            review.plan_line
+            "{}\n{}\nSelect the actions to approve (space toggles, enter confirms)",
+            review.plan_line, review.cost_line
         ))
         .items(&items)
         .interact_opt()

@@ -109,8 +109,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     phases.inc(1);
 
     phases.set_message("report");
-    let written = report::write_bundle_report(&bundle_dir, &report_dir, None, false, false)
-        .context("audit: report")?;
+    let written = report::write_bundle_report(
+        &bundle_dir,
+        &report_dir,
+        None,
+        false,
+        false,
+        report::due::DEFAULT_DUE_WITHIN,
+    )
+    .context("audit: report")?;
     eprintln!("{}", written.summary_line());
     phases.inc(1);
     phases.finish_and_clear();

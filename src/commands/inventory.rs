@@ -47,6 +47,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     for g in inv.coverage.gaps() {
         eprintln!("partial: {}", crate::output::display_safe(&g));
     }
+    if let Some(line) = inventory::fan_out_note(&inv, &ctx.meter().reading()) {
+        eprintln!("{line}");
+    }
     eprintln!(
         "{} keys, {} rotations written to {}",
         inv.keys.len(),

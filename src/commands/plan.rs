@@ -1,4 +1,4 @@
-//! `kmsrot plan BUNDLE --out plan.json [--policy kmsrot.toml] [--rotation-period-days N] [--include-pending-deletion]`
+//! `kmsrot plan BUNDLE --out plan.json [--policy kmsrot.toml] [--rotation-period-days N] [--include-pending-deletion] [--allow-modified] [--price-per-key-month USD]`
 //!
 //! One action per key that needs one, each with the key's state as planned
 //! and the open findings it closes (when `kmsrot assess` has run on the
@@ -15,6 +15,13 @@
 //! custom key store, disabled, pending deletion) and exempted keys are listed
 //! apart with the reason, never as actions. The period is
 //! --rotation-period-days (90..=2560) or the policy's maximum (default 365).
+//! Each action carries what it adds to the KMS bill over the next twelve
+//! months at AWS's list prices ($1 a key-month; the first and second rotation
+//! each add $1 a month, prorated hourly; later ones nothing), counted from the
+//! key's rotations so far and its planned period; the plan carries the total,
+//! which `approve` shows. --price-per-key-month replaces the $1 (negotiated
+//! rates, other partitions).
+//!
 //! `plan_sha256` is SHA-256 over the plan's canonical JSON without that field;
 //! `approve` and `apply` refuse a plan that no longer matches it.
 //!
@@ -28,6 +35,7 @@ use crate::args::PolicyArgs;
 use crate::context::Ctx;
 use crate::error::Outcome;
 use crate::output::Table;
+use crate::remediate::cost::Usd;
 use crate::remediate::plan::{self, PlanOptions};
 use crate::remediate::{display_safe, write_json_atomic};
 
@@ -56,6 +64,11 @@ pub struct Args {
     /// Plan even when the bundle does not match its manifest.
     #[arg(long)]
     pub allow_modified: bool,
+
+    /// The price of a key-month, and of each billed key version, in USD for the
+    /// cost projection (default: AWS's list price, 1.00).
+    #[arg(long, value_name = "USD", value_parser = Usd::parse)]
+    pub price_per_key_month: Option<Usd>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -68,12 +81,21 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             include_pending_deletion: args.include_pending_deletion,
             now: ctx.clock.now(),
             allow_modified: args.allow_modified,
+            price_per_key_month: args.price_per_key_month,
         },
     )
     .with_context(|| format!("planning from {}", args.bundle.display()))?;
     write_json_atomic(&args.out, &plan)?;
 
-    let mut table = Table::new(["action_id", "key", "region", "action", "calls", "closes"]);
+    let mut table = Table::new([
+        "action_id",
+        "key",
+        "region",
+        "action",
+        "calls",
+        "closes",
+        "added_cost_12mo",
+    ]);
     for a in &plan.actions {
         table.row([
             a.action_id.clone(),
@@ -82,6 +104,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             a.action.to_string(),
             a.calls.join(" + "),
             a.closes_findings.len().to_string(),
+            format!("${}", a.projected_cost.added_usd),
         ]);
     }
     table.print_stdout(ctx.output)?;
@@ -103,6 +126,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
         args.out.display(),
         plan.plan_sha256
     );
+    eprintln!("{}", plan::cost_line(&plan));
     if !plan.findings_read {
         eprintln!(
             "note: the bundle has no findings (run `kmsrot assess`); actions list no finding ids"

@@ -1,9 +1,11 @@
-//! `kmsrot report BUNDLE --out DIR [--as-of DATE] [--sign-with KEY] [--upload s3://BUCKET/PREFIX [--object-lock-days N]]`
+//! `kmsrot report BUNDLE --out DIR [--as-of DATE] [--account ID] [--due-within DAYS] [--sign-with KEY] [--upload s3://BUCKET/PREFIX [--object-lock-days N]]`
 //!
 //! The auditor-facing report of an assessed bundle. Offline unless signing or
 //! uploading is asked for:
 //!
 //!   report.md, report.html   summary, findings by rule with their controls,
+//!                            keys coming due (overdue first, 30/60/90-day
+//!                            buckets up to --due-within, default 90),
 //!                            per-key detail and history, charts (inline SVG),
 //!                            coverage and gaps, exemptions, the method
 //!   keys/rotations/events/findings .csv .parquet .json   the frames
@@ -16,7 +18,9 @@
 //!   SHA256SUMS               every file written (`sha256sum -c SHA256SUMS`)
 //!
 //! `--as-of` fixes the date rotation ages are measured at (default: the
-//! assessment's as-of, so a report is reproducible).
+//! assessment's as-of, so a report is reproducible). `--account ID` renders
+//! one account of an organization's bundle (`collect --accounts ...`): its
+//! keys, findings, coverage and frames only.
 //!
 //! `--sign-with KEY` signs the SHA-256 of the bundle's manifest.json with an
 //! asymmetric KMS key (Sign, RSASSA_PSS_SHA_256, MessageType DIGEST), writing
@@ -70,6 +74,12 @@ pub struct Args {
     #[arg(long, value_name = "DATE", value_parser = parse_until)]
     pub as_of: Option<DateTime<Utc>>,
 
+    /// The keys coming due section: keys due within this many days (buckets
+    /// 30/60/90), overdue keys first.
+    #[arg(long, value_name = "DAYS", default_value_t = report::due::DEFAULT_DUE_WITHIN,
+          value_parser = report::due::parse_due_within)]
+    pub due_within: i64,
+
     /// Sign the bundle's manifest with this asymmetric KMS key (id, ARN or alias).
     #[arg(long, value_name = "KEY")]
     pub sign_with: Option<String>,
@@ -86,6 +96,11 @@ pub struct Args {
     /// Object Lock mode for uploaded objects.
     #[arg(long, value_enum, default_value_t = LockMode::Compliance, requires = "upload")]
     pub object_lock_mode: LockMode,
+
+    /// Render one account of an organization's bundle: its keys, findings
+    /// and coverage only (the frames beside the report are that account's).
+    #[arg(long = "account", value_name = "ACCOUNT")]
+    pub account: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
@@ -101,12 +116,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             crate::output::display_safe(&info.key_id)
         );
     }
-    let written = report::write_bundle_report(
+    let written = report::write_bundle_report_for(
         &args.bundle,
         &args.out,
         ctx.clock.requested_as_of(),
+        args.account.as_deref(),
         args.force,
         args.allow_modified,
+        args.due_within,
     )?;
     eprintln!("{}", written.summary_line());
     if let Some(url) = &args.upload {

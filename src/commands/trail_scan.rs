@@ -97,6 +97,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     crate::output::prepare_out_dir(&args.out, args.force, &local)?;
     let scan = trail::sources::scan_into(ctx, &args.sources, &opts, &args.out).await?;
     scan.summary_table().print_stdout(ctx.output)?;
+    if let Some(i) = &scan.coverage.integrity {
+        for line in i.summary() {
+            eprintln!("{line}");
+        }
+    }
     for g in scan.coverage.gaps() {
         eprintln!("partial: {}", crate::output::display_safe(&g));
     }

@@ -1,7 +1,8 @@
 //! `kmsrot verify JOURNAL --out validation.json`
 //!
 //! Is the approved work done? Re-reads every key the apply journal records as
-//! enabled (GetKeyRotationStatus; for a cancelled deletion DescribeKey too)
+//! enabled (with --accounts/--ou, in each account through the role assumed
+//! there) (GetKeyRotationStatus; for a cancelled deletion DescribeKey too)
 //! and writes the validation summary: requested, enabled, confirmed, skipped,
 //! failed, in flight, missing, and each discrepancy (key, expected,
 //! observed).
@@ -41,8 +42,23 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
             args.journal.display()
         );
     }
+    // With the organization flags, each account's keys are re-read through
+    // the role assumed in it, as they were changed.
+    let mut configs = std::collections::HashMap::new();
+    if ctx.is_multi_account() {
+        let accounts: std::collections::BTreeSet<&str> = replay
+            .requested
+            .iter()
+            .map(|q| q.account_id.as_str())
+            .collect();
+        for account in accounts {
+            let got = ctx.account_access(account).await.map(|a| a.config.clone());
+            configs.insert(account.to_string(), got);
+        }
+    }
     let v = verify::verify(
         ctx.aws().await?,
+        &configs,
         &args.journal.display().to_string(),
         &replay,
     )

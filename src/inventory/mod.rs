@@ -10,20 +10,21 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use aws_config::SdkConfig;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_async::future::pagination_stream::PaginationStream;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::aws::accounts::AccountTarget;
+use crate::aws::budget::Budget;
 use crate::aws::regions::RegionPlan;
-use crate::aws::{self, ErrorInfo};
+use crate::aws::{self, AwsOptions, ContactError, ErrorInfo, Network};
 use crate::context::Ctx;
 use crate::frames::time::rfc3339;
 use crate::frames::{col, Cell, FrameBuilder, KEYS, ROTATIONS};
 use crate::output::{write_frame, write_json_file, Table};
-use crate::progress::{Bar, Progress};
+use crate::progress::Bar;
 
 pub mod eligibility;
 pub mod grants;
@@ -102,6 +103,9 @@ pub struct RotationRecord {
 /// How one region went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegionCoverage {
+    /// The account, in a run over several accounts (`--accounts`, `--ou`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     pub region: String,
     pub status: RegionStatus,
     pub keys_listed: usize,
@@ -138,9 +142,67 @@ impl RegionStatus {
     }
 }
 
+/// How one account of a run over several went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Every region asked was read.
+    Read,
+    /// Some region or key could not be read.
+    Partial,
+    /// Nothing could be read: the role was refused, or the account's regions
+    /// could not be reached. No key of it is in the bundle.
+    NotRead,
+    /// Never tried: the organization lists it SUSPENDED, PENDING_CLOSURE...
+    Skipped,
+}
+
+impl AccountStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccountStatus::Read => "read",
+            AccountStatus::Partial => "partial",
+            AccountStatus::NotRead => "not_read",
+            AccountStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Whether what was asked of the account was all read. A skipped
+    /// account was not asked: it is listed, and it is no gap.
+    pub fn is_complete(&self) -> bool {
+        matches!(self, AccountStatus::Read | AccountStatus::Skipped)
+    }
+}
+
+/// One account of a run over several accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCoverage {
+    pub account_id: String,
+    pub name: Option<String>,
+    pub ou_path: Option<String>,
+    /// Its state in the organization, when Organizations listed it.
+    pub org_state: Option<String>,
+    /// The role assumed to read it; `None`: the caller's own account, read
+    /// with the caller's credentials.
+    pub role_arn: Option<String>,
+    pub session_name: Option<String>,
+    pub status: AccountStatus,
+    /// The regions asked in it.
+    pub regions: Vec<String>,
+    pub keys: usize,
+    /// Why it was not (fully) read: the AssumeRole refusal, or the first
+    /// region's failure.
+    pub error: Option<ErrorInfo>,
+    /// What the person running kmsrot can do about it, or why it was skipped.
+    pub note: Option<String>,
+}
+
 /// A call about one key that failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyError {
+    /// The account, in a run over several accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     pub region: String,
     pub key_arn: String,
     pub operation: String,
@@ -156,27 +218,58 @@ pub struct InventoryCoverage {
     pub key_errors: Vec<KeyError>,
     /// Requests sent per operation (first attempts; SDK retries not counted).
     pub api_calls: BTreeMap<String, u64>,
+    /// Each account of a run over several (`--accounts`, `--ou`): how it was
+    /// reached and how much of it was read. Empty for the caller's account
+    /// alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountCoverage>,
 }
 
 impl InventoryCoverage {
     /// One line per gap, for stderr.
     pub fn gaps(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for a in &self.accounts {
+            if a.status == AccountStatus::NotRead {
+                let name = a
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                let why = a
+                    .error
+                    .as_ref()
+                    .map_or_else(|| "no answer".to_string(), ErrorInfo::to_string);
+                let role = a
+                    .role_arn
+                    .as_deref()
+                    .map(|r| format!(" assuming {r}"))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "account {}{name} not read{role}: {why}; none of its keys is in this bundle",
+                    a.account_id
+                ));
+            }
+        }
         for r in &self.regions {
+            let place = match &r.account_id {
+                Some(a) => format!("account {a} region {}", r.region),
+                None => format!("region {}", r.region),
+            };
             match (r.status, &r.error) {
-                (RegionStatus::Failed, Some(e)) => {
-                    out.push(format!("region {} not read: {e}", r.region))
-                }
-                (RegionStatus::Partial, Some(e)) => {
-                    out.push(format!("region {} partly read: {e}", r.region))
-                }
+                (RegionStatus::Failed, Some(e)) => out.push(format!("{place} not read: {e}")),
+                (RegionStatus::Partial, Some(e)) => out.push(format!("{place} partly read: {e}")),
                 _ => {}
             }
         }
         for k in &self.key_errors {
+            let place = match &k.account_id {
+                Some(a) => format!("{a} {}", k.region),
+                None => k.region.clone(),
+            };
             out.push(format!(
-                "key {} ({}): {} failed: {}",
-                k.key_arn, k.region, k.operation, k.error
+                "key {} ({place}): {} failed: {}",
+                k.key_arn, k.operation, k.error
             ));
         }
         out
@@ -227,12 +320,10 @@ impl Default for Limits {
     }
 }
 
-/// `kmsrot inventory`: reads the run's regions and writes `keys.*`,
-/// `rotations.*` and `coverage.json` into `out`.
+/// `kmsrot inventory`: reads the run's accounts and regions and writes
+/// `keys.*`, `rotations.*` and `coverage.json` into `out`.
 pub async fn read_into(ctx: &Ctx, out: &Path, limits: Limits) -> Result<Inventory> {
-    let config = ctx.aws().await?;
-    let plan = ctx.region_plan().await?.clone();
-    let inv = read(config, plan, limits, &ctx.progress, None).await?;
+    let inv = read_run(ctx, limits, None).await?;
     write_frame(out, &KEYS, &mut inv.keys_frame()?)?;
     write_frame(out, &ROTATIONS, &mut inv.rotations_frame()?)?;
     let coverage = serde_json::json!({
@@ -243,37 +334,67 @@ pub async fn read_into(ctx: &Ctx, out: &Path, limits: Limits) -> Result<Inventor
     Ok(inv)
 }
 
-/// Reads every key of every planned region. With a recorder, every answer is
-/// also kept for the bundle's `raw/` folder.
-pub async fn read(
-    config: &SdkConfig,
-    plan: RegionPlan,
+/// Reads every key the run asks for: the caller's account in its regions,
+/// or, with `--accounts`/`--ou`, every account of the selection. With a
+/// recorder, every answer is also kept for the bundle's `raw/` folder.
+pub async fn read_run(
+    ctx: &Ctx,
     limits: Limits,
-    progress: &Progress,
     recorder: Option<&aws::raw::RawRecorder>,
 ) -> Result<Inventory> {
+    if ctx.is_multi_account() {
+        return read_accounts(ctx, limits, recorder).await;
+    }
+    let config = ctx.aws().await?;
+    let plan = ctx.region_plan().await?.clone();
     let calls = Arc::new(CallCounter::default());
-    let bar = progress.bar("keys", 0);
-    let results: Vec<RegionResult> = stream::iter(plan.regions.clone())
+    let bar = ctx.progress.bar("keys", 0);
+    let work = Work {
+        limits,
+        budget: ctx.budget(),
+        calls: &calls,
+        bar: &bar,
+    };
+    let results = read_regions(&work, &plan, |region| match recorder {
+        Some(r) => aws::kms_recorded(config, region, r),
+        None => aws::kms(config, region),
+    })
+    .await;
+    bar.finish_and_clear();
+    let inv = assemble(plan, results, Vec::new(), calls.snapshot());
+    // Not one region answered, each for want of a network rather than a
+    // refusal by AWS: a table of zeros would read as "nothing there".
+    if let Some(e) = unreachable_everywhere(config, &inv.coverage.regions) {
+        return Err(crate::error::Error::from(e).into());
+    }
+    Ok(inv)
+}
+
+/// What every task of one run shares.
+struct Work<'a> {
+    limits: Limits,
+    budget: &'a Budget,
+    calls: &'a Arc<CallCounter>,
+    bar: &'a Bar,
+}
+
+/// Reads the regions of one account, `limits.regions` at a time, each with
+/// the client `client` makes for it. Failures in regions the built-in list
+/// guessed (opt-in, never enabled) are marked as such.
+async fn read_regions(
+    work: &Work<'_>,
+    plan: &RegionPlan,
+    client: impl Fn(&str) -> aws_sdk_kms::Client,
+) -> Vec<RegionResult> {
+    let mut results: Vec<RegionResult> = stream::iter(plan.regions.clone())
         .map(|region| {
-            let client = match recorder {
-                Some(r) => aws::kms_recorded(config, &region, r),
-                None => aws::kms(config, &region),
-            };
-            let calls = calls.clone();
-            let bar = bar.clone();
-            async move { read_region(client, region, limits.keys_per_region, calls, bar).await }
+            let client = client(&region);
+            async move { read_region(client, region, work).await }
         })
-        .buffer_unordered(limits.regions.max(1))
+        .buffer_unordered(work.limits.regions.max(1))
         .collect()
         .await;
-    bar.finish_and_clear();
-
-    let mut keys = Vec::new();
-    let mut rotations = Vec::new();
-    let mut regions = Vec::new();
-    let mut key_errors = Vec::new();
-    for mut r in results {
+    for r in &mut results {
         if r.coverage.status == RegionStatus::Failed
             && plan.is_unconfirmed_opt_in(&r.coverage.region)
         {
@@ -288,22 +409,52 @@ pub async fn read(
                 r.coverage.status = RegionStatus::NotEnabled;
             }
         }
+    }
+    results
+}
+
+/// One inventory from the regions (of every account) read.
+fn assemble(
+    plan: RegionPlan,
+    results: Vec<RegionResult>,
+    accounts: Vec<AccountCoverage>,
+    api_calls: BTreeMap<String, u64>,
+) -> Inventory {
+    let mut keys = Vec::new();
+    let mut rotations = Vec::new();
+    let mut regions = Vec::new();
+    let mut key_errors = Vec::new();
+    for r in results {
         keys.extend(r.keys);
         rotations.extend(r.rotations);
         regions.push(r.coverage);
         key_errors.extend(r.key_errors);
     }
     // Stable output order whatever order the tasks finished in.
-    regions.sort_by(|a, b| a.region.cmp(&b.region));
-    keys.sort_by(|a, b| (&a.region, &a.arn).cmp(&(&b.region, &b.arn)));
+    regions.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
+    keys.sort_by(|a, b| {
+        (&a.account_id, &a.region, &a.arn).cmp(&(&b.account_id, &b.region, &b.arn))
+    });
     rotations.sort_by(|a, b| {
-        (&a.region, &a.key_arn, a.rotation_date).cmp(&(&b.region, &b.key_arn, b.rotation_date))
+        (&a.account_id, &a.region, &a.key_arn, a.rotation_date).cmp(&(
+            &b.account_id,
+            &b.region,
+            &b.key_arn,
+            b.rotation_date,
+        ))
     });
     key_errors.sort_by(|a, b| {
-        (&a.region, &a.key_arn, &a.operation).cmp(&(&b.region, &b.key_arn, &b.operation))
+        (&a.account_id, &a.region, &a.key_arn, &a.operation).cmp(&(
+            &b.account_id,
+            &b.region,
+            &b.key_arn,
+            &b.operation,
+        ))
     });
-    let complete = key_errors.is_empty() && regions.iter().all(|r| r.status.is_complete());
-    Ok(Inventory {
+    let complete = key_errors.is_empty()
+        && regions.iter().all(|r| r.status.is_complete())
+        && accounts.iter().all(|a| a.status.is_complete());
+    Inventory {
         keys,
         rotations,
         coverage: InventoryCoverage {
@@ -311,8 +462,228 @@ pub async fn read(
             region_plan: plan,
             regions,
             key_errors,
-            api_calls: calls.snapshot(),
+            api_calls,
+            accounts,
         },
+    }
+}
+
+/// The accounts of `--accounts`/`--ou`, read concurrently under the run's
+/// one budget: each account's role is assumed once (before any of its
+/// regions), its regions read as the caller's would be, and an account that
+/// cannot be reached is recorded, never dropped.
+async fn read_accounts(
+    ctx: &Ctx,
+    limits: Limits,
+    recorder: Option<&aws::raw::RawRecorder>,
+) -> Result<Inventory> {
+    let plan = ctx.account_plan().await?.clone();
+    let base = ctx.region_plan().await?.clone();
+    let want_all = ctx
+        .aws_options()
+        .regions
+        .iter()
+        .flat_map(|r| r.split(','))
+        .any(|r| r.trim() == "all");
+    let to_read: Vec<&AccountTarget> = plan.to_read().collect();
+    let accounts_bar = ctx.progress.bar("accounts", to_read.len() as u64);
+    let keys_bar = ctx.progress.bar("keys", 0);
+    let calls = Arc::new(CallCounter::default());
+    let work = Work {
+        limits,
+        budget: ctx.budget(),
+        calls: &calls,
+        bar: &keys_bar,
+    };
+    let reading = stream::iter(to_read)
+        .map(|t| {
+            let (work, base, accounts_bar) = (&work, &base, &accounts_bar);
+            async move {
+                let r = read_account(ctx, t, base, want_all, work, recorder).await;
+                accounts_bar.inc(1);
+                r
+            }
+        })
+        // Every account started needs a slot to move; more would only wait.
+        .buffer_unordered(ctx.budget().size())
+        .collect::<Vec<_>>();
+    let (done, paths) = tokio::join!(reading, ctx.org_ou_paths());
+    keys_bar.finish_and_clear();
+    accounts_bar.finish_and_clear();
+    let paths = match paths {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.progress.note(&format!(
+                "warning: OU paths not known (Organizations ListRoots / ListOrganizationalUnitsForParent: {e}); the accounts were read all the same"
+            ));
+            BTreeMap::new()
+        }
+    };
+
+    let mut results = Vec::new();
+    let mut accounts = Vec::new();
+    for (mut account, regions) in done {
+        if account.ou_path.is_none() {
+            account.ou_path = paths.get(&account.account_id).cloned();
+        }
+        accounts.push(account);
+        results.extend(regions);
+    }
+    for t in plan.targets.iter().filter(|t| t.skip.is_some()) {
+        accounts.push(AccountCoverage {
+            account_id: t.account_id.clone(),
+            name: t.name.clone(),
+            ou_path: t
+                .ou_path
+                .clone()
+                .or_else(|| paths.get(&t.account_id).cloned()),
+            org_state: t.org_state.clone(),
+            role_arn: None,
+            session_name: None,
+            status: AccountStatus::Skipped,
+            regions: Vec::new(),
+            keys: 0,
+            error: None,
+            note: t.skip.clone(),
+        });
+    }
+    accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    let mut calls = calls.snapshot();
+    let assumed = ctx.assume_role_calls();
+    if assumed > 0 {
+        calls.insert("sts:AssumeRole".into(), assumed);
+    }
+    Ok(assemble(base, results, accounts, calls))
+}
+
+/// One account: its role assumed (the caller's account is read with the
+/// caller's own credentials), its regions resolved (`--region all` asks
+/// each account which regions it has enabled), then read.
+async fn read_account(
+    ctx: &Ctx,
+    t: &AccountTarget,
+    base: &RegionPlan,
+    want_all: bool,
+    work: &Work<'_>,
+    recorder: Option<&aws::raw::RawRecorder>,
+) -> (AccountCoverage, Vec<RegionResult>) {
+    let mut cov = AccountCoverage {
+        account_id: t.account_id.clone(),
+        name: t.name.clone(),
+        ou_path: t.ou_path.clone(),
+        org_state: t.org_state.clone(),
+        role_arn: t.role_arn.clone(),
+        session_name: t
+            .role_arn
+            .as_ref()
+            .map(|_| ctx.aws_options().accounts.session_name.clone()),
+        status: AccountStatus::Read,
+        regions: Vec::new(),
+        keys: 0,
+        error: None,
+        note: None,
+    };
+    let access = match ctx.account_access(&t.account_id).await {
+        Ok(a) => a,
+        Err(e) => {
+            cov.status = AccountStatus::NotRead;
+            cov.note = Some(crate::aws::assume::refusal_hint(
+                &e,
+                t.role_arn.as_deref().unwrap_or("the role"),
+            ));
+            cov.error = Some(e);
+            return (cov, Vec::new());
+        }
+    };
+    let plan = if want_all && !t.is_caller {
+        let _slot = work.budget.slot().await;
+        let all = AwsOptions {
+            regions: vec!["all".into()],
+            ..ctx.aws_options().clone()
+        };
+        match crate::aws::regions::resolve(&access.config, &all).await {
+            Ok(p) => p,
+            Err(_) => base.clone(),
+        }
+    } else {
+        base.clone()
+    };
+    cov.regions = plan.regions.clone();
+    let recorder = recorder.map(|r| r.for_account(&t.account_id));
+    let meter = ctx.meter();
+    let mut results = read_regions(work, &plan, |region| {
+        aws::kms_for_account(
+            &access.config,
+            region,
+            &t.account_id,
+            recorder.as_ref(),
+            Some(meter),
+        )
+    })
+    .await;
+    for r in &mut results {
+        r.coverage.account_id = Some(t.account_id.clone());
+        for k in &mut r.key_errors {
+            k.account_id = Some(t.account_id.clone());
+        }
+    }
+    cov.keys = results.iter().map(|r| r.keys.len()).sum();
+    let failed: Vec<&RegionCoverage> = results
+        .iter()
+        .map(|r| &r.coverage)
+        .filter(|c| !c.status.is_complete())
+        .collect();
+    let key_errors = results.iter().any(|r| !r.key_errors.is_empty());
+    if !failed.is_empty() || key_errors {
+        let none_read = !results.is_empty()
+            && results
+                .iter()
+                .all(|r| r.coverage.status == RegionStatus::Failed);
+        cov.status = if none_read {
+            AccountStatus::NotRead
+        } else {
+            AccountStatus::Partial
+        };
+        cov.error = failed.first().and_then(|c| c.error.clone()).or_else(|| {
+            results
+                .iter()
+                .flat_map(|r| r.key_errors.first())
+                .next()
+                .map(|k| k.error.clone())
+        });
+    }
+    (cov, results)
+}
+
+/// The error for a run where every region failed to answer at all.
+fn unreachable_everywhere(
+    config: &aws_config::SdkConfig,
+    regions: &[RegionCoverage],
+) -> Option<ContactError> {
+    let all_unreachable = regions.iter().all(|r| {
+        r.status == RegionStatus::Failed && r.error.as_ref().is_some_and(ErrorInfo::is_unreachable)
+    });
+    let first = regions.first()?.error.as_ref()?;
+    if !all_unreachable {
+        return None;
+    }
+    let network = first.network?;
+    let endpoint = match config.endpoint_url() {
+        Some(url) => url.to_string(),
+        None => format!(
+            "the KMS endpoint of {}",
+            regions
+                .iter()
+                .map(|r| r.region.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Some(ContactError::Unreachable {
+        endpoint,
+        network,
+        detail: matches!(network, Network::Tls | Network::Connection)
+            .then(|| first.message.clone()),
     })
 }
 
@@ -323,17 +694,14 @@ struct RegionResult {
     key_errors: Vec<KeyError>,
 }
 
-async fn read_region(
-    client: aws_sdk_kms::Client,
-    region: String,
-    concurrency: usize,
-    calls: Arc<CallCounter>,
-    bar: Bar,
-) -> RegionResult {
+async fn read_region(client: aws_sdk_kms::Client, region: String, work: &Work<'_>) -> RegionResult {
+    let (budget, calls, bar) = (work.budget, work.calls, work.bar);
+    let concurrency = work.limits.keys_per_region;
     let failed = |error: ErrorInfo, listed: usize| RegionResult {
         keys: Vec::new(),
         rotations: Vec::new(),
         coverage: RegionCoverage {
+            account_id: None,
             region: region.clone(),
             status: RegionStatus::Failed,
             keys_listed: listed,
@@ -343,45 +711,52 @@ async fn read_region(
         key_errors: Vec::new(),
     };
 
-    // ListKeys: Limit 1000 is the API maximum; the paginator follows Marker.
-    let mut listed: Vec<(String, String)> = Vec::new();
-    let pages = client.list_keys().limit(1000).into_paginator().send();
-    let listing = each_page(pages, "ListKeys", &calls, |page| {
-        for k in page.keys() {
-            if let (Some(id), Some(arn)) = (k.key_id(), k.key_arn()) {
-                listed.push((id.to_string(), arn.to_string()));
+    // ListKeys (Limit 1000 is the API maximum; the paginator follows
+    // Marker) and ListAliases for the whole region in one pass rather than
+    // one per key, side by side: neither needs the other's answer.
+    let list_keys = async {
+        let _slot = budget.slot().await;
+        let mut listed: Vec<(String, String)> = Vec::new();
+        let pages = client.list_keys().limit(1000).into_paginator().send();
+        let r = each_page(pages, "ListKeys", calls, |page| {
+            for k in page.keys() {
+                if let (Some(id), Some(arn)) = (k.key_id(), k.key_arn()) {
+                    listed.push((id.to_string(), arn.to_string()));
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
+        (listed, r)
+    };
+    let list_aliases = async {
+        let _slot = budget.slot().await;
+        let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
+        let pages = client.list_aliases().limit(100).into_paginator().send();
+        let r = each_page(pages, "ListAliases", calls, |page| {
+            for a in page.aliases() {
+                if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {
+                    aliases
+                        .entry(target.to_string())
+                        .or_default()
+                        .push(name.to_string());
+                }
+            }
+        })
+        .await;
+        (aliases, r.err())
+    };
+    let ((listed, listing), (mut aliases, alias_error)) = tokio::join!(list_keys, list_aliases);
     if let Err(e) = listing {
         return failed(e, listed.len());
     }
     bar.inc_length(listed.len() as u64);
-
-    // Aliases for the whole region in one pass, rather than one ListAliases
-    // per key.
-    let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
-    let pages = client.list_aliases().limit(100).into_paginator().send();
-    let alias_error = each_page(pages, "ListAliases", &calls, |page| {
-        for a in page.aliases() {
-            if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {
-                aliases
-                    .entry(target.to_string())
-                    .or_default()
-                    .push(name.to_string());
-            }
-        }
-    })
-    .await
-    .err();
     for names in aliases.values_mut() {
         names.sort();
     }
 
     let client = &client;
     let aliases = &aliases;
-    let calls_ref = &calls;
+    let calls_ref = calls;
     let region_ref = &region;
     let alias_known = alias_error.is_none();
     let per_key: Vec<KeyResult> = stream::iter(listed.iter().cloned())
@@ -389,6 +764,8 @@ async fn read_region(
             let key_aliases = aliases.get(&id).cloned().unwrap_or_default();
             let bar = bar.clone();
             async move {
+                // One slot per key: its calls go one after another.
+                let _slot = budget.slot().await;
                 let r = read_key(
                     client,
                     region_ref,
@@ -423,6 +800,7 @@ async fn read_region(
     };
     if let Some(e) = &alias_error {
         key_errors.push(KeyError {
+            account_id: None,
             region: region.clone(),
             key_arn: "*".into(),
             operation: "ListAliases".into(),
@@ -434,6 +812,7 @@ async fn read_region(
         keys,
         rotations,
         coverage: RegionCoverage {
+            account_id: None,
             region: region.clone(),
             status,
             keys_listed: listed.len(),
@@ -500,6 +879,7 @@ async fn read_key(
             None => line,
         });
         errors.push(KeyError {
+            account_id: None,
             region: region.to_string(),
             key_arn: arn.to_string(),
             operation: op.to_string(),
@@ -842,9 +1222,139 @@ pub fn summarize(inv: &Inventory) -> Vec<RegionSummary> {
     by_region.into_values().collect()
 }
 
+/// The line a run over several accounts ends with on stderr: accounts by
+/// outcome, requests sent, AssumeRole calls, requests in flight on average.
+pub fn fan_out_note(inv: &Inventory, meter: &aws::budget::MeterReading) -> Option<String> {
+    let a = &inv.coverage.accounts;
+    if a.is_empty() {
+        return None;
+    }
+    let count = |s: AccountStatus| a.iter().filter(|x| x.status == s).count();
+    Some(format!(
+        "{} accounts: {} read, {} partly read, {} not read, {} skipped; {} requests ({} AssumeRole) in {:.1} s, {:.1} in flight on average (at most {})",
+        a.len(),
+        count(AccountStatus::Read),
+        count(AccountStatus::Partial),
+        count(AccountStatus::NotRead),
+        count(AccountStatus::Skipped),
+        meter.requests,
+        inv.coverage.api_calls.get("sts:AssumeRole").copied().unwrap_or(0),
+        meter.wall_seconds,
+        meter.average_in_flight,
+        meter.max_in_flight,
+    ))
+}
+
+/// Per-account counts, for a run over several accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AccountSummary {
+    pub account_id: String,
+    pub name: String,
+    /// `read`, `partial`, `not_read`, `skipped`.
+    pub status: String,
+    pub regions: usize,
+    pub keys: usize,
+    pub customer_managed: usize,
+    pub eligible: usize,
+    pub rotation_on: usize,
+    pub rotation_off: usize,
+    pub unknown: usize,
+}
+
+/// One row per account of the run, in account order; empty for the caller's
+/// account alone.
+pub fn summarize_accounts(inv: &Inventory) -> Vec<AccountSummary> {
+    let mut rows: BTreeMap<&str, AccountSummary> = inv
+        .coverage
+        .accounts
+        .iter()
+        .map(|a| {
+            (
+                a.account_id.as_str(),
+                AccountSummary {
+                    account_id: a.account_id.clone(),
+                    name: a.name.clone().unwrap_or_default(),
+                    status: a.status.as_str().to_string(),
+                    regions: a.regions.len(),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    for k in &inv.keys {
+        let Some(s) = k.account_id.as_deref().and_then(|a| rows.get_mut(a)) else {
+            continue;
+        };
+        s.keys += 1;
+        if k.key_manager.as_deref() == Some("CUSTOMER")
+            && k.eligibility != Some(Eligibility::AwsManaged)
+        {
+            s.customer_managed += 1;
+        }
+        match k.eligibility {
+            Some(Eligibility::Eligible) => {
+                s.eligible += 1;
+                match k.rotation_enabled {
+                    Some(true) => s.rotation_on += 1,
+                    Some(false) => s.rotation_off += 1,
+                    None => s.unknown += 1,
+                }
+            }
+            None => s.unknown += 1,
+            Some(_) => {}
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// One row per account (status, keys, eligible, rotation on/off/unknown),
+/// for stdout in a run over several accounts.
+pub fn account_table(rows: &[AccountSummary]) -> Table {
+    let mut table = Table::new([
+        "account",
+        "name",
+        "status",
+        "regions",
+        "keys",
+        "customer_managed",
+        "eligible",
+        "rotation_on",
+        "rotation_off",
+        "unknown",
+    ]);
+    for s in rows {
+        // A key not read is never counted as fine: an account not read has
+        // no numbers, not zeros.
+        let n = |v: usize| {
+            if s.status == "not_read" || s.status == "skipped" {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        table.row([
+            s.account_id.clone(),
+            s.name.clone(),
+            s.status.clone(),
+            s.regions.to_string(),
+            n(s.keys),
+            n(s.customer_managed),
+            n(s.eligible),
+            n(s.rotation_on),
+            n(s.rotation_off),
+            n(s.unknown),
+        ]);
+    }
+    table
+}
+
 /// One row per region for stdout: keys, customer-managed, eligible, and
-/// among the eligible keys rotation on, off or unknown.
+/// among the eligible keys rotation on, off or unknown. In a run over
+/// several accounts, one row per account instead.
 pub fn summary_table(inv: &Inventory) -> Table {
+    if !inv.coverage.accounts.is_empty() {
+        return account_table(&summarize_accounts(inv));
+    }
     let mut table = Table::new([
         "region",
         "keys",

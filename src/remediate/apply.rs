@@ -16,7 +16,7 @@
 //! it again blindly. Only throttling, which KMS answers before acting, is
 //! retried, after a fresh re-check.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,7 @@ use super::display_safe;
 use super::journal::{self, Journal, Line, Replay, Requested, Verdict};
 use super::plan::{describe_planned, describe_state, Action, ActionType, PlannedState};
 use crate::aws::{self, CallerIdentity, ErrorInfo};
+use crate::context::Ctx;
 use crate::frames::time::rfc3339;
 use crate::inventory::eligibility::{self, KeyFacts};
 use crate::inventory::Eligibility;
@@ -328,18 +329,124 @@ pub fn decide(action: &Action, fresh: &Fresh, sent: Option<Sent>) -> Decision {
 
 /// Why this run may not act on the key of `action`, if it may not.
 ///
-/// Today a run acts only in its caller's own account (KMS's changing calls
-/// do not work across accounts). Acting in other accounts by assuming a role
-/// into each (the organization flags) changes this one function.
+/// `executor` is the identity that would act on the key: the caller's own,
+/// or the role the approval records for the key's account, assumed there
+/// ([`Executors`]). A run acts only with an identity of the key's own
+/// account (KMS's changing calls do not work across accounts, and an
+/// approval without a role for another account does not allow one).
 pub fn account_refusal(action: &Action, executor: &CallerIdentity) -> Option<String> {
     (action.account_id != executor.account).then(|| {
         format!(
-            "the key is in account {}, and this run's credentials are account {} ({}); kmsrot acts only in its caller's own account",
+            "the key is in account {}, and this run's credentials are account {} ({}); kmsrot acts in another account only through the role an approval records for it (approve with --accounts)",
             action.account_id,
             executor.account,
             display_safe(&executor.arn)
         )
     })
+}
+
+/// Who acts in each account of an approval's actions: the executor's own
+/// credentials in its own account and wherever the approval records no
+/// role; in another account, the role the approval records for it, assumed
+/// once for all its actions; or why that role could not be used.
+pub struct Executors {
+    own: CallerIdentity,
+    own_config: SdkConfig,
+    assumed: HashMap<String, Result<(SdkConfig, CallerIdentity), ErrorInfo>>,
+}
+
+impl Executors {
+    /// Assumes, in each account the approval records a role for, that role
+    /// (through `ctx`, once per account). The role must be the one this
+    /// run's `--role-name` names: an approval is never carried out under
+    /// another role than the one approved.
+    pub async fn resolve(ctx: &Ctx, approval: &Approval, actions: &[Action]) -> Result<Self> {
+        let config = ctx.aws().await?;
+        let own = ctx.caller().await?.clone();
+        let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for a in actions {
+            if let Some(x) = approval.role_for(&a.action_id) {
+                if x.account_id != own.account {
+                    roles
+                        .entry(x.account_id.clone())
+                        .or_default()
+                        .insert(x.role_arn.clone());
+                }
+            }
+        }
+        let opts = &ctx.aws_options().accounts;
+        let partition = aws::arn_partition(&own.arn).unwrap_or("aws");
+        let mut assumed = HashMap::new();
+        for (account, approved) in roles {
+            let would = opts.role_arn(partition, &account);
+            let got = if approved.len() != 1 || !approved.contains(&would) {
+                let names: Vec<&str> = approved
+                    .iter()
+                    .map(|r| r.rsplit('/').next().unwrap_or(r))
+                    .collect();
+                Err(ErrorInfo::new(
+                    "RoleMismatch",
+                    format!(
+                        "the approval records role {} for account {account}, and this run would assume {would}; run apply with --role-name {}",
+                        approved.iter().map(|r| display_safe(r)).collect::<Vec<_>>().join(", "),
+                        display_safe(names.first().copied().unwrap_or(""))
+                    ),
+                ))
+            } else {
+                match ctx.account_access(&account).await {
+                    Ok(access) => Ok((
+                        access.config.clone(),
+                        CallerIdentity {
+                            account: access.account_id.clone(),
+                            arn: access.assumed_arn.clone().unwrap_or_else(|| would.clone()),
+                            user_id: String::new(),
+                        },
+                    )),
+                    Err(e) => Err(ErrorInfo::new(
+                        e.code.clone(),
+                        format!("sts:AssumeRole {would}: {e}"),
+                    )),
+                }
+            };
+            assumed.insert(account, got);
+        }
+        Ok(Executors {
+            own,
+            own_config: config.clone(),
+            assumed,
+        })
+    }
+
+    /// The configuration and identity that act on `a`'s key.
+    fn for_action(&self, a: &Action) -> Result<(&SdkConfig, &CallerIdentity), &ErrorInfo> {
+        match self.assumed.get(&a.account_id) {
+            Some(Ok((config, who))) => Ok((config, who)),
+            Some(Err(e)) => Err(e),
+            None => Ok((&self.own_config, &self.own)),
+        }
+    }
+
+    /// Why `a` may not be acted on: the role could not be assumed, or
+    /// [`account_refusal`] for the identity that would act.
+    fn refusal(&self, a: &Action) -> Option<ErrorInfo> {
+        match self.for_action(a) {
+            Err(e) => Some(e.clone()),
+            Ok((_, who)) => {
+                account_refusal(a, who).map(|why| ErrorInfo::new("AccountMismatch", why))
+            }
+        }
+    }
+
+    /// One KMS client per account and region of `actions`.
+    fn clients(&self, actions: &[Action]) -> HashMap<(String, String), Client> {
+        let mut out = HashMap::new();
+        for a in actions {
+            let config = self.for_action(a).map_or(&self.own_config, |(c, _)| c);
+            out.entry((a.account_id.clone(), a.region.clone()))
+                .or_insert_with(|| aws::kms(config, &a.region));
+        }
+        out
+    }
 }
 
 /// A token bucket: at most `rate` requests a second, bursts of `rate`.
@@ -451,15 +558,6 @@ fn finish(mut r: Row, outcome: RowOutcome, detail: &str) -> Row {
     r
 }
 
-fn clients(config: &SdkConfig, actions: &[Action]) -> HashMap<String, Client> {
-    let mut out = HashMap::new();
-    for a in actions {
-        out.entry(a.region.clone())
-            .or_insert_with(|| aws::kms(config, &a.region));
-    }
-    out
-}
-
 pub fn requested(actions: &[Action]) -> Vec<Requested> {
     actions
         .iter()
@@ -504,6 +602,8 @@ pub struct ApplyRequest {
     /// Changing calls per second per region.
     pub rate_per_region: f64,
     pub now: DateTime<Utc>,
+    /// Who runs the apply: the run's STS caller, checked before anything.
+    pub executor: CallerIdentity,
 }
 
 /// What a run (or a dry run) did.
@@ -542,14 +642,15 @@ impl ApplyReport {
 /// Checks the approval (its hash, its plan, its expiry, its signature, the
 /// executor), then runs it: a dry run, or with `execute` the calls, each
 /// journaled. Refusals are errors; AWS failures on a key are rows.
-pub async fn run(config: &SdkConfig, req: &ApplyRequest) -> Result<ApplyReport> {
+pub async fn run(ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyReport> {
+    let config = ctx.aws().await?;
     let path = req.approval.as_path();
     let (approval, plan) = Approval::read_with_plan(path)?;
     approval.check_current(path, req.now)?;
     let signature = approval
         .check_signature(path, config, req.require_signed, &req.signers)
         .await?;
-    let executor = aws::caller_identity(config).await?;
+    let executor = req.executor.clone();
     if req.require_different_executor {
         approval.check_different_executor(path, &executor)?;
     }
@@ -558,6 +659,7 @@ pub async fn run(config: &SdkConfig, req: &ApplyRequest) -> Result<ApplyReport> 
         .iter()
         .filter_map(|id| plan.action(id).cloned())
         .collect();
+    let executors = Executors::resolve(ctx, &approval, &actions).await?;
     let journal_path = req
         .journal
         .clone()
@@ -576,7 +678,7 @@ pub async fn run(config: &SdkConfig, req: &ApplyRequest) -> Result<ApplyReport> 
     if !req.execute {
         let replay = journal::replay(&journal_path)?;
         journal::check_belongs(&journal_path, &replay, &approval.approval_sha256)?;
-        report.rows = dry_run(config, &actions, &replay, &executor).await;
+        report.rows = dry_run(&executors, &actions, &replay).await;
         return Ok(report);
     }
     // The approval's lock first, then the journal's: two applies of one
@@ -595,27 +697,22 @@ pub async fn run(config: &SdkConfig, req: &ApplyRequest) -> Result<ApplyReport> 
         .iter()
         .filter(|a| replay.in_flight.contains_key(&a.action_id))
         .count();
-    let runner = Runner::new(config, &actions, &journal, req);
-    report.rows = runner.execute(&actions, &replay, &executor).await?;
+    let runner = Runner::new(config, &executors, &actions, &journal, req);
+    report.rows = runner.execute(&actions, &replay, &executors).await?;
     report.stopped = runner.stopped();
     Ok(report)
 }
 
 /// Dry run: the fresh re-check of every approved action; nothing changes.
-async fn dry_run(
-    config: &SdkConfig,
-    actions: &[Action],
-    journal: &Replay,
-    executor: &CallerIdentity,
-) -> Vec<Row> {
-    let clients = clients(config, actions);
+async fn dry_run(executors: &Executors, actions: &[Action], journal: &Replay) -> Vec<Row> {
+    let clients = executors.clients(actions);
     stream::iter(actions.iter())
         .map(|a| {
-            let client = clients[&a.region].clone();
+            let client = clients[&(a.account_id.clone(), a.region.clone())].clone();
             async move {
                 let r = row(a);
-                if let Some(why) = account_refusal(a, executor) {
-                    return finish(r, RowOutcome::Failed, &format!("refused: {why}"));
+                if let Some(why) = executors.refusal(a) {
+                    return finish(r, RowOutcome::Failed, &format!("refused: {}", why.message));
                 }
                 if let Some((v, Line::Outcome { reason, .. })) = journal.outcome(&a.action_id) {
                     if matches!(v, Verdict::Enabled | Verdict::Skipped) {
@@ -750,8 +847,10 @@ struct Streak {
 }
 
 struct Runner<'a> {
-    clients: HashMap<String, Client>,
-    buckets: HashMap<String, Arc<TokenBucket>>,
+    /// By account and region.
+    clients: HashMap<(String, String), Client>,
+    /// By account and region: KMS's request quotas are per account and region.
+    buckets: HashMap<(String, String), Arc<TokenBucket>>,
     journal: &'a Journal,
     concurrency: usize,
     max_failures: usize,
@@ -764,11 +863,12 @@ struct Runner<'a> {
 impl<'a> Runner<'a> {
     fn new(
         config: &SdkConfig,
+        executors: &Executors,
         actions: &[Action],
         journal: &'a Journal,
         req: &ApplyRequest,
     ) -> Self {
-        let clients = clients(config, actions);
+        let clients = executors.clients(actions);
         let buckets = clients
             .keys()
             .map(|r| (r.clone(), Arc::new(TokenBucket::new(req.rate_per_region))))
@@ -837,7 +937,7 @@ impl<'a> Runner<'a> {
         &self,
         actions: &[Action],
         replay: &Replay,
-        executor: &CallerIdentity,
+        executors: &Executors,
     ) -> Result<Vec<Row>> {
         let mut rows: BTreeMap<usize, Row> = BTreeMap::new();
         let mut todo = Vec::new();
@@ -875,16 +975,16 @@ impl<'a> Runner<'a> {
                             )),
                         );
                     }
-                    if let Some(why) = account_refusal(a, executor) {
+                    if let Some(why) = executors.refusal(a) {
                         let rec = Recorded {
                             verdict: Verdict::Failed,
-                            reason: format!("refused: {why}"),
-                            error: Some(ErrorInfo::new("AccountMismatch", why)),
+                            reason: format!("refused: {}", why.message),
+                            error: Some(why),
                             period: a.rotation_period_days,
                             resolved: false,
                             unconfirmed: None,
                         };
-                        return (i, self.record(a, rec));
+                        return (i, self.record_refusal(a, rec));
                     }
                     (i, self.one(a, sent, false).await)
                 }
@@ -926,8 +1026,9 @@ impl<'a> Runner<'a> {
     /// failure is an outcome. `resolving`: settle a call this run left in
     /// flight by re-reading, without sending it again.
     async fn one(&self, a: &Action, mut sent: Option<Sent>, resolving: bool) -> Result<Row> {
-        let client = &self.clients[&a.region];
-        let bucket = &self.buckets[&a.region];
+        let at = (a.account_id.clone(), a.region.clone());
+        let client = &self.clients[&at];
+        let bucket = &self.buckets[&at];
         let unconfirmed = |s: Option<Sent>| s.filter(|s| !s.confirmed).map(|s| s.call);
         let mut throttled: u32 = 0;
         let mut settling: u64 = 0;
@@ -1106,6 +1207,19 @@ impl<'a> Runner<'a> {
     }
 
     fn record(&self, a: &Action, rec: Recorded) -> Result<Row> {
+        let row = self.write(a, &rec)?;
+        self.note(&rec);
+        Ok(row)
+    }
+
+    /// Journals a refusal (no call made) without counting it towards the
+    /// stop: a role refused in one account says nothing about the others,
+    /// and must not stop their actions.
+    fn record_refusal(&self, a: &Action, rec: Recorded) -> Result<Row> {
+        self.write(a, &rec)
+    }
+
+    fn write(&self, a: &Action, rec: &Recorded) -> Result<Row> {
         self.journal.append(&Line::Outcome {
             at: rfc3339(Utc::now()),
             action_id: a.action_id.clone(),
@@ -1120,7 +1234,6 @@ impl<'a> Runner<'a> {
             resolved_after_interruption: rec.resolved,
             unconfirmed_call: rec.unconfirmed.map(|c| c.text(a.rotation_period_days)),
         })?;
-        self.note(&rec);
         let outcome = match rec.verdict {
             Verdict::Enabled => RowOutcome::Enabled,
             Verdict::Skipped => RowOutcome::Skipped,
@@ -1169,6 +1282,7 @@ mod tests {
             calls: vec![],
             closes_findings: vec![],
             reason: String::new(),
+            projected_cost: crate::remediate::cost::CostProjection::nothing(),
         }
     }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::cost::Usd;
 use super::plan::{describe_planned, ActionType, Plan};
 use super::{canonical_json, display_safe, read_json_doc};
 use crate::aws::signing::{self, ALGORITHM, MESSAGE_TYPE};
@@ -44,10 +45,26 @@ pub struct Approval {
     pub expires_at: String,
     pub note: Option<String>,
     pub approved_actions: Vec<String>,
+    /// Where each approved action in another account than the approver's
+    /// runs: its account and the role `apply` assumes there (approved with
+    /// the organization flags). Absent: every action runs with the
+    /// executor's own credentials, in its own account only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<ActionAccess>,
     /// SHA-256 of the canonical form without this field and `signature`.
     pub approval_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ApprovalSignature>,
+}
+
+/// The account and role one approved action runs under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionAccess {
+    pub action_id: String,
+    pub account_id: String,
+    /// The role assumed in `account_id` (`arn:aws:iam::ACCOUNT:role/NAME`).
+    pub role_arn: String,
 }
 
 /// A KMS signature over the approval's SHA-256.
@@ -159,15 +176,19 @@ pub struct ReviewRow {
     pub calls: String,
     /// The findings it closes (`rule_id (severity)`), else the plan's reason.
     pub why: String,
+    /// What it adds to the KMS bill over the plan's twelve months (`$3.29`).
+    pub added_cost: String,
     /// For an action that brings a key back from deletion: the line the
     /// approver must confirm on its own.
     pub confirmation: Option<String>,
 }
 
-/// The plan's age in words, and each selected action as the approver sees it.
+/// The plan's age in words, each selected action as the approver sees it,
+/// and what the selection adds to the bill.
 pub struct Review {
     pub plan_line: String,
     pub rows: Vec<ReviewRow>,
+    pub cost_line: String,
 }
 
 /// Builds what the approver sees. Every string from the plan (aliases,
@@ -223,6 +244,7 @@ pub fn review(plan: &Plan, selected: &[String], now: DateTime<Utc>) -> Review {
                 now: describe_planned(&a.planned_state),
                 calls: a.calls.join(" + "),
                 why: display_safe(&why),
+                added_cost: format!("${}", a.projected_cost.added_usd),
                 confirmation,
             }
         })
@@ -230,7 +252,35 @@ pub fn review(plan: &Plan, selected: &[String], now: DateTime<Utc>) -> Review {
     // A person reads by account, region and name, not by ARN.
     let mut rows = rows;
     rows.sort_by(|a, b| (&a.account, &a.region, &a.key).cmp(&(&b.account, &b.region, &b.key)));
-    Review { plan_line, rows }
+    let chosen: Vec<&super::plan::Action> = plan
+        .actions
+        .iter()
+        .filter(|a| selected.contains(&a.action_id))
+        .collect();
+    let selected_cost = Usd(chosen.iter().map(|a| a.projected_cost.added_usd.0).sum());
+    let unknown_history = chosen
+        .iter()
+        .filter(|a| a.projected_cost.rotations_before.is_none())
+        .count();
+    let cost_line = format!(
+        "projected added cost over the 12 months to {}: ${selected_cost} for the {} action(s) shown (the plan's {}: ${}), at ${} per key-month ({}){}",
+        display_safe(&plan.cost.window_end[..plan.cost.window_end.len().min(10)]),
+        chosen.len(),
+        plan.actions.len(),
+        plan.cost.total_added_usd,
+        plan.cost.price_per_key_month_usd,
+        display_safe(&plan.cost.price_source),
+        if unknown_history > 0 {
+            format!("; {unknown_history} key(s) without a rotation history: the most they could add")
+        } else {
+            String::new()
+        }
+    );
+    Review {
+        plan_line,
+        rows,
+        cost_line,
+    }
 }
 
 /// `3 days ago`, `5 hours ago`, `just now`.
@@ -257,17 +307,18 @@ pub struct NewApproval<'a> {
     pub valid_for: Duration,
     pub note: Option<String>,
     pub selected: Vec<String>,
+    /// The role of each selected action run in another account.
+    pub access: Vec<ActionAccess>,
 }
 
 /// Makes the approval, signs it when asked, and writes it atomically.
 pub async fn create(
-    config: &SdkConfig,
+    sign_with: Option<(&SdkConfig, &str)>,
     n: NewApproval<'_>,
-    sign_with: Option<&str>,
     out: &Path,
 ) -> Result<Approval> {
     let mut a = Approval::new(n)?;
-    if let Some(key) = sign_with {
+    if let Some((config, key)) = sign_with {
         a.sign(config, key).await?;
     }
     super::write_json_atomic(out, &a)?;
@@ -287,6 +338,7 @@ impl Approval {
             expires_at: rfc3339(n.now + n.valid_for),
             note: n.note,
             approved_actions: n.selected,
+            access: n.access,
             approval_sha256: String::new(),
             signature: None,
         };
@@ -369,7 +421,33 @@ impl Approval {
                 );
             }
         }
+        let mut roled = std::collections::HashSet::new();
+        for x in &approval.access {
+            // The role is part of what was approved: it must name an approved
+            // action, in that action's account, once.
+            let fits = approval.approved_actions.contains(&x.action_id)
+                && plan
+                    .action(&x.action_id)
+                    .is_some_and(|a| a.account_id == x.account_id)
+                && crate::aws::arn_account(&x.role_arn) == Some(x.account_id.as_str())
+                && x.role_arn.contains(":role/");
+            if !fits || !roled.insert(x.action_id.as_str()) {
+                bail!(
+                    "{}: the access entry of action {} (account {}, role {}) does not match the approved actions of the plan {}; approve the plan again",
+                    path.display(),
+                    display_safe(&x.action_id),
+                    display_safe(&x.account_id),
+                    display_safe(&x.role_arn),
+                    plan_path.display()
+                );
+            }
+        }
         Ok((approval, plan))
+    }
+
+    /// The role approved for `action_id`, when it runs in another account.
+    pub fn role_for(&self, action_id: &str) -> Option<&ActionAccess> {
+        self.access.iter().find(|x| x.action_id == action_id)
     }
 
     /// Refuses an approval that has expired (or whose times make no sense).
@@ -534,7 +612,7 @@ impl Approval {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::remediate::plan::{Action, ActionType, NotPlanned, PlannedState};
 
@@ -550,6 +628,7 @@ mod tests {
             rotation_period_days: 365,
             include_pending_deletion: false,
             findings_read: false,
+            cost: crate::remediate::cost::PlanCost::list(crate::remediate::cost::Usd(0)),
             actions: vec![Action {
                 action_id: crate::remediate::action_id(ActionType::EnableRotation, arn),
                 action: ActionType::EnableRotation,
@@ -573,6 +652,7 @@ mod tests {
                 calls: crate::remediate::plan::calls(ActionType::EnableRotation, 365),
                 closes_findings: vec![],
                 reason: "r".into(),
+                projected_cost: crate::remediate::cost::CostProjection::nothing(),
             }],
             not_planned: vec![NotPlanned {
                 region: "us-east-1".into(),
@@ -632,6 +712,7 @@ mod tests {
             valid_for: Duration::days(7),
             note: None,
             selected: vec![p.actions[0].action_id.clone()],
+            access: vec![],
         })
         .unwrap()
     }
@@ -736,5 +817,113 @@ mod tests {
         assert_eq!(row.why, "closes rotation_disabled (high)");
         assert_eq!(row.key, "alias/a\\u{1b}[2Jpp (k1)");
         assert_eq!(row.confirmation, None);
+    }
+
+    #[test]
+    fn the_review_shows_what_the_selection_adds_to_the_bill() {
+        let mut p = plan();
+        let mut second = p.actions[0].clone();
+        second.key_arn = "arn:aws:kms:us-east-1:111122223333:key/k3".into();
+        second.key_id = "k3".into();
+        second.action_id = crate::remediate::action_id(second.action, &second.key_arn);
+        second.projected_cost.added_usd = Usd::parse("15.12").unwrap();
+        second.projected_cost.rotations_before = None;
+        p.actions[0].projected_cost.added_usd = Usd::parse("3.29").unwrap();
+        p.actions.push(second);
+        p.cost.total_added_usd = Usd::parse("18.41").unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-03-01T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let r = review(&p, &[p.actions[0].action_id.clone()], now);
+        assert_eq!(r.rows[0].added_cost, "$3.29");
+        assert_eq!(
+            r.cost_line,
+            "projected added cost over the 12 months to 2027-03-01: $3.29 for the 1 action(s) shown (the plan's 2: $18.41), at $1.00 per key-month (AWS list price)"
+        );
+        let all: Vec<String> = p.actions.iter().map(|a| a.action_id.clone()).collect();
+        let r = review(&p, &all, now);
+        assert!(
+            r.cost_line.starts_with("projected added cost over the 12 months to 2027-03-01: $18.41 for the 2 action(s) shown")
+                && r.cost_line.ends_with("; 1 key(s) without a rotation history: the most they could add"),
+            "{}",
+            r.cost_line
+        );
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::tests::plan;
+    use super::*;
+
+    /// Writes the plan and an approval of its action with `access`, hashed
+    /// as `approve` would (so only the access check can refuse it).
+    fn written(dir: &Path, access: Vec<ActionAccess>) -> PathBuf {
+        let p = plan();
+        let plan_path = dir.join("plan.json");
+        crate::remediate::write_json_atomic(&plan_path, &p).unwrap();
+        let a = Approval::new(NewApproval {
+            plan: &p,
+            plan_file: plan_path.display().to_string(),
+            approver: "alice".into(),
+            caller: None,
+            now: Utc::now(),
+            valid_for: Duration::days(1),
+            note: None,
+            selected: vec![p.actions[0].action_id.clone()],
+            access,
+        })
+        .unwrap();
+        let path = dir.join("approval.json");
+        crate::remediate::write_json_atomic(&path, &a).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_approved_role_must_be_in_its_actions_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = plan().actions[0].action_id.clone();
+        let entry = |account: &str, role: &str| ActionAccess {
+            action_id: id.clone(),
+            account_id: account.into(),
+            role_arn: role.into(),
+        };
+        let good = entry(
+            "111122223333",
+            "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole",
+        );
+        let (a, _) = Approval::read_with_plan(&written(dir.path(), vec![good.clone()])).unwrap();
+        assert_eq!(a.role_for(&id), Some(&good));
+        // No access recorded: the approval hashes as before the field existed.
+        let (a, _) = Approval::read_with_plan(&written(dir.path(), vec![])).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("approval.json")).unwrap();
+        assert!(
+            a.access.is_empty() && !text.contains("\"access\""),
+            "{text}"
+        );
+        for bad in [
+            // Another account than the action's.
+            vec![entry(
+                "444455556666",
+                "arn:aws:iam::444455556666:role/OrganizationAccountAccessRole",
+            )],
+            // A role in another account than the one named.
+            vec![entry(
+                "111122223333",
+                "arn:aws:iam::444455556666:role/OrganizationAccountAccessRole",
+            )],
+            // Not a role.
+            vec![entry("111122223333", "arn:aws:iam::111122223333:user/bob")],
+            // Twice.
+            vec![good.clone(), good.clone()],
+        ] {
+            let err = Approval::read_with_plan(&written(dir.path(), bad.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("does not match the approved actions"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 }

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub mod apply;
 pub mod approval;
+pub mod cost;
 pub mod journal;
 pub mod plan;
 pub mod verify;
@@ -125,7 +126,7 @@ pub fn read_json_doc<T: DeserializeOwned>(path: &Path, what: &str) -> Result<(T,
 
 /// serde_json's message without its trailing position, which is meaningless
 /// for a value already parsed.
-fn short_error(e: &serde_json::Error) -> String {
+pub(crate) fn short_error(e: &serde_json::Error) -> String {
     let s = e.to_string();
     match s.rfind(" at line ") {
         Some(i) if e.line() == 0 || s[i..].contains("column") => s[..i].to_string(),

@@ -8,17 +8,19 @@ use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{action_id, plan_hash, read_json_doc, PERIOD_RANGE};
+use super::cost::{self, CostProjection, PlanCost, Usd};
+use super::{action_id, plan_hash, read_json_doc, short_error, PERIOD_RANGE};
 use crate::frames::time::rfc3339;
-use crate::frames::{FINDINGS, KEYS};
+use crate::frames::{EVENTS, FINDINGS, KEYS, ROTATIONS};
 use crate::inventory::{Eligibility, KeyRecord};
 use crate::output::{frame_paths, frame_records, read_frame};
 use crate::policy::{Policy, Severity};
 use crate::rules::engine::{key_matches, Finding};
 
-/// `/2`: the planned state carries the deletion date, actions carry their
-/// account, and the findings an action closes carry their rule.
-pub const PLAN_FORMAT: &str = "kmsrot-plan/2";
+/// `/3`: every action carries its projected added cost and the plan its
+/// price and total (`/2` added the deletion date to the planned state, the
+/// account to actions, and the rule to the findings an action closes).
+pub const PLAN_FORMAT: &str = "kmsrot-plan/3";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,6 +114,8 @@ pub struct Action {
     pub calls: Vec<String>,
     pub closes_findings: Vec<ClosedFinding>,
     pub reason: String,
+    /// What the action adds to the KMS bill over the plan's twelve months.
+    pub projected_cost: CostProjection,
 }
 
 impl Action {
@@ -287,6 +291,8 @@ pub struct Plan {
     pub rotation_period_days: i64,
     pub include_pending_deletion: bool,
     pub findings_read: bool,
+    /// The price the projections use, their window, and their total.
+    pub cost: PlanCost,
     pub actions: Vec<Action>,
     pub not_planned: Vec<NotPlanned>,
     pub plan_sha256: String,
@@ -301,6 +307,8 @@ pub struct PlanOptions<'a> {
     /// Plan from a bundle that does not match its manifest (a warning, not
     /// an error). A plan changes AWS: by default its evidence must verify.
     pub allow_modified: bool,
+    /// `--price-per-key-month`; AWS's list price when `None`.
+    pub price_per_key_month: Option<Usd>,
 }
 
 /// Builds the plan for every key of the bundle.
@@ -336,6 +344,8 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
     let manifest_sha = Some(crate::bundle::sha256_file(
         &bundle.join(crate::bundle::MANIFEST),
     )?);
+    let clocks = key_clocks(bundle, &opened.manifest)?;
+    let price = opts.price_per_key_month.unwrap_or(cost::LIST_PRICE);
 
     let period = opts
         .rotation_period_days
@@ -375,6 +385,14 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
                     })
                     .unwrap_or_default();
                 closes.sort_by(|a, b| a.finding_id.cmp(&b.finding_id));
+                let projected_cost = cost::project(
+                    kind,
+                    key,
+                    clocks.get(key.arn.as_str()),
+                    period,
+                    opts.now,
+                    price,
+                );
                 actions.push(Action {
                     action_id: action_id(kind, &key.arn),
                     action: kind,
@@ -400,6 +418,7 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
                     calls: calls(kind, period),
                     closes_findings: closes,
                     reason,
+                    projected_cost,
                 });
             }
             Classified::Apart(category, reason) => {
@@ -411,6 +430,8 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
     not_planned.sort_by(|a, b| {
         (&a.category, &a.region, &a.key_arn).cmp(&(&b.category, &b.region, &b.key_arn))
     });
+    let (window_start, window_end) = cost::window(opts.now);
+    let total = Usd(actions.iter().map(|a| a.projected_cost.added_usd.0).sum());
     let mut plan = Plan {
         format: PLAN_FORMAT.into(),
         created_at: rfc3339(opts.now),
@@ -421,12 +442,53 @@ pub fn build(bundle: &Path, opts: &PlanOptions<'_>) -> Result<Plan> {
         rotation_period_days: period,
         include_pending_deletion: opts.include_pending_deletion,
         findings_read: findings_present,
+        cost: PlanCost {
+            price_per_key_month_usd: price,
+            price_source: if opts.price_per_key_month.is_some() {
+                "--price-per-key-month".into()
+            } else {
+                "AWS list price".into()
+            },
+            window_start: rfc3339(window_start),
+            window_end: rfc3339(window_end),
+            total_added_usd: total,
+        },
         actions,
         not_planned,
         plan_sha256: String::new(),
     };
     plan.plan_sha256 = plan_hash(&serde_json::to_value(&plan)?);
     Ok(plan)
+}
+
+/// The plan's projected cost in one line, as `plan` prints it.
+pub fn cost_line(plan: &Plan) -> String {
+    format!(
+        "projected added cost over the 12 months to {}: ${} for {} action(s), at ${} per key-month ({}); see each action's projected_cost",
+        &plan.cost.window_end[..plan.cost.window_end.len().min(10)],
+        plan.cost.total_added_usd,
+        plan.actions.len(),
+        plan.cost.price_per_key_month_usd,
+        plan.cost.price_source
+    )
+}
+
+/// Each key's rotation clock as the bundle's evidence shows it (as of its
+/// assessment, else its collection): the schedule the rules judge, which a
+/// period change shifts.
+fn key_clocks(
+    bundle: &Path,
+    m: &crate::bundle::Manifest,
+) -> Result<BTreeMap<String, crate::rules::facts::KeyClock>> {
+    let as_of = m.assessment.as_ref().map_or(m.collected_at, |a| a.as_of);
+    let clocks = crate::rules::engine::key_clocks(
+        &read_frame(bundle, &KEYS)?,
+        &read_frame(bundle, &ROTATIONS)?,
+        &read_frame(bundle, &EVENTS)?,
+        as_of,
+    )
+    .map_err(|e| anyhow!("{}: {e:#}", bundle.display()))?;
+    Ok(clocks.into_iter().map(|(k, c)| (k.arn, c)).collect())
 }
 
 /// The KMS calls an action makes, as the plan shows them to the approver.
@@ -552,20 +614,46 @@ fn apart(key: &KeyRecord, category: &str, reason: String) -> NotPlanned {
 impl Plan {
     /// Reads a plan and checks that its content still matches its own hash.
     pub fn read_checked(path: &Path) -> Result<Plan> {
-        let (plan, value): (Plan, _) = read_json_doc(path, "plan")?;
-        if plan.format != PLAN_FORMAT {
-            bail!(
-                "{}: not a kmsrot plan (format {:?}, expected {PLAN_FORMAT:?})",
-                path.display(),
-                plan.format
-            );
+        let (value, _): (serde_json::Value, _) = read_json_doc(path, "plan")?;
+        // The format first: an older plan lacks fields this one requires.
+        if !value.is_object() {
+            bail!("{}: not a valid plan: not a JSON object", path.display());
         }
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(PLAN_FORMAT) => {}
+            None => bail!(
+                "{}: not a valid plan: it has no `format` (expected {PLAN_FORMAT:?})",
+                path.display()
+            ),
+            Some(older) if older.starts_with("kmsrot-plan/") => bail!(
+                "{}: a plan of another kmsrot version (format {older:?}; this kmsrot reads {PLAN_FORMAT:?}, whose actions carry their projected cost); make a new plan with `kmsrot plan` and approve it",
+                path.display()
+            ),
+            Some(other) => bail!(
+                "{}: not a kmsrot plan (format {other:?}, expected {PLAN_FORMAT:?})",
+                path.display()
+            ),
+        }
+        let plan: Plan = serde_json::from_value(value.clone())
+            .map_err(|e| anyhow!("{}: not a valid plan: {}", path.display(), short_error(&e)))?;
         let actual = plan_hash(&value);
         if actual != plan.plan_sha256 {
             bail!(
                 "{}: the plan was modified after it was made (its content hashes to {actual}, its plan_sha256 says {}); make a new plan with `kmsrot plan`",
                 path.display(),
                 plan.plan_sha256
+            );
+        }
+        let sum = Usd(plan
+            .actions
+            .iter()
+            .map(|a| a.projected_cost.added_usd.0)
+            .sum());
+        if sum != plan.cost.total_added_usd {
+            bail!(
+                "{}: the plan's total projected cost ${} is not the sum of its actions' (${sum}); make a new plan with `kmsrot plan`",
+                path.display(),
+                plan.cost.total_added_usd
             );
         }
         let mut seen = std::collections::HashSet::new();
@@ -614,6 +702,7 @@ mod tests {
             include_pending_deletion: pending,
             now: Utc::now(),
             allow_modified: false,
+            price_per_key_month: None,
         }
     }
 
@@ -717,6 +806,7 @@ mod tests {
             calls: calls(ActionType::EnableRotation, 365),
             closes_findings: vec![],
             reason: String::new(),
+            projected_cost: CostProjection::nothing(),
         }
     }
 
@@ -784,6 +874,62 @@ mod tests {
         );
         a.planned_state.rotation_period_days = Some(730);
         a.check_consistent().unwrap();
+    }
+
+    fn written(plan: &serde_json::Value) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, serde_json::to_string_pretty(plan).unwrap()).unwrap();
+        (dir, path)
+    }
+
+    fn hashed(mut v: serde_json::Value) -> serde_json::Value {
+        v["plan_sha256"] = plan_hash(&v).into();
+        v
+    }
+
+    #[test]
+    fn an_older_plan_is_refused_with_a_request_for_a_new_one() {
+        let plan = crate::remediate::approval::tests::plan();
+        let mut older = serde_json::to_value(&plan).unwrap();
+        older["format"] = "kmsrot-plan/2".into();
+        let obj = older.as_object_mut().unwrap();
+        obj.remove("cost");
+        for a in obj["actions"].as_array_mut().unwrap() {
+            a.as_object_mut().unwrap().remove("projected_cost");
+        }
+        let (_dir, path) = written(&hashed(older));
+        let err = Plan::read_checked(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "plan.json: a plan of another kmsrot version (format \"kmsrot-plan/2\"; this kmsrot reads \"kmsrot-plan/3\", whose actions carry their projected cost); make a new plan with `kmsrot plan` and approve it"
+            ),
+            "{err}"
+        );
+        let (_dir, path) = written(&serde_json::json!({"format": "something-else"}));
+        let err = Plan::read_checked(&path).unwrap_err().to_string();
+        assert!(err.contains("not a kmsrot plan"), "{err}");
+        let (_dir, path) = written(&serde_json::json!([1, 2]));
+        let err = Plan::read_checked(&path).unwrap_err().to_string();
+        assert!(err.contains("plan.json: not a valid plan"), "{err}");
+    }
+
+    #[test]
+    fn a_total_that_is_not_the_sum_of_the_actions_is_refused() {
+        let plan = crate::remediate::approval::tests::plan();
+        let (_dir, path) = written(&serde_json::to_value(&plan).unwrap());
+        Plan::read_checked(&path).unwrap();
+        // Re-hashed, so only the sum can tell: an action cheaper than planned.
+        let mut v = serde_json::to_value(&plan).unwrap();
+        v["actions"][0]["projected_cost"]["added_usd"] = "0.01".into();
+        let (_dir, path) = written(&hashed(v));
+        let err = Plan::read_checked(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "the plan's total projected cost $0.00 is not the sum of its actions' ($0.01)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -68,7 +68,16 @@ struct Expect {
 }
 
 /// Reads the journal's verdicts and re-reads every enabled key.
-pub async fn verify(config: &SdkConfig, journal_path: &str, replay: &Replay) -> Validation {
+///
+/// `configs` holds how to read each account the journal names (the caller's
+/// own configuration, or a role assumed there), or why it cannot be read;
+/// an account it lacks is read with `config`.
+pub async fn verify(
+    config: &SdkConfig,
+    configs: &HashMap<String, Result<SdkConfig, ErrorInfo>>,
+    journal_path: &str,
+    replay: &Replay,
+) -> Validation {
     let mut v = Validation {
         journal: journal_path.to_string(),
         approval_sha256: replay.approval_sha256.clone(),
@@ -155,16 +164,24 @@ pub async fn verify(config: &SdkConfig, journal_path: &str, replay: &Replay) -> 
             }
         }
     }
-    let mut clients: HashMap<String, aws_sdk_kms::Client> = HashMap::new();
+    let mut clients: HashMap<(String, String), Result<aws_sdk_kms::Client, ErrorInfo>> =
+        HashMap::new();
     for e in &enabled {
         clients
-            .entry(e.q.region.clone())
-            .or_insert_with(|| aws::kms(config, &e.q.region));
+            .entry((e.q.account_id.clone(), e.q.region.clone()))
+            .or_insert_with(|| match configs.get(&e.q.account_id) {
+                Some(Ok(c)) => Ok(aws::kms(c, &e.q.region)),
+                Some(Err(why)) => Err(why.clone()),
+                None => Ok(aws::kms(config, &e.q.region)),
+            });
     }
     let clients = &clients;
     let observed: Vec<_> = stream::iter(enabled)
         .map(|e| async move {
-            let r = read_end_state(&clients[&e.q.region], &e.q).await;
+            let r = match &clients[&(e.q.account_id.clone(), e.q.region.clone())] {
+                Ok(client) => read_end_state(client, &e.q).await,
+                Err(why) => Err(why.clone()),
+            };
             (e, r)
         })
         .buffered(8)

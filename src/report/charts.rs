@@ -278,6 +278,139 @@ pub fn eligibility(bars: &[StackBar]) -> String {
     s
 }
 
+/// How much of an account the bundle holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountState {
+    Read,
+    Partial,
+    /// Its role was refused or its regions unreachable: no key of it is in
+    /// the bundle, so it is drawn as unknown, never as compliant.
+    NotRead,
+    /// Never tried (SUSPENDED, PENDING_CLOSURE...).
+    Skipped,
+}
+
+/// One account in the compliance-by-account chart.
+pub struct AccountBar {
+    pub label: String,
+    pub state: AccountState,
+    pub eligible: usize,
+    /// Eligible keys with no open finding.
+    pub compliant: usize,
+}
+
+/// Compliance by account: one full-width bar per account, split into the
+/// share of its eligible keys with no open finding (green) and the rest
+/// (red). An account not read is hatched grey and says so; a skipped one is
+/// an outline.
+pub fn accounts(bars: &[AccountBar]) -> String {
+    if bars.is_empty() {
+        return empty("No account in the bundle.");
+    }
+    let shown = &bars[..bars.len().min(MAX_ROWS)];
+    let label_w = 260.0;
+    let plot_w = 420.0;
+    let row_h = 22.0;
+    let top = 30.0;
+    let height = top + row_h * shown.len() as f64 + 30.0;
+    let mut s = svg_open(
+        label_w + plot_w + 200.0,
+        height,
+        "Compliance by account: share of eligible keys with no open finding",
+    );
+    s.push_str(r##"<defs><pattern id="not-read" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#e0e0e0"/><line x1="0" y1="0" x2="0" y2="6" stroke="#757575" stroke-width="2"/></pattern></defs>
+"##);
+    writeln!(
+        s,
+        r#"<rect x="{label_w}" y="6" width="12" height="12" class="bar-ok"/><text x="{}" y="16" class="axis">eligible keys, no open finding</text><rect x="{}" y="6" width="12" height="12" class="bar-bad"/><text x="{}" y="16" class="axis">with an open finding</text><rect x="{}" y="6" width="12" height="12" fill="url(#not-read)"/><text x="{}" y="16" class="axis">not read: unknown</text>"#,
+        label_w + 16.0,
+        label_w + 190.0,
+        label_w + 206.0,
+        label_w + 330.0,
+        label_w + 346.0,
+    )
+    .ok();
+    for (i, b) in shown.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let (bar, text) = match b.state {
+            AccountState::NotRead => (
+                format!(
+                    r#"<rect x="{label_w}" y="{}" width="{plot_w}" height="{}" fill="url(#not-read)"/>"#,
+                    y + 3.0,
+                    row_h - 6.0
+                ),
+                "not read: no key counted".to_string(),
+            ),
+            AccountState::Skipped => (
+                format!(
+                    r#"<rect x="{label_w}" y="{}" width="{plot_w}" height="{}" fill="none" class="axis-line"/>"#,
+                    y + 3.0,
+                    row_h - 6.0
+                ),
+                "skipped: not tried".to_string(),
+            ),
+            AccountState::Read | AccountState::Partial if b.eligible == 0 => (
+                String::new(),
+                format!(
+                    "no eligible keys{}",
+                    if b.state == AccountState::Partial {
+                        " (partly read)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            AccountState::Read | AccountState::Partial => {
+                let ok_w = plot_w * b.compliant as f64 / b.eligible as f64;
+                (
+                    format!(
+                        r#"<rect x="{label_w}" y="{y3}" width="{ok_w:.1}" height="{h}" class="bar-ok"/><rect x="{:.1}" y="{y3}" width="{:.1}" height="{h}" class="bar-bad"/>"#,
+                        label_w + ok_w,
+                        plot_w - ok_w,
+                        y3 = y + 3.0,
+                        h = row_h - 6.0
+                    ),
+                    format!(
+                        "{} of {} ({:.0}%){}",
+                        b.compliant,
+                        b.eligible,
+                        b.compliant as f64 * 100.0 / b.eligible as f64,
+                        if b.state == AccountState::Partial {
+                            ", partly read"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            }
+        };
+        writeln!(
+            s,
+            r#"<g><title>{}: {}</title><text x="{}" y="{}" class="label" text-anchor="end">{}</text>{bar}<text x="{}" y="{}" class="value">{}</text></g>"#,
+            esc(&b.label),
+            esc(&text),
+            label_w - 6.0,
+            y + 15.0,
+            esc(&truncate(&b.label, 38)),
+            label_w + plot_w + 6.0,
+            y + 15.0,
+            esc(&text),
+        )
+        .ok();
+    }
+    if bars.len() > shown.len() {
+        writeln!(
+            s,
+            r#"<text x="{label_w}" y="{}" class="axis">{} more accounts in the table below</text>"#,
+            top + row_h * shown.len() as f64 + 16.0,
+            bars.len() - shown.len()
+        )
+        .ok();
+    }
+    s.push_str("</svg>");
+    s
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
     Rotation,
@@ -292,12 +425,44 @@ pub struct Lane {
     pub marks: Vec<(DateTime<Utc>, Mark)>,
 }
 
+/// Hours whose CloudTrail log files did not validate (altered, missing, not
+/// in a digest, unverified) or where the digest chain broke, shaded across
+/// every row.
+pub struct Band {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub label: String,
+}
+
+/// Bands drawn at most; more are merged by the caller or left out.
+const MAX_BANDS: usize = 200;
+
 /// Rotations, failed rotation calls and rotation switched on/off, one row
-/// per key, across the audit window.
-pub fn timeline(lanes: &[Lane], start: DateTime<Utc>, end: DateTime<Utc>) -> String {
-    if lanes.is_empty() {
+/// per key, across the audit window, with the hours log file integrity
+/// validation found broken.
+pub fn timeline(
+    lanes: &[Lane],
+    bands: &[Band],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    let bands: Vec<&Band> = bands
+        .iter()
+        .filter(|b| b.to >= start && b.from <= end)
+        .take(MAX_BANDS)
+        .collect();
+    if lanes.is_empty() && bands.is_empty() {
         return empty("No rotations or rotation calls in the evidence for the audit window.");
     }
+    let placeholder = [Lane {
+        label: "(no rotation events)".into(),
+        marks: Vec::new(),
+    }];
+    let lanes = if lanes.is_empty() {
+        &placeholder[..]
+    } else {
+        lanes
+    };
     let shown = &lanes[..lanes.len().min(MAX_ROWS)];
     let label_w = 260.0;
     let plot_w = 560.0;
@@ -327,6 +492,29 @@ pub fn timeline(lanes: &[Lane], start: DateTime<Utc>, end: DateTime<Utc>) -> Str
         label_w + 386.0
     )
     .ok();
+    if !bands.is_empty() {
+        writeln!(
+            s,
+            r#"<rect x="{}" y="7" width="10" height="10" class="m-broken"/><text x="{}" y="16" class="axis">log files not valid</text>"#,
+            label_w + 470.0,
+            label_w + 486.0
+        )
+        .ok();
+        let band_h = row_h * shown.len() as f64;
+        for b in &bands {
+            let x0 = x(b.from);
+            // An hour is a sliver on a year's axis: keep it visible.
+            let w = (x(b.to) - x0).max(2.0);
+            writeln!(
+                s,
+                r#"<g><title>{}: log file integrity {} to {}</title><rect x="{x0:.1}" y="{top}" width="{w:.1}" height="{band_h}" class="m-broken"/></g>"#,
+                esc(&b.label),
+                b.from.format("%Y-%m-%d %H:%M UTC"),
+                b.to.format("%Y-%m-%d %H:%M UTC")
+            )
+            .ok();
+        }
+    }
     for (i, lane) in shown.iter().enumerate() {
         let y = top + row_h * i as f64 + row_h / 2.0;
         writeln!(
@@ -455,6 +643,39 @@ mod tests {
             na: 0,
         }]);
         assert!(svg.contains("a&amp;b"));
+    }
+
+    #[test]
+    fn an_account_not_read_is_never_drawn_compliant() {
+        let svg = accounts(&[
+            AccountBar {
+                label: "payments <prod>".into(),
+                state: AccountState::Read,
+                eligible: 4,
+                compliant: 3,
+            },
+            AccountBar {
+                label: "refused".into(),
+                state: AccountState::NotRead,
+                eligible: 0,
+                compliant: 0,
+            },
+            AccountBar {
+                label: "retired".into(),
+                state: AccountState::Skipped,
+                eligible: 0,
+                compliant: 0,
+            },
+        ]);
+        assert!(svg.contains("payments &lt;prod&gt;: 3 of 4 (75%)"), "{svg}");
+        assert!(svg.contains("refused: not read: no key counted"), "{svg}");
+        assert!(svg.contains("retired: skipped: not tried"), "{svg}");
+        // Exactly one green bar: the read account's.
+        assert_eq!(
+            svg.matches(r#"class="bar-ok""#).count(),
+            2,
+            "legend + one bar"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The monthly review: what changed between two bundles of the same estate.
 //! Keys are matched by ARN, findings by their stable `finding_id`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use serde::Serialize;
 
+use super::due::{self, DueCheck, DueView};
 use super::{key_name, Evidence};
 use crate::frames::time::rfc3339;
 use crate::inventory::KeyRecord;
@@ -48,6 +49,13 @@ pub struct ExpiredExemption {
     pub expired: String,
 }
 
+/// An account of an organization's bundle.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AccountRef {
+    pub account_id: String,
+    pub name: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleRef {
     pub path: String,
@@ -74,6 +82,68 @@ pub struct Diff {
     pub findings_resolved: Vec<FindingRef>,
     pub findings_still_open: Vec<FindingRef>,
     pub exemptions_expired: Vec<ExpiredExemption>,
+    /// Accounts in the new bundle's selection and not the old one's.
+    pub accounts_added: Vec<AccountRef>,
+    /// Accounts in the old bundle's selection and not the new one's.
+    pub accounts_removed: Vec<AccountRef>,
+    /// Accounts read in the old bundle and asked, but not read, in the new:
+    /// their keys and findings are not compared (not removed, not resolved).
+    pub accounts_no_longer_read: Vec<AccountRef>,
+    /// Accounts not read in the old bundle and read in the new.
+    pub accounts_read_again: Vec<AccountRef>,
+    /// Keys in an account only one of the two bundles read.
+    pub keys_not_compared: usize,
+    /// Findings open in the old bundle, in an account the new one did not
+    /// read: unknown now, never "resolved".
+    pub findings_not_verified: Vec<FindingRef>,
+    /// The new bundle's keys coming due (and overdue), as of its assessment.
+    pub due: DueView,
+    /// The keys the old bundle showed due by the new one's as-of, and
+    /// whether they rotated.
+    pub due_since_old: Vec<DueCheck>,
+}
+
+/// The accounts of a bundle: (every account it names with its name, the
+/// ones whose keys it holds). A bundle of the caller's account alone holds
+/// every account it names.
+fn bundle_accounts(ev: &Evidence) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let m = &ev.manifest;
+    if m.account_details.is_empty() {
+        let named: BTreeMap<String, String> = m
+            .accounts
+            .iter()
+            .chain(ev.keys.iter().filter_map(|k| k.account_id.as_ref()))
+            .map(|a| (a.clone(), String::new()))
+            .collect();
+        let read = named.keys().cloned().collect();
+        return (named, read);
+    }
+    let named = m
+        .account_details
+        .iter()
+        .map(|a| (a.account_id.clone(), a.name.clone().unwrap_or_default()))
+        .collect();
+    let read = m
+        .account_details
+        .iter()
+        .filter(|a| a.read)
+        .map(|a| a.account_id.clone())
+        .collect();
+    (named, read)
+}
+
+/// A key that was due and is missing from the later bundle is "key
+/// removed" only when the later bundle read its account; otherwise whether
+/// it rotated is unknown.
+fn not_removed_unless_read(c: &mut DueCheck, read: impl Fn(Option<&str>) -> bool) {
+    let account = crate::aws::arn_account(&c.key_arn);
+    if c.outcome == "key removed" && !read(account) {
+        c.outcome = "unknown".into();
+        c.detail = format!(
+            "its account {} was not read in the later bundle",
+            account.unwrap_or("?")
+        );
+    }
 }
 
 fn key_ref(k: &KeyRecord) -> KeyRef {
@@ -99,8 +169,9 @@ fn show(v: Option<i64>) -> String {
     v.map_or_else(|| "unknown".into(), |d| format!("{d} days"))
 }
 
-/// Compares two assessed bundles.
-pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
+/// Compares two assessed bundles; the forward view lists the new bundle's
+/// keys due within `due_within` days.
+pub fn diff(old: &Evidence, new: &Evidence, due_within: i64) -> Result<Diff> {
     let old_keys: BTreeMap<&str, &KeyRecord> =
         old.keys.iter().map(|k| (k.arn.as_str(), k)).collect();
     let new_keys: BTreeMap<&str, &KeyRecord> =
@@ -118,10 +189,58 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
         findings_resolved: Vec::new(),
         findings_still_open: Vec::new(),
         exemptions_expired: Vec::new(),
+        accounts_added: Vec::new(),
+        accounts_removed: Vec::new(),
+        accounts_no_longer_read: Vec::new(),
+        accounts_read_again: Vec::new(),
+        keys_not_compared: 0,
+        findings_not_verified: Vec::new(),
+        due: due::coming_due(new, new.assessed_as_of(), due_within)
+            .with_context(|| format!("{}: the keys coming due", new.dir.display()))?,
+        due_since_old: due::check_rotated(old, new)
+            .with_context(|| format!("{}: the keys that were due", new.dir.display()))?,
     };
+    let (old_named, old_read) = bundle_accounts(old);
+    let (new_named, new_read) = bundle_accounts(new);
+    let aref = |id: &str, names: &BTreeMap<String, String>| AccountRef {
+        account_id: id.to_string(),
+        name: names.get(id).cloned().unwrap_or_default(),
+    };
+    for id in new_named.keys() {
+        if !old_named.contains_key(id) {
+            d.accounts_added.push(aref(id, &new_named));
+        } else if old_read.contains(id) && !new_read.contains(id) {
+            d.accounts_no_longer_read.push(aref(id, &new_named));
+        } else if !old_read.contains(id) && new_read.contains(id) {
+            d.accounts_read_again.push(aref(id, &new_named));
+        }
+    }
+    for id in old_named.keys() {
+        if !new_named.contains_key(id) {
+            d.accounts_removed.push(aref(id, &old_named));
+        }
+    }
+    // A key or finding is compared only where both bundles read its
+    // account; a key of an account added to the selection is new.
+    let comparable = |account: Option<&str>| {
+        account.is_none_or(|a| old_read.contains(a) && new_read.contains(a))
+    };
+    let newly_selected = |account: Option<&str>| {
+        account.is_some_and(|a| !old_named.contains_key(a) && new_read.contains(a))
+    };
+    // A key the old bundle showed due, in an account the new one did not
+    // read: whether it rotated is unknown, never "key removed".
+    for c in &mut d.due_since_old {
+        not_removed_unless_read(c, |a| comparable(a) || newly_selected(a));
+    }
     for (arn, k) in &new_keys {
         let Some(o) = old_keys.get(arn) else {
-            d.keys_added.push(key_ref(k));
+            let account = k.account_id.as_deref();
+            if comparable(account) || newly_selected(account) {
+                d.keys_added.push(key_ref(k));
+            } else {
+                d.keys_not_compared += 1;
+            }
             continue;
         };
         match (o.rotation_enabled, k.rotation_enabled) {
@@ -148,7 +267,11 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
     }
     for (arn, k) in &old_keys {
         if !new_keys.contains_key(arn) {
-            d.keys_removed.push(key_ref(k));
+            if comparable(k.account_id.as_deref()) {
+                d.keys_removed.push(key_ref(k));
+            } else {
+                d.keys_not_compared += 1;
+            }
         }
     }
 
@@ -211,10 +334,14 @@ pub fn diff(old: &Evidence, new: &Evidence) -> Diff {
     }
     for (id, f) in &old_f {
         if f.is_open() && !is_open(&new_f, id) {
-            d.findings_resolved.push(f_ref(f));
+            if comparable(f.account_id.as_deref()) {
+                d.findings_resolved.push(f_ref(f));
+            } else {
+                d.findings_not_verified.push(f_ref(f));
+            }
         }
     }
-    d
+    Ok(d)
 }
 
 fn push(t: &mut Table, change: &str, key: &str, region: &str, detail: &str) {
@@ -227,9 +354,90 @@ impl Diff {
         !self.findings_opened.is_empty()
     }
 
-    /// One row per change, for `--output table|csv`.
+    /// True when either bundle covers several accounts.
+    fn over_accounts(&self) -> bool {
+        !(self.accounts_added.is_empty()
+            && self.accounts_removed.is_empty()
+            && self.accounts_no_longer_read.is_empty()
+            && self.accounts_read_again.is_empty()
+            && self.findings_not_verified.is_empty()
+            && self.keys_not_compared == 0)
+    }
+
+    /// The forward view in one line, as `diff` prints it on stderr.
+    pub fn due_line(&self) -> String {
+        let count = |b: &str| {
+            self.due
+                .buckets
+                .iter()
+                .find(|x| x.bucket == b)
+                .map_or(0, |x| x.keys)
+        };
+        let outcome = |o: &str| self.due_since_old.iter().filter(|c| c.outcome == o).count();
+        let mut line = format!(
+            "due: {} overdue, {} due within {} days",
+            count("overdue"),
+            self.due.keys.len() - count("overdue"),
+            self.due.within_days
+        );
+        if !self.due.not_forecast.is_empty() {
+            let _ = write!(line, " ({} not forecast)", self.due.not_forecast.len());
+        }
+        if !self.due_since_old.is_empty() {
+            let _ = write!(
+                line,
+                "; of the {} due since the old bundle: {} rotated, {} not rotated, {} unknown, {} removed",
+                self.due_since_old.len(),
+                outcome("rotated"),
+                outcome("not rotated"),
+                outcome("unknown"),
+                outcome("key removed")
+            );
+        }
+        line
+    }
+
+    /// One row per change, then the keys coming due, for `--output table|csv`.
     pub fn table(&self) -> Table {
+        let mut t = self.changes_table();
+        for c in &self.due_since_old {
+            push(
+                &mut t,
+                &format!("was due: {}", c.outcome),
+                &c.key,
+                &c.region,
+                &format!("due {}; {}", c.was_due, c.detail),
+            );
+        }
+        for k in &self.due.keys {
+            push(
+                &mut t,
+                &if k.bucket == "overdue" {
+                    "overdue".to_string()
+                } else {
+                    format!("due in {}", k.bucket)
+                },
+                &k.key,
+                &k.region,
+                &format!("{} ({} days); from {}", k.due_at, k.days, k.basis),
+            );
+        }
+        t
+    }
+
+    /// One row per change between the bundles.
+    fn changes_table(&self) -> Table {
         let mut t = Table::new(["change", "key", "region", "detail"]);
+        for (what, list) in [
+            ("account added", &self.accounts_added),
+            ("account removed", &self.accounts_removed),
+            ("account no longer read", &self.accounts_no_longer_read),
+            ("account read again", &self.accounts_read_again),
+        ] {
+            for a in list {
+                push(&mut t, what, &a.account_id, "", &a.name);
+            }
+        }
         for k in &self.keys_added {
             push(&mut t, "key added", &k.name, &k.region, &k.arn);
         }
@@ -274,6 +482,15 @@ impl Diff {
                     &format!("{} {} ({})", f.severity, f.rule_id, f.finding_id),
                 );
             }
+        }
+        for f in &self.findings_not_verified {
+            push(
+                &mut t,
+                "finding not verified (account not read)",
+                &f.key,
+                &f.region,
+                &format!("{} {} ({})", f.severity, f.rule_id, f.finding_id),
+            );
         }
         for e in &self.exemptions_expired {
             push(
@@ -342,7 +559,28 @@ impl Diff {
         ] {
             let _ = writeln!(s, "| {what} | {n} |");
         }
-        let t = self.table();
+        if self.over_accounts() {
+            for (what, n) in [
+                ("Accounts added", self.accounts_added.len()),
+                ("Accounts removed", self.accounts_removed.len()),
+                (
+                    "Accounts no longer read",
+                    self.accounts_no_longer_read.len(),
+                ),
+                ("Accounts read again", self.accounts_read_again.len()),
+                (
+                    "Keys not compared (account read in one bundle only)",
+                    self.keys_not_compared,
+                ),
+                (
+                    "Findings not verified (account not read)",
+                    self.findings_not_verified.len(),
+                ),
+            ] {
+                let _ = writeln!(s, "| {what} | {n} |");
+            }
+        }
+        let t = self.changes_table();
         if !t.rows.is_empty() {
             let _ = writeln!(s, "\n## Details\n");
             let _ = writeln!(s, "| Change | Key | Region | Detail |\n|---|---|---|---|");
@@ -357,6 +595,98 @@ impl Diff {
                 );
             }
         }
+        self.due_markdown(&mut s);
         s
+    }
+
+    /// The forward view: what the old review expected to rotate by now and
+    /// whether it did, then what is overdue or due next.
+    fn due_markdown(&self, s: &mut String) {
+        let cell = |v: &str| super::md_cell(v.to_string());
+        let _ = writeln!(
+            s,
+            "\n## Keys coming due\n\nEligible keys with rotation on in the new bundle that KMS should rotate by {} (the next {} days from {}), overdue first: NextRotationDate, else one period after the schedule start the rules judge by.\n",
+            cell(&self.due.until[..self.due.until.len().min(10)]),
+            self.due.within_days,
+            cell(&self.due.as_of[..self.due.as_of.len().min(10)])
+        );
+        let _ = writeln!(s, "| Bucket | Keys |\n|---|---:|");
+        for b in &self.due.buckets {
+            let _ = writeln!(s, "| {} | {} |", cell(&b.bucket), b.keys);
+        }
+        if !self.due.keys.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| Key | Region | Due | Days | Bucket | Period (days) | From |\n|---|---|---|---:|---|---:|---|"
+            );
+            for k in &self.due.keys {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    cell(&k.key),
+                    cell(&k.region),
+                    cell(&k.due_at),
+                    k.days,
+                    cell(&k.bucket),
+                    k.period_days,
+                    cell(&k.basis)
+                );
+            }
+        }
+        for n in &self.due.not_forecast {
+            let _ = writeln!(
+                s,
+                "\n- Not forecast: {} ({}): {}",
+                cell(&n.key),
+                cell(&n.region),
+                cell(&n.reason)
+            );
+        }
+        if !self.due_since_old.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n### Due since the old bundle: did they rotate?\n\n| Key | Region | Was due | Outcome | Detail |\n|---|---|---|---|---|"
+            );
+            for c in &self.due_since_old {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&c.key),
+                    cell(&c.region),
+                    cell(&c.was_due),
+                    cell(&c.outcome),
+                    cell(&c.detail)
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_key_of_an_account_not_read_is_unknown_not_removed() {
+        let due = |account: &str| DueCheck {
+            key: "alias/app".into(),
+            key_arn: format!("arn:aws:kms:us-east-1:{account}:key/k"),
+            region: "us-east-1".into(),
+            was_due: "2026-01-01T00:00:00Z".into(),
+            outcome: "key removed".into(),
+            detail: "not in the later bundle".into(),
+        };
+        let read = |a: Option<&str>| a == Some("111122223333");
+        let mut gone = due("111122223333");
+        not_removed_unless_read(&mut gone, read);
+        assert_eq!(gone.outcome, "key removed");
+        let mut unseen = due("444455556666");
+        not_removed_unless_read(&mut unseen, read);
+        assert_eq!(unseen.outcome, "unknown");
+        assert!(
+            unseen.detail.contains("444455556666 was not read"),
+            "{}",
+            unseen.detail
+        );
     }
 }

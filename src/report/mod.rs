@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod diff;
+pub mod due;
 pub mod export;
 pub mod publish;
 
@@ -58,6 +59,18 @@ pub struct Evidence {
     pub rotations: Vec<RotationRecord>,
     pub events: Vec<EventRow>,
     pub findings: Vec<Finding>,
+    /// Set when the evidence was narrowed to one account of the bundle.
+    pub account: Option<String>,
+    /// The keys, rotations and events frames as read, for the rule engine's
+    /// schedule computation (`due`).
+    pub frames: Frames,
+}
+
+/// The frames an [`Evidence`] was read from.
+pub struct Frames {
+    pub keys: polars::prelude::DataFrame,
+    pub rotations: polars::prelude::DataFrame,
+    pub events: polars::prelude::DataFrame,
 }
 
 impl Evidence {
@@ -78,16 +91,96 @@ impl Evidence {
                 ),
             ));
         }
+        let frames = Frames {
+            keys: read_frame(dir, &KEYS)?,
+            rotations: read_frame(dir, &ROTATIONS)?,
+            events: read_frame(dir, &EVENTS)?,
+        };
         Ok(Evidence {
-            keys: frame_records(&read_frame(dir, &KEYS)?, &KEYS)?,
-            rotations: frame_records(&read_frame(dir, &ROTATIONS)?, &ROTATIONS)?,
-            events: frame_records(&read_frame(dir, &EVENTS)?, &EVENTS)?,
+            keys: frame_records(&frames.keys, &KEYS)?,
+            rotations: frame_records(&frames.rotations, &ROTATIONS)?,
+            events: frame_records(&frames.events, &EVENTS)?,
+            frames,
             findings: frame_records(&read_frame(dir, &FINDINGS)?, &FINDINGS)?,
             dir: dir.to_path_buf(),
             integrity,
             manifest,
             coverage,
+            account: None,
         })
+    }
+
+    /// The part of an organization's bundle about one account: its keys,
+    /// rotations, events, findings and coverage. The manifest is kept whole
+    /// (it is what the bundle's hashes speak for) but lists that account
+    /// alone.
+    pub fn for_account(mut self, account: &str) -> Result<Evidence> {
+        let known: BTreeSet<String> = self
+            .manifest
+            .accounts
+            .iter()
+            .cloned()
+            .chain(
+                self.manifest
+                    .account_details
+                    .iter()
+                    .map(|a| a.account_id.clone()),
+            )
+            .chain(self.keys.iter().filter_map(|k| k.account_id.clone()))
+            .collect();
+        if !known.contains(account) {
+            return Err(crate::error::Error::usage(
+                format!(
+                    "--account {account}: {} holds no such account",
+                    self.dir.display()
+                ),
+                format!(
+                    "the bundle's accounts are: {}",
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let mine = |a: &Option<String>| a.as_deref() == Some(account);
+        self.keys.retain(|k| mine(&k.account_id));
+        self.rotations.retain(|r| mine(&r.account_id));
+        self.events.retain(|e| mine(&e.account_id));
+        // The frames the rule engine's schedule reads (keys coming due):
+        // the same account only.
+        let only = |df: &polars::prelude::DataFrame| -> Result<polars::prelude::DataFrame> {
+            use polars::prelude::{col, lit, IntoLazy};
+            Ok(df
+                .clone()
+                .lazy()
+                .filter(col(crate::frames::col::ACCOUNT_ID).eq(lit(account)))
+                .collect()?)
+        };
+        self.frames = Frames {
+            keys: only(&self.frames.keys)?,
+            rotations: only(&self.frames.rotations)?,
+            events: only(&self.frames.events)?,
+        };
+        self.findings.retain(|f| mine(&f.account_id));
+        self.manifest.accounts = vec![account.to_string()];
+        self.manifest
+            .account_details
+            .retain(|a| a.account_id == account);
+        if let Some(inv) = &mut self.coverage.inventory {
+            inv.regions
+                .retain(|r| r.account_id.as_deref().is_none_or(|a| a == account));
+            inv.key_errors
+                .retain(|k| k.account_id.as_deref().is_none_or(|a| a == account));
+            inv.accounts.retain(|a| a.account_id == account);
+            inv.complete = inv.key_errors.is_empty()
+                && inv.regions.iter().all(|r| r.status.is_complete())
+                && inv.accounts.iter().all(|a| a.status.is_complete());
+        }
+        if let Some(t) = &mut self.coverage.trail {
+            t.days.retain(|d| d.account_id == account);
+        }
+        self.coverage.complete = self.coverage.inventory.as_ref().is_none_or(|i| i.complete)
+            && self.coverage.trail.as_ref().is_none_or(|t| t.complete);
+        self.account = Some(account.to_string());
+        Ok(self)
     }
 
     /// When the findings were judged.
@@ -147,9 +240,27 @@ pub fn write_bundle_report(
     as_of: Option<DateTime<Utc>>,
     force: bool,
     allow_modified: bool,
+    due_within: i64,
 ) -> Result<Written> {
-    let ev = Evidence::load(bundle, allow_modified)?;
-    write(&ev, out, as_of, force)
+    write_bundle_report_for(bundle, out, as_of, None, force, allow_modified, due_within)
+}
+
+/// As [`write_bundle_report`], narrowed to one account of an
+/// organization's bundle when `account` is given.
+pub fn write_bundle_report_for(
+    bundle: &Path,
+    out: &Path,
+    as_of: Option<DateTime<Utc>>,
+    account: Option<&str>,
+    force: bool,
+    allow_modified: bool,
+    due_within: i64,
+) -> Result<Written> {
+    let mut ev = Evidence::load(bundle, allow_modified)?;
+    if let Some(a) = account {
+        ev = ev.for_account(a)?;
+    }
+    write(&ev, out, as_of, force, due_within)
         .with_context(|| format!("writing the report into {}", out.display()))
 }
 
@@ -178,6 +289,11 @@ struct Summary {
     trail_days_expected: usize,
     trail_days_present: usize,
     trail_percent: String,
+    /// With log file validation: region-days without a log file that
+    /// signed digests show quiet.
+    trail_days_quiet: usize,
+    trail_covered_percent: String,
+    validated: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -256,8 +372,44 @@ struct TrailDayRow {
     account: String,
     region: String,
     with_logs: usize,
+    quiet: usize,
     missing: usize,
     missing_days: String,
+}
+
+/// Log file integrity validation, for the report.
+#[derive(Debug, Serialize)]
+struct IntegrityView {
+    /// Digests whose signature verified: the method line's N.
+    signed_digests: u64,
+    public_keys: String,
+    sources: String,
+    /// (outcome, count) of log files and of digest files.
+    log_files: Vec<(String, u64)>,
+    digest_files: Vec<(String, u64)>,
+    by_scope: Vec<IntegrityScopeRow>,
+    /// Files that are not valid, the first ones.
+    problems: Vec<IntegrityProblemRow>,
+    more_problems: usize,
+    limits: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IntegrityScopeRow {
+    account: String,
+    region: String,
+    logs: String,
+    digests: String,
+    quiet_hours: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct IntegrityProblemRow {
+    key: String,
+    kind: &'static str,
+    outcome: &'static str,
+    hours: String,
+    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -275,6 +427,8 @@ struct TrailSourceRow {
 
 #[derive(Debug, Serialize)]
 struct RegionRow {
+    /// Empty for a bundle of the caller's account alone.
+    account: String,
     region: String,
     status: String,
     keys_listed: usize,
@@ -290,6 +444,7 @@ struct CoverageView {
     trail_read: bool,
     trail_sources: Vec<TrailSourceRow>,
     trail_days: Vec<TrailDayRow>,
+    integrity: Option<IntegrityView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -333,11 +488,40 @@ struct SourceView {
     note: String,
 }
 
+/// One account in the report's roll-up.
+#[derive(Debug, Serialize)]
+struct AccountRow {
+    account: String,
+    name: String,
+    ou_path: String,
+    /// The role used, or "caller's credentials".
+    role: String,
+    /// Whether the account's keys are in the bundle: when not, the counts
+    /// are not shown, and it is never compliant.
+    read: bool,
+    /// `read`, `partly read`, `not read`, `skipped`.
+    coverage: String,
+    /// Why not read (the AWS code and message), or why skipped.
+    coverage_note: String,
+    keys: usize,
+    eligible: usize,
+    rotation_on: usize,
+    rotation_off: usize,
+    compliant: usize,
+    percent_compliant: String,
+    open_critical: usize,
+    open_high: usize,
+    open_medium: usize,
+    open_low: usize,
+    open_info: usize,
+}
+
 #[derive(Debug, Serialize)]
 struct Charts {
     age: String,
     eligibility: String,
     timeline: String,
+    accounts: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -359,6 +543,16 @@ struct ReportContext {
     window_end: String,
     policy: String,
     summary: Summary,
+    /// More than one account, or an organization's bundle: the account
+    /// roll-up and account columns are shown.
+    show_accounts: bool,
+    /// Set when the report covers one account of an organization's bundle.
+    only_account: Option<String>,
+    account_rows: Vec<AccountRow>,
+    accounts_not_read: usize,
+    accounts_skipped: usize,
+    /// Keys coming due (and overdue), from the rules' schedule computation.
+    due: due::DueView,
     rule_groups: Vec<RuleGroup>,
     keys: Vec<KeyView>,
     eligibility: Vec<EligibilityRow>,
@@ -449,7 +643,12 @@ fn history(k: &KeyRecord, ev: &Evidence) -> Vec<HistoryItem> {
                     .clone()
                     .or_else(|| e.invoked_by.clone())
                     .unwrap_or_default(),
-                source: "CloudTrail".into(),
+                source: match e.log_integrity.as_deref() {
+                    Some("valid") => "CloudTrail, log file validated".into(),
+                    Some("altered") => "CloudTrail, log file ALTERED after delivery".into(),
+                    Some(_) => "CloudTrail, log file not verifiable".into(),
+                    None => "CloudTrail".into(),
+                },
                 failed: e.error_code.is_some(),
             },
         ));
@@ -463,6 +662,7 @@ fn context(
     rules: &[Rule],
     as_of: DateTime<Utc>,
     data_files: Vec<String>,
+    due: due::DueView,
 ) -> ReportContext {
     let m = &ev.manifest;
     let names: BTreeMap<&str, String> = ev
@@ -501,14 +701,20 @@ fn context(
                 .count(),
         })
         .collect();
-    let (expected, present) = ev.coverage.trail.as_ref().map_or((0, 0), |t| {
-        t.days.iter().fold((0, 0), |(e, p), d| {
+    let (expected, present, quiet) = ev.coverage.trail.as_ref().map_or((0, 0, 0), |t| {
+        t.days.iter().fold((0, 0, 0), |(e, p, q), d| {
             (
-                e + d.days_with_logs.len() + d.days_missing.len(),
+                e + d.days_with_logs.len() + d.days_quiet.len() + d.days_missing.len(),
                 p + d.days_with_logs.len(),
+                q + d.days_quiet.len(),
             )
         })
     });
+    let validated = ev
+        .coverage
+        .trail
+        .as_ref()
+        .is_some_and(|t| t.integrity.is_some());
     let gaps = ev.coverage.gaps();
     let summary = Summary {
         keys_total: ev.keys.len(),
@@ -525,6 +731,9 @@ fn context(
         trail_days_expected: expected,
         trail_days_present: present,
         trail_percent: percent(present, expected),
+        trail_days_quiet: quiet,
+        trail_covered_percent: percent(present + quiet, expected),
+        validated,
     };
 
     // Findings grouped by rule, in the order the engine sorted them.
@@ -697,13 +906,26 @@ fn context(
         })
         .collect();
 
+    let account_rows = account_rows(ev, &open);
+    let show_accounts = !m.account_details.is_empty() || account_rows.len() > 1;
     let charts = Charts {
         age: charts::rotation_age(&keys_for_chart(ev, as_of)),
         eligibility: charts::eligibility(&eligibility_bars(&eligibility)),
-        timeline: charts::timeline(&timeline(ev), m.audit_window.start, as_of),
+        timeline: charts::timeline(
+            &timeline(ev),
+            &broken_hours(&ev.coverage),
+            m.audit_window.start,
+            as_of,
+        ),
+        accounts: if show_accounts {
+            charts::accounts(&account_bars(&account_rows))
+        } else {
+            String::new()
+        },
     };
 
     ReportContext {
+        due,
         integrity: ev.integrity.clone(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         bundle_tool_version: m.tool_version.clone(),
@@ -716,12 +938,35 @@ fn context(
             .caller
             .as_ref()
             .map_or_else(|| "unknown".into(), |c| c.arn.clone()),
-        accounts: m.accounts.join(", "),
+        accounts: if m.accounts.len() > 6 {
+            format!(
+                "{} accounts{}",
+                m.accounts.len(),
+                m.organization
+                    .as_ref()
+                    .and_then(|o| o.id.as_deref())
+                    .map(|id| format!(" of organization {id}"))
+                    .unwrap_or_default()
+            )
+        } else {
+            m.accounts.join(", ")
+        },
         regions: m.regions.join(", "),
         window_start: rfc3339(m.audit_window.start),
         window_end: rfc3339(m.audit_window.end),
         policy: assessed.map_or_else(String::new, |a| a.policy.clone()),
         summary,
+        show_accounts,
+        only_account: ev.account.clone(),
+        accounts_not_read: account_rows
+            .iter()
+            .filter(|a| a.coverage == "not read")
+            .count(),
+        accounts_skipped: account_rows
+            .iter()
+            .filter(|a| a.coverage == "skipped")
+            .count(),
+        account_rows,
         rule_groups: groups,
         keys,
         eligibility,
@@ -733,6 +978,142 @@ fn context(
         data_files,
         charts,
     }
+}
+
+/// The account roll-up: every account the bundle names (read or not), its
+/// keys, eligible keys, rotation on/off, compliant keys and open findings by
+/// severity. An account whose keys were not read has no numbers to show, and
+/// is never counted compliant.
+fn account_rows(ev: &Evidence, open: &[&Finding]) -> Vec<AccountRow> {
+    let m = &ev.manifest;
+    let inv_accounts = ev
+        .coverage
+        .inventory
+        .as_ref()
+        .map(|i| i.accounts.as_slice())
+        .unwrap_or_default();
+    let mut rows: BTreeMap<String, AccountRow> = BTreeMap::new();
+    let blank = |id: &str| AccountRow {
+        account: id.to_string(),
+        name: String::new(),
+        ou_path: String::new(),
+        role: "caller's credentials".into(),
+        read: true,
+        coverage: "read".into(),
+        coverage_note: String::new(),
+        keys: 0,
+        eligible: 0,
+        rotation_on: 0,
+        rotation_off: 0,
+        compliant: 0,
+        percent_compliant: "n/a".into(),
+        open_critical: 0,
+        open_high: 0,
+        open_medium: 0,
+        open_low: 0,
+        open_info: 0,
+    };
+    for id in &m.accounts {
+        rows.insert(id.clone(), blank(id));
+    }
+    for a in &m.account_details {
+        let row = rows
+            .entry(a.account_id.clone())
+            .or_insert_with(|| blank(&a.account_id));
+        row.name = a.name.clone().unwrap_or_default();
+        row.ou_path = a.ou_path.clone().unwrap_or_default();
+        row.role = match (&a.role_arn, a.status.as_str()) {
+            (Some(r), _) => r.clone(),
+            (None, "skipped") => "none (not tried)".into(),
+            (None, _) => "caller's credentials".into(),
+        };
+        row.read = a.read;
+        row.coverage = match a.status.as_str() {
+            "partial" => "partly read",
+            "not_read" => "not read",
+            "skipped" => "skipped",
+            _ => "read",
+        }
+        .into();
+        row.coverage_note = a.note.clone().unwrap_or_default();
+    }
+    // A bundle whose manifest predates account details still has the
+    // inventory's account coverage.
+    for a in inv_accounts {
+        if m.account_details
+            .iter()
+            .any(|d| d.account_id == a.account_id)
+        {
+            continue;
+        }
+        let row = rows
+            .entry(a.account_id.clone())
+            .or_insert_with(|| blank(&a.account_id));
+        row.read = matches!(
+            a.status,
+            crate::inventory::AccountStatus::Read | crate::inventory::AccountStatus::Partial
+        );
+        row.coverage = a.status.as_str().replace('_', " ");
+    }
+    let open_arns: BTreeSet<&str> = open.iter().filter_map(|f| f.key_arn.as_deref()).collect();
+    for k in &ev.keys {
+        let Some(id) = k.account_id.as_deref() else {
+            continue;
+        };
+        let row = rows.entry(id.to_string()).or_insert_with(|| blank(id));
+        row.keys += 1;
+        if k.eligibility == Some(Eligibility::Eligible) {
+            row.eligible += 1;
+            if !open_arns.contains(k.arn.as_str()) {
+                row.compliant += 1;
+            }
+            match k.rotation_enabled {
+                Some(true) => row.rotation_on += 1,
+                Some(false) => row.rotation_off += 1,
+                None => {}
+            }
+        }
+    }
+    for f in open {
+        let Some(row) = f.account_id.as_deref().and_then(|a| rows.get_mut(a)) else {
+            continue;
+        };
+        match f.severity {
+            Severity::Critical => row.open_critical += 1,
+            Severity::High => row.open_high += 1,
+            Severity::Medium => row.open_medium += 1,
+            Severity::Low => row.open_low += 1,
+            Severity::Info => row.open_info += 1,
+        }
+    }
+    for row in rows.values_mut() {
+        row.percent_compliant = if row.read {
+            percent(row.compliant, row.eligible)
+        } else {
+            "not read".into()
+        };
+    }
+    rows.into_values().collect()
+}
+
+fn account_bars(rows: &[AccountRow]) -> Vec<charts::AccountBar> {
+    rows.iter()
+        .map(|r| charts::AccountBar {
+            label: if r.name.is_empty() {
+                r.account.clone()
+            } else {
+                format!("{} ({})", r.name, r.account)
+            },
+            state: match r.coverage.as_str() {
+                "not read" => charts::AccountState::NotRead,
+                "skipped" => charts::AccountState::Skipped,
+                "partly read" => charts::AccountState::Partial,
+                _ => charts::AccountState::Read,
+            },
+            eligible: r.eligible,
+            compliant: r.compliant,
+        })
+        .collect()
 }
 
 fn reach_view(assessed: Option<&bundle::AssessmentEntry>) -> Vec<ReachView> {
@@ -767,6 +1148,7 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
         i.regions
             .iter()
             .map(|r| RegionRow {
+                account: r.account_id.clone().unwrap_or_default(),
                 region: r.region.clone(),
                 status: r.status.as_str().to_string(),
                 keys_listed: r.keys_listed,
@@ -810,6 +1192,7 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
                         account: d.account_id.clone(),
                         region: d.region.clone(),
                         with_logs: d.days_with_logs.len(),
+                        quiet: d.days_quiet.len(),
                         missing: d.days_missing.len(),
                         missing_days: shown.join(", "),
                     }
@@ -825,7 +1208,110 @@ fn coverage_view(c: &Coverage, gaps: Vec<String>) -> CoverageView {
         trail_read: c.trail.is_some(),
         trail_sources,
         trail_days,
+        integrity: c
+            .trail
+            .as_ref()
+            .and_then(|t| t.integrity.as_ref())
+            .map(integrity_view),
     }
+}
+
+/// Problems shown in the report; coverage.json lists every file.
+const MAX_PROBLEMS_SHOWN: usize = 50;
+
+fn integrity_view(i: &crate::trail::IntegrityCoverage) -> IntegrityView {
+    use crate::trail::integrity::FileKind;
+    let counts = |m: &BTreeMap<String, u64>| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort_by_key(|(k, _)| !matches!(k.as_str(), "valid" | "backfill"));
+        v
+    };
+    let line = |m: &BTreeMap<String, u64>| {
+        counts(m)
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let hour = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let problems: Vec<IntegrityProblemRow> = i
+        .problems()
+        .map(|f| IntegrityProblemRow {
+            key: f.key.clone(),
+            kind: match f.kind {
+                FileKind::Log => "log",
+                FileKind::Digest => "digest",
+            },
+            outcome: f.outcome.as_str(),
+            hours: format!("{} → {}", hour(f.from), hour(f.to)),
+            reason: f.reason.clone().unwrap_or_default(),
+        })
+        .collect();
+    let more_problems = problems.len().saturating_sub(MAX_PROBLEMS_SHOWN);
+    IntegrityView {
+        signed_digests: i.signed_digests,
+        public_keys: i.public_keys.join("; "),
+        sources: i.sources.join(", "),
+        log_files: counts(&i.log_files),
+        digest_files: counts(&i.digest_files),
+        by_scope: i
+            .by_scope
+            .iter()
+            .map(|s| IntegrityScopeRow {
+                account: s.account_id.clone(),
+                region: s.region.clone(),
+                logs: line(&s.log_files),
+                digests: line(&s.digest_files),
+                quiet_hours: s.quiet_hours,
+            })
+            .collect(),
+        problems: problems.into_iter().take(MAX_PROBLEMS_SHOWN).collect(),
+        more_problems,
+        limits: i.limits.clone(),
+    }
+}
+
+/// The hours log file integrity validation found broken, merged where they
+/// touch, for the timeline.
+fn broken_hours(c: &Coverage) -> Vec<charts::Band> {
+    let Some(i) = c.trail.as_ref().and_then(|t| t.integrity.as_ref()) else {
+        return Vec::new();
+    };
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = i
+        .problems()
+        .filter(|f| f.outcome != crate::trail::integrity::Outcome::Pending)
+        .filter_map(|f| {
+            let from = f.from.or(f.to)?;
+            let to = f.to.unwrap_or(from).max(from);
+            Some((
+                from,
+                to,
+                format!("{} {} ({})", f.account_id, f.region, f.outcome.as_str()),
+            ))
+        })
+        .collect();
+    spans.sort_by_key(|s| (s.0, s.1));
+    let mut bands: Vec<charts::Band> = Vec::new();
+    for (from, to, what) in spans {
+        match bands.last_mut() {
+            Some(last) if from <= last.to => {
+                last.to = last.to.max(to);
+                if !last.label.contains(&what) {
+                    last.label.push_str("; ");
+                    last.label.push_str(&what);
+                }
+            }
+            _ => bands.push(charts::Band {
+                from,
+                to,
+                label: what,
+            }),
+        }
+    }
+    bands
 }
 
 fn keys_for_chart(ev: &Evidence, as_of: DateTime<Utc>) -> Vec<charts::AgeBar> {
@@ -1002,13 +1488,25 @@ pub fn write(
     out: &Path,
     as_of: Option<DateTime<Utc>>,
     force: bool,
+    due_within: i64,
 ) -> Result<Written> {
     crate::output::prepare_out_dir(out, force, &[&ev.dir])?;
     let as_of = as_of.unwrap_or_else(|| ev.assessed_as_of());
     let mut files: Vec<String> = Vec::new();
 
     for schema in [&KEYS, &ROTATIONS, &EVENTS, &FINDINGS] {
-        copy_frame(&ev.dir, out, schema)?;
+        if ev.account.is_some() {
+            // One account of the bundle: its rows only, from what was read.
+            let mut df = match schema.name {
+                n if n == KEYS.name => crate::inventory::keys_frame(&ev.keys)?,
+                n if n == ROTATIONS.name => crate::inventory::rotations_frame(&ev.rotations)?,
+                n if n == EVENTS.name => crate::trail::events_frame(&ev.events)?,
+                _ => crate::rules::engine::findings_frame(&ev.findings)?,
+            };
+            write_frame(out, schema, &mut df)?;
+        } else {
+            copy_frame(&ev.dir, out, schema)?;
+        }
         for ext in ["csv", "parquet", "json"] {
             files.push(format!("{}.{ext}", schema.name));
         }
@@ -1071,7 +1569,9 @@ pub fn write(
 
     let mut data_files = files.clone();
     data_files.retain(|f| !f.starts_with("rules/"));
-    let ctx = context(ev, &rules, as_of, data_files);
+    let due = due::coming_due(ev, as_of, due_within)
+        .with_context(|| format!("{}: the keys coming due", ev.dir.display()))?;
+    let ctx = context(ev, &rules, as_of, data_files, due);
     let (md, html) = render(&ctx)?;
     write_bytes_atomic(&out.join("report.md"), md.as_bytes())?;
     write_bytes_atomic(&out.join("report.html"), html.as_bytes())?;

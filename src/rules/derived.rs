@@ -234,6 +234,7 @@ mod tests {
                     account_id: "111122223333".into(),
                     region: "us-east-1".into(),
                     days_with_logs: days,
+                    days_quiet: Vec::new(),
                     days_missing: Vec::new(),
                 }],
                 events_read: 0,
@@ -241,6 +242,7 @@ mod tests {
                 duplicates: 0,
                 duplicate_conflicts: Vec::new(),
                 cross_account_copies: 0,
+                integrity: None,
             }),
             window_start: at(1, 0, 0),
         }

@@ -23,7 +23,8 @@ use super::Rule;
 use crate::bundle::{ExemptionReach, MatchedKey};
 use crate::frames::{
     check_columns, col, Cell, FrameBuilder, CALL_FAILURES, EVENTS, EXEMPTIONS, FINDINGS, KEYS,
-    KEY_CLOCK, PARAMS, POLICY_STATEMENTS, ROTATIONS, TRAIL_DAYS, TRAIL_LOG_DAYS, TRAIL_ROTATIONS,
+    KEY_CLOCK, PARAMS, POLICY_STATEMENTS, ROTATIONS, TRAIL_DAYS, TRAIL_INTEGRITY_PROBLEMS,
+    TRAIL_LOG_DAYS, TRAIL_ROTATIONS,
 };
 use crate::inventory::{KeyRecord, RotationRecord};
 use crate::output::frame_records;
@@ -174,12 +175,17 @@ fn rotation_related(df: &DataFrame) -> Result<DataFrame> {
 }
 
 impl AsOf {
-    fn new(evidence: &Evidence, as_of: DateTime<Utc>) -> Result<AsOf> {
-        let rotations = not_after(&evidence.rotations, col::ROTATION_DATE, as_of)?;
+    fn new(
+        keys: &DataFrame,
+        rotations: &DataFrame,
+        events: &DataFrame,
+        as_of: DateTime<Utc>,
+    ) -> Result<AsOf> {
+        let rotations = not_after(rotations, col::ROTATION_DATE, as_of)?;
         // Aliases resolved through the inventory, marked (see rules::derived);
         // the derived tables below read the same rows as the rules.
         let events = not_after(
-            &super::derived::events_for_rules(&evidence.events, &evidence.keys)?,
+            &super::derived::events_for_rules(events, keys)?,
             col::EVENT_TIME,
             as_of,
         )?;
@@ -195,7 +201,7 @@ impl AsOf {
             }
         }
         Ok(AsOf {
-            keys: frame_records(&evidence.keys, &KEYS)?,
+            keys: frame_records(keys, &KEYS)?,
             rotation_records: frame_records(&rotations, &ROTATIONS)?,
             rotation_events: frame_records(&related, &EVENTS)?,
             key_via,
@@ -212,7 +218,7 @@ pub fn assess(
     policy: &Policy,
     as_of: DateTime<Utc>,
 ) -> Result<Vec<Finding>> {
-    let now = AsOf::new(evidence, as_of)?;
+    let now = AsOf::new(&evidence.keys, &evidence.rotations, &evidence.events, as_of)?;
     let mut ctx = SQLContext::new();
     ctx.register("keys", evidence.keys.clone().lazy());
     ctx.register("rotations", now.rotations.clone().lazy());
@@ -221,6 +227,10 @@ pub fn assess(
     let (days, log_days) = trail_frames(evidence.trail.as_ref())?;
     ctx.register("trail_days", days.lazy());
     ctx.register("trail_log_days", log_days.lazy());
+    ctx.register(
+        TRAIL_INTEGRITY_PROBLEMS.name,
+        integrity_frame(evidence.trail.as_ref())?.lazy(),
+    );
     ctx.register(
         "policy_statements",
         policy_statements_frame(&evidence.keys)?.lazy(),
@@ -502,72 +512,137 @@ fn params_frame(evidence: &Evidence, policy: &Policy, as_of: DateTime<Utc>) -> R
     b.finish()
 }
 
+/// `2025-03-01, 2025-03-02 and 3 more`: at most `n` items of a list.
+fn shortened(items: &[String], n: usize) -> String {
+    let shown = items[..items.len().min(n)].join(", ");
+    match items.len().saturating_sub(n) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
 /// What CloudTrail shows for one account, Region and day.
 ///
 /// A day without a log file is either quiet (no event in that Region that
-/// day) or lost; only CloudTrail's digest files tell the two apart. When
-/// digest validation lands (issue 13), a `Quiet` status joins these: counted
-/// neither as missing in `trail_days` nor as logged in `trail_log_days`'
-/// coverage, but as covered for `next_day_logged`.
+/// day) or lost; only CloudTrail's digest files tell the two apart: with
+/// `--validate`, a day that verified digests cover with no log file listed
+/// is `Quiet`, counted neither as missing in `trail_days` nor as logged in
+/// `trail_log_days`, but as covered for `next_day_logged` (nothing was
+/// delivered that day, so an event of the day before is in that day's files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DayStatus {
     Logged,
+    Quiet,
     NoLogFile,
 }
 
 fn trail_frames(trail: Option<&TrailCoverage>) -> Result<(DataFrame, DataFrame)> {
     let mut days = FrameBuilder::new(TRAIL_DAYS);
     let mut log_days = FrameBuilder::new(TRAIL_LOG_DAYS);
+    let validated = trail.is_some_and(|t| t.integrity.is_some());
     for d in trail.map(|t| t.days.as_slice()).unwrap_or(&[]) {
         let status: HashMap<NaiveDate, DayStatus> = d
             .days_with_logs
             .iter()
             .map(|day| (*day, DayStatus::Logged))
+            .chain(d.days_quiet.iter().map(|day| (*day, DayStatus::Quiet)))
             .chain(
                 d.days_missing
                     .iter()
                     .map(|day| (*day, DayStatus::NoLogFile)),
             )
             .collect();
-        let missing: BTreeSet<NaiveDate> = status
-            .iter()
-            .filter(|(_, s)| **s == DayStatus::NoLogFile)
-            .map(|(day, _)| *day)
-            .collect();
-        let shown: Vec<String> = missing.iter().take(10).map(|d| d.to_string()).collect();
-        let more = missing.len().saturating_sub(10);
-        let missing_text = if more > 0 {
-            format!("{} and {more} more", shown.join(", "))
-        } else {
-            shown.join(", ")
+        let with = |want: DayStatus| -> BTreeSet<NaiveDate> {
+            status
+                .iter()
+                .filter(|(_, s)| **s == want)
+                .map(|(day, _)| *day)
+                .collect()
         };
+        let missing = with(DayStatus::NoLogFile);
+        let logged = with(DayStatus::Logged);
+        let quiet = with(DayStatus::Quiet);
+        let missing_text: Vec<String> = missing.iter().map(|d| d.to_string()).collect();
         days.push(vec![
             (col::ACCOUNT_ID, Cell::str(&d.account_id)),
             (col::REGION, Cell::str(&d.region)),
             (col::DAYS_IN_WINDOW, Cell::Int(Some(status.len() as i64))),
-            (
-                col::DAYS_WITH_LOGS,
-                Cell::Int(Some((status.len() - missing.len()) as i64)),
-            ),
+            (col::DAYS_WITH_LOGS, Cell::Int(Some(logged.len() as i64))),
             (col::DAYS_MISSING, Cell::Int(Some(missing.len() as i64))),
-            (col::MISSING_DAYS, Cell::str(missing_text)),
+            (col::MISSING_DAYS, Cell::str(shortened(&missing_text, 10))),
+            (col::DAYS_QUIET, Cell::Int(Some(quiet.len() as i64))),
+            (col::VALIDATED, Cell::Bool(Some(validated))),
         ])?;
-        let logged: BTreeSet<NaiveDate> = status
-            .iter()
-            .filter(|(_, s)| **s == DayStatus::Logged)
-            .map(|(day, _)| *day)
-            .collect();
         for day in &logged {
-            let next_logged = day.succ_opt().is_some_and(|n| logged.contains(&n));
+            let next_covered = day
+                .succ_opt()
+                .is_some_and(|n| logged.contains(&n) || quiet.contains(&n));
             log_days.push(vec![
                 (col::ACCOUNT_ID, Cell::str(&d.account_id)),
                 (col::REGION, Cell::str(&d.region)),
                 (col::DAY, Cell::str(day.to_string())),
-                (col::NEXT_DAY_LOGGED, Cell::Bool(Some(next_logged))),
+                (col::NEXT_DAY_LOGGED, Cell::Bool(Some(next_covered))),
             ])?;
         }
     }
     Ok((days.finish()?, log_days.finish()?))
+}
+
+/// The files log file integrity validation did not find valid, grouped by
+/// account, region, kind of file and outcome, with the hours they concern
+/// and a few of their keys, so the rule stays plain SQL.
+fn integrity_frame(trail: Option<&TrailCoverage>) -> Result<DataFrame> {
+    use crate::trail::integrity::{FileKind, FileOutcome};
+    let mut b = FrameBuilder::new(TRAIL_INTEGRITY_PROBLEMS);
+    let Some(integrity) = trail.and_then(|t| t.integrity.as_ref()) else {
+        return b.finish();
+    };
+    let mut groups: std::collections::BTreeMap<(&str, &str, &str, &str), Vec<&FileOutcome>> =
+        Default::default();
+    for f in integrity.problems() {
+        let kind = match f.kind {
+            FileKind::Log => "log",
+            FileKind::Digest => "digest",
+        };
+        groups
+            .entry((&f.account_id, &f.region, kind, f.outcome.as_str()))
+            .or_default()
+            .push(f);
+    }
+    let hour = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+    for ((account, region, kind, outcome), files) in groups {
+        let mut hours: Vec<String> = files
+            .iter()
+            .filter_map(|f| match (f.from, f.to) {
+                (Some(a), Some(b)) if b - a > Duration::hours(2) => {
+                    Some(format!("{} to {}", hour(a), hour(b)))
+                }
+                (Some(a), _) | (None, Some(a)) => Some(hour(a)),
+                (None, None) => None,
+            })
+            .collect();
+        hours.sort();
+        hours.dedup();
+        let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+        b.push(vec![
+            (col::ACCOUNT_ID, Cell::str(account)),
+            (col::REGION, Cell::str(region)),
+            (col::FILE_KIND, Cell::str(kind)),
+            (col::OUTCOME, Cell::str(outcome)),
+            (col::FILES, Cell::Int(Some(files.len() as i64))),
+            (
+                col::FIRST_HOUR,
+                Cell::Time(files.iter().filter_map(|f| f.from.or(f.to)).min()),
+            ),
+            (
+                col::LAST_HOUR,
+                Cell::Time(files.iter().filter_map(|f| f.to.or(f.from)).max()),
+            ),
+            (col::HOURS, Cell::str(shortened(&hours, 8))),
+            (col::EXAMPLES, Cell::str(shortened(&keys, 5))),
+        ])?;
+    }
+    b.finish()
 }
 
 fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
@@ -622,6 +697,20 @@ fn policy_statements_frame(keys: &DataFrame) -> Result<DataFrame> {
                 ),
                 (col::EVERYONE, Cell::Bool(Some(st.everyone))),
                 (col::UNAFFECTED, Cell::opt_str(st.unaffected.clone())),
+                (
+                    col::UNIQUE_ID_PRINCIPALS,
+                    Cell::opt_str(
+                        Some(
+                            st.unique_id_principals
+                                .iter()
+                                .map(|u| u.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        )
+                        .filter(|s| !s.is_empty()),
+                    ),
+                ),
+                (col::NOT_PRINCIPAL, Cell::Bool(Some(st.not_principal))),
             ])?;
         }
     }
@@ -661,6 +750,29 @@ fn exemptions_frame(
         }
     }
     b.finish()
+}
+
+/// Every key's rotation clock as of `as_of`, from the same rows, with the
+/// same alias resolution and as-of cut, as the `key_clock` table the rules
+/// read: the one schedule computation that `plan`'s cost projection and the
+/// report's keys-coming-due view reuse. In the keys frame's order.
+pub fn key_clocks(
+    keys: &DataFrame,
+    rotations: &DataFrame,
+    events: &DataFrame,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<(KeyRecord, facts::KeyClock)>> {
+    let now = AsOf::new(keys, rotations, events, as_of)?;
+    Ok(now
+        .keys
+        .iter()
+        .map(|k| {
+            (
+                k.clone(),
+                facts::key_clock(k, &now.rotation_records, &now.rotation_events),
+            )
+        })
+        .collect())
 }
 
 fn key_clock_frame(now: &AsOf) -> Result<DataFrame> {

@@ -1,14 +1,87 @@
-//! Key policy statements, and which rotation actions a Deny covers.
+//! Key policy statements, which rotation actions a Deny covers, and which
+//! principals are the unique ids AWS shows for deleted users and roles.
 //!
 //! The policy is JSON; matching IAM wildcards in SQL would be unreadable, so
 //! the engine flattens statements into the `policy_statements` table here and
-//! the `policy_denies_rotation` rule only selects from it.
+//! the policy rules only select from it.
 
 use serde_json::Value;
 
 /// The actions that turn rotation on or rotate now. A Deny on either blocks
 /// remediation; a Deny on DisableKeyRotation is good practice and not listed.
 pub const ROTATION_ACTIONS: [&str; 2] = ["kms:EnableKeyRotation", "kms:RotateKeyOnDemand"];
+
+/// `policy_statements`, in words: what `DERIVED_TABLES` ships with the rules
+/// that read it.
+pub const POLICY_STATEMENTS_DEFINITION: &str = "
+One row per statement of each key policy in the keys frame (key_policy), in policy order; a policy
+that is not JSON, or has no Statement, gives no rows. statement_index: position from 1. principal: the
+Principal as compact JSON, or 'NotPrincipal: ' and the NotPrincipal. actions: 'Action: a, b' or
+'NotAction: a, b'. condition: the Condition as compact JSON, empty when absent or {}.
+denied_rotation_actions: for Effect Deny, which of kms:EnableKeyRotation and kms:RotateKeyOnDemand the
+Action (or everything but the NotAction) matches, with IAM wildcards (* any run, ? one character,
+case-insensitive). everyone: Principal is \"*\" or {\"AWS\": \"*\"} (or a list holding it) and there is
+no NotPrincipal. unaffected: for a Deny, the callers it leaves out (those outside a Condition, those named
+in NotPrincipal, or everyone but the principals it names). unique_id_principals: each value of the
+Principal or NotPrincipal (a string, a list, or any key of an object, such as AWS) that is a bare IAM
+unique id, a documented prefix (ABIA, ACCA, AGPA, AIDA, AIPA, AKIA, ANPA, ANVA, APKA, AROA, ASCA, ASIA)
+followed by upper-case letters and digits, 16 to 128 characters in all, with what the prefix names, as
+'AROA... (IAM role), AIDA... (IAM user)'; empty when there is none. not_principal: the statement names its
+principals in NotPrincipal.
+";
+
+/// The prefixes of IAM unique ids and what each names (IAM User Guide, IAM
+/// identifiers, "Understanding unique ID prefixes"). A policy shows a
+/// deleted user or role by its unique id (`AIDA`, `AROA`); the others cannot
+/// be principals at all, so a policy naming one names no one.
+pub const UNIQUE_ID_PREFIXES: [(&str, &str); 12] = [
+    ("ABIA", "AWS STS service bearer token"),
+    ("ACCA", "context-specific credential"),
+    ("AGPA", "IAM user group"),
+    ("AIDA", "IAM user"),
+    ("AIPA", "Amazon EC2 instance profile"),
+    ("AKIA", "access key"),
+    ("ANPA", "managed policy"),
+    ("ANVA", "managed policy version"),
+    ("APKA", "public key"),
+    ("AROA", "IAM role"),
+    ("ASCA", "certificate"),
+    ("ASIA", "temporary (AWS STS) access key"),
+];
+
+/// What a bare unique id in a policy names, when `value` is one: a
+/// documented prefix, then upper-case letters and digits. AWS's ids are 21
+/// characters (20 for access keys); the bounds only keep out words that
+/// happen to start with a prefix.
+pub fn unique_id_kind(value: &str) -> Option<&'static str> {
+    let v = value.trim();
+    if !(16..=128).contains(&v.len())
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return None;
+    }
+    UNIQUE_ID_PREFIXES
+        .iter()
+        .find(|(prefix, _)| v.starts_with(prefix))
+        .map(|(_, kind)| *kind)
+}
+
+/// A principal of a statement that is a bare unique id: what AWS shows in
+/// place of a deleted user's or role's ARN.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UniqueIdPrincipal {
+    pub id: String,
+    /// What its prefix names, such as `IAM role`.
+    pub kind: &'static str,
+}
+
+impl std::fmt::Display for UniqueIdPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.id, self.kind)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
@@ -31,6 +104,10 @@ pub struct Statement {
     /// but the principals it names. `None` for an unconditional Deny of every
     /// principal, and for Allow statements.
     pub unaffected: Option<String>,
+    /// Principals (or NotPrincipals) that are bare unique ids, in policy order.
+    pub unique_id_principals: Vec<UniqueIdPrincipal>,
+    /// The principals are named in `NotPrincipal`.
+    pub not_principal: bool,
 }
 
 /// Flattens a policy document. A document that is not valid JSON yields an
@@ -96,6 +173,21 @@ fn statement(index: usize, s: &Value) -> Statement {
     } else {
         None
     };
+    let not_principal = s.get("Principal").is_none() && s.get("NotPrincipal").is_some();
+    let named = if not_principal {
+        s.get("NotPrincipal")
+    } else {
+        s.get("Principal")
+    };
+    let mut unique_id_principals: Vec<UniqueIdPrincipal> = Vec::new();
+    for value in named.map(principal_values).unwrap_or_default() {
+        if let Some(kind) = unique_id_kind(&value) {
+            let id = value.trim().to_string();
+            if !unique_id_principals.iter().any(|u| u.id == id) {
+                unique_id_principals.push(UniqueIdPrincipal { id, kind });
+            }
+        }
+    }
     Statement {
         index,
         sid: s.get("Sid").and_then(Value::as_str).map(str::to_string),
@@ -114,6 +206,20 @@ fn statement(index: usize, s: &Value) -> Statement {
         denied_rotation_actions: denied,
         everyone,
         unaffected,
+        unique_id_principals,
+        not_principal,
+    }
+}
+
+/// Every string a Principal element names, whatever its form: `"*"` or an
+/// id as a bare string, a list, or an object of lists and strings keyed by
+/// principal type (`AWS`, `Service`, `Federated`, `CanonicalUser`).
+fn principal_values(p: &Value) -> Vec<String> {
+    match p {
+        Value::Object(map) => map.values().flat_map(principal_values).collect(),
+        Value::Array(items) => items.iter().flat_map(principal_values).collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
     }
 }
 
@@ -276,6 +382,63 @@ mod tests {
             st.iter().map(|s| s.index).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
+    }
+
+    #[test]
+    fn unique_ids_are_found_in_every_form_of_principal() {
+        let role = "AROA3XFRBF535PLBIFPI4";
+        let user = "AIDACKCEVSQ6C2EXAMPLE";
+        let policy = format!(
+            r#"{{"Statement":[
+          {{"Sid":"Map","Effect":"Allow","Principal":{{"AWS":"{role}"}},"Action":"kms:EnableKeyRotation","Resource":"*"}},
+          {{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam::111122223333:root","{user}",{role:?}]}},"Action":["kms:Decrypt"],"Resource":"*"}},
+          {{"Effect":"Allow","Principal":"{user}","Action":"kms:*","Resource":"*"}},
+          {{"Effect":"Deny","NotPrincipal":{{"AWS":["{role}"]}},"Action":"kms:*","Resource":"*"}},
+          {{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam::111122223333:role/AROAlike","111122223333","AROA"],"Service":"kms.amazonaws.com"}},"Action":"kms:*","Resource":"*"}}
+        ]}}"#
+        );
+        let st = statements(&policy).unwrap();
+        let ids = |i: usize| -> Vec<String> {
+            st[i]
+                .unique_id_principals
+                .iter()
+                .map(|u| u.to_string())
+                .collect()
+        };
+        assert_eq!(ids(0), vec![format!("{role} (IAM role)")]);
+        assert!(!st[0].not_principal);
+        // A list, the same id twice, and an ARN beside them.
+        assert_eq!(
+            ids(1),
+            vec![format!("{user} (IAM user)"), format!("{role} (IAM role)")]
+        );
+        // A bare string principal.
+        assert_eq!(ids(2), vec![format!("{user} (IAM user)")]);
+        assert!(st[3].not_principal);
+        assert_eq!(ids(3), vec![format!("{role} (IAM role)")]);
+        // ARNs, account ids, services and a bare prefix are not unique ids.
+        assert!(ids(4).is_empty(), "{:?}", ids(4));
+    }
+
+    #[test]
+    fn every_documented_prefix_is_a_unique_id() {
+        for (prefix, kind) in UNIQUE_ID_PREFIXES {
+            assert_eq!(
+                unique_id_kind(&format!("{prefix}EXAMPLE1234567890")),
+                Some(kind)
+            );
+        }
+        assert_eq!(unique_id_kind("AKIAIOSFODNN7EXAMPLE"), Some("access key"));
+        for not_one in [
+            "AROA",
+            "AROAshort",
+            "AROA3XFRBF535PLBIFPI4:session",
+            "arn:aws:iam::111122223333:role/AROA3XFRBF535PLBIFPI4",
+            "ABCD3XFRBF535PLBIFPI4",
+            "*",
+        ] {
+            assert_eq!(unique_id_kind(not_one), None, "{not_one}");
+        }
     }
 
     #[test]

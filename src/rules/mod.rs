@@ -36,7 +36,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::frames::{Schema, CALL_FAILURES, KEY_CLOCK, TRAIL_ROTATIONS};
+use crate::frames::{Schema, CALL_FAILURES, KEY_CLOCK, POLICY_STATEMENTS, TRAIL_ROTATIONS};
 use crate::policy::Severity;
 
 pub mod assess;
@@ -99,10 +99,11 @@ pub struct DerivedTable {
 pub enum Derivation {
     /// SQL run over the frames and `params`.
     Sql(&'static str),
-    /// Computed in `src/rules/facts.rs`, where the logic is too procedural
-    /// for plain SQL (walking enable/disable calls in order, grouping
-    /// sessions under their role); this is its definition in words, which
-    /// the report ships and the manifest's hash covers with the rule.
+    /// Computed in Rust (`src/rules/facts.rs`, `src/rules/key_policy.rs`),
+    /// where the logic is too procedural for plain SQL (walking enable/disable
+    /// calls in order, grouping sessions under their role, matching IAM
+    /// wildcards in policy JSON); this is its definition in words, which the
+    /// report ships and the manifest's hash covers with the rule.
     Rust(&'static str),
 }
 
@@ -121,6 +122,11 @@ pub const DERIVED_TABLES: &[DerivedTable] = &[
         schema: TRAIL_ROTATIONS,
         origin: "src/rules/facts.rs is_in_progress",
         derivation: Derivation::Rust(facts::TRAIL_ROTATIONS_DEFINITION),
+    },
+    DerivedTable {
+        schema: POLICY_STATEMENTS,
+        origin: "src/rules/key_policy.rs statements",
+        derivation: Derivation::Rust(key_policy::POLICY_STATEMENTS_DEFINITION),
     },
 ];
 
@@ -211,6 +217,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../queries/policy_denies_on_demand_rotation.sql"),
     ),
     (
+        "orphaned_policy_principal",
+        include_str!("../../queries/orphaned_policy_principal.sql"),
+    ),
+    (
         "pending_deletion",
         include_str!("../../queries/pending_deletion.sql"),
     ),
@@ -229,6 +239,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "history_mismatch",
         include_str!("../../queries/history_mismatch.sql"),
+    ),
+    (
+        "trail_integrity",
+        include_str!("../../queries/trail_integrity.sql"),
     ),
     (
         "exemption_expired",

@@ -260,6 +260,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
             account_id: ACCT.into(),
             region: us.into(),
             days_with_logs,
+            days_quiet: Vec::new(),
             days_missing: Vec::<NaiveDate>::new(),
         }],
         events_read: 7,
@@ -267,6 +268,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
         duplicates: 0,
         duplicate_conflicts: Vec::new(),
         cross_account_copies: 0,
+        integrity: None,
     };
     let evidence = Evidence {
         keys: keys_frame(&keys).unwrap(),
@@ -283,6 +285,7 @@ fn scenario() -> (Evidence, Policy, DateTime<Utc>) {
                 regions: vec![],
                 key_errors: vec![],
                 api_calls: Default::default(),
+                accounts: vec![],
             },
         }
         .rotations_frame()
@@ -353,6 +356,8 @@ fn each_rule_fires_exactly_where_it_should() {
         ("evidence_gap", &["region:eu-west-1"]),
         ("history_mismatch", &["k-long"]),
         ("exemption_expired", &["k-rsa"]),
+        // No --validate, no integrity finding.
+        ("trail_integrity", &[]),
     ];
     for (rule, keys) in expect {
         assert_eq!(fired(&findings, rule), set(keys), "rule {rule}");
@@ -435,6 +440,132 @@ fn severity_overrides_apply() {
     assert_eq!(f.severity, crate::policy::Severity::Low);
 }
 
+#[test]
+fn trail_integrity_names_files_and_hours_and_a_quiet_day_is_no_gap() {
+    use crate::trail::integrity::{FileKind, FileOutcome, IntegrityCoverage, Outcome};
+    let (mut evidence, policy, as_of) = scenario();
+    let hour = |d, h| Utc.with_ymd_and_hms(2025, 9, d, h, 0, 0).unwrap();
+    let file = |key: &str, kind, outcome, from, to| FileOutcome {
+        key: format!("s3://trail/AWSLogs/{ACCT}/{key}"),
+        kind,
+        outcome,
+        account_id: ACCT.into(),
+        region: "us-east-1".into(),
+        from: Some(from),
+        to: Some(to),
+        reason: Some("why".into()),
+    };
+    let trail = evidence.trail.as_mut().unwrap();
+    trail.integrity = Some(IntegrityCoverage {
+        files: vec![
+            file(
+                "CloudTrail/a.json.gz",
+                FileKind::Log,
+                Outcome::Valid,
+                hour(1, 1),
+                hour(1, 2),
+            ),
+            file(
+                "CloudTrail/b.json.gz",
+                FileKind::Log,
+                Outcome::Altered,
+                hour(2, 3),
+                hour(2, 4),
+            ),
+            file(
+                "CloudTrail/c.json.gz",
+                FileKind::Log,
+                Outcome::Altered,
+                hour(2, 5),
+                hour(2, 6),
+            ),
+            file(
+                "CloudTrail-Digest/d.json.gz",
+                FileKind::Digest,
+                Outcome::ChainStart,
+                hour(3, 5),
+                hour(4, 9),
+            ),
+            // Its digest is not out yet: not a finding.
+            file(
+                "CloudTrail/e.json.gz",
+                FileKind::Log,
+                Outcome::Pending,
+                hour(5, 1),
+                hour(5, 2),
+            ),
+        ],
+        ..IntegrityCoverage::default()
+    });
+    // A quiet day and a lost one in us-east-1.
+    let us = &mut trail.days[0];
+    let quiet = NaiveDate::from_ymd_opt(2025, 9, 10).unwrap();
+    let lost = NaiveDate::from_ymd_opt(2025, 9, 11).unwrap();
+    us.days_with_logs.retain(|d| *d != quiet && *d != lost);
+    us.days_quiet = vec![quiet];
+    us.days_missing = vec![lost];
+    let rules = super::load(None).unwrap();
+    let findings = assess(&evidence, &rules, &policy, as_of).unwrap();
+    let integrity: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule_id == "trail_integrity")
+        .collect();
+    assert_eq!(integrity.len(), 2, "{integrity:#?}");
+    let altered = integrity
+        .iter()
+        .find(|f| f.detail.contains("changed after delivery"))
+        .unwrap();
+    assert_eq!(altered.severity, crate::policy::Severity::High);
+    assert!(
+        altered.detail.contains("2 CloudTrail log file(s)"),
+        "{}",
+        altered.detail
+    );
+    assert!(
+        altered
+            .detail
+            .contains("2025-09-02T03:00Z, 2025-09-02T05:00Z"),
+        "{}",
+        altered.detail
+    );
+    let evidence_text = altered.evidence.as_deref().unwrap();
+    assert!(
+        evidence_text.contains("CloudTrail/b.json.gz")
+            && evidence_text.contains("CloudTrail/c.json.gz")
+    );
+    let restart = integrity
+        .iter()
+        .find(|f| f.detail.contains("restarted"))
+        .unwrap();
+    assert!(
+        restart
+            .detail
+            .contains("2025-09-03T05:00Z to 2025-09-04T09:00Z"),
+        "{}",
+        restart.detail
+    );
+    // The lost day is a gap, the quiet one is not.
+    let gap = findings
+        .iter()
+        .find(|f| f.rule_id == "evidence_gap" && f.region.as_deref() == Some("us-east-1"))
+        .expect("an evidence gap in us-east-1");
+    assert!(
+        gap.detail.contains("2025-09-11") && !gap.detail.contains("2025-09-10"),
+        "{}",
+        gap.detail
+    );
+    assert!(
+        gap.detail.contains("nor a verified digest"),
+        "{}",
+        gap.detail
+    );
+    assert!(
+        gap.evidence.as_deref().unwrap().contains("1 are quiet"),
+        "{:?}",
+        gap.evidence
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Issue 10: one scenario per case where a rule disagreed with AWS. Each builds
 // only the keys and evidence the case needs.
@@ -454,6 +585,7 @@ fn rotations_frame(rotations: Vec<RotationRecord>) -> polars::prelude::DataFrame
             regions: vec![],
             key_errors: vec![],
             api_calls: Default::default(),
+            accounts: vec![],
         },
     }
     .rotations_frame()
@@ -483,6 +615,7 @@ fn trail_days(
         account_id: ACCT.into(),
         region: region.into(),
         days_with_logs,
+        days_quiet: Vec::new(),
         days_missing,
     }
 }
@@ -515,6 +648,7 @@ fn evidence_of(
             duplicates: 0,
             duplicate_conflicts: Vec::new(),
             cross_account_copies: 0,
+            integrity: None,
         }),
         window_start,
     }
@@ -1300,4 +1434,212 @@ fn an_alias_named_failure_is_reported_under_its_key() {
         "{:?}",
         pf[0].evidence
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 14: a key policy that names a deleted principal.
+// ---------------------------------------------------------------------------
+
+const DELETED_ROLE: &str = "AROA3XFRBF535PLBIFPI4";
+const DELETED_USER: &str = "AIDACKCEVSQ6C2EXAMPLE";
+
+/// A deleted role or user shows in a key policy as its unique id, in any of
+/// the forms a Principal takes; the finding names the statement and what it
+/// allowed or denied, one finding per statement, on customer-managed keys of
+/// any type.
+#[test]
+fn orphaned_principals_are_named_with_their_statement_and_actions() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let k = |id: &str| {
+        let mut k = with_history(on(key(us, id, Eligibility::Eligible), 365), 0);
+        // Not yet due: only the policy rules speak.
+        k.creation_date = Some(t(2025, 12, 1));
+        k
+    };
+    let admin = r#"{"Sid":"Admins","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}"#;
+    let mut rsa = key(us, "k-rsa-orphan", Eligibility::UnsupportedSpec);
+    rsa.key_spec = Some("RSA_2048".into());
+    rsa.creation_date = Some(t(2025, 12, 1));
+    let mut aws = key(us, "k-aws-managed", Eligibility::AwsManaged);
+    aws.key_manager = Some("AWS".into());
+    aws.rotation_enabled = Some(true);
+    let keys = vec![
+        with_policy(
+            k("k-role"),
+            &format!(
+                r#"{admin},{{"Sid":"RotationAutomation","Effect":"Allow","Principal":{{"AWS":"{DELETED_ROLE}"}},
+                   "Action":["kms:EnableKeyRotation","kms:RotateKeyOnDemand"],"Resource":"*"}}"#
+            ),
+        ),
+        with_policy(
+            k("k-list"),
+            &format!(
+                r#"{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam::111122223333:role/ops","{DELETED_USER}"]}},
+                   "Action":"kms:Decrypt","Resource":"*"}}"#
+            ),
+        ),
+        with_policy(
+            k("k-string"),
+            &format!(
+                r#"{{"Sid":"Legacy","Effect":"Allow","Principal":"{DELETED_USER}","Action":"kms:*","Resource":"*"}}"#
+            ),
+        ),
+        with_policy(
+            k("k-notprincipal"),
+            &format!(
+                r#"{admin},{{"Sid":"OnlyRotator","Effect":"Deny","NotPrincipal":{{"AWS":["{DELETED_ROLE}","arn:aws:iam::111122223333:root"]}},
+                   "Action":"kms:DisableKeyRotation","Resource":"*"}}"#
+            ),
+        ),
+        with_policy(
+            k("k-deny"),
+            &format!(
+                r#"{admin},{{"Sid":"NoContractor","Effect":"Deny","Principal":{{"AWS":"{DELETED_USER}"}},"Action":"kms:*","Resource":"*"}}"#
+            ),
+        ),
+        with_policy(
+            k("k-two"),
+            &format!(
+                r#"{{"Effect":"Allow","Principal":{{"AWS":"{DELETED_ROLE}"}},"Action":"kms:Encrypt","Resource":"*"}},
+                   {{"Effect":"Allow","Principal":{{"AWS":["{DELETED_USER}","{DELETED_ROLE}"]}},"Action":"kms:Decrypt","Resource":"*"}}"#
+            ),
+        ),
+        // An ARN whose name looks like an id, an account, a service: no one deleted.
+        with_policy(
+            k("k-clean"),
+            r#"{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:role/AROA3XFRBF535PLBIFPI4","111122223333"],
+                "Service":"logs.amazonaws.com"},"Action":"kms:*","Resource":"*"}"#,
+        ),
+        with_policy(
+            rsa,
+            &format!(
+                r#"{{"Effect":"Allow","Principal":{{"AWS":"{DELETED_ROLE}"}},"Action":"kms:Sign","Resource":"*"}}"#
+            ),
+        ),
+        with_policy(
+            aws,
+            &format!(
+                r#"{{"Effect":"Allow","Principal":{{"AWS":"{DELETED_ROLE}"}},"Action":"kms:*","Resource":"*"}}"#
+            ),
+        ),
+    ];
+    let ev = evidence_of(
+        keys,
+        vec![],
+        vec![],
+        vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+        t(2024, 11, 27),
+    );
+    let findings = judge(&ev, &Policy::default(), as_of);
+    let orphaned = only(&findings, "orphaned_policy_principal");
+    assert_eq!(
+        fired(&findings, "orphaned_policy_principal"),
+        set(&[
+            "k-role",
+            "k-list",
+            "k-string",
+            "k-notprincipal",
+            "k-deny",
+            "k-two",
+            "k-rsa-orphan"
+        ])
+    );
+    assert_eq!(orphaned.len(), 8, "two statements of k-two: {orphaned:#?}");
+    assert!(orphaned
+        .iter()
+        .all(|f| f.severity == crate::policy::Severity::Medium));
+    let of = |id: &str| -> Vec<&Finding> {
+        orphaned
+            .iter()
+            .copied()
+            .filter(|f| f.key_arn.as_deref().unwrap().ends_with(id))
+            .collect()
+    };
+    let role = &of("k-role")[0].detail;
+    assert!(
+        role.contains("statement RotationAutomation allows Action: kms:EnableKeyRotation, kms:RotateKeyOnDemand to AROA3XFRBF535PLBIFPI4 (IAM role)")
+            && role.contains("locked out"),
+        "{role}"
+    );
+    assert!(of("k-list")[0]
+        .detail
+        .contains("#1 (no Sid) allows Action: kms:Decrypt to AIDACKCEVSQ6C2EXAMPLE (IAM user)"));
+    assert!(of("k-string")[0].detail.contains("statement Legacy allows"));
+    let np = &of("k-notprincipal")[0].detail;
+    assert!(
+        np.contains("OnlyRotator (Effect Deny, Action: kms:DisableKeyRotation) exempts through NotPrincipal AROA3XFRBF535PLBIFPI4 (IAM role)")
+            && np.contains("is not exempted"),
+        "{np}"
+    );
+    let deny = &of("k-deny")[0].detail;
+    assert!(
+        deny.contains(
+            "NoContractor (Effect Deny) denies Action: kms:* to AIDACKCEVSQ6C2EXAMPLE (IAM user)"
+        ) && deny.contains("does not reach"),
+        "{deny}"
+    );
+    let two = of("k-two");
+    assert_ne!(two[0].finding_id, two[1].finding_id);
+    assert!(two.iter().any(|f| f
+        .detail
+        .contains("#2 (no Sid) allows Action: kms:Decrypt to AIDACKCEVSQ6C2EXAMPLE (IAM user), AROA3XFRBF535PLBIFPI4 (IAM role)")));
+    assert!(of("k-role")[0]
+        .evidence
+        .as_deref()
+        .unwrap()
+        .contains(r#"Principal: {"AWS":"AROA3XFRBF535PLBIFPI4"}"#));
+    // Besides the deleted principals, only what the keys were built with: a
+    // Deny naming one principal, and an RSA key.
+    let others: Vec<(&str, &str)> = findings
+        .iter()
+        .filter(|f| f.rule_id != "orphaned_policy_principal")
+        .map(|f| (f.rule_id.as_str(), f.key_arn.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        others,
+        vec![
+            (
+                "policy_conditionally_denies_rotation",
+                arn(us, "k-deny").as_str()
+            ),
+            ("ineligible_key_type", arn(us, "k-rsa-orphan").as_str()),
+        ]
+    );
+}
+
+/// The statement's id is its Sid, so the finding keeps its id when the
+/// statement moves, and closes when the id is replaced by an ARN.
+#[test]
+fn an_orphaned_principal_finding_is_stable_and_closes_when_fixed() {
+    let us = "us-east-1";
+    let as_of = t(2026, 1, 1);
+    let judged = |statements: &str| {
+        let mut k = with_history(on(key(us, "k-app", Eligibility::Eligible), 365), 0);
+        k.creation_date = Some(t(2025, 12, 1));
+        let ev = evidence_of(
+            vec![with_policy(k, statements)],
+            vec![],
+            vec![],
+            vec![trail_days(us, t(2024, 11, 27), as_of, &[])],
+            t(2024, 11, 27),
+        );
+        judge(&ev, &Policy::default(), as_of)
+            .into_iter()
+            .filter(|f| f.rule_id == "orphaned_policy_principal")
+            .collect::<Vec<_>>()
+    };
+    let grant = format!(
+        r#"{{"Sid":"Rotator","Effect":"Allow","Principal":{{"AWS":"{DELETED_ROLE}"}},"Action":"kms:EnableKeyRotation","Resource":"*"}}"#
+    );
+    let other = r#"{"Sid":"Admins","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}"#;
+    let before = judged(&format!("{grant},{other}"));
+    let moved = judged(&format!("{other},{grant}"));
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].finding_id, moved[0].finding_id);
+    let fixed = judged(&format!(
+        "{},{other}",
+        grant.replace(DELETED_ROLE, "arn:aws:iam::111122223333:role/rotator")
+    ));
+    assert!(fixed.is_empty(), "{fixed:#?}");
 }

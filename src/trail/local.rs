@@ -138,15 +138,10 @@ fn read_and_scan(
         .map_err(|e| format!("cannot read: {e}"))?
         .len();
     if size > opts.max_log_bytes {
-        return Ok(FileScan {
-            verdict: Verdict::Corrupt(over_limit(size, opts.max_log_bytes)),
-            bytes: size,
-            records_read: 0,
-            bad_times: 0,
-            rows: Vec::new(),
-            log_days: Vec::new(),
-            delivered: None,
-        });
+        return Ok(FileScan::unread(
+            Verdict::Corrupt(over_limit(size, opts.max_log_bytes)),
+            size,
+        ));
     }
     let mut permit = (size > gz::LARGE as u64).then(gz::large_permit);
     buf.clear();
@@ -157,15 +152,10 @@ fn read_and_scan(
         .read_to_end(buf);
     let result = match read {
         Err(e) => Err(format!("cannot read: {e}")),
-        Ok(n) if n as u64 > opts.max_log_bytes => Ok(FileScan {
-            verdict: Verdict::Corrupt(over_limit(n as u64, opts.max_log_bytes)),
-            bytes: n as u64,
-            records_read: 0,
-            bad_times: 0,
-            rows: Vec::new(),
-            log_days: Vec::new(),
-            delivered: None,
-        }),
+        Ok(n) if n as u64 > opts.max_log_bytes => Ok(FileScan::unread(
+            Verdict::Corrupt(over_limit(n as u64, opts.max_log_bytes)),
+            n as u64,
+        )),
         Ok(_) => Ok(scan_bytes_held(label, buf, opts, &mut permit)),
     };
     if buf.capacity() > gz::LARGE {

@@ -84,12 +84,41 @@ struct RegionResult {
     errors: Vec<String>,
 }
 
+/// One account whose event history is read: its configuration (the
+/// caller's, or a role assumed in it), or why it cannot be read.
+pub struct LookupAccount {
+    /// The account whose history this is (day coverage is kept per account).
+    pub account: Option<String>,
+    pub config: Result<SdkConfig, String>,
+}
+
 /// Reads LookupEvents in each of `regions` into `collector` as one source.
+/// `caller_account` is the account whose event history the API answers
+/// with (STS GetCallerIdentity of the run).
 ///
 /// API failures are recorded in the source's coverage; the call only fails
 /// on a bug in its arguments.
 pub async fn scan(
     config: &SdkConfig,
+    caller_account: &str,
+    regions: &[String],
+    opts: &ReadOptions,
+    collector: &mut Collector,
+    progress: &Progress,
+) -> Result<()> {
+    let one = [LookupAccount {
+        account: Some(caller_account.to_string()),
+        config: Ok(config.clone()),
+    }];
+    scan_accounts(&one, regions, opts, collector, progress).await
+}
+
+/// Reads LookupEvents of several accounts (each through its own
+/// configuration), in each of `regions`, as one source. LookupEvents'
+/// 2-a-second quota is per account and region, so every account and
+/// region has its own pacer, and they run side by side.
+pub async fn scan_accounts(
+    accounts: &[LookupAccount],
     regions: &[String],
     opts: &ReadOptions,
     collector: &mut Collector,
@@ -131,22 +160,45 @@ pub async fn scan(
     }
 
     // Day coverage needs the account; the API answers for the caller's.
-    let account = match aws::caller_identity(config).await {
-        Ok(id) => Some(id.account),
-        Err(e) => {
-            collector.source_mut(idx).errors.push(format!(
-                "STS GetCallerIdentity: {e:#}; the days LookupEvents covered are not recorded"
-            ));
-            None
-        }
-    };
+    let mut reachable: Vec<(Option<String>, &SdkConfig)> = Vec::new();
+    for a in accounts {
+        let config = match &a.config {
+            Ok(c) => c,
+            Err(why) => {
+                collector.source_mut(idx).errors.push(format!(
+                    "account {}: {why}; its event history was not read",
+                    a.account.as_deref().unwrap_or("?")
+                ));
+                continue;
+            }
+        };
+        // The account is known: the caller's (checked up front) or the one
+        // the role was assumed into. Day coverage needs it.
+        let account = a.account.clone();
+        reachable.push((account, config));
+    }
 
     let attributes = lookup_attributes(opts);
-    let bar = progress.bar("lookup", (regions.len() * attributes.len()) as u64);
-    let mut results = stream::iter(regions)
-        .map(|region| scan_region(config, region, &attributes, &span, opts, &bar))
-        .buffer_unordered(REGION_CONCURRENCY);
-    while let Some(r) = results.next().await {
+    let pairs: Vec<(Option<String>, &SdkConfig, &String)> = reachable
+        .iter()
+        .flat_map(|(account, config)| regions.iter().map(move |r| (account.clone(), *config, r)))
+        .collect();
+    let bar = progress.bar("lookup", (pairs.len() * attributes.len()) as u64);
+    // Each account and region is paced on its own; several accounts' regions
+    // run together.
+    let concurrency = REGION_CONCURRENCY * reachable.len().clamp(1, 8);
+    let mut results = stream::iter(pairs)
+        .map(|(account, config, region)| {
+            let (attributes, span, bar) = (&attributes, &span, &bar);
+            async move {
+                (
+                    account,
+                    scan_region(config, region, attributes, span, opts, bar).await,
+                )
+            }
+        })
+        .buffer_unordered(concurrency);
+    while let Some((account, r)) = results.next().await {
         if let Some(account) = account.as_ref().filter(|a| opts.scope.wants_account(a)) {
             collector.note_scope(account, &r.region);
             // A region whose lookups all answered is covered for every day
@@ -167,7 +219,11 @@ pub async fn scan(
         let src = collector.source_mut(idx);
         src.records_read += r.records_read;
         src.files_corrupt.extend(r.corrupt);
-        src.errors.extend(r.errors);
+        src.errors
+            .extend(r.errors.into_iter().map(|e| match &account {
+                Some(a) if accounts.len() > 1 => format!("account {a}: {e}"),
+                _ => e,
+            }));
         collector.add_rows(idx, r.rows);
     }
     bar.finish_and_clear();

@@ -8,11 +8,14 @@
 //! on-demand rotation, and keeps the coverage ledger.
 
 pub mod athena;
+pub mod digest;
 pub mod gz;
+pub mod integrity;
 pub mod lake;
 pub mod local;
 pub mod lookup;
 mod model;
+pub mod public_keys;
 pub mod pushdown;
 pub mod reader;
 pub mod record;
@@ -32,6 +35,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::frames::{col, Cell, FrameBuilder, EVENTS};
+pub use integrity::IntegrityCoverage;
 
 impl EventRow {
     fn cells(&self) -> Vec<(&'static str, Cell)> {
@@ -91,6 +95,10 @@ impl EventRow {
                 Cell::opt_str(self.linked_event_id.clone()),
             ),
             (col::SOURCE, Cell::str(&self.source)),
+            (
+                col::LOG_INTEGRITY,
+                Cell::opt_str(self.log_integrity.clone()),
+            ),
         ]
     }
 }
@@ -166,6 +174,11 @@ pub struct DayCoverage {
     pub account_id: String,
     pub region: String,
     pub days_with_logs: Vec<NaiveDate>,
+    /// Days without a log file that CloudTrail's signed digests cover
+    /// (`--validate`): logging was on and there was nothing to deliver.
+    #[serde(default)]
+    pub days_quiet: Vec<NaiveDate>,
+    /// Days neither a log file nor a verified digest covers.
     pub days_missing: Vec<NaiveDate>,
 }
 
@@ -187,6 +200,10 @@ pub struct TrailCoverage {
     /// key's (same sharedEventID), dropped.
     #[serde(default)]
     pub cross_account_copies: u64,
+    /// Log file integrity validation (`--validate` on `s3://` sources):
+    /// every file's outcome, counts, and where the public keys came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<IntegrityCoverage>,
 }
 
 /// One eventID delivered with different content.
@@ -214,11 +231,20 @@ struct Held {
 }
 
 impl Held {
-    /// Lower is preferred: a copy with an errorCode (a failure is the
-    /// evidence that matters), then the earliest delivery, then the first
-    /// source by name, so the choice never depends on arrival order.
-    fn rank(&self) -> (bool, bool, Option<DateTime<Utc>>, &str, Option<&str>) {
+    /// Lower is preferred: a copy from a validated log file over one not
+    /// validated, over one that could not be verified, over an altered one;
+    /// then a copy with an errorCode (a failure is the evidence that
+    /// matters), then the earliest delivery, then the first source by name,
+    /// so the choice never depends on arrival order.
+    fn rank(&self) -> (u8, bool, bool, Option<DateTime<Utc>>, &str, Option<&str>) {
+        let integrity = match self.row.log_integrity.as_deref() {
+            Some("valid") => 0,
+            None => 1,
+            Some("altered") => 3,
+            Some(_) => 2,
+        };
         (
+            integrity,
             self.row.error_code.is_none(),
             self.delivered.is_none(),
             self.delivered,
@@ -233,6 +259,7 @@ fn same_content(a: &EventRow, b: &EventRow) -> bool {
     let strip = |r: &EventRow| EventRow {
         source: String::new(),
         linked_event_id: None,
+        log_integrity: None,
         ..r.clone()
     };
     strip(a) == strip(b)
@@ -249,6 +276,9 @@ pub struct Collector {
     sources: Vec<SourceCoverage>,
     /// (account, region) → days that have at least one log file.
     days: BTreeMap<(String, String), BTreeSet<NaiveDate>>,
+    /// (account, region) → days verified digests cover with no log listed.
+    quiet: BTreeMap<(String, String), BTreeSet<NaiveDate>>,
+    integrity: Option<IntegrityCoverage>,
 }
 
 impl Collector {
@@ -324,6 +354,23 @@ impl Collector {
             .insert(day);
     }
 
+    /// Records that CloudTrail's verified digests cover this day and list
+    /// no log file delivered on it: quiet, unless a log file was read.
+    pub fn note_quiet_day(&mut self, account: &str, region: &str, day: NaiveDate) {
+        self.quiet
+            .entry((account.to_string(), region.to_string()))
+            .or_default()
+            .insert(day);
+    }
+
+    /// Adds a source's integrity validation.
+    pub fn add_integrity(&mut self, coverage: IntegrityCoverage) {
+        match &mut self.integrity {
+            Some(i) => i.merge(coverage),
+            None => self.integrity = Some(coverage),
+        }
+    }
+
     /// Opens the day ledger of an account and region that a source was asked
     /// to read, so that one with no log file at all shows every day missing.
     pub fn note_scope(&mut self, account: &str, region: &str) {
@@ -364,9 +411,15 @@ impl Collector {
             duplicates,
             conflicts,
             mut sources,
-            days: seen_days,
+            days: mut seen_days,
+            quiet,
+            integrity,
             ..
         } = self;
+        // A quiet day of an account and region is a day of its ledger.
+        for key in quiet.keys() {
+            seen_days.entry(key.clone()).or_default();
+        }
         let (held, cross_account_copies) = drop_cross_account_copies(held);
         let mut held = held;
         held.sort_by(|a, b| {
@@ -420,11 +473,18 @@ impl Collector {
                 .map(|t| t.date_naive())
                 .or_else(|| seen.last().copied())
                 .or(seen_last);
+            let quiet_here = quiet.get(&(account.clone(), region.clone()));
+            let is_quiet = |d: &NaiveDate| quiet_here.is_some_and(|q| q.contains(d));
             let mut missing = Vec::new();
+            let mut days_quiet = Vec::new();
             if let (Some(mut d), Some(last)) = (first, last) {
                 while d <= last {
                     if !seen.contains(&d) {
-                        missing.push(d);
+                        if is_quiet(&d) {
+                            days_quiet.push(d);
+                        } else {
+                            missing.push(d);
+                        }
                     }
                     match d.succ_opt() {
                         Some(n) => d = n,
@@ -440,15 +500,17 @@ impl Collector {
                     .copied()
                     .filter(|d| first.is_none_or(|f| *d >= f) && last.is_none_or(|l| *d <= l))
                     .collect(),
+                days_quiet,
                 days_missing: missing,
             });
         }
-        let complete = sources
-            .iter()
-            .all(|s| s.files_corrupt.is_empty() && s.errors.is_empty() && s.records_bad_time == 0)
-            && days
-                .iter()
-                .all(|d| d.days_missing.is_empty() && !d.days_with_logs.is_empty());
+        let complete =
+            sources.iter().all(|s| {
+                s.files_corrupt.is_empty() && s.errors.is_empty() && s.records_bad_time == 0
+            }) && days.iter().all(|d| {
+                d.days_missing.is_empty()
+                    && !(d.days_with_logs.is_empty() && d.days_quiet.is_empty())
+            }) && integrity.as_ref().is_none_or(|i| i.complete());
         let coverage = TrailCoverage {
             complete,
             window,
@@ -459,6 +521,7 @@ impl Collector {
             cross_account_copies,
             sources,
             days,
+            integrity,
         };
         (rows, coverage)
     }
@@ -583,8 +646,22 @@ impl TrailCoverage {
                 out.push(format!("{}: {e}", s.source));
             }
         }
+        if let Some(i) = &self.integrity {
+            let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+            for f in i.problems() {
+                *by.entry(f.outcome.as_str()).or_default() += 1;
+            }
+            if !by.is_empty() {
+                let parts: Vec<String> = by.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                out.push(format!(
+                    "log file integrity: {} file(s) not valid ({}); coverage.json trail.integrity names each",
+                    by.values().sum::<u64>(),
+                    parts.join(", ")
+                ));
+            }
+        }
         for d in &self.days {
-            if d.days_missing.is_empty() && d.days_with_logs.is_empty() {
+            if d.days_missing.is_empty() && d.days_with_logs.is_empty() && d.days_quiet.is_empty() {
                 out.push(format!(
                     "no CloudTrail log at all for account {} region {}",
                     d.account_id, d.region
@@ -599,7 +676,12 @@ impl TrailCoverage {
                     .collect();
                 let more = d.days_missing.len().saturating_sub(5);
                 out.push(format!(
-                    "no CloudTrail log for account {} region {} on {} day(s): {}{}",
+                    "no CloudTrail log{} for account {} region {} on {} day(s): {}{}",
+                    if self.integrity.is_some() {
+                        " or verified digest"
+                    } else {
+                        ""
+                    },
                     d.account_id,
                     d.region,
                     d.days_missing.len(),

@@ -78,6 +78,11 @@ pub struct EventRow {
     pub linked_event_id: Option<String>,
     /// The file or API that produced the row.
     pub source: String,
+    /// Log file integrity of the file the row came from (`--validate` on an
+    /// S3 archive): `valid`, `altered`, or `unverifiable` (no digest lists
+    /// the file, or the digest could not be verified). None when not validated.
+    #[serde(default)]
+    pub log_integrity: Option<String>,
 }
 
 /// What a partition column of an Athena CloudTrail table holds

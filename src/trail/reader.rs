@@ -16,6 +16,7 @@ use std::sync::{MutexGuard, OnceLock};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use memchr::memmem;
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use super::gz;
 use super::model::AthenaSettings;
@@ -72,6 +73,13 @@ pub struct ReadOptions {
     /// How long a CloudTrail Lake query may take before it is cancelled
     /// (`--query-timeout`).
     pub query_timeout_secs: u64,
+    /// Validate S3 archives against CloudTrail's signed digest files
+    /// (`--validate`): the reader then also hashes each file's inflated
+    /// bytes ([`FileScan::sha256`]).
+    pub validate: bool,
+    /// `--public-keys FILE`: the output of `aws cloudtrail list-public-keys`,
+    /// used instead of calling ListPublicKeys.
+    pub public_keys: Option<std::path::PathBuf>,
     /// Where and how the `athena:` source queries (`--athena-*`).
     pub athena: AthenaSettings,
 }
@@ -86,6 +94,8 @@ impl Default for ReadOptions {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             late_delivery_days: DEFAULT_LATE_DELIVERY_DAYS,
             query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
+            validate: false,
+            public_keys: None,
             athena: AthenaSettings::default(),
         }
     }
@@ -145,6 +155,26 @@ pub struct FileScan {
     /// When CloudTrail delivered the file (its name's time), if AWS-named:
     /// of two copies of one event, the earlier delivery wins.
     pub delivered: Option<DateTime<Utc>>,
+    /// SHA-256 of the file's uncompressed content, when validating: what a
+    /// digest file lists. None when the file was not inflated whole (over
+    /// `--max-log-bytes`) or not asked for.
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl FileScan {
+    /// A file that was not read, for the reason given.
+    pub fn unread(verdict: Verdict, bytes: u64) -> Self {
+        FileScan {
+            verdict,
+            bytes,
+            records_read: 0,
+            bad_times: 0,
+            rows: Vec::new(),
+            log_days: Vec::new(),
+            delivered: None,
+            sha256: None,
+        }
+    }
 }
 
 thread_local! {
@@ -167,6 +197,22 @@ pub fn scan_bytes_held(
     opts: &ReadOptions,
     permit: &mut Option<MutexGuard<'static, ()>>,
 ) -> FileScan {
+    scan_bytes_expecting(label, data, opts, permit, None)
+}
+
+/// [`scan_bytes_held`] when a signature-verified CloudTrail digest lists
+/// the file with `expected` as the SHA-256 of its uncompressed content
+/// (`--validate`). A file that hashes to it is byte for byte what
+/// CloudTrail delivered, and CloudTrail writes well-formed JSON: its
+/// records are cut by bracket balance instead of the full structural check
+/// that catches damage. Any other file gets the full check.
+pub fn scan_bytes_expecting(
+    label: &str,
+    data: &[u8],
+    opts: &ReadOptions,
+    permit: &mut Option<MutexGuard<'static, ()>>,
+    expected: Option<&[u8; 32]>,
+) -> FileScan {
     let mut out = FileScan {
         verdict: Verdict::Read,
         bytes: data.len() as u64,
@@ -175,6 +221,7 @@ pub fn scan_bytes_held(
         rows: Vec::new(),
         log_days: Vec::new(),
         delivered: None,
+        sha256: None,
     };
     if is_digest_path(label) {
         out.verdict = Verdict::Skipped(
@@ -212,7 +259,15 @@ pub fn scan_bytes_held(
                     out.verdict = Verdict::Corrupt(e.reason);
                 }
                 inflated => {
-                    scan_text(label, buf, opts, named.as_ref(), shape, &mut out);
+                    // The digest lists the SHA-256 of the whole uncompressed
+                    // file: hashed from the buffer the scan reads, not
+                    // fetched or inflated again. A damaged file hashes what
+                    // could be recovered, which then differs from the digest.
+                    if opts.validate {
+                        out.sha256 = Some(Sha256::digest(&buf[..]).into());
+                    }
+                    let trusted = expected.is_some() && out.sha256.as_ref() == expected;
+                    scan_text(label, buf, opts, named.as_ref(), shape, trusted, &mut out);
                     if let Err(e) = inflated {
                         out.verdict = Verdict::Corrupt(match &out.verdict {
                             Verdict::Read | Verdict::Skipped(_) => {
@@ -234,7 +289,11 @@ pub fn scan_bytes_held(
     } else if data.len() > limit {
         out.verdict = Verdict::Corrupt(over_limit(data.len() as u64, opts.max_log_bytes));
     } else {
-        scan_text(label, data, opts, named.as_ref(), shape, &mut out);
+        if opts.validate {
+            out.sha256 = Some(Sha256::digest(data).into());
+        }
+        let trusted = expected.is_some() && out.sha256.as_ref() == expected;
+        scan_text(label, data, opts, named.as_ref(), shape, trusted, &mut out);
     }
     if let Some(n) = &named {
         // A damaged file still shows a log was delivered that day when some
@@ -567,6 +626,9 @@ struct FileState<'o, 'b> {
     opts: &'o ReadOptions,
     /// Collect days from records (the file is not AWS-named).
     want_days: bool,
+    /// The file is what a verified digest says CloudTrail delivered: its
+    /// structure needs no check.
+    trusted: bool,
     days: Vec<(String, String, NaiveDate)>,
     /// First record-level problem; later records are still read.
     first_bad: Option<String>,
@@ -757,7 +819,7 @@ fn walk_object(
         let ve = match &mut sink {
             Some((st, out)) if (is_records || is_events) && buf.get(vs) == Some(&b'[') => {
                 let mut it = ArrayElements::new(buf, vs);
-                if is_records && !st.want_days {
+                if is_records && !st.want_days && !st.trusted {
                     // Records of an AWS-named file are not all parsed (only
                     // those that may be kept): each is cut by the full
                     // structural scan, so a syntax error anywhere makes the
@@ -869,12 +931,14 @@ fn scan_text(
     opts: &ReadOptions,
     named: Option<&LogName>,
     shape: Shape,
+    trusted: bool,
     out: &mut FileScan,
 ) {
     let mut st = FileState {
         label: label.to_string(),
         opts,
         want_days: named.is_none(),
+        trusted,
         days: Vec::new(),
         first_bad: None,
         bad_records: 0,
@@ -1321,6 +1385,55 @@ mod tests {
             scan_bytes(DELIVERY, text.as_bytes(), &opts()).verdict,
             Verdict::Corrupt(_)
         ));
+    }
+
+    #[test]
+    fn validation_hashes_the_inflated_bytes_and_trusts_only_a_matching_file() {
+        let good = format!(r#"{{"Records":[{}]}}"#, rec("RotateKey", ""));
+        let validating = ReadOptions {
+            validate: true,
+            ..opts()
+        };
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, good.as_bytes()).unwrap();
+        let zipped = e.finish().unwrap();
+        let want: [u8; 32] = Sha256::digest(good.as_bytes()).into();
+        let s = scan_bytes(&format!("{DELIVERY}.gz"), &zipped, &validating);
+        assert_eq!(
+            s.sha256,
+            Some(want),
+            "the hash is of the uncompressed content"
+        );
+        assert_eq!(scan_bytes(DELIVERY, good.as_bytes(), &opts()).sha256, None);
+
+        // A record the filter skips with a syntax error in it: the full
+        // structural check finds it, unless the file is the one a verified
+        // digest lists (then it is CloudTrail's own, well-formed output).
+        let bad = rec("Decrypt", "").replace(r#""awsRegion":"#, r#""awsRegion" "#);
+        let text = format!(r#"{{"Records":[{},{bad}]}}"#, rec("RotateKey", ""));
+        let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let checked = scan_bytes_expecting(DELIVERY, text.as_bytes(), &validating, &mut None, None);
+        assert!(matches!(checked.verdict, Verdict::Corrupt(_)));
+        let other = scan_bytes_expecting(
+            DELIVERY,
+            text.as_bytes(),
+            &validating,
+            &mut None,
+            Some(&want),
+        );
+        assert!(
+            matches!(other.verdict, Verdict::Corrupt(_)),
+            "another file's hash trusts nothing"
+        );
+        let trusted = scan_bytes_expecting(
+            DELIVERY,
+            text.as_bytes(),
+            &validating,
+            &mut None,
+            Some(&hash),
+        );
+        assert_eq!(trusted.verdict, Verdict::Read);
+        assert_eq!(trusted.rows, checked.rows);
     }
 
     #[test]

@@ -400,6 +400,7 @@ impl Record<'_> {
             shared_event_id: own(&self.shared_event_id),
             linked_event_id: None,
             source: source.to_string(),
+            log_integrity: None,
         }
     }
 }

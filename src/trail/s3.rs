@@ -21,20 +21,28 @@
 //! arrive, so memory holds at most a bounded number of objects (and bytes),
 //! never the archive.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use aws_config::SdkConfig;
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
+use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
+use super::digest::{self, DigestName, PublicKey, DIGEST_FOLDER};
+use super::gz;
+use super::integrity::{
+    self, DigestFetch, DigestInput, FetchedDigest, LogInput, Outcome, PublicKeys,
+};
 use super::local::add_scan;
+use super::public_keys::{self, KeySource};
 use super::reader::{self, FileScan, ReadOptions};
 use super::{Collector, FileIssue, Window};
 use crate::aws::{self, ErrorInfo};
 use crate::error::hinted;
+use crate::frames::time::rfc3339;
 use crate::progress::Progress;
 
 /// Objects in flight (fetched or being parsed) at once. Each holds one
@@ -249,19 +257,39 @@ struct ObjectRef {
 /// What listing a day folder yields, in order.
 enum Listed {
     Object(ObjectRef),
+    /// A digest file (a digest walk only).
+    Digest(ObjectRef, DigestName),
     Skipped(FileIssue),
-    Error(String),
+    /// A failed listing: the prefix and the message.
+    Error(String, String),
 }
 
 /// What happened to one listed item once processed.
 enum Done {
     Scanned(ObjectRef, FileScan),
-    FetchFailed(ObjectRef, String),
+    /// The GET failed; `gone` when S3 said NoSuchKey.
+    FetchFailed(ObjectRef, String, bool),
+    Digest(Box<DigestInput>),
     Skipped(FileIssue),
-    Error(String),
+    Error(String, String),
 }
 
-/// Reads the archive at `url` into `collector` as one source.
+/// What the reader may trust while the scan goes on: the keys, and the
+/// SHA-256 that signature-verified digests list per log file key.
+struct Trust<'a> {
+    keys: Option<&'a PublicKeys>,
+    expected: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+/// Validation's part of a scan: where the keys come from.
+#[derive(Debug, Clone)]
+pub struct ValidateWith {
+    pub keys: KeySource,
+}
+
+/// Reads the archive at `url` into `collector` as one source; with
+/// `validate`, also the digest files of the same days, checked as AWS
+/// documents (see [`super::integrity`]).
 ///
 /// Only a malformed URL or a bucket that does not exist is an error;
 /// listing and fetch failures are recorded in the source's coverage and the
@@ -272,6 +300,7 @@ pub async fn scan(
     opts: &ReadOptions,
     collector: &mut Collector,
     progress: &Progress,
+    validate: Option<&ValidateWith>,
 ) -> Result<()> {
     let archive = parse_url(url)?;
     let client = match bucket_region(config, &archive.bucket).await {
@@ -304,9 +333,34 @@ pub async fn scan(
             until.date_naive()
         ));
     }
-    let walk = walk_layout(&client, &archive, opts, range, EVENTS_FOLDER).await;
+    // A digest lists the files delivered in the hour before it, so the
+    // digests of one more day are read: the last day's late files are
+    // listed by digests of the day after.
+    let digest_range = DayRange {
+        first: range.first,
+        last: range.last.and_then(|l| l.succ_opt()),
+    };
+    let (walk, digest_walk) = if validate.is_some() {
+        let (w, d) = futures::join!(
+            walk_layout(&client, &archive, opts, range, EVENTS_FOLDER),
+            walk_layout(&client, &archive, opts, digest_range, DIGEST_FOLDER)
+        );
+        (w, Some(d))
+    } else {
+        (
+            walk_layout(&client, &archive, opts, range, EVENTS_FOLDER).await,
+            None,
+        )
+    };
+    let mut failed_prefixes = walk.failed.clone();
     for e in walk.errors {
         collector.source_mut(idx).errors.push(e);
+    }
+    if let Some(d) = &digest_walk {
+        failed_prefixes.extend(d.failed.iter().cloned());
+        for e in &d.errors {
+            collector.source_mut(idx).errors.push(e.clone());
+        }
     }
     if walk.days.is_empty() && walk.scopes.is_empty() && collector.source_mut(idx).errors.is_empty()
     {
@@ -320,6 +374,29 @@ pub async fn scan(
     for (account, region) in &walk.scopes {
         collector.note_scope(account, region);
     }
+    // A region with digests and no log file at all is a region the trail
+    // covers: quiet when the digests verify, missing when they do not.
+    for (account, region) in digest_walk.iter().flat_map(|d| d.scopes.iter()) {
+        collector.note_scope(account, region);
+    }
+
+    // The public keys come first (one ListPublicKeys per region): each
+    // digest is verified as it arrives, so a log file that hashes to what a
+    // verified digest lists is parsed without the structural check.
+    let key_regions: BTreeSet<String> = digest_walk
+        .iter()
+        .flat_map(|d| d.scopes.iter().map(|(_, r)| r.clone()))
+        .collect();
+    let keys = match (validate, &digest_walk) {
+        (Some(v), Some(d)) => {
+            Some(load_keys(config, &v.keys, &key_regions, key_span(&digest_range, d)).await)
+        }
+        _ => None,
+    };
+    let trust = Trust {
+        keys: keys.as_ref().map(|(k, _)| k),
+        expected: Mutex::new(HashMap::new()),
+    };
 
     let bar = progress.bar("s3 objects", 0);
     let cpu = Arc::new(Semaphore::new(
@@ -327,47 +404,254 @@ pub async fn scan(
     ));
     let bodies = Arc::new(Semaphore::new(BODY_BUDGET_MIB as usize));
     let bucket = archive.bucket.clone();
-    let listed = stream::iter(walk.days)
-        .map(|day| list_day(&client, &bucket, day))
-        .buffered(DAY_LOOKAHEAD)
-        .flat_map(|items| {
-            bar.inc_length(items.len() as u64);
-            stream::iter(items)
-        });
+    let log_days = stream::iter(walk.days)
+        .map(|day| list_day(&client, &bucket, day, false))
+        .buffered(DAY_LOOKAHEAD);
+    let digest_days = stream::iter(
+        digest_walk
+            .as_ref()
+            .map_or_else(Vec::new, |d| d.days.clone()),
+    )
+    .map(|day| list_day(&client, &bucket, day, true))
+    .buffered(DAY_LOOKAHEAD);
+    // Digests and logs are listed and fetched side by side: a digest is a
+    // few KB, and waiting for them after the logs would add their round
+    // trips to the scan.
+    let listed = stream::select(log_days, digest_days).flat_map(|items| {
+        bar.inc_length(items.len() as u64);
+        stream::iter(items)
+    });
     let mut done = listed
-        .map(|item| process(&client, &bucket, item, opts, cpu.clone(), bodies.clone()))
+        .map(|item| {
+            process(
+                &client,
+                &bucket,
+                item,
+                opts,
+                cpu.clone(),
+                bodies.clone(),
+                &trust,
+            )
+        })
         .buffer_unordered(FETCH_CONCURRENCY);
 
-    while let Some(d) = done.next().await {
-        bar.inc(1);
-        match d {
-            Done::Scanned(obj, scan) => {
-                // The key's folders say which account, region and day this
-                // file logs, even when none of its events is kept; a file
-                // that held nothing readable shows nothing.
-                if scan.verdict == reader::Verdict::Read || scan.records_read > 0 {
-                    collector.note_log_day(&obj.account, &obj.region, obj.day);
+    // With validation, what a file yields waits for the verdict on it.
+    let mut held: Vec<(ObjectRef, FileScan)> = Vec::new();
+    let mut log_inputs: Vec<LogInput> = Vec::new();
+    let mut digests: Vec<DigestInput> = Vec::new();
+    let fetch = async {
+        while let Some(d) = done.next().await {
+            bar.inc(1);
+            match d {
+                Done::Scanned(obj, scan) if validate.is_some() => {
+                    log_inputs.push(LogInput {
+                        key: obj.key.clone(),
+                        account: obj.account.clone(),
+                        region: obj.region.clone(),
+                        day: obj.day,
+                        delivered: reader::aws_log_name(&obj.key).map(|n| n.delivered),
+                        hash: scan.sha256.ok_or_else(|| match &scan.verdict {
+                            reader::Verdict::Corrupt(r) => format!("not read whole: {r}"),
+                            _ => "not hashed".to_string(),
+                        }),
+                    });
+                    held.push((obj, scan));
                 }
-                add_scan(collector, idx, &format!("s3://{bucket}/{}", obj.key), scan);
+                Done::Scanned(obj, scan) => {
+                    // The key's folders say which account, region and day this
+                    // file logs, even when none of its events is kept; a file
+                    // that held nothing readable shows nothing.
+                    if scan.verdict == reader::Verdict::Read || scan.records_read > 0 {
+                        collector.note_log_day(&obj.account, &obj.region, obj.day);
+                    }
+                    add_scan(collector, idx, &format!("s3://{bucket}/{}", obj.key), scan);
+                }
+                // A file that could not be fetched is no evidence for its day.
+                Done::FetchFailed(obj, e, gone) => {
+                    if validate.is_some() && !gone {
+                        log_inputs.push(LogInput {
+                            key: obj.key.clone(),
+                            account: obj.account.clone(),
+                            region: obj.region.clone(),
+                            day: obj.day,
+                            delivered: reader::aws_log_name(&obj.key).map(|n| n.delivered),
+                            hash: Err(format!("GetObject failed: {e}")),
+                        });
+                    }
+                    collector.source_mut(idx).files_corrupt.push(FileIssue {
+                        path: format!("s3://{bucket}/{}", obj.key),
+                        reason: format!("GetObject failed: {e}"),
+                    });
+                }
+                Done::Digest(d) => digests.push(*d),
+                Done::Skipped(issue) => collector.source_mut(idx).files_skipped.push(issue),
+                Done::Error(prefix, e) => {
+                    failed_prefixes.push(prefix);
+                    collector.source_mut(idx).errors.push(e);
+                }
             }
-            // A file that could not be fetched is no evidence for its day.
-            Done::FetchFailed(obj, e) => {
-                collector.source_mut(idx).files_corrupt.push(FileIssue {
-                    path: format!("s3://{bucket}/{}", obj.key),
-                    reason: format!("GetObject failed: {e}"),
-                });
-            }
-            Done::Skipped(issue) => collector.source_mut(idx).files_skipped.push(issue),
-            Done::Error(e) => collector.source_mut(idx).errors.push(e),
         }
-    }
+    };
+    fetch.await;
+    drop(done);
     bar.finish_and_clear();
+
+    if let (Some(v), Some((mut keys, label))) = (validate, keys) {
+        if matches!(v.keys, KeySource::Api) {
+            add_backfill_keys(config, &mut keys, &digests).await;
+        }
+        let listed = integrity::Listed {
+            log_first: range.first,
+            log_last: range.last,
+            digest_first: digest_range.first,
+            digest_last: digest_range.last,
+            failed_prefixes,
+            scopes: walk.scopes.clone(),
+        };
+        let now = Utc::now();
+        let bucket_name = bucket.clone();
+        // Signature checks are CPU work; off the async threads.
+        let validation = tokio::task::spawn_blocking(move || {
+            integrity::validate(&bucket_name, &log_inputs, &digests, &keys, &listed, now)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("internal: the validation task failed: {e}"))?;
+        for (obj, mut scan) in held {
+            let outcome = validation
+                .logs
+                .get(&obj.key)
+                .copied()
+                .unwrap_or(Outcome::Unverified);
+            for row in &mut scan.rows {
+                row.log_integrity = Some(outcome.event_integrity().to_string());
+            }
+            if scan.verdict == reader::Verdict::Read || scan.records_read > 0 {
+                collector.note_log_day(&obj.account, &obj.region, obj.day);
+            }
+            add_scan(collector, idx, &format!("s3://{bucket}/{}", obj.key), scan);
+        }
+        for ((account, region), days) in &validation.quiet_days {
+            for d in days {
+                collector.note_quiet_day(account, region, *d);
+            }
+        }
+        let mut coverage = validation.coverage;
+        coverage.sources = vec![url.to_string()];
+        coverage.public_keys = vec![label];
+        collector.add_integrity(coverage);
+    }
+
     // Fetches finish in any order; the ledger reads the same on every run.
     let src = collector.source_mut(idx);
     src.files_corrupt.sort_by(|a, b| a.path.cmp(&b.path));
     src.files_skipped.sort_by(|a, b| a.path.cmp(&b.path));
     src.errors.sort();
     Ok(())
+}
+
+/// The time ListPublicKeys is asked about: the digest days listed, or,
+/// with an open window, the days found.
+fn key_span(range: &DayRange, walk: &Walk) -> (DateTime<Utc>, DateTime<Utc>) {
+    let found_first = walk.days.iter().map(|d| d.day).min();
+    let found_last = walk.days.iter().map(|d| d.day).max();
+    let now = Utc::now();
+    let first = range
+        .first
+        .or(found_first)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(now, |t| t.and_utc() - Duration::hours(1));
+    let last = range
+        .last
+        .or(found_last)
+        .and_then(|d| d.succ_opt())
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(now, |t| t.and_utc())
+        .min(now);
+    (first.min(last), last)
+}
+
+/// The keys for `regions`, and a line saying where they came from.
+async fn load_keys(
+    config: &SdkConfig,
+    source: &KeySource,
+    regions: &BTreeSet<String>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> (PublicKeys, String) {
+    match source {
+        KeySource::File(label, keys) => (
+            PublicKeys {
+                file: Some((label.clone(), keys.clone())),
+                regions: BTreeMap::new(),
+            },
+            label.clone(),
+        ),
+        KeySource::Api => {
+            let answers: Vec<(String, Result<Vec<PublicKey>, String>)> =
+                stream::iter(regions.iter().cloned())
+                    .map(|r| async move {
+                        let keys = public_keys::list(config, &r, from, to).await;
+                        (r, keys)
+                    })
+                    .buffer_unordered(LIST_CONCURRENCY)
+                    .collect()
+                    .await;
+            let label = format!(
+                "CloudTrail ListPublicKeys in {} for {} to {}",
+                if regions.is_empty() {
+                    "no region (no digest folder found)".to_string()
+                } else {
+                    regions.iter().cloned().collect::<Vec<_>>().join(", ")
+                },
+                rfc3339(from),
+                rfc3339(to)
+            );
+            (
+                PublicKeys {
+                    file: None,
+                    regions: answers.into_iter().collect(),
+                },
+                label,
+            )
+        }
+    }
+}
+
+/// A backfill digest is signed when it is made, possibly long after the
+/// period it covers: its key is looked up around its
+/// `x-amz-meta-backfill-generation-timestamp`, as the AWS CLI does.
+async fn add_backfill_keys(config: &SdkConfig, keys: &mut PublicKeys, digests: &[DigestInput]) {
+    for d in digests.iter().filter(|d| d.name.backfill) {
+        let DigestFetch::Fetched(f) = &d.fetch else {
+            continue;
+        };
+        let (Ok(doc), Some(generated)) = (&f.doc, &f.backfill_generated) else {
+            continue;
+        };
+        if keys.find(&d.name.region, &doc.fingerprint).is_ok() {
+            continue;
+        }
+        let Some(at) = digest::parse_time(generated) else {
+            continue;
+        };
+        let found = public_keys::list(
+            config,
+            &d.name.region,
+            at - Duration::hours(1),
+            at + Duration::hours(1),
+        )
+        .await;
+        if let Ok(more) = found {
+            if let Some(Ok(list)) = keys.regions.get_mut(&d.name.region) {
+                for k in more {
+                    if !list.iter().any(|x| x.fingerprint == k.fingerprint) {
+                        list.push(k);
+                    }
+                }
+            } else {
+                keys.regions.insert(d.name.region.clone(), Ok(more));
+            }
+        }
+    }
 }
 
 /// Why the bucket's region could not be found.
@@ -423,6 +707,8 @@ struct Walk {
     days: Vec<DayFolder>,
     scopes: BTreeSet<(String, String)>,
     errors: Vec<String>,
+    /// Prefixes whose listing failed.
+    failed: Vec<String>,
 }
 
 /// Walks the folders breadth-first, one level at a time, listing each
@@ -448,7 +734,7 @@ async fn walk_layout(
         month: None,
     }];
     while !frontier.is_empty() {
-        let expanded: Vec<(Vec<Node>, Vec<DayFolder>, Option<String>)> = stream::iter(frontier)
+        let expanded: Vec<Expanded> = stream::iter(frontier)
             .map(|node| expand(client, archive, opts, range, service, node))
             .buffer_unordered(LIST_CONCURRENCY)
             .collect()
@@ -462,13 +748,20 @@ async fn walk_layout(
             }
             frontier.extend(children);
             walk.days.extend(days);
-            walk.errors.extend(err);
+            if let Some((prefix, e)) = err {
+                walk.failed.push(prefix);
+                walk.errors.push(e);
+            }
         }
     }
     walk.days
         .sort_by(|a, b| (a.day, &a.account, &a.region).cmp(&(b.day, &b.account, &b.region)));
     walk
 }
+
+/// A folder's child folders, its day folders, and the prefix and message of
+/// a failed listing.
+type Expanded = (Vec<Node>, Vec<DayFolder>, Option<(String, String)>);
 
 /// The children of one folder: fixed by the user, named by the scope, or
 /// listed with a delimiter and pruned by scope and window.
@@ -479,7 +772,7 @@ async fn expand(
     range: DayRange,
     service: &str,
     node: Node,
-) -> (Vec<Node>, Vec<DayFolder>, Option<String>) {
+) -> Expanded {
     let child = |name: &str, level: Level, fixed_used: usize| Node {
         prefix: format!("{}{name}/", node.prefix),
         level,
@@ -547,9 +840,9 @@ async fn expand(
             return (
                 vec![],
                 vec![],
-                Some(format!(
-                    "ListObjectsV2 s3://{}/{}: {e}",
-                    archive.bucket, node.prefix
+                Some((
+                    node.prefix.clone(),
+                    format!("ListObjectsV2 s3://{}/{}: {e}", archive.bucket, node.prefix),
                 )),
             )
         }
@@ -663,9 +956,16 @@ async fn list_folders(
     Ok(out)
 }
 
-/// Lists one day folder's objects. Digest files never sit here in AWS's
-/// layout, but copies of archives do mix them in: they are skipped unread.
-async fn list_day(client: &aws_sdk_s3::Client, bucket: &str, day: DayFolder) -> Vec<Listed> {
+/// Lists one day folder's objects. In an event folder, digest and Insights
+/// files never sit in AWS's layout, but copies of archives do mix them in:
+/// they are skipped unread. In a digest folder (`digests`), only objects
+/// named as digests are taken.
+async fn list_day(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    day: DayFolder,
+    digests: bool,
+) -> Vec<Listed> {
     let mut items = Vec::new();
     let mut pages = client
         .list_objects_v2()
@@ -677,17 +977,41 @@ async fn list_day(client: &aws_sdk_s3::Client, bucket: &str, day: DayFolder) -> 
         let page = match page {
             Ok(p) => p,
             Err(e) => {
-                items.push(Listed::Error(format!(
-                    "ListObjectsV2 s3://{bucket}/{}: {}",
-                    day.prefix,
-                    ErrorInfo::from_sdk(&e)
-                )));
+                items.push(Listed::Error(
+                    day.prefix.clone(),
+                    format!(
+                        "ListObjectsV2 s3://{bucket}/{}: {}",
+                        day.prefix,
+                        ErrorInfo::from_sdk(&e)
+                    ),
+                ));
                 break;
             }
         };
         for obj in page.contents() {
             let Some(key) = obj.key() else { continue };
             if key.ends_with('/') {
+                continue;
+            }
+            let object = || ObjectRef {
+                key: key.to_string(),
+                size: obj.size().map_or(0, |n| u64::try_from(n).unwrap_or(0)),
+                account: day.account.clone(),
+                region: day.region.clone(),
+                day: day.day,
+            };
+            if digests {
+                match digest::parse_digest_name(key) {
+                    // A digest of another account or region copied here
+                    // is judged where it says it belongs: not here.
+                    Some(name) if name.account == day.account && name.region == day.region => {
+                        items.push(Listed::Digest(object(), name));
+                    }
+                    _ => items.push(Listed::Skipped(FileIssue {
+                        path: format!("s3://{bucket}/{key}"),
+                        reason: "in CloudTrail-Digest/ but not named as a digest of this account and region".into(),
+                    })),
+                }
                 continue;
             }
             if is_digest(key) {
@@ -704,13 +1028,7 @@ async fn list_day(client: &aws_sdk_s3::Client, bucket: &str, day: DayFolder) -> 
                 }));
                 continue;
             }
-            items.push(Listed::Object(ObjectRef {
-                key: key.to_string(),
-                size: obj.size().map_or(0, |n| u64::try_from(n).unwrap_or(0)),
-                account: day.account.clone(),
-                region: day.region.clone(),
-                day: day.day,
-            }));
+            items.push(Listed::Object(object()));
         }
     }
     items
@@ -736,22 +1054,29 @@ async fn process(
     opts: &ReadOptions,
     cpu: Arc<Semaphore>,
     bodies: Arc<Semaphore>,
+    trust: &Trust<'_>,
 ) -> Done {
     let obj = match item {
         Listed::Object(o) => o,
+        Listed::Digest(o, name) => {
+            let d = fetch_digest(client, bucket, o, name, opts).await;
+            if let Some(keys) = trust.keys {
+                let listed = integrity::verified_listing(bucket, &d, keys);
+                let mut expected = trust.expected.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, hash) in listed {
+                    expected.entry(key).or_insert(hash);
+                }
+            }
+            return Done::Digest(Box::new(d));
+        }
         Listed::Skipped(issue) => return Done::Skipped(issue),
-        Listed::Error(e) => return Done::Error(e),
+        Listed::Error(prefix, e) => return Done::Error(prefix, e),
     };
     if obj.size > opts.max_log_bytes {
-        let scan = FileScan {
-            verdict: reader::Verdict::Corrupt(reader::over_limit(obj.size, opts.max_log_bytes)),
-            bytes: 0,
-            records_read: 0,
-            bad_times: 0,
-            rows: Vec::new(),
-            log_days: Vec::new(),
-            delivered: None,
-        };
+        let scan = FileScan::unread(
+            reader::Verdict::Corrupt(reader::over_limit(obj.size, opts.max_log_bytes)),
+            0,
+        );
         return Done::Scanned(obj, scan);
     }
     // Held until the body is parsed and dropped.
@@ -759,7 +1084,7 @@ async fn process(
         .unwrap_or(BODY_BUDGET_MIB)
         .clamp(1, BODY_BUDGET_MIB);
     let Ok(_body_permit) = bodies.acquire_many_owned(mib).await else {
-        return Done::FetchFailed(obj, "the scan was shut down".into());
+        return Done::FetchFailed(obj, "the scan was shut down".into(), false);
     };
     let body = match client
         .get_object()
@@ -770,21 +1095,104 @@ async fn process(
     {
         Ok(out) => match out.body.collect().await {
             Ok(b) => b.into_bytes(),
-            Err(e) => return Done::FetchFailed(obj, format!("reading the body: {e}")),
+            Err(e) => return Done::FetchFailed(obj, format!("reading the body: {e}"), false),
         },
-        Err(e) => return Done::FetchFailed(obj, ErrorInfo::from_sdk(&e).to_string()),
+        Err(e) => {
+            let info = ErrorInfo::from_sdk(&e);
+            let gone = info.code == "NoSuchKey";
+            return Done::FetchFailed(obj, info.to_string(), gone);
+        }
     };
     // Parsing is CPU work: run it off the async threads, at most one object
     // per core, so fetches keep flowing while others inflate.
     let Ok(_permit) = cpu.acquire_owned().await else {
-        return Done::FetchFailed(obj, "the scan was shut down".into());
+        return Done::FetchFailed(obj, "the scan was shut down".into(), false);
     };
     let label = format!("s3://{bucket}/{}", obj.key);
     let opts = opts.clone();
-    match tokio::task::spawn_blocking(move || reader::scan_bytes(&label, &body, &opts)).await {
+    let expected = trust
+        .expected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&obj.key)
+        .copied();
+    let scan =
+        move || reader::scan_bytes_expecting(&label, &body, &opts, &mut None, expected.as_ref());
+    match tokio::task::spawn_blocking(scan).await {
         Ok(scan) => Done::Scanned(obj, scan),
-        Err(e) => Done::FetchFailed(obj, format!("parser task failed: {e}")),
+        Err(e) => Done::FetchFailed(obj, format!("parser task failed: {e}"), false),
     }
+}
+
+/// Fetches one digest with its signature metadata. A digest is a few KB of
+/// gzipped JSON: it is inflated and parsed here.
+async fn fetch_digest(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    obj: ObjectRef,
+    name: DigestName,
+    opts: &ReadOptions,
+) -> DigestInput {
+    let input = |fetch| DigestInput {
+        key: obj.key.clone(),
+        name: name.clone(),
+        fetch,
+    };
+    if obj.size > opts.max_log_bytes {
+        return input(DigestFetch::Failed(reader::over_limit(
+            obj.size,
+            opts.max_log_bytes,
+        )));
+    }
+    let out = match client
+        .get_object()
+        .bucket(bucket)
+        .key(&obj.key)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let info = ErrorInfo::from_sdk(&e);
+            return input(if info.code == "NoSuchKey" {
+                DigestFetch::NotFound
+            } else {
+                DigestFetch::Failed(format!("GetObject: {info}"))
+            });
+        }
+    };
+    // User metadata comes back without its `x-amz-meta-` prefix.
+    let meta = |k: &str| out.metadata().and_then(|m| m.get(k)).cloned();
+    let signature = meta("signature");
+    let algorithm = meta("signature-algorithm");
+    let backfill_generated = meta("backfill-generation-timestamp");
+    let body = match out.body.collect().await {
+        Ok(b) => b.into_bytes(),
+        Err(e) => return input(DigestFetch::Failed(format!("reading the body: {e}"))),
+    };
+    let limit = usize::try_from(opts.max_log_bytes).unwrap_or(usize::MAX);
+    let (text, doc) = if gz::is_gzip(&body) {
+        let mut buf = Vec::new();
+        match gz::inflate(&body, &mut buf, limit, &mut None) {
+            Ok(()) => {
+                let doc = digest::parse_digest(&buf);
+                (buf, doc)
+            }
+            Err(e) => (buf, Err(format!("gzip: {}", e.reason))),
+        }
+    } else {
+        (
+            body.to_vec(),
+            Err("not gzip, as CloudTrail delivers digests".into()),
+        )
+    };
+    input(DigestFetch::Fetched(Box::new(FetchedDigest {
+        sha256: hex::encode(Sha256::digest(&text)),
+        doc,
+        signature,
+        algorithm,
+        backfill_generated,
+    })))
 }
 
 #[cfg(test)]

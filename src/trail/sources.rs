@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
 
+use super::public_keys::{self, KeySource};
 use super::reader::{parse_event_list, ReadOptions};
+use super::s3::ValidateWith;
 use super::{Collector, EventRow, TrailCoverage};
 use crate::aws::regions::DEFAULT_ENABLED;
 use crate::context::Ctx;
@@ -33,6 +36,9 @@ pub fn parse_source(s: &str) -> Result<Source> {
                 "write the archive as s3://BUCKET/PREFIX",
             ));
         }
+        // The whole URL is checked here, with the other arguments, so a
+        // typo is a usage error before any AWS contact.
+        super::s3::parse_url(s)?;
         return Ok(Source::S3 {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -79,6 +85,13 @@ pub async fn scan_sources(
         .collect::<Result<Vec<_>>>()?;
     let progress = &ctx.progress;
     let remote = parsed.iter().any(|(_, p)| !matches!(p, Source::Local(_)));
+    // Flag checks first: a usage error needs no network.
+    let validate = validation(opts, &parsed)?;
+    if remote {
+        // Who we are before any reading, local sources included: a run that
+        // cannot reach AWS stops now, not after minutes of local files.
+        ctx.caller().await?;
+    }
     let mut collector = Collector::new();
     for (given, source) in parsed {
         match source {
@@ -87,12 +100,48 @@ pub async fn scan_sources(
             }
             Source::S3 { .. } => {
                 let config = ctx.aws().await?;
-                super::s3::scan(config, given, opts, &mut collector, progress).await?
+                super::s3::scan(
+                    config,
+                    given,
+                    opts,
+                    &mut collector,
+                    progress,
+                    validate.as_ref(),
+                )
+                .await?
+            }
+            Source::Lookup if ctx.is_multi_account() => {
+                // Event history is per account: each is asked through the
+                // role assumed in it (the caller's own account directly).
+                let regions = ctx.region_plan().await?.regions.clone();
+                let plan = ctx.account_plan().await?;
+                let accounts: Vec<super::lookup::LookupAccount> =
+                    futures::stream::iter(plan.to_read())
+                        .map(|t| async move {
+                            let config = match ctx.account_access(&t.account_id).await {
+                                Ok(a) => Ok(a.config.clone()),
+                                Err(e) => Err(format!(
+                                    "AssumeRole {}: {e}",
+                                    t.role_arn.as_deref().unwrap_or("(none)")
+                                )),
+                            };
+                            super::lookup::LookupAccount {
+                                account: Some(t.account_id.clone()),
+                                config,
+                            }
+                        })
+                        .buffered(ctx.budget().size())
+                        .collect()
+                        .await;
+                super::lookup::scan_accounts(&accounts, &regions, opts, &mut collector, progress)
+                    .await?
             }
             Source::Lookup => {
                 let config = ctx.aws().await?;
+                let account = ctx.caller().await?.account.clone();
                 let regions = ctx.region_plan().await?.regions.clone();
-                super::lookup::scan(config, &regions, opts, &mut collector, progress).await?
+                super::lookup::scan(config, &account, &regions, opts, &mut collector, progress)
+                    .await?
             }
             Source::Lake(_) => {
                 let config = ctx.aws().await?;
@@ -200,6 +249,32 @@ pub fn read_event_file(path: &Path) -> Result<Vec<String>> {
         ));
     }
     Ok(names)
+}
+
+/// `--validate` and `--public-keys`, checked before any source is read: the
+/// keys file is read once, and a validation with nothing to validate is a
+/// usage error rather than a quiet no-op.
+fn validation(opts: &ReadOptions, parsed: &[(&str, Source)]) -> Result<Option<ValidateWith>> {
+    if !opts.validate {
+        if let Some(path) = &opts.public_keys {
+            return Err(Error::usage(
+                format!("--public-keys {} without --validate", path.display()),
+                "add --validate to check the S3 archive's digest files with these keys",
+            ));
+        }
+        return Ok(None);
+    }
+    if !parsed.iter().any(|(_, p)| matches!(p, Source::S3 { .. })) {
+        return Err(Error::usage(
+            "--validate checks the digest files of an S3 archive, and no source is s3://",
+            "give the trail's archive as s3://BUCKET/PREFIX: digest signatures live in S3 object metadata, which local copies lose",
+        ));
+    }
+    let keys = match &opts.public_keys {
+        Some(path) => public_keys::load_file(path)?,
+        None => KeySource::Api,
+    };
+    Ok(Some(ValidateWith { keys }))
 }
 
 #[cfg(test)]

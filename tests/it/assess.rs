@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 
 use kmsrot_testkit::cloudtrail::{self, KeyRef};
 
+use crate::assert_seen;
+use crate::support::snapshot::Seen;
 use crate::support::{read_json, run, Moto, ACCOUNT};
 
 pub(crate) const BUCKET: &str = "org-trail";
@@ -289,21 +291,13 @@ pub(crate) async fn seed_archive(moto: &Moto, keys: &Keys, now: DateTime<Utc>, m
 
 use futures::StreamExt;
 
-/// Key ids, times and ages change from run to run; what the user reads does not.
+/// The scenario's events are dated relative to now: besides the shared
+/// filters (times, key ids), dates and ages change from run to run.
 fn user_facing_filters() -> Vec<(&'static str, &'static str)> {
     vec![
-        (
-            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
-            "[KEY_ID]",
-        ),
-        (r"kr-[0-9a-f]{20}", "[FINDING_ID]"),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
         (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
         (r"\d+ days ago", "[N] days ago"),
-        (
-            r"build-1187 is not authorized",
-            "build-1187 is not authorized",
-        ),
     ]
 }
 
@@ -426,7 +420,11 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         code, 1,
         "open high findings exit 1\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    insta::assert_snapshot!("assess_summary", stdout);
+    assert_seen!(
+        "assess_summary",
+        &Seen::from((code, stdout.clone(), stderr.clone())),
+        user_facing_filters()
+    );
     // Without --as-of the bundle is judged as of its collection.
     let manifest = read_json(&bundle.join("manifest.json"));
     assert_eq!(manifest["assessment"]["as_of"], manifest["collected_at"]);
@@ -584,9 +582,11 @@ async fn collect_assess_verify_diagnose_on_a_known_scenario() {
         stdout.contains("arn:aws:iam::123456789012:user/alice disabled automatic rotation"),
         "{stdout}"
     );
-    insta::with_settings!({filters => user_facing_filters()}, {
-        insta::assert_snapshot!("diagnose_ledger_from_bundle", stdout);
-    });
+    assert_seen!(
+        "diagnose_ledger_from_bundle",
+        &Seen::from((code, stdout.clone(), stderr.clone())),
+        user_facing_filters()
+    );
 
     // One place for each decision: diagnose runs the same rules over the same
     // evidence, so for every key its open findings are exactly those assess

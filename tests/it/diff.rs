@@ -172,4 +172,84 @@ async fn diff_of_two_months() {
     assert_eq!(code, 1);
     assert!(table.contains("rotation off"), "{table}");
     assert!(table.contains("finding resolved"), "{table}");
+
+    // The forward view: the new bundle's keys coming due, in 30/60/90-day
+    // buckets by default.
+    let due = &d["due"];
+    assert_eq!(due["within_days"], 90);
+    let buckets: Vec<&str> = due["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        buckets,
+        ["overdue", "0-30 days", "31-60 days", "61-90 days"]
+    );
+    assert!(md.contains("## Keys coming due"), "{md}");
+    // orders last rotated (CloudTrail) more than a period ago: overdue, on
+    // top; the old bundle already showed it due, and it did not rotate.
+    let names: Vec<(&str, &str)> = due["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["key"].as_str().unwrap(), k["bucket"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("alias/orders", "overdue")], "{due}");
+    assert!(
+        due["keys"][0]["basis"]
+            .as_str()
+            .unwrap()
+            .starts_with("one 365-day period after its last rotation"),
+        "{due}"
+    );
+    assert!(due["keys"][0]["days"].as_i64().unwrap() < 0);
+    let since = d["due_since_old"].as_array().unwrap();
+    assert_eq!(since.len(), 1, "{since:?}");
+    assert_eq!(since[0]["key"], "alias/orders");
+    assert_eq!(since[0]["outcome"], "not rotated");
+    assert!(
+        stderr.contains(
+            "due: 1 overdue, 0 due within 90 days; of the 1 due since the old bundle: 0 rotated, 1 not rotated"
+        ),
+        "{stderr}"
+    );
+    assert!(md.contains("| alias/orders | us-east-1 |"), "{md}");
+    assert!(
+        md.contains("### Due since the old bundle: did they rotate?"),
+        "{md}"
+    );
+    assert!(table.contains("was due: not rotated"), "{table}");
+    assert!(table.contains("overdue"), "{table}");
+
+    // A longer view: ledger, turned on this month, comes due a period on.
+    // moto reports no NextRotationDate (AWS does, once rotation is on) and
+    // the enable is not in the seeded trail, so its schedule counts from
+    // the key's creation.
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .args(["--output", "json", "diff"])
+        .arg(&old)
+        .arg(&new)
+        .args(["--due-within", "400"]));
+    assert_eq!(code, 1, "{stderr}");
+    let wide: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let ledger = wide["due"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "alias/ledger")
+        .unwrap_or_else(|| panic!("{}", wide["due"]));
+    assert_eq!(ledger["bucket"], "91-400 days");
+    assert!(
+        ledger["basis"]
+            .as_str()
+            .unwrap()
+            .contains("after its creation"),
+        "{ledger}"
+    );
+    assert_eq!(wide["due"]["keys"][0]["key"], "alias/orders");
+    // payments' rotation is off now: not coming due, a finding instead.
+    assert!(!wide["due"].to_string().contains("alias/payments"));
 }

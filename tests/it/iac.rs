@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::assert_seen;
+use crate::support::snapshot::Seen;
 use crate::support::{fixtures, kmsrot, read_json, run};
 
 fn iac_dir() -> PathBuf {
@@ -757,11 +759,8 @@ fn stdin_is_read_with_a_dash() {
 
 #[test]
 fn table_snapshot() {
-    let (code, stdout, stderr) = iac(&["cfn/keys.template.json"]);
-    insta::assert_snapshot!(
-        "iac_table",
-        format!("exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}")
-    );
+    assert_seen!("iac_table", &Seen::from(iac(&["cfn/keys.template.json"])));
+    assert_seen!("iac_not_iac", &Seen::from(iac(&["invalid/package.json"])));
 }
 
 /// The YAML of a CI example, parsed with kmsrot's own YAML reader.

@@ -2,6 +2,8 @@
 //! code calls: every SDK request in `src/` (a chain ending in `.send()`) is
 //! found, its operation mapped to IAM actions, and compared with the policy
 //! for that part of the code. A new call without a policy line fails here.
+//! The member-account role of an organization (docs/iam/org-member-role.yaml,
+//! a StackSet template) grants exactly what runs inside a member account.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,8 @@ const ACTIONS: &[(&str, &[&str])] = &[
     ("start_query", &["cloudtrail:StartQuery"]),
     ("get_query_results", &["cloudtrail:GetQueryResults"]),
     ("cancel_query", &["cloudtrail:CancelQuery"]),
+    // Log file integrity validation (`--validate`) without --public-keys.
+    ("list_public_keys", &["cloudtrail:ListPublicKeys"]),
     // ListObjectsV2 is authorized by s3:ListBucket.
     ("list_objects_v2", &["s3:ListBucket"]),
     ("get_object", &["s3:GetObject"]),
@@ -43,6 +47,21 @@ const ACTIONS: &[(&str, &[&str])] = &[
     ),
     // Our PutObject sets Object Lock retention, which needs its own action.
     ("put_object", &["s3:PutObject", "s3:PutObjectRetention"]),
+    (
+        "describe_organization",
+        &["organizations:DescribeOrganization"],
+    ),
+    ("list_accounts", &["organizations:ListAccounts"]),
+    (
+        "list_accounts_for_parent",
+        &["organizations:ListAccountsForParent"],
+    ),
+    (
+        "list_organizational_units_for_parent",
+        &["organizations:ListOrganizationalUnitsForParent"],
+    ),
+    ("list_roots", &["organizations:ListRoots"]),
+    ("assume_role", &["sts:AssumeRole"]),
     ("start_query_execution", &["athena:StartQueryExecution"]),
     ("get_query_execution", &["athena:GetQueryExecution"]),
     ("stop_query_execution", &["athena:StopQueryExecution"]),
@@ -76,6 +95,31 @@ const ON_OUR_BEHALF: &[(&str, &[&str])] = &[(
         "s3:PutObject",
     ],
 )];
+
+/// Code that runs inside a member account, with the role assumed there:
+/// the inventory, region discovery, LookupEvents and live diagnosis.
+fn runs_in_members(rel: &str) -> bool {
+    rel.starts_with("src/inventory/")
+        || rel == "src/aws/regions.rs"
+        || rel == "src/trail/lookup.rs"
+        || rel == "src/diagnose.rs"
+}
+
+/// The actions in the YAML lines `- service:Action` of `text`.
+fn yaml_actions(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter(|a| {
+            a.split_once(':').is_some_and(|(svc, act)| {
+                !svc.is_empty()
+                    && svc.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    && !act.is_empty()
+                    && act.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -141,7 +185,9 @@ fn chain_head(text: &str, end: usize) -> Option<String> {
 /// `report --sign-with` / `verify-bundle` and `approve --sign-with` /
 /// `apply --require-signed`.
 fn policies_for(rel: &str) -> &'static [&'static str] {
-    if rel.starts_with("src/remediate/") {
+    if rel == "src/aws/accounts.rs" || rel == "src/aws/assume.rs" {
+        &["org-management.json"]
+    } else if rel.starts_with("src/remediate/") {
         &["remediate.json"]
     } else if rel == "src/report/publish.rs" {
         &["report-publish.json"]
@@ -194,6 +240,7 @@ fn iam_policies_name_exactly_the_actions_the_code_calls() {
     rust_files(&root.join("src"), &mut files);
     let table: BTreeMap<&str, &[&str]> = ACTIONS.iter().copied().collect();
     let mut wanted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut member: BTreeSet<String> = BTreeSet::new();
     let mut unknown = Vec::new();
     for path in &files {
         let rel = path
@@ -213,6 +260,9 @@ fn iam_policies_name_exactly_the_actions_the_code_calls() {
                     .or(table.get(op.as_str()))
                 {
                     Some(actions) => {
+                        if runs_in_members(&rel) {
+                            member.extend(actions.iter().map(|a| a.to_string()));
+                        }
                         for policy in policies_for(&rel) {
                             wanted
                                 .entry(policy)
@@ -233,6 +283,7 @@ fn iam_policies_name_exactly_the_actions_the_code_calls() {
     for name in [
         "audit-readonly.json",
         "report-publish.json",
+        "org-management.json",
         "trail-athena.json",
     ] {
         let have = policy_actions(&root.join("docs/iam").join(name));
@@ -244,6 +295,39 @@ fn iam_policies_name_exactly_the_actions_the_code_calls() {
         }
         assert_eq!(have, want, "docs/iam/{name}");
     }
+    // The member role: the reads that run in members (GetCallerIdentity
+    // needs no permission), and, when AllowRemediation is on, the changes
+    // `apply` makes (the approval's signing key is not in the members).
+    let template = std::fs::read_to_string(root.join("docs/iam/org-member-role.yaml")).unwrap();
+    let (read_part, apply_part) = template
+        .split_once("PolicyName: kmsrot-apply")
+        .expect("the template has the kmsrot-apply policy");
+    member.remove("sts:GetCallerIdentity");
+    assert_eq!(
+        yaml_actions(read_part)
+            .into_iter()
+            .filter(|a| a != "sts:AssumeRole")
+            .collect::<BTreeSet<_>>(),
+        member,
+        "docs/iam/org-member-role.yaml, policy kmsrot-read"
+    );
+    let mut apply = wanted.get("remediate.json").cloned().unwrap_or_default();
+    for not_in_members in ["kms:Sign", "kms:GetPublicKey", "sts:GetCallerIdentity"] {
+        apply.remove(not_in_members);
+    }
+    assert_eq!(
+        yaml_actions(apply_part),
+        apply,
+        "docs/iam/org-member-role.yaml, policy kmsrot-apply"
+    );
+    assert!(
+        template.contains("sts:ExternalId: !Ref ExternalId"),
+        "the member role's trust requires the external id"
+    );
+    assert!(
+        template.contains("AWS: !Ref AuditingPrincipalArn"),
+        "the member role trusts the auditing principal alone"
+    );
     let remediate = policy_actions(&root.join("docs/iam/remediate.json"));
     if root.join("src/remediate").is_dir() {
         assert_eq!(

@@ -13,8 +13,10 @@ use serde_json::Value;
 
 use kmsrot::frames::{Kind, Schema, KEYS, ROTATIONS};
 
+use crate::assert_seen;
 use crate::support::proxy::{Proxy, Rule};
 use crate::support::seed::{self, KeySpecification, SeededKey};
+use crate::support::snapshot::Seen;
 use crate::support::{kmsrot, read_json, run, Moto};
 
 /// One finished `kmsrot inventory` run and the folder it wrote.
@@ -761,27 +763,10 @@ async fn table_and_stderr_snapshot() {
     let moto = Moto::start();
     seed_demo(&moto).await;
     let r = inventory(&moto.url, &[HOME, OTHER], &[], &[]);
-    let dir = r.dir.path().display().to_string();
-    let text = format!(
-        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
-        r.code, r.stdout, r.stderr
+    assert_seen!(
+        "table_and_stderr_snapshot",
+        &Seen::from((r.code, r.stdout.clone(), r.stderr.clone()))
     );
-    let pattern = regex_escape(&dir);
-    insta::with_settings!({ filters => vec![(pattern.as_str(), "[OUT_DIR]")] }, {
-        insta::assert_snapshot!(text);
-    });
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 /// `--output json` and `--output csv` print the same per-region counts the

@@ -1,5 +1,6 @@
 //! Offline commands never touch AWS: `trail scan` of local files, `assess`,
-//! `report`, `diff`, `plan` and `verify-bundle --no-signature` run with no
+//! `report`, `diff`, `plan`, `verify-bundle` of an unsigned bundle (and with
+//! `--no-signature`), `iac`, `completions` and `man` run with no
 //! region configured, IMDS enabled and pointed at a listener, and every
 //! endpoint pointed there too. Building the SDK configuration would probe
 //! IMDS for a region; the listener must see no connection at all.
@@ -117,6 +118,22 @@ fn offline_commands_never_reach_aws() {
             "verify-bundle",
             vec!["verify-bundle".into(), o.clone(), "--no-signature".into()],
         ),
+        // An unsigned bundle has no signature to check against KMS.
+        (
+            "verify-bundle unsigned",
+            vec!["verify-bundle".into(), o.clone()],
+        ),
+        (
+            "iac",
+            vec![
+                "iac".into(),
+                fixtures().join("iac/cfn").display().to_string(),
+                "--out".into(),
+                p("iac"),
+            ],
+        ),
+        ("completions", vec!["completions".into(), "bash".into()]),
+        ("man", vec!["man".into(), "--out".into(), p("man")]),
     ];
     for (name, args) in runs {
         let (code, _, stderr) = run(offline_kmsrot(&trap).args(&args));

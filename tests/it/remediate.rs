@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::assert_seen;
 use crate::support::proxy::{Proxy, Rule};
 use crate::support::seed::{self, KeySpecification};
+use crate::support::snapshot::Seen;
 use crate::support::{read_json, run, Moto, ACCOUNT};
 
 const REGION: &str = "us-east-1";
@@ -300,21 +302,21 @@ fn rehash_approval(a: &mut Value) {
     a["approval_sha256"] = kmsrot::remediate::approval::approval_hash(a).into();
 }
 
-/// Times, ids, hashes, ages and temp paths out of what a person sees.
+/// Besides the shared filters (times, key and action ids, hashes, temp
+/// paths): short hashes in names and the plan's age.
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
-        (r"act-[0-9a-f]{16}", "[ACTION_ID]"),
-        (
-            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
-            "[KEY_ID]",
-        ),
-        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]"),
-        (r"[0-9a-f]{64}", "[SHA256]"),
         (r"plan [0-9a-f]{12} ", "plan [SHA] "),
         (r"\.[0-9a-f]{12}\.journal", ".[SHA].journal"),
         (r"just now|\d+ (minute|hour|day)s? ago", "[AGE]"),
+        (r"months to \d{4}-\d{2}-\d{2}", "months to [DATE]"),
         (r"/[^\s]*/\.tmp[A-Za-z0-9]+", "[TEMP]"),
     ]
+}
+
+/// Snapshots a run of one of this file's helpers.
+fn snap(name: &str, run: &(i32, String, String)) {
+    assert_seen!(name, &Seen::from(run.clone()), filters());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -411,19 +413,29 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     assert_eq!(code, 2);
     assert!(err.contains("not an action in the plan"), "{err}");
 
+    // An approval edited by hand (its hash no longer matches) is refused,
+    // dry run included.
+    let edited = work.path().join("edited.json");
+    let mut e = a.clone();
+    e["approver"] = "mallory@example.com".into();
+    write_json(&edited, &e);
+    let refused = apply(&moto, &moto.url, &edited, &[]);
+    assert_eq!(refused.0, 2, "{}", refused.2);
+    snap("apply_edited_approval", &refused);
+
     // The dry run changes nothing.
     let keys = s.all();
     let before = rotation_states(&moto, &keys).await;
-    let (code, stdout, stderr) = apply(&moto, &moto.url, &approval, &[]);
+    let dry = apply(&moto, &moto.url, &approval, &[]);
+    let (code, stdout, stderr) = dry.clone();
     assert_eq!(code, 0, "dry run:\n{stdout}\n{stderr}");
     assert_eq!(rotation_states(&moto, &keys).await, before);
     let journal = journal_of(&approval);
     assert!(!journal.exists());
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!(format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("apply_dry_run", &dry);
 
-    let (code, stdout, stderr) = apply(&moto, &moto.url, &approval, &["--execute"]);
+    let executed = apply(&moto, &moto.url, &approval, &["--execute"]);
+    let (code, stdout, stderr) = executed.clone();
     assert_eq!(code, 0, "apply:\n{stdout}\n{stderr}");
     let after = rotation_states(&moto, &keys).await;
     for k in keys {
@@ -444,9 +456,7 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
         format!("arn:aws:sts::{ACCOUNT}:user/moto")
     );
     assert_eq!(start["requested"][0]["account_id"], ACCOUNT);
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!("apply_execute", format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("apply_execute", &executed);
 
     // A re-run repeats nothing.
     let (code, stdout, _) = apply(&moto, &moto.url, &approval, &["--execute"]);
@@ -455,6 +465,12 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     assert_eq!(outcomes(&journal).len(), 1);
 
     let validation = work.path().join("validation.json");
+    let verify_cmd = || {
+        let mut c = moto.kmsrot();
+        c.arg("verify").arg(&journal).arg("--out").arg(&validation);
+        c
+    };
+    snap("verify", &run(&mut verify_cmd()));
     let (code, v, stderr) = verify(&moto, &journal, &validation);
     assert_eq!(code, 0, "verify:\n{stderr}");
     assert_eq!(v["requested"], 1);
@@ -475,6 +491,16 @@ async fn remediate_whole_flow_changes_only_approved_keys() {
     let (code, v, stderr) = verify(&moto, &journal, &validation);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(v["discrepancies"][0]["observed"], "rotation off");
+    snap("verify_discrepancy", &run(&mut verify_cmd()));
+    snap(
+        "verify_no_journal",
+        &run(moto
+            .kmsrot()
+            .arg("verify")
+            .arg(work.path().join("no-such.journal.jsonl"))
+            .arg("--out")
+            .arg(&validation)),
+    );
 }
 
 /// What the approver sees before approving: account, region, alias, why
@@ -493,32 +519,174 @@ async fn remediate_approver_sees_what_matters() {
     let approval = work.path().join("approval.json");
 
     // Without a terminal, cancelling a deletion needs its own confirmation.
-    let (code, stdout, stderr) = approve(&moto, &plan_path, &approval, &["--all"]);
+    let unconfirmed = approve(&moto, &plan_path, &approval, &["--all"]);
+    let (code, stdout, stderr) = unconfirmed.clone();
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert!(!approval.exists());
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!("approve_unconfirmed", format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("approve_unconfirmed", &unconfirmed);
 
-    let (code, stdout, stderr) = approve(
+    let confirmed = approve(
         &moto,
         &plan_path,
         &approval,
         &["--all", "--confirm-cancel-deletion", "--valid-for", "36h"],
     );
+    let (code, stdout, stderr) = confirmed.clone();
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     for k in [&s.orders, &s.billing, &s.doomed] {
         assert!(stdout.contains(k.as_str()), "{k} in {stdout}");
     }
     assert!(stderr.contains("CONFIRM: cancels the scheduled deletion of alias/doomed"));
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!("approve_confirmed", format!("exit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"));
-    });
+    snap("approve_confirmed", &confirmed);
     let a = read_json(&approval);
     let t = |f: &str| chrono::DateTime::parse_from_rfc3339(a[f].as_str().unwrap()).unwrap();
     assert_eq!(
         t("expires_at") - t("approved_at"),
         chrono::Duration::hours(36)
+    );
+}
+
+/// The cost projection at a negotiated price: each action's added cost over
+/// twelve months from the key's rotation count (ListKeyRotations in the
+/// bundle) and the planned period, the plan's total, the approver's view of
+/// both, and an older plan refused with a request for a new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn remediate_plan_projects_the_added_cost_and_approve_shows_it() {
+    let moto = Moto::start();
+    let s = seed_scenario(&moto).await;
+    // One on-demand rotation already: only billing's next rotation is billed.
+    let kms = moto.kms(REGION).await;
+    kms.rotate_key_on_demand()
+        .key_id(&s.billing)
+        .send()
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = collect(&moto, work.path());
+    let plan_path = work.path().join("plan.json");
+    let (code, stdout, stderr) = run(moto
+        .kmsrot()
+        .arg("plan")
+        .arg(&bundle)
+        .arg("--out")
+        .arg(&plan_path)
+        .args([
+            "--rotation-period-days",
+            "90",
+            "--price-per-key-month",
+            "0.50",
+            "--include-pending-deletion",
+        ]));
+    assert_eq!(code, 0, "plan:\n{stdout}\n{stderr}");
+    let p = read_json(&plan_path);
+    assert_eq!(p["format"], "kmsrot-plan/3");
+    assert_eq!(p["cost"]["price_per_key_month_usd"], "0.50");
+    assert_eq!(p["cost"]["price_source"], "--price-per-key-month");
+    let cost = |key: &str| action_for(&p, key).unwrap()["projected_cost"].clone();
+    // Never rotated, every 90 days: rotations at days 90, 180, 270 and 360,
+    // the first two billed for the 275 and 185 days left, at $0.50 a month.
+    let orders = cost(&s.orders);
+    assert_eq!(orders["rotations_before"], 0);
+    assert_eq!(orders["rotations_in_window"], 4);
+    assert_eq!(orders["billed_rotations"], 2);
+    assert_eq!(orders["added_usd"], "7.56");
+    // Rotated once already (moto lists its on-demand rotation): one billed.
+    let billing = cost(&s.billing);
+    assert_eq!(billing["rotations_before"], 1);
+    assert_eq!(billing["billed_rotations"], 1);
+    assert_eq!(billing["added_usd"], "4.52");
+    // Pending deletion: not charged now; cancelled, the key and its billed
+    // versions are. ListKeyRotations is not read for such a key, so the
+    // projection is the most it could add (two versions already: $18).
+    let doomed = cost(&s.doomed);
+    assert_eq!(doomed["rotations_before"], Value::Null);
+    assert_eq!(doomed["added_usd"], "18.00");
+    assert!(doomed["basis"]
+        .as_str()
+        .unwrap()
+        .contains("the most the action could add"));
+    let total: i64 = p["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let usd = a["projected_cost"]["added_usd"].as_str().unwrap();
+            let (w, c) = usd.split_once('.').unwrap();
+            w.parse::<i64>().unwrap() * 100 + c.parse::<i64>().unwrap()
+        })
+        .sum();
+    let (w, c) = p["cost"]["total_added_usd"]
+        .as_str()
+        .unwrap()
+        .split_once('.')
+        .unwrap();
+    assert_eq!(
+        w.parse::<i64>().unwrap() * 100 + c.parse::<i64>().unwrap(),
+        total
+    );
+    assert!(
+        stderr.contains(&format!(
+            "projected added cost over the 12 months to {}: ${} for 4 action(s), at $0.50 per key-month (--price-per-key-month)",
+            &p["cost"]["window_end"].as_str().unwrap()[..10],
+            p["cost"]["total_added_usd"].as_str().unwrap()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("added_cost_12mo") && stdout.contains("$7.56"),
+        "{stdout}"
+    );
+
+    // The approver sees each action's cost and the total.
+    let approval = work.path().join("approval.json");
+    let (code, stdout, stderr) = approve(
+        &moto,
+        &plan_path,
+        &approval,
+        &["--key", "alias/orders", "--key", "alias/billing"],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("added cost (12 months)") && stdout.contains("$4.52"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            ": $12.08 for the 2 action(s) shown (the plan's 4: ${}), at $0.50 per key-month (--price-per-key-month)",
+            p["cost"]["total_added_usd"].as_str().unwrap()
+        )),
+        "{stderr}"
+    );
+
+    // A plan of the previous format is refused, with what to do.
+    let mut older = p.clone();
+    older["format"] = "kmsrot-plan/2".into();
+    rehash_plan(&mut older);
+    let old_path = work.path().join("old-plan.json");
+    write_json(&old_path, &older);
+    let (code, _, stderr) = approve(&moto, &old_path, &work.path().join("x.json"), &["--all"]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr
+            .contains("old-plan.json: a plan of another kmsrot version (format \"kmsrot-plan/2\"")
+            && stderr.contains("make a new plan with `kmsrot plan`"),
+        "{stderr}"
+    );
+    // An edited amount is caught by the hash, and, re-hashed, by the sum.
+    let mut cheaper = p.clone();
+    cheaper["actions"][0]["projected_cost"]["added_usd"] = "0.00".into();
+    write_json(&plan_path, &cheaper);
+    let (code, _, stderr) = approve(&moto, &plan_path, &approval, &["--all"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("modified after it was made"), "{stderr}");
+    rehash_plan(&mut cheaper);
+    write_json(&plan_path, &cheaper);
+    let (code, _, stderr) = approve(&moto, &plan_path, &approval, &["--all"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("is not the sum of its actions'"),
+        "{stderr}"
     );
 }
 

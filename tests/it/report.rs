@@ -206,6 +206,38 @@ fn by_id(dom: &str, id: &str) -> String {
     rest[open..open + close].trim().to_string()
 }
 
+/// `--due-within` sets the forward view's last bucket; days outside
+/// 1..=2560 are refused before anything is written.
+#[test]
+fn report_due_within_sets_the_buckets() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("report");
+    let (code, _, stderr) = run(kmsrot()
+        .arg("report")
+        .arg(sample_bundle())
+        .arg("--out")
+        .arg(&out)
+        .args(["--due-within", "180"]));
+    assert_eq!(code, 3, "{stderr}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| Overdue | 0-30 days | 31-60 days | 61-90 days | 91-180 days |"),
+        "{md}"
+    );
+    let (code, _, stderr) = run(kmsrot()
+        .arg("report")
+        .arg(sample_bundle())
+        .arg("--out")
+        .arg(work.path().join("r2"))
+        .args(["--due-within", "0"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("not a number of days from 1 to 2560"),
+        "{stderr}"
+    );
+    assert!(!work.path().join("r2").exists());
+}
+
 #[test]
 fn report_html_in_headless_chromium() {
     let work = tempfile::tempdir().unwrap();
@@ -251,6 +283,13 @@ fn report_html_in_headless_chromium() {
         assert!(stdout.contains(&needle), "{sev}: want {n} open");
     }
     assert_eq!(stdout.matches("<svg").count(), 3, "three inline charts");
+    // Keys coming due: the sample's one overdue key.
+    let due = &stdout[stdout.find("id=\"due\"").expect("a #due section")..];
+    let due = &due[..due.find("</section>").unwrap()];
+    assert!(
+        due.contains("alias/ledger-archive") && due.contains("<td>overdue</td>"),
+        "{due}"
+    );
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

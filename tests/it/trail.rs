@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use kmsrot::trail::reader::{parse_record, scan_bytes, FileScan, ReadOptions, Verdict};
 use kmsrot::trail::EventRow;
 
+use crate::kmsrot_snapshot;
+use crate::support::snapshot::regex_escape;
 use crate::support::{fixtures, kmsrot, read_json, run};
 
 fn ct(rel: &str) -> PathBuf {
@@ -555,16 +557,22 @@ fn bad_arguments_are_usage_errors() {
 fn summary_snapshot_on_the_rotation_examples() {
     let out = tempfile::tempdir().unwrap();
     let dir = ct(MIRROR);
-    let (code, stdout, stderr) = run(kmsrot()
-        .args(["trail", "scan", "--out"])
-        .arg(out.path())
-        .arg(&dir));
-    let stderr = stderr
-        .replace(&dir.display().to_string(), "[FIXTURES]")
-        .replace(&out.path().display().to_string(), "[TEMP_DIR]");
-    insta::assert_snapshot!(format!(
-        "exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}"
-    ));
+    let fixtures = regex_escape(&dir.display().to_string());
+    kmsrot_snapshot!(
+        "summary_snapshot_on_the_rotation_examples",
+        kmsrot()
+            .args(["trail", "scan", "--out"])
+            .arg(out.path())
+            .arg(&dir),
+        [(fixtures.as_str(), "[FIXTURES]")]
+    );
+    kmsrot_snapshot!(
+        "scan_of_a_missing_path",
+        kmsrot()
+            .args(["trail", "scan", "--out"])
+            .arg(out.path().join("out"))
+            .arg(out.path().join("no-such-logs"))
+    );
 }
 
 #[test]

@@ -14,7 +14,9 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use kmsrot_testkit::cloudtrail::gzip;
 use serde_json::{json, Value};
 
+use crate::assert_seen;
 use crate::support::counting_proxy::{CountingProxy, Failure, Seen};
+use crate::support::snapshot::Seen as SnapSeen;
 use crate::support::{fixtures, kmsrot, read_json, run, Moto};
 
 const BUCKET: &str = "org-trail-archive";
@@ -361,10 +363,10 @@ async fn s3_archive_reads_only_the_asked_days_accounts_and_regions() {
     // 1. Everything under the prefix, discovered from the layout.
     let out = tmp.path().join("all");
     let (code, stdout, stderr) = scan(&proxy, &out, &[]);
-    insta::assert_snapshot!(format!(
-        "exit: {code}\n--- stdout\n{stdout}--- stderr\n{}",
-        stderr.replace(&tmp.path().display().to_string(), "[TEMP_DIR]")
-    ));
+    assert_seen!(
+        "s3_archive_reads_only_the_asked_days_accounts_and_regions",
+        &SnapSeen::from((code, stdout.clone(), stderr.clone()))
+    );
     assert_eq!(
         code, 3,
         "a corrupt object and a day without logs make the scan partial\n{stderr}"

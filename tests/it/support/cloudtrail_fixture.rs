@@ -12,6 +12,13 @@
 //! two queries kmsrot sends (kept KMS events in the window; distinct days
 //! per account and region), from the same events, and records each
 //! statement so the test can check what was pushed down.
+//!
+//! For runs over several accounts it also answers STS AssumeRole (query
+//! protocol, the documented response shape): the credentials it hands out
+//! name the role's account, so a request signed with them is that account's,
+//! GetCallerIdentity answers it, and LookupEvents answers only the events
+//! that account's trail recorded (`recipientAccountId`). Roles in
+//! `refuse_accounts` are refused with STS's AccessDenied.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,9 +46,11 @@ pub struct FixtureOptions {
     pub page_size: usize,
     /// (region, attribute value) pairs whose first request is throttled.
     pub throttle_once: Vec<(String, String)>,
-    /// Regions whose LookupEvents answers AccessDeniedException, as an SCP
-    /// or a missing cloudtrail:LookupEvents permission does.
+    /// Regions whose LookupEvents and ListPublicKeys answer
+    /// AccessDeniedException, as an SCP or a missing permission does.
     pub deny_regions: Vec<String>,
+    /// ListPublicKeys: (region, key entry as AWS returns it).
+    pub public_keys: Vec<(String, Value)>,
     /// Lake: GetQueryResults answers RUNNING this many times per query
     /// before FINISHED, and pages rows by `page_size`.
     pub lake_running_polls: usize,
@@ -54,6 +63,8 @@ pub struct FixtureOptions {
     /// Lake: the status a query ends with instead of FINISHED (`TIMED_OUT`
     /// returns the rows it has, as Lake does).
     pub lake_end_status: Option<String>,
+    /// Accounts whose role AssumeRole refuses (403 AccessDenied).
+    pub refuse_accounts: Vec<String>,
 }
 
 impl Default for FixtureOptions {
@@ -63,10 +74,12 @@ impl Default for FixtureOptions {
             page_size: 50,
             throttle_once: vec![],
             deny_regions: vec![],
+            public_keys: vec![],
             lake_running_polls: 0,
             lake_busy_starts: 0,
             lake_results_error: None,
             lake_end_status: None,
+            refuse_accounts: vec![],
         }
     }
 }
@@ -84,6 +97,16 @@ pub struct LakeRequest {
     pub rows_returned: usize,
 }
 
+/// One ListPublicKeys request as received.
+#[derive(Debug, Clone)]
+pub struct PublicKeysRequest {
+    pub region: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub next_token: Option<String>,
+    pub keys_returned: usize,
+}
+
 /// One LookupEvents request as received.
 #[derive(Debug, Clone)]
 pub struct LookupRequest {
@@ -98,6 +121,8 @@ pub struct LookupRequest {
     pub throttled: bool,
     /// How many events the answer carried.
     pub events_returned: usize,
+    /// The account whose credentials signed it.
+    pub account: String,
 }
 
 struct State {
@@ -109,7 +134,10 @@ struct State {
     queries: Mutex<Vec<(String, usize)>>,
     /// StartQuery calls refused so far.
     busy: Mutex<usize>,
+    /// The account of each AssumeRole asked, in order.
+    assumed: Mutex<Vec<String>>,
     lake: Mutex<Vec<LakeRequest>>,
+    key_requests: Mutex<Vec<PublicKeysRequest>>,
 }
 
 pub struct CloudTrailFixture {
@@ -129,6 +157,8 @@ impl CloudTrailFixture {
             queries: Mutex::new(Vec::new()),
             busy: Mutex::new(0),
             lake: Mutex::new(Vec::new()),
+            assumed: Mutex::new(Vec::new()),
+            key_requests: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
         thread::spawn(move || {
@@ -151,6 +181,93 @@ impl CloudTrailFixture {
     pub fn lake_requests(&self) -> Vec<LakeRequest> {
         self.state.lake.lock().expect("fixture log").clone()
     }
+
+    /// The account of every AssumeRole received, granted or not.
+    pub fn assumed(&self) -> Vec<String> {
+        self.state.assumed.lock().expect("fixture log").clone()
+    }
+
+    pub fn public_key_requests(&self) -> Vec<PublicKeysRequest> {
+        self.state.key_requests.lock().expect("fixture log").clone()
+    }
+}
+
+/// The prefix of the access keys AssumeRole hands out; the account follows.
+const ASSUMED_KEY: &str = "ASIAFIXTURE";
+
+/// The account of a request: the one its access key was assumed into, else
+/// the fixture's caller.
+fn signer_account(authorization: Option<&str>, state: &State) -> String {
+    authorization
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .and_then(|k| k.strip_prefix(ASSUMED_KEY))
+        .map_or_else(|| state.opts.account.clone(), str::to_string)
+}
+
+fn form_value(body: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let raw = text
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// STS AssumeRole, as documented: credentials for the role's account, or
+/// AccessDenied for a refused one.
+fn assume_role(state: &State, body: &[u8]) -> Answer {
+    let role = form_value(body, "RoleArn").unwrap_or_default();
+    let session = form_value(body, "RoleSessionName").unwrap_or_default();
+    let account = role.split(':').nth(4).unwrap_or("").to_string();
+    state
+        .assumed
+        .lock()
+        .expect("fixture log")
+        .push(account.clone());
+    if state.opts.refuse_accounts.contains(&account) {
+        let xml = format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code>\
+<Message>User: arn:aws:iam::{}:user/Alice is not authorized to perform: sts:AssumeRole on resource: {role}</Message></Error>\
+<RequestId>0a1b2c3d-fixture</RequestId></ErrorResponse>",
+            state.opts.account
+        );
+        return (403, "text/xml", None, xml.into_bytes());
+    }
+    let role_name = role.rsplit('/').next().unwrap_or("role");
+    let expires = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let xml = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+<AssumedRoleUser><Arn>arn:aws:sts::{account}:assumed-role/{role_name}/{session}</Arn>\
+<AssumedRoleId>AROA3XFRBF535EXAMPLE:{session}</AssumedRoleId></AssumedRoleUser>\
+<Credentials><AccessKeyId>{ASSUMED_KEY}{account}</AccessKeyId>\
+<SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>\
+<SessionToken>AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI</SessionToken>\
+<Expiration>{expires}</Expiration></Credentials><PackedPolicySize>6</PackedPolicySize></AssumeRoleResult>\
+<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata></AssumeRoleResponse>"
+    );
+    (200, "text/xml", None, xml.into_bytes())
 }
 
 /// Serves one keep-alive connection until the client closes it.
@@ -195,18 +312,27 @@ fn serve(conn: TcpStream, state: &State) {
         let region = header("authorization")
             .and_then(|a| signing_region(&a))
             .unwrap_or_default();
+        let account = signer_account(header("authorization").as_deref(), state);
         let (status, content_type, extra, payload) = match header("x-amz-target") {
-            Some(t) if t.ends_with(".LookupEvents") => lookup(state, &region, &body),
+            Some(t) if t.ends_with(".LookupEvents") => lookup(state, &region, &account, &body),
             Some(t) if t.ends_with(".StartQuery") => start_query(state, &body),
             Some(t) if t.ends_with(".GetQueryResults") => get_query_results(state, &body),
             Some(t) if t.ends_with(".CancelQuery") => cancel_query(state, &body),
+            Some(t) if t.ends_with(".ListPublicKeys") => list_public_keys(state, &region, &body),
             Some(t) => json_error(400, "UnknownOperationException", &format!("fixture: {t}")),
             None if String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") => {
-                (200, "text/xml", None, caller_identity(&state.opts.account))
+                (200, "text/xml", None, caller_identity(&account))
+            }
+            None if String::from_utf8_lossy(&body).contains("Action=AssumeRole") => {
+                assume_role(state, &body)
             }
             None => json_error(400, "UnknownOperationException", "fixture: no target"),
         };
-        let reason = if status == 200 { "OK" } else { "Bad Request" };
+        let reason = match status {
+            200 => "OK",
+            403 => "Forbidden",
+            _ => "Bad Request",
+        };
         let mut response = format!(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nx-amzn-RequestId: 6f5c2e1a-fixture\r\n",
             payload.len()
@@ -240,7 +366,7 @@ fn json_error(status: u16, code: &str, message: &str) -> Answer {
     )
 }
 
-fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
+fn lookup(state: &State, region: &str, account: &str, body: &[u8]) -> Answer {
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return json_error(400, "SerializationException", "fixture: body is not JSON");
     };
@@ -258,6 +384,7 @@ fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
         next_token: req["NextToken"].as_str().map(str::to_string),
         throttled: false,
         events_returned: 0,
+        account: account.to_string(),
     };
     if state.opts.deny_regions.iter().any(|r| r == region) {
         state.requests.lock().expect("fixture log").push(record);
@@ -294,6 +421,9 @@ fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
         .events
         .iter()
         .filter(|e| e.region == region && matches(&e.record) == Some(true))
+        // An assumed account sees its own trail's events only; the caller
+        // sees every event given (the single-account tests' history).
+        .filter(|e| account == state.opts.account || e.record["recipientAccountId"] == account)
         .filter(|e| {
             let t = event_time(&e.record);
             record.start_time.is_none_or(|s| t >= s) && record.end_time.is_none_or(|u| t <= u)
@@ -330,6 +460,64 @@ fn lookup(state: &State, region: &str, body: &[u8]) -> Answer {
         None,
         answer.to_string().into_bytes(),
     )
+}
+
+fn list_public_keys(state: &State, region: &str, body: &[u8]) -> Answer {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return json_error(400, "SerializationException", "fixture: body is not JSON");
+    };
+    let mut record = PublicKeysRequest {
+        region: region.to_string(),
+        start_time: req["StartTime"].as_f64(),
+        end_time: req["EndTime"].as_f64(),
+        next_token: req["NextToken"].as_str().map(str::to_string),
+        keys_returned: 0,
+    };
+    if state.opts.deny_regions.iter().any(|r| r == region) {
+        state.key_requests.lock().expect("fixture log").push(record);
+        return json_error(
+            400,
+            "AccessDeniedException",
+            &format!("User: arn:aws:iam::{}:user/Alice is not authorized to perform: cloudtrail:ListPublicKeys because no identity-based policy allows the cloudtrail:ListPublicKeys action", state.opts.account),
+        );
+    }
+    // Without StartTime, AWS answers with the current key only; the tests
+    // always send a range.
+    let (from, to) = (
+        record.start_time.unwrap_or(f64::MIN),
+        record.end_time.unwrap_or(f64::MAX),
+    );
+    let matching: Vec<&Value> = state
+        .opts
+        .public_keys
+        .iter()
+        .filter(|(r, _)| r == region)
+        .map(|(_, k)| k)
+        .filter(|k| {
+            k["ValidityStartTime"].as_f64().unwrap_or(f64::MIN) <= to
+                && k["ValidityEndTime"].as_f64().unwrap_or(f64::MAX) >= from
+        })
+        .collect();
+    let offset: usize = record
+        .next_token
+        .as_deref()
+        .and_then(|t| t.strip_prefix("fixture-keys-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let size = state.opts.page_size.max(1);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|k| (*k).clone())
+        .collect();
+    record.keys_returned = page.len();
+    let mut answer = json!({ "PublicKeyList": page });
+    if offset + size < matching.len() {
+        answer["NextToken"] = json!(format!("fixture-keys-{}", offset + size));
+    }
+    state.key_requests.lock().expect("fixture log").push(record);
+    json_ok(answer)
 }
 
 fn event_time(record: &Value) -> f64 {

@@ -8,9 +8,12 @@
 
 pub mod cloudtrail_fixture;
 pub mod counting_proxy;
+pub mod endpoints;
 pub mod proxy;
+pub mod signed_archive;
+pub mod snapshot;
 
-pub use kmsrot_testkit::seed;
+pub use kmsrot_testkit::{org, seed};
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -14,8 +14,15 @@
 //!
 //! Rules match on the SigV4 credential scope's region
 //! (`Authorization: ... Credential=AKID/DATE/REGION/SERVICE/aws4_request`) and
-//! on the operation (`X-Amz-Target: TrentService.OPERATION`); the first rule
-//! that matches applies. Every request is counted by operation and region.
+//! on the operation (`X-Amz-Target: TrentService.OPERATION`, or the
+//! `Action=OPERATION` form field of a query-protocol service such as STS);
+//! the first rule that matches applies. Every request is counted by operation
+//! and region.
+//!
+//! For STS it answers errors in the query protocol's XML shape
+//! (`<ErrorResponse><Error><Type>Sender</Type><Code>...`), so credentials
+//! moto would accept can be refused as AWS refuses them
+//! (`InvalidClientTokenId`, `ExpiredToken`).
 //!
 //! ```ignore
 //! let proxy = Proxy::start(&moto.url, vec![Rule::region("eu-west-3").deny()]);
@@ -43,6 +50,12 @@ pub enum Action {
         code: String,
         message: String,
     },
+    /// Answer with an AWS query-protocol (STS) XML error and never reach moto.
+    FailQuery {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// Wait, then forward.
     Delay(Duration),
     /// Serve a listing (ListKeys, ListAliases) in pages of at most `size`
@@ -62,6 +75,10 @@ pub enum Action {
     /// the last EnableKeyRotation that went through this proxy, else AWS's
     /// default of 365.
     ReportPeriod,
+    /// Forward ListAccounts / ListAccountsForParent and report `account`
+    /// in `state` (both `Status` and `State`), for states moto cannot
+    /// reach (it goes straight from ACTIVE to SUSPENDED on CloseAccount).
+    AccountState { account: String, state: String },
     /// Serve Athena GetQueryResults in pages of at most `size` rows with
     /// AWS's `NextToken`, because moto answers every row at once whatever
     /// `MaxResults` asks. The first page keeps the header row, as Athena's.
@@ -92,6 +109,9 @@ pub struct Rule {
     /// Apply to the first `n` matching requests only (a fault that clears,
     /// as throttling does); `None` applies to all.
     pub times: Option<usize>,
+    /// Only requests whose body holds this text (a role ARN's account id,
+    /// percent-encoded or not).
+    pub body_contains: Option<String>,
 }
 
 impl Rule {
@@ -101,6 +121,7 @@ impl Rule {
             operation: None,
             action: Action::Delay(Duration::ZERO),
             times: None,
+            body_contains: None,
         }
     }
 
@@ -110,7 +131,46 @@ impl Rule {
             operation: Some(operation.to_string()),
             action: Action::Delay(Duration::ZERO),
             times: None,
+            body_contains: None,
         }
+    }
+
+    /// Every request.
+    pub fn any() -> Self {
+        Rule {
+            region: None,
+            operation: None,
+            action: Action::Delay(Duration::ZERO),
+            times: None,
+            body_contains: None,
+        }
+    }
+
+    /// Only requests whose body holds `text`.
+    pub fn body_contains(mut self, text: &str) -> Self {
+        self.body_contains = Some(text.to_string());
+        self
+    }
+
+    /// 403 AccessDenied in STS's XML shape, with the message STS gives when
+    /// the role's trust policy (or an SCP) does not let the caller assume it.
+    pub fn sts_deny(mut self, role_arn: &str) -> Self {
+        self.action = Action::FailQuery {
+            status: 403,
+            code: "AccessDenied".into(),
+            message: format!(
+                "User: arn:aws:iam::123456789012:user/auditor is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ),
+        };
+        self
+    }
+
+    pub fn account_state(mut self, account: &str, state: &str) -> Self {
+        self.action = Action::AccountState {
+            account: account.to_string(),
+            state: state.to_string(),
+        };
+        self
     }
 
     pub fn and_operation(mut self, operation: &str) -> Self {
@@ -129,6 +189,16 @@ impl Rule {
 
     pub fn fail(mut self, status: u16, code: &str, message: &str) -> Self {
         self.action = Action::Fail {
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+        };
+        self
+    }
+
+    /// An STS-style (query protocol) XML error.
+    pub fn fail_query(mut self, status: u16, code: &str, message: &str) -> Self {
+        self.action = Action::FailQuery {
             status,
             code: code.to_string(),
             message: message.to_string(),
@@ -182,12 +252,16 @@ impl Rule {
         self.fail(400, "ThrottlingException", "Rate exceeded")
     }
 
-    fn matches(&self, region: Option<&str>, operation: Option<&str>) -> bool {
+    fn matches(&self, region: Option<&str>, operation: Option<&str>, body: &[u8]) -> bool {
         self.region.as_deref().is_none_or(|r| Some(r) == region)
             && self
                 .operation
                 .as_deref()
                 .is_none_or(|o| Some(o) == operation)
+            && self.body_contains.as_deref().is_none_or(|t| {
+                let body = String::from_utf8_lossy(body);
+                body.contains(t) || percent_decode_form(&body).contains(t)
+            })
     }
 }
 
@@ -198,6 +272,8 @@ pub struct Call {
     pub region: Option<String>,
     /// The request's `KeyId` parameter (an id, ARN or alias), if any.
     pub key_id: Option<String>,
+    /// STS AssumeRole's `RoleArn`, if any.
+    pub role_arn: Option<String>,
 }
 
 #[derive(Default)]
@@ -296,6 +372,17 @@ impl Proxy {
             .count()
     }
 
+    /// AssumeRole requests per account (the role ARN's account).
+    pub fn assume_role_calls(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for c in self.calls() {
+            if let Some(account) = c.role_arn.as_deref().and_then(|a| a.split(':').nth(4)) {
+                *out.entry(account.to_string()).or_default() += 1;
+            }
+        }
+        out
+    }
+
     /// Requests answered with an injected error.
     pub fn faults(&self) -> u64 {
         self.shared.counts.lock().unwrap().faults
@@ -337,10 +424,22 @@ impl Request {
         scope.split('/').nth(2).map(str::to_string)
     }
 
-    /// `TrentService.ListKeys` → `ListKeys`.
+    /// `TrentService.ListKeys` → `ListKeys`; a query-protocol body
+    /// `Action=GetCallerIdentity&Version=...` → `GetCallerIdentity`.
     fn operation(&self) -> Option<String> {
-        let t = self.header("x-amz-target")?;
-        Some(t.rsplit('.').next().unwrap_or(t).to_string())
+        if let Some(t) = self.header("x-amz-target") {
+            return Some(t.rsplit('.').next().unwrap_or(t).to_string());
+        }
+        let form = self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return None;
+        }
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .map(str::to_string)
     }
 }
 
@@ -414,10 +513,15 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             let key_id = serde_json::from_slice::<Value>(&req.body)
                 .ok()
                 .and_then(|v| v.get("KeyId").and_then(Value::as_str).map(str::to_string));
+            let role_arn = String::from_utf8_lossy(&req.body)
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("RoleArn="))
+                .map(percent_decode_form);
             c.calls.push(Call {
                 operation: operation.clone(),
                 region: region.clone(),
                 key_id,
+                role_arn,
             });
         }
         let rule = {
@@ -426,7 +530,7 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 .iter()
                 .enumerate()
                 .find(|(i, r)| {
-                    r.matches(region.as_deref(), operation.as_deref())
+                    r.matches(region.as_deref(), operation.as_deref(), &req.body)
                         && r.times.is_none_or(|n| hits[*i] < n)
                 })
                 .map(|(i, r)| {
@@ -443,6 +547,14 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 s.counts.lock().unwrap().faults += 1;
                 error_response(*status, code, message)
             }
+            Some(Action::FailQuery {
+                status,
+                code,
+                message,
+            }) => {
+                s.counts.lock().unwrap().faults += 1;
+                query_error_response(*status, code, message)
+            }
             Some(Action::Delay(d)) => {
                 std::thread::sleep(*d);
                 forward(&s.upstream, &req)?
@@ -457,6 +569,9 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             }
             Some(Action::BareKeyId) => forward(&s.upstream, &with_bare_key_id(&req))?,
             Some(Action::ReportPeriod) => report_period(s, &req)?,
+            Some(Action::AccountState { account, state }) => {
+                with_account_state(forward(&s.upstream, &req)?, account, state)
+            }
             Some(Action::AthenaPages { size }) => athena_pages(&s.upstream, req.clone(), *size)?,
             Some(Action::AthenaExecution(patch)) => athena_execution(&s.upstream, &req, patch)?,
             None => forward(&s.upstream, &req)?,
@@ -536,6 +651,70 @@ fn error_response(status: u16, code: &str, message: &str) -> Response {
         ],
         body: body.into_bytes(),
     }
+}
+
+/// The query protocol's error document, as STS writes it.
+fn query_error_response(status: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>00000000-0000-0000-0000-proxyfault00</RequestId>\n</ErrorResponse>\n"
+    );
+    Response {
+        status_line: format!("HTTP/1.1 {status} {}", reason(status)),
+        headers: vec![
+            ("Content-Type".into(), "text/xml".into()),
+            (
+                "x-amzn-RequestId".into(),
+                "00000000-0000-0000-0000-proxyfault00".into(),
+            ),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+/// Sets `Status` and `State` of `account` in a ListAccounts answer.
+fn with_account_state(mut resp: Response, account: &str, state: &str) -> Response {
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&resp.body) else {
+        return resp;
+    };
+    if let Some(list) = doc.get_mut("Accounts").and_then(Value::as_array_mut) {
+        for a in list {
+            if a.get("Id").and_then(Value::as_str) == Some(account) {
+                if let Some(obj) = a.as_object_mut() {
+                    obj.insert("Status".into(), Value::from(state));
+                    obj.insert("State".into(), Value::from(state));
+                }
+            }
+        }
+    }
+    resp.body = serde_json::to_vec(&doc).unwrap_or_default();
+    resp
+}
+
+/// A form body's `%XX` escapes and `+` decoded.
+fn percent_decode_form(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn reason(status: u16) -> &'static str {
