@@ -58,7 +58,10 @@ pub struct Collected {
 pub async fn collect(ctx: &Ctx, req: &CollectRequest) -> Result<Collected> {
     let out = &req.out;
     // A bundle is sealed once: mixing two runs would break its manifest.
-    crate::output::prepare_out_dir(out, req.force, &[])?;
+    // Nor may it land among local logs it is about to read.
+    let local = trail::sources::local_paths(&req.trails);
+    let local: Vec<&std::path::Path> = local.iter().map(PathBuf::as_path).collect();
+    crate::output::prepare_out_dir(out, req.force, &local)?;
     let collected_at = ctx.clock.now();
     let (since, until) = audit_window(ctx, &req.window, collected_at)?;
 

@@ -60,7 +60,14 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     let bundle_dir = args.out.join("bundle");
     let report_dir = args.out.join("report");
-    let previous: Vec<&std::path::Path> = args.previous.iter().map(PathBuf::as_path).collect();
+    // The output must land neither in the previous bundle nor among local logs it reads.
+    let local = crate::trail::sources::local_paths(&args.sources.trails);
+    let previous: Vec<&std::path::Path> = args
+        .previous
+        .iter()
+        .chain(local.iter())
+        .map(PathBuf::as_path)
+        .collect();
     crate::output::prepare_out_dir(&args.out, args.force, &previous)?;
     // Loaded before collecting, so a broken rule or a policy naming no rule
     // fails before any AWS call.

@@ -88,12 +88,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Outcome> {
     };
     let opts = args.filter.read_options(window, regions)?;
     // Local sources are read whole: the output must not land among them.
-    let local: Vec<&std::path::Path> = args
-        .sources
-        .iter()
-        .filter(|s| !s.contains("://") && *s != "lookup" && !s.starts_with("lake:"))
-        .map(std::path::Path::new)
-        .collect();
+    let local = trail::sources::local_paths(&args.sources);
+    let local: Vec<&std::path::Path> = local.iter().map(PathBuf::as_path).collect();
     crate::output::prepare_out_dir(&args.out, args.force, &local)?;
     let scan = trail::sources::scan_into(ctx, &args.sources, &opts, &args.out).await?;
     scan.summary_table().print_stdout(ctx.output)?;

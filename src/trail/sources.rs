@@ -68,6 +68,19 @@ pub fn parse_source(s: &str) -> Result<Source> {
     Ok(Source::Local(PathBuf::from(s)))
 }
 
+/// The sources that are local files or folders, as parsed: the places an
+/// output folder must not land in, since they are read whole. A source that
+/// does not parse is left to the scan, which names it.
+pub fn local_paths(sources: &[String]) -> Vec<PathBuf> {
+    sources
+        .iter()
+        .filter_map(|s| match parse_source(s) {
+            Ok(Source::Local(p)) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Reads every source, in order, and closes the scan. AWS is reached only
 /// through `ctx`, and only for a remote source: a scan of local files never
 /// resolves a region or credentials, so it never probes IMDS. LookupEvents
@@ -306,5 +319,21 @@ mod tests {
             Source::Athena("db.ct".into())
         );
         assert!(parse_source("athena:").is_err());
+    }
+
+    #[test]
+    fn only_local_sources_guard_the_output_folder() {
+        let given: Vec<String> = [
+            "s3://bucket/prefix",
+            "lookup",
+            "lake:eds-1",
+            "athena:db.cloudtrail",
+            "logs/2025",
+            "athena:",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(local_paths(&given), vec![PathBuf::from("logs/2025")]);
     }
 }
