@@ -252,6 +252,18 @@ impl Bucket {
     }
 }
 
+fn body_has(body: &[u8], needle: &[u8]) -> bool {
+    body.windows(needle.len()).any(|w| w == needle)
+}
+
+/// STS GetCallerIdentity in the query protocol's XML, for a fixed bench caller.
+fn caller_identity() -> Response {
+    xml_response(
+        "200 OK",
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/bench</Arn><UserId>AIDABENCHBENCHBENCH</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata></GetCallerIdentityResponse>".into(),
+    )
+}
+
 fn serve(conn: TcpStream, bucket: &Bucket) {
     let Ok(mut out) = conn.try_clone() else {
         return;
@@ -284,13 +296,17 @@ fn serve(conn: TcpStream, bucket: &Bucket) {
                 }
             }
         }
-        if length > 0 {
-            let mut skip = vec![0u8; length];
-            if std::io::Read::read_exact(&mut reader, &mut skip).is_err() {
-                return;
-            }
+        let mut body = vec![0u8; length];
+        if length > 0 && std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+            return;
         }
-        let r = bucket.answer(&method, &target);
+        // kmsrot asks STS who the caller is before it reads S3 (issue 19):
+        // the benchmark points STS here too, and this answers that one call.
+        let r = if method == "POST" && body_has(&body, b"Action=GetCallerIdentity") {
+            caller_identity()
+        } else {
+            bucket.answer(&method, &target)
+        };
         let mut head = format!("HTTP/1.1 {}\r\nx-amz-request-id: bench\r\n", r.status);
         for (k, v) in &r.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
