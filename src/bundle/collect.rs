@@ -288,11 +288,11 @@ impl Collected {
             });
             table.row([
                 s.region.clone(),
-                s.keys.to_string(),
-                s.eligible.to_string(),
-                s.rotation_on.to_string(),
-                s.rotation_off.to_string(),
-                s.unknown.to_string(),
+                s.counts.keys.to_string(),
+                s.counts.eligible.to_string(),
+                s.counts.rotation_on.to_string(),
+                s.counts.rotation_off.to_string(),
+                s.counts.unknown.to_string(),
                 events.to_string(),
                 missing.map_or_else(|| "no trail".to_string(), |m| m.to_string()),
             ]);

@@ -1172,6 +1172,13 @@ pub fn keys_frame(keys: &[KeyRecord]) -> Result<polars::prelude::DataFrame> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RegionSummary {
     pub region: String,
+    #[serde(flatten)]
+    pub counts: KeyCounts,
+}
+
+/// What a summary row counts of its keys, the same per region and per account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyCounts {
     pub keys: usize,
     pub customer_managed: usize,
     pub eligible: usize,
@@ -1180,6 +1187,43 @@ pub struct RegionSummary {
     pub rotation_on: usize,
     pub rotation_off: usize,
     pub unknown: usize,
+}
+
+impl KeyCounts {
+    fn add(&mut self, k: &KeyRecord) {
+        self.keys += 1;
+        if k.key_manager.as_deref() == Some("CUSTOMER")
+            && k.eligibility != Some(Eligibility::AwsManaged)
+        {
+            self.customer_managed += 1;
+        }
+        match k.eligibility {
+            Some(Eligibility::Eligible) => {
+                self.eligible += 1;
+                match k.rotation_enabled {
+                    Some(true) => self.rotation_on += 1,
+                    Some(false) => self.rotation_off += 1,
+                    None => self.unknown += 1,
+                }
+            }
+            // A key that could not be described may be eligible with rotation
+            // off; it is counted as unknown, never as fine.
+            None => self.unknown += 1,
+            Some(_) => {}
+        }
+    }
+
+    /// The six counts in the summary tables' column order.
+    pub fn cells(&self) -> [usize; 6] {
+        [
+            self.keys,
+            self.customer_managed,
+            self.eligible,
+            self.rotation_on,
+            self.rotation_off,
+            self.unknown,
+        ]
+    }
 }
 
 pub fn summarize(inv: &Inventory) -> Vec<RegionSummary> {
@@ -1198,26 +1242,7 @@ pub fn summarize(inv: &Inventory) -> Vec<RegionSummary> {
             region: k.region.clone(),
             ..Default::default()
         });
-        s.keys += 1;
-        if k.key_manager.as_deref() == Some("CUSTOMER")
-            && k.eligibility != Some(Eligibility::AwsManaged)
-        {
-            s.customer_managed += 1;
-        }
-        match k.eligibility {
-            Some(Eligibility::Eligible) => {
-                s.eligible += 1;
-                match k.rotation_enabled {
-                    Some(true) => s.rotation_on += 1,
-                    Some(false) => s.rotation_off += 1,
-                    None => s.unknown += 1,
-                }
-            }
-            // A key that could not be described may be eligible with rotation
-            // off; it is counted as unknown, never as fine.
-            None => s.unknown += 1,
-            Some(_) => {}
-        }
+        s.counts.add(k);
     }
     by_region.into_values().collect()
 }
@@ -1253,12 +1278,8 @@ pub struct AccountSummary {
     /// `read`, `partial`, `not_read`, `skipped`.
     pub status: String,
     pub regions: usize,
-    pub keys: usize,
-    pub customer_managed: usize,
-    pub eligible: usize,
-    pub rotation_on: usize,
-    pub rotation_off: usize,
-    pub unknown: usize,
+    #[serde(flatten)]
+    pub counts: KeyCounts,
 }
 
 /// One row per account of the run, in account order; empty for the caller's
@@ -1285,24 +1306,7 @@ pub fn summarize_accounts(inv: &Inventory) -> Vec<AccountSummary> {
         let Some(s) = k.account_id.as_deref().and_then(|a| rows.get_mut(a)) else {
             continue;
         };
-        s.keys += 1;
-        if k.key_manager.as_deref() == Some("CUSTOMER")
-            && k.eligibility != Some(Eligibility::AwsManaged)
-        {
-            s.customer_managed += 1;
-        }
-        match k.eligibility {
-            Some(Eligibility::Eligible) => {
-                s.eligible += 1;
-                match k.rotation_enabled {
-                    Some(true) => s.rotation_on += 1,
-                    Some(false) => s.rotation_off += 1,
-                    None => s.unknown += 1,
-                }
-            }
-            None => s.unknown += 1,
-            Some(_) => {}
-        }
+        s.counts.add(k);
     }
     rows.into_values().collect()
 }
@@ -1332,18 +1336,14 @@ pub fn account_table(rows: &[AccountSummary]) -> Table {
                 v.to_string()
             }
         };
-        table.row([
+        let mut row = vec![
             s.account_id.clone(),
             s.name.clone(),
             s.status.clone(),
             s.regions.to_string(),
-            n(s.keys),
-            n(s.customer_managed),
-            n(s.eligible),
-            n(s.rotation_on),
-            n(s.rotation_off),
-            n(s.unknown),
-        ]);
+        ];
+        row.extend(s.counts.cells().map(n));
+        table.row(row);
     }
     table
 }
@@ -1365,15 +1365,9 @@ pub fn summary_table(inv: &Inventory) -> Table {
         "unknown",
     ]);
     for s in &summarize(inv) {
-        table.row([
-            s.region.clone(),
-            s.keys.to_string(),
-            s.customer_managed.to_string(),
-            s.eligible.to_string(),
-            s.rotation_on.to_string(),
-            s.rotation_off.to_string(),
-            s.unknown.to_string(),
-        ]);
+        let mut row = vec![s.region.clone()];
+        row.extend(s.counts.cells().map(|v| v.to_string()));
+        table.row(row);
     }
     table
 }

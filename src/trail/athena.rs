@@ -1157,14 +1157,7 @@ pub async fn scan(
             bad_days.len()
         ));
     }
-    for a in &opts.scope.accounts {
-        for r in &opts.scope.regions {
-            collector.note_scope(a, r);
-        }
-    }
-    for (a, r, d) in days {
-        collector.note_log_day(&a, &r, d);
-    }
+    super::pushdown::note_days(collector, opts, days);
     bar.finish_and_clear();
     Ok(())
 }

@@ -435,14 +435,7 @@ pub async fn scan(
     })
     .await;
     record_outcome(collector, idx, &store, "day-coverage", day_rows);
-    for a in &opts.scope.accounts {
-        for r in &opts.scope.regions {
-            collector.note_scope(a, r);
-        }
-    }
-    for (a, r, d) in days {
-        collector.note_log_day(&a, &r, d);
-    }
+    super::pushdown::note_days(collector, opts, days);
     bar.finish_and_clear();
     Ok(())
 }

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration as StdDuration;
 
 use anyhow::Result;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
 use super::reader::ReadOptions;
-use super::Window;
+use super::{Collector, Window};
 use crate::error::hinted;
 
 /// The resource type CloudTrail gives a KMS key in `resources[]`.
@@ -93,6 +93,24 @@ pub fn kept_names_condition(opts: &ReadOptions, failed: &str) -> Option<String> 
             quoted(&opts.kept_names())
         )
     })
+}
+
+/// Files a pushed-down day-coverage query's answer in the day ledger: every
+/// account and region asked (so one with no row shows as missing), then the
+/// days the engine found logs for.
+pub fn note_days(
+    collector: &mut Collector,
+    opts: &ReadOptions,
+    days: Vec<(String, String, NaiveDate)>,
+) {
+    for a in &opts.scope.accounts {
+        for r in &opts.scope.regions {
+            collector.note_scope(a, r);
+        }
+    }
+    for (a, r, d) in days {
+        collector.note_log_day(&a, &r, d);
+    }
 }
 
 /// The top-level fields and the caller that every pushed-down row carries
